@@ -1,0 +1,703 @@
+"""Resilient HTTP client for one downstream ("upstream") dependency.
+
+What it does, in the order a call goes through it:
+
+1. Budget: the caller passes ``remaining_ms`` (``context.get_remaining_time_in_millis``). The call's budget
+   is ``remaining_ms() - safety_margin_ms`` taken when the call starts; every attempt and every backoff
+   sleep must fit in what is left of it, so the function always returns before Lambda kills it.
+2. Circuit breaker (Powertools ``circuit_breaker``, state in DynamoDB shared by every execution
+   environment): an open circuit rejects the call without touching the network. The breaker sees ONE
+   outcome per logical call (after the retry loop) and only transient failures count.
+3. Retry loop: retries connection errors, timeouts, 5xx and 429 with exponential backoff and full jitter,
+   honouring ``Retry-After``; never retries other 4xx. Retries exist only here: the ``requests`` adapter
+   has retries disabled so they never stack.
+4. Fallback: for a non-critical dependency a transient failure or an open circuit returns the
+   last-known-good body (per method + path) or a caller-supplied default instead of raising.
+
+Observability: one structured log line per attempt (field names in ``log_fields``), EMF metrics
+``UpstreamCalls``, ``UpstreamLatency``, ``UpstreamErrors`` (dimensions dependency + status_class),
+``FallbackUsed``, ``CircuitOpenRejections`` and ``CircuitTransition`` (dimensions dependency + to_state).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import logging
+import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Final, Protocol
+
+import requests
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.circuit_breaker import (
+    CircuitBreakerConfig,
+    CircuitBreakerOpenError,
+    CircuitInfo,
+    CircuitState,
+    CircuitTransition,
+    circuit_breaker,
+)
+from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
+    CircuitBreakerDynamoDBPersistence,
+    CircuitBreakerPersistenceLayer,
+)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from lambdas.shared import log_fields as lf
+from lambdas.shared.env import (
+    ConfigurationError,
+    parse_bool,
+    read_required,
+    validation_error_to_config_error,
+)
+
+__all__ = [
+    "BudgetExhaustedError",
+    "DependencyClient",
+    "DependencyPolicy",
+    "DependencyResponse",
+    "DependencyUnavailableError",
+    "PermanentUpstreamError",
+    "TransientUpstreamError",
+    "UpstreamError",
+    "create_session",
+    "parse_retry_after",
+    "shared_session",
+    "status_class_for",
+]
+
+# An attempt whose read timeout would be shorter than this cannot realistically succeed: stop instead.
+MIN_READ_TIMEOUT_MS: Final = 50
+# Bound on the last-known-good cache so a non-critical dependency with many paths cannot grow memory.
+LAST_GOOD_MAX_ENTRIES: Final = 256
+
+METRIC_UPSTREAM_CALLS: Final = "UpstreamCalls"
+METRIC_UPSTREAM_LATENCY: Final = "UpstreamLatency"
+METRIC_UPSTREAM_ERRORS: Final = "UpstreamErrors"
+METRIC_FALLBACK_USED: Final = "FallbackUsed"
+METRIC_CIRCUIT_REJECTIONS: Final = "CircuitOpenRejections"
+METRIC_CIRCUIT_TRANSITION: Final = "CircuitTransition"
+DIMENSION_TO_STATE: Final = "to_state"
+
+
+class DependencyPolicy(BaseModel):
+    """How one dependency is called: retry, timeout-budget and circuit-breaker tunables."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Also the circuit name and the metric dimension, so keep it short and stable.
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    base_url: str
+    critical: bool
+    max_attempts: int = Field(ge=1, le=10)
+    base_delay_ms: int = Field(ge=1, le=60_000)
+    max_delay_ms: int = Field(ge=1, le=300_000)
+    attempt_timeout_ms: int = Field(ge=1, le=900_000)
+    safety_margin_ms: int = Field(ge=0, le=900_000)
+    connect_timeout_ms: int = Field(ge=1, le=60_000)
+    breaker_failure_threshold: int = Field(ge=1, le=1000)
+    breaker_recovery_seconds: int = Field(ge=1, le=86_400)
+    breaker_success_threshold: int = Field(ge=1, le=1000)
+
+    # field -> environment variable (names are part of the contract with the CDK stacks).
+    ENV_VARS: ClassVar[dict[str, str]] = {
+        "name": "DEPENDENCY_NAME",
+        "base_url": "DEPENDENCY_BASE_URL",
+        "critical": "DEPENDENCY_CRITICAL",
+        "max_attempts": "DEPENDENCY_MAX_ATTEMPTS",
+        "base_delay_ms": "DEPENDENCY_BASE_DELAY_MS",
+        "max_delay_ms": "DEPENDENCY_MAX_DELAY_MS",
+        "attempt_timeout_ms": "DEPENDENCY_ATTEMPT_TIMEOUT_MS",
+        "safety_margin_ms": "DEPENDENCY_SAFETY_MARGIN_MS",
+        "connect_timeout_ms": "DEPENDENCY_CONNECT_TIMEOUT_MS",
+        "breaker_failure_threshold": "BREAKER_FAILURE_THRESHOLD",
+        "breaker_recovery_seconds": "BREAKER_RECOVERY_SECONDS",
+        "breaker_success_threshold": "BREAKER_SUCCESS_THRESHOLD",
+    }
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _delay_cap_covers_base(self) -> DependencyPolicy:
+        if self.max_delay_ms < self.base_delay_ms:
+            raise ValueError("max_delay_ms must be >= base_delay_ms")
+        return self
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str]) -> DependencyPolicy:
+        """Build the policy from the DEPENDENCY_* / BREAKER_* variables; errors name the variable."""
+        raw: dict[str, Any] = dict(read_required(env, cls.ENV_VARS))
+        raw["critical"] = parse_bool(raw["critical"], cls.ENV_VARS["critical"])
+        try:
+            # Strict ints from strings: "5" is fine, "5.5" or "five" is an error naming the variable.
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise validation_error_to_config_error(exc, cls.ENV_VARS, cls) from None
+
+
+# ---------------------------------------------------------------------------------------------- errors
+
+
+class UpstreamError(Exception):
+    """A call to a dependency did not produce a usable response."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        dependency: str,
+        status_class: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+        attempts: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.dependency = dependency
+        self.status = status
+        self.status_class = status_class
+        self.retry_after = retry_after
+        self.attempts = attempts
+
+
+class PermanentUpstreamError(UpstreamError):
+    """4xx other than 429: our request is wrong. Never retried and never counted by the circuit breaker."""
+
+
+class TransientUpstreamError(UpstreamError):
+    """5xx, 429, timeout or connection failure that survived the retry loop. Counts toward the breaker."""
+
+
+class BudgetExhaustedError(TransientUpstreamError):
+    """The time budget cannot fit another attempt (or the backoff / Retry-After wait before it)."""
+
+
+class DependencyUnavailableError(UpstreamError):
+    """The circuit is open: the dependency was not called. ``retry_in_seconds`` is when a probe is due."""
+
+    def __init__(self, message: str, *, dependency: str, retry_in_seconds: float) -> None:
+        super().__init__(
+            message,
+            dependency=dependency,
+            status_class=lf.STATUS_CLASS_CIRCUIT_OPEN,
+            retry_after=retry_in_seconds,
+        )
+        self.retry_in_seconds = retry_in_seconds
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+class SupportsLog(Protocol):
+    """Either a Powertools ``Logger`` or a stdlib ``logging.Logger``."""
+
+    def info(self, msg: Any, *args: Any, **kwargs: Any) -> Any: ...
+
+    def warning(self, msg: Any, *args: Any, **kwargs: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class DependencyResponse:
+    """A successful response, or (``from_fallback``) the fallback that replaced a failed call."""
+
+    status: int | None
+    body: Any
+    headers: Mapping[str, str] = field(default_factory=dict)
+    attempts: int = 0
+    from_fallback: bool = False
+    fallback_source: str | None = None  # "last_known_good" | "default"
+
+
+def status_class_for(status: int) -> str:
+    """``429`` stays on its own (throttling is not an error of ours); others collapse to ``Nxx``."""
+    if status == 429:
+        return "429"
+    return f"{status // 100}xx"
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), or None if absent/bad."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(int(value))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # HTTP-dates are GMT by definition
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return max(0.0, when.timestamp() - now)
+
+
+def create_session(pool_maxsize: int = 4) -> requests.Session:
+    """A session whose adapter never retries: the retry loop in DependencyClient is the only one."""
+    session = requests.Session()
+    no_retries = Retry(total=0, connect=0, read=0, status=0, other=0, redirect=0, raise_on_status=False)
+    adapter = HTTPAdapter(max_retries=no_retries, pool_connections=1, pool_maxsize=pool_maxsize)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+_SHARED_SESSION: requests.Session | None = None
+_SHARED_SESSION_LOCK = threading.Lock()
+
+
+def shared_session() -> requests.Session:
+    """The execution environment's session, created once so warm invocations reuse connections."""
+    global _SHARED_SESSION
+    with _SHARED_SESSION_LOCK:
+        if _SHARED_SESSION is None:
+            _SHARED_SESSION = create_session()
+        return _SHARED_SESSION
+
+
+class _NoFallback:
+    def __repr__(self) -> str:
+        return "NO_FALLBACK"
+
+
+NO_FALLBACK: Final = _NoFallback()
+
+
+@dataclass
+class _Call:
+    """One logical call (all its attempts)."""
+
+    method: str
+    path: str
+    route: str
+    json_body: Any
+    headers: dict[str, str]
+    started: float
+    budget_ms: float
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class _AttemptTimeout:
+    connect_s: float
+    read_s: float
+
+
+# ---------------------------------------------------------------------------------------------- client
+
+
+class DependencyClient:
+    """Call one dependency with a time budget, retries, a shared circuit breaker and optional fallback.
+
+    Parameters
+    ----------
+    policy:
+        Tunables (``DependencyPolicy.from_environment(os.environ)`` in a handler).
+    breaker_store / breaker_table_name / dynamodb_client:
+        Where circuit state lives: pass a ready persistence layer, or a table name (partition key ``id``)
+        and optionally a boto3 DynamoDB client (tests point it at moto).
+    breaker_cache_seconds:
+        How long an environment trusts its cached circuit state before re-reading DynamoDB.
+    session:
+        Defaults to the environment-wide ``shared_session()``.
+    sleep, clock, wall_clock, rng:
+        Injected in tests; ``clock`` is monotonic seconds, ``wall_clock`` epoch seconds (HTTP-dates).
+    """
+
+    def __init__(
+        self,
+        policy: DependencyPolicy,
+        *,
+        breaker_store: CircuitBreakerPersistenceLayer | None = None,
+        breaker_table_name: str | None = None,
+        dynamodb_client: Any = None,
+        breaker_cache_seconds: int = 5,
+        session: requests.Session | None = None,
+        logger: SupportsLog | None = None,
+        metrics_namespace: str | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        if breaker_store is None:
+            if not breaker_table_name:
+                raise ConfigurationError("DependencyClient needs breaker_store or breaker_table_name")
+            breaker_store = CircuitBreakerDynamoDBPersistence(
+                table_name=breaker_table_name, boto3_client=dynamodb_client
+            )
+        self.policy = policy
+        self._store = breaker_store
+        self._session = session or shared_session()
+        self._logger: SupportsLog = logger or logging.getLogger(__name__)
+        self._namespace = metrics_namespace
+        self._default_headers = {"User-Agent": f"resilient-serverless/{policy.name}", **(default_headers or {})}
+        self._sleep = sleep
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._rng = rng or random.Random()
+        self._last_good: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._last_good_lock = threading.Lock()
+        self._breaker_config = CircuitBreakerConfig(
+            failure_threshold=policy.breaker_failure_threshold,
+            recovery_timeout=policy.breaker_recovery_seconds,
+            success_threshold=policy.breaker_success_threshold,
+            # Only dependency health counts: a 4xx (our bug) or a budget we never had must not trip it.
+            handled_exceptions=(TransientUpstreamError,),
+            local_cache_max_age=breaker_cache_seconds,
+        )
+        # Wrapping the whole retry loop gives the breaker exactly one outcome per logical call.
+        self._guarded_call: Callable[[_Call], DependencyResponse] = circuit_breaker(
+            name=policy.name,
+            persistence_store=self._store,
+            on_transition=self._on_transition,
+            config=self._breaker_config,
+        )(self._call_with_retries)
+
+    # ------------------------------------------------------------------------------------ public API
+
+    @property
+    def session(self) -> requests.Session:
+        return self._session
+
+    def circuit_state(self) -> CircuitState:
+        """The circuit's state as this environment sees it (cached up to ``breaker_cache_seconds``)."""
+        return self._store.get_state(self.policy.name).state
+
+    def get(self, path: str, *, remaining_ms: Callable[[], int], **kwargs: Any) -> DependencyResponse:
+        return self.request("GET", path, remaining_ms=remaining_ms, **kwargs)
+
+    def post(self, path: str, *, remaining_ms: Callable[[], int], **kwargs: Any) -> DependencyResponse:
+        return self.request("POST", path, remaining_ms=remaining_ms, **kwargs)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        remaining_ms: Callable[[], int],
+        route: str | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        fallback: Any = NO_FALLBACK,
+    ) -> DependencyResponse:
+        """Call ``{base_url}{path}``.
+
+        ``route`` is the template logged instead of the concrete path (defaults to ``path``).
+        ``fallback`` is the default returned for a non-critical dependency when nothing was cached yet.
+
+        Raises PermanentUpstreamError, TransientUpstreamError (incl. BudgetExhaustedError) and
+        DependencyUnavailableError, except where a non-critical dependency's fallback applies.
+        """
+        call = _Call(
+            method=method.upper(),
+            path=path if path.startswith("/") else f"/{path}",
+            route=route or path,
+            json_body=json,
+            headers={**self._default_headers, **(headers or {})},
+            started=self._clock(),
+            budget_ms=float(remaining_ms() - self.policy.safety_margin_ms),
+        )
+        try:
+            if self._attempt_timeout(call) is None:
+                # Raised before the breaker: a budget we never had says nothing about the dependency.
+                raise BudgetExhaustedError(
+                    f"{self.policy.name}: no time budget left for a first attempt",
+                    dependency=self.policy.name,
+                    status_class=lf.STATUS_CLASS_TIMEOUT,
+                )
+            response = self._guarded_call(call)
+        except CircuitBreakerOpenError as exc:
+            unavailable = self._unavailable(call, exc.circuit)
+            return self._fallback_or_raise(call, unavailable, fallback)
+        except TransientUpstreamError as exc:
+            return self._fallback_or_raise(call, exc, fallback)
+        if not self.policy.critical:
+            self._remember(call, response.body)
+        return response
+
+    # ------------------------------------------------------------------------------------ retry loop
+
+    def _call_with_retries(self, call: _Call) -> DependencyResponse:
+        circuit = str(self.circuit_state())  # CLOSED, or HALF_OPEN when this call is the probe
+        url = f"{self.policy.base_url}{call.path}"
+        while True:
+            timeout = self._attempt_timeout(call)
+            if timeout is None:  # sleeps are checked before sleeping, so this is rare (a slow clock jump)
+                raise self._error(BudgetExhaustedError, call, "ran out of time budget", None, lf.STATUS_CLASS_TIMEOUT)
+            call.attempts += 1
+            attempt_started = self._clock()
+            status: int | None = None
+            http_response: requests.Response | None = None
+            try:
+                http_response = self._session.request(
+                    call.method,
+                    url,
+                    json=call.json_body,
+                    headers=call.headers,
+                    timeout=(timeout.connect_s, timeout.read_s),
+                    allow_redirects=False,
+                )
+                status = http_response.status_code
+                status_class = status_class_for(status)
+            except requests.exceptions.ReadTimeout:
+                status_class = lf.STATUS_CLASS_TIMEOUT
+            except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError):
+                # ConnectTimeout is a ConnectionError: the host could not be reached in time.
+                status_class = lf.STATUS_CLASS_CONNECTION
+            latency_ms = (self._clock() - attempt_started) * 1000.0
+            succeeded = http_response is not None and status is not None and 200 <= status < 300
+            self._emit_attempt_metrics(None if succeeded else status_class, latency_ms)
+
+            if succeeded and http_response is not None:
+                self._log_attempt(call, status, status_class, latency_ms, circuit, lf.OUTCOME_SUCCESS)
+                return DependencyResponse(
+                    status=status,
+                    body=_decode_body(http_response),
+                    headers=dict(http_response.headers),
+                    attempts=call.attempts,
+                )
+
+            if status is not None and status < 500 and status != 429:
+                # 4xx (and an unexpected 3xx: redirects are not followed) means our request is wrong.
+                self._log_attempt(call, status, status_class, latency_ms, circuit, lf.OUTCOME_PERMANENT)
+                raise self._error(PermanentUpstreamError, call, "was rejected", status, status_class)
+
+            retry_after = parse_retry_after(
+                http_response.headers.get("Retry-After") if http_response is not None else None,
+                self._wall_clock(),
+            )
+            if call.attempts >= self.policy.max_attempts:
+                self._log_attempt(
+                    call, status, status_class, latency_ms, circuit, lf.OUTCOME_GIVE_UP, retry_after=retry_after
+                )
+                raise self._error(
+                    TransientUpstreamError, call, "failed on every attempt", status, status_class, retry_after
+                )
+
+            delay_s = retry_after if retry_after is not None else self._backoff_seconds(call.attempts)
+            if not self._fits_after_sleep(call, delay_s):
+                # Waiting (e.g. a Retry-After beyond the budget) would overrun: give up now, keep the hint.
+                self._log_attempt(
+                    call, status, status_class, latency_ms, circuit, lf.OUTCOME_GIVE_UP, retry_after=retry_after
+                )
+                raise self._error(
+                    BudgetExhaustedError,
+                    call,
+                    f"failed and waiting {delay_s:.3f}s for another attempt would exceed the time budget",
+                    status,
+                    status_class,
+                    retry_after,
+                )
+            self._log_attempt(
+                call,
+                status,
+                status_class,
+                latency_ms,
+                circuit,
+                lf.OUTCOME_RETRY,
+                retry_after=retry_after,
+                backoff_ms=delay_s * 1000.0,
+            )
+            self._sleep(delay_s)
+
+    def _error(
+        self,
+        error_type: type[UpstreamError],
+        call: _Call,
+        what: str,
+        status: int | None,
+        status_class: str,
+        retry_after: float | None = None,
+    ) -> UpstreamError:
+        shown = status if status is not None else status_class
+        return error_type(
+            f"{self.policy.name} {call.method} {call.route} {what} ({shown}, {call.attempts} attempt(s))",
+            dependency=self.policy.name,
+            status=status,
+            status_class=status_class,
+            retry_after=retry_after,
+            attempts=call.attempts,
+        )
+
+    def _backoff_seconds(self, failed_attempts: int) -> float:
+        """Full jitter: uniform(0, min(cap, base * 2**n)) spreads retries from many environments apart."""
+        ceiling_ms = min(self.policy.max_delay_ms, self.policy.base_delay_ms * 2 ** (failed_attempts - 1))
+        return self._rng.uniform(0, ceiling_ms) / 1000.0
+
+    def _left_ms(self, call: _Call) -> float:
+        return call.budget_ms - (self._clock() - call.started) * 1000.0
+
+    def _attempt_timeout(self, call: _Call, after_sleep_s: float = 0.0) -> _AttemptTimeout | None:
+        """Timeouts for the next attempt, or None if the remaining budget cannot fit a useful one.
+
+        The read timeout is capped so that connect + read never exceed what is left of the budget.
+        """
+        left_ms = self._left_ms(call) - after_sleep_s * 1000.0
+        connect_ms = float(self.policy.connect_timeout_ms)
+        read_ms = min(float(self.policy.attempt_timeout_ms), left_ms - connect_ms)
+        if read_ms < MIN_READ_TIMEOUT_MS:
+            return None
+        return _AttemptTimeout(connect_s=connect_ms / 1000.0, read_s=read_ms / 1000.0)
+
+    def _fits_after_sleep(self, call: _Call, delay_s: float) -> bool:
+        return self._attempt_timeout(call, after_sleep_s=delay_s) is not None
+
+    # ------------------------------------------------------------------------------------ circuit open
+
+    def _unavailable(self, call: _Call, circuit: CircuitInfo | None) -> DependencyUnavailableError:
+        recovery = float(self.policy.breaker_recovery_seconds)
+        opened_at = circuit.opened_at if circuit is not None else None
+        retry_in = recovery if opened_at is None else max(0.0, opened_at + recovery - self._wall_clock())
+        state = str(circuit.state) if circuit is not None else str(CircuitState.OPEN)
+        self._logger.warning(
+            lf.UPSTREAM_CALL_MESSAGE,
+            extra={
+                lf.DEPENDENCY: self.policy.name,
+                lf.METHOD: call.method,
+                lf.ROUTE: call.route,
+                lf.STATUS: None,
+                lf.STATUS_CLASS: lf.STATUS_CLASS_CIRCUIT_OPEN,
+                lf.ATTEMPT: 0,
+                lf.MAX_ATTEMPTS: self.policy.max_attempts,
+                lf.LATENCY_MS: 0.0,
+                lf.CIRCUIT_STATE: state,
+                lf.OUTCOME: lf.OUTCOME_CIRCUIT_OPEN,
+                lf.RETRY_AFTER_S: round(retry_in, 3),
+            },
+        )
+        self._count(METRIC_CIRCUIT_REJECTIONS, {lf.DEPENDENCY: self.policy.name})
+        return DependencyUnavailableError(
+            f"{self.policy.name}: circuit is {state}; next probe in {retry_in:.1f}s",
+            dependency=self.policy.name,
+            retry_in_seconds=retry_in,
+        )
+
+    def _on_transition(self, transition: CircuitTransition) -> None:
+        self._logger.warning(
+            lf.CIRCUIT_TRANSITION_MESSAGE,
+            extra={
+                lf.DEPENDENCY: self.policy.name,
+                lf.FROM_STATE: str(transition.from_state),
+                lf.TO_STATE: str(transition.to_state),
+            },
+        )
+        self._count(
+            METRIC_CIRCUIT_TRANSITION,
+            {lf.DEPENDENCY: self.policy.name, DIMENSION_TO_STATE: str(transition.to_state)},
+        )
+
+    # ------------------------------------------------------------------------------------ fallback
+
+    def _remember(self, call: _Call, body: Any) -> None:
+        with self._last_good_lock:
+            key = (call.method, call.path)
+            self._last_good[key] = body
+            self._last_good.move_to_end(key)
+            while len(self._last_good) > LAST_GOOD_MAX_ENTRIES:
+                self._last_good.popitem(last=False)
+
+    def _fallback_or_raise(self, call: _Call, error: UpstreamError, fallback: Any) -> DependencyResponse:
+        if self.policy.critical:
+            raise error
+        with self._last_good_lock:
+            cached = self._last_good.get((call.method, call.path), NO_FALLBACK)
+        if cached is not NO_FALLBACK:
+            body, source = cached, "last_known_good"
+        elif fallback is not NO_FALLBACK:
+            body, source = fallback, "default"
+        else:
+            raise error
+        self._logger.warning(
+            lf.FALLBACK_MESSAGE,
+            extra={
+                lf.DEPENDENCY: self.policy.name,
+                lf.METHOD: call.method,
+                lf.ROUTE: call.route,
+                lf.STATUS_CLASS: error.status_class,
+                lf.ERROR: type(error).__name__,
+                "fallback_source": source,
+            },
+        )
+        self._count(METRIC_FALLBACK_USED, {lf.DEPENDENCY: self.policy.name})
+        return DependencyResponse(
+            status=None, body=body, attempts=error.attempts, from_fallback=True, fallback_source=source
+        )
+
+    # ------------------------------------------------------------------------------------ telemetry
+
+    def _log_attempt(
+        self,
+        call: _Call,
+        status: int | None,
+        status_class: str,
+        latency_ms: float,
+        circuit: str,
+        outcome: str,
+        *,
+        retry_after: float | None = None,
+        backoff_ms: float | None = None,
+    ) -> None:
+        fields: dict[str, Any] = {
+            lf.DEPENDENCY: self.policy.name,
+            lf.METHOD: call.method,
+            lf.ROUTE: call.route,
+            lf.STATUS: status,
+            lf.STATUS_CLASS: status_class,
+            lf.ATTEMPT: call.attempts,
+            lf.MAX_ATTEMPTS: self.policy.max_attempts,
+            lf.LATENCY_MS: round(latency_ms, 1),
+            lf.CIRCUIT_STATE: circuit,
+            lf.OUTCOME: outcome,
+        }
+        if retry_after is not None:
+            fields[lf.RETRY_AFTER_S] = round(retry_after, 3)
+        if backoff_ms is not None:
+            fields[lf.BACKOFF_MS] = round(backoff_ms, 1)
+        log = self._logger.info if outcome == lf.OUTCOME_SUCCESS else self._logger.warning
+        log(lf.UPSTREAM_CALL_MESSAGE, extra=fields)
+
+    def _emit_attempt_metrics(self, error_class: str | None, latency_ms: float) -> None:
+        dims = {lf.DEPENDENCY: self.policy.name}
+        self._count(METRIC_UPSTREAM_CALLS, dims)
+        with single_metric(
+            name=METRIC_UPSTREAM_LATENCY,
+            unit=MetricUnit.Milliseconds,
+            value=latency_ms,
+            namespace=self._namespace,
+            default_dimensions=dims,
+        ):
+            pass
+        if error_class is not None:
+            self._count(METRIC_UPSTREAM_ERRORS, {**dims, lf.STATUS_CLASS: error_class})
+
+    def _count(self, name: str, dimensions: dict[str, str]) -> None:
+        # single_metric: dimensions belong to this data point only, not to the handler's Metrics flush.
+        with single_metric(
+            name=name, unit=MetricUnit.Count, value=1, namespace=self._namespace, default_dimensions=dimensions
+        ):
+            pass
+
+
+def _decode_body(response: requests.Response) -> Any:
+    if not response.content:
+        return None
+    if "json" in response.headers.get("Content-Type", ""):
+        try:
+            return response.json()
+        except ValueError:
+            pass
+    return response.text

@@ -1,0 +1,36 @@
+"""Shared circuit state: one record per dependency, read by every execution environment.
+
+The table layout is the Powertools circuit breaker's (partition key ``id`` = circuit name,
+TTL attribute ``expiration``), so the Lambda consumers and the Step Functions workflows
+agree on one state per dependency.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+CIRCUIT_KEY_ATTRIBUTE = "id"
+CIRCUIT_TTL_ATTRIBUTE = "expiration"
+
+
+class CircuitBreakerStore(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, removal_policy: RemovalPolicy) -> None:
+        super().__init__(scope, construct_id)
+        self.table = dynamodb.TableV2(
+            self,
+            "Circuits",
+            partition_key=dynamodb.Attribute(name=CIRCUIT_KEY_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
+            time_to_live_attribute=CIRCUIT_TTL_ATTRIBUTE,
+            billing=dynamodb.Billing.on_demand(),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=removal_policy,
+        )
+
+    def grant_breaker(self, grantee: iam.IGrantable) -> None:
+        """What the Powertools breaker needs: read state, elect a prober, write transitions."""
+        self.table.grant(grantee, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")

@@ -1,0 +1,227 @@
+"""Typed, validated stage configuration, read once from cdk.json context.
+
+cdk.json holds a ``service`` block (defaults for every stage) and a ``stages`` block
+(per-stage overrides, deep-merged over the defaults). ``ServiceConfig.from_context``
+builds one immutable object; a bad or missing value fails synth with the key path.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_logs as logs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+# CloudWatch Logs only accepts these retention periods (days), in RetentionDays order.
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653
+)  # fmt: skip
+# API Gateway cuts every integration off at 29 s; latency alarms are measured against it.
+API_INTEGRATION_TIMEOUT_SECONDS = 29
+_NAME = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
+
+
+def log_retention(days: int) -> logs.RetentionDays:
+    """The RetentionDays member for a validated number of days."""
+    members = [member for member in logs.RetentionDays if member is not logs.RetentionDays.INFINITE]
+    return members[LOG_RETENTION_DAYS.index(days)]
+
+
+class ConfigError(ValueError):
+    """The stage configuration in cdk.json is invalid; the message names every bad key."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_retention(value: int, key: str) -> int:
+    if value not in LOG_RETENTION_DAYS:
+        raise ValueError(f"{key} must be one of {LOG_RETENTION_DAYS}, got {value}")
+    return value
+
+
+class ApiSettings(_Model):
+    """The storage-first front door."""
+
+    throttling_rate_limit: float = Field(gt=0, le=10_000, description="Steady-state requests per second.")
+    throttling_burst_limit: int = Field(gt=0, le=5_000)
+    # Every method is authorized with IAM (SigV4); API keys add per-producer usage plans on top.
+    api_key_required: bool = False
+    api_key_quota_per_day: int = Field(default=100_000, gt=0)
+    access_log_retention_days: int = 30
+    # Seconds a throttled client is told to wait (Retry-After on the 429 response).
+    throttled_retry_after_seconds: int = Field(default=1, ge=1, le=60)
+
+    @model_validator(mode="after")
+    def _retention(self) -> ApiSettings:
+        _check_retention(self.access_log_retention_days, "access_log_retention_days")
+        return self
+
+
+class DependencySettings(_Model):
+    """A downstream HTTP dependency and how to protect callers from it."""
+
+    # None: deploy the demo partner API with the stack and call it.
+    base_url: str | None = Field(default=None, pattern=r"^https://\S+$")
+    critical: bool = True
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    base_delay_ms: int = Field(default=100, ge=1)
+    max_delay_ms: int = Field(default=2_000, ge=1)
+    attempt_timeout_ms: int = Field(default=3_000, ge=50)
+    connect_timeout_ms: int = Field(default=1_000, ge=10)
+    safety_margin_ms: int = Field(default=1_000, ge=0)
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_recovery_seconds: int = Field(default=30, ge=1)
+    breaker_success_threshold: int = Field(default=2, ge=1)
+
+    @model_validator(mode="after")
+    def _delays(self) -> DependencySettings:
+        if self.max_delay_ms < self.base_delay_ms:
+            raise ValueError("max_delay_ms must be >= base_delay_ms")
+        return self
+
+
+class ConsumerSettings(_Model):
+    """A load-leveling consumer: its queue, its function and its bulkhead."""
+
+    dependency: str = Field(description="Key in `dependencies` this consumer calls.")
+    handler: str = Field(pattern=r"^lambdas(\.[a-z_][a-z0-9_]*)+$", description="Dotted path of the handler.")
+    timeout_seconds: int = Field(ge=3, le=900)
+    memory_mb: int = Field(default=512, ge=128, le=10_240)
+    batch_size: int = Field(ge=1, le=10_000)
+    batching_window_seconds: int = Field(default=0, ge=0, le=300)
+    # Bulkhead: the most executions a sick dependency can hold.
+    reserved_concurrency: int = Field(ge=1, le=1_000)
+    # Event source cap; must not exceed the bulkhead or SQS pollers hit throttles.
+    max_concurrency: int = Field(ge=2, le=1_000)
+    max_receive_count: int = Field(ge=5, le=1_000)
+    retention_days: int = Field(default=4, ge=1, le=13)
+    idempotency_ttl_seconds: int = Field(default=3_600, ge=60)
+
+    @model_validator(mode="after")
+    def _bulkhead(self) -> ConsumerSettings:
+        if self.max_concurrency > self.reserved_concurrency:
+            raise ValueError(
+                f"max_concurrency ({self.max_concurrency}) must be <= reserved_concurrency "
+                f"({self.reserved_concurrency}): the event source must not out-scale the bulkhead"
+            )
+        if self.batch_size > 10 and self.batching_window_seconds < 1:
+            raise ValueError("batch_size > 10 requires batching_window_seconds >= 1 (SQS event source rule)")
+        return self
+
+    @property
+    def visibility_timeout_seconds(self) -> int:
+        """AWS guidance: >= 6 x function timeout, plus the batching window."""
+        return 6 * self.timeout_seconds + self.batching_window_seconds
+
+
+class EventSettings(_Model):
+    """The service event bus and its rule targets."""
+
+    archive_retention_days: int = Field(default=30, ge=1, le=3650)
+    # Rule-target delivery: how long and how often EventBridge keeps trying before the DLQ.
+    target_max_event_age_seconds: int = Field(default=3_600, ge=60, le=86_400)
+    target_retry_attempts: int = Field(default=20, ge=0, le=185)
+
+
+class AlarmSettings(_Model):
+    """Alarm thresholds (see docs for the reasoning behind each default)."""
+
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    queue_age_threshold_seconds: int = Field(default=300, ge=60)
+    concurrency_utilisation_percent: int = Field(default=80, ge=1, le=100)
+    error_rate_percent: int = Field(default=5, ge=1, le=100)
+    duration_near_timeout_percent: int = Field(default=80, ge=1, le=100)
+    api_4xx_rate_percent: int = Field(default=10, ge=1, le=100)
+    evaluation_periods: int = Field(default=3, ge=1)
+
+
+class ServiceConfig(_Model):
+    """Everything a stage needs; built once in app.py and passed down to every construct."""
+
+    service_name: str = Field(pattern=_NAME)
+    stage: str = Field(pattern=_NAME.replace("{1,30}", "{0,30}"))
+    production: bool = False
+    log_retention_days: int = 30
+    # Stateful resources (tables, DLQs) are retained in production, destroyed elsewhere.
+    retain_data: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    api: ApiSettings
+    # The consumer whose queue POST /orders writes to.
+    orders_consumer: str = "orders"
+    events: EventSettings = EventSettings()
+    dependencies: dict[str, DependencySettings] = Field(min_length=1)
+    consumers: dict[str, ConsumerSettings] = Field(min_length=1)
+    alarms: AlarmSettings = AlarmSettings()
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _references(self) -> ServiceConfig:
+        _check_retention(self.log_retention_days, "log_retention_days")
+        for name in (*self.dependencies, *self.consumers):
+            if not re.match(r"^[a-z][a-z0-9-]{0,30}$", name):
+                raise ValueError(f"name {name!r} must be lowercase letters, digits and dashes")
+        for name, consumer in self.consumers.items():
+            if consumer.dependency not in self.dependencies:
+                raise ValueError(
+                    f"consumers.{name}.dependency: {consumer.dependency!r} is not one of "
+                    f"dependencies {sorted(self.dependencies)}"
+                )
+        if self.orders_consumer not in self.consumers:
+            raise ValueError(f"orders_consumer: {self.orders_consumer!r} is not one of consumers {sorted(self.consumers)}")
+        if self.production and any(d.base_url is None for d in self.dependencies.values()):
+            raise ValueError("production stages must point every dependency at a real base_url")
+        return self
+
+    @property
+    def stack_name(self) -> str:
+        return f"{self.service_name}-{self.stage}"
+
+    @property
+    def event_source(self) -> str:
+        """The EventBridge ``source`` the ingestion API stamps on every event."""
+        return f"{self.service_name}.ingestion"
+
+    @property
+    def removal_policy(self) -> RemovalPolicy:
+        """For stateful resources: kept in production, destroyed with throwaway stages."""
+        return RemovalPolicy.RETAIN if self.retain_data else RemovalPolicy.DESTROY
+
+    @property
+    def deploys_demo_dependency(self) -> bool:
+        return any(d.base_url is None for d in self.dependencies.values())
+
+    @classmethod
+    def from_context(cls, service: Mapping[str, Any], stages: Mapping[str, Any], stage: str) -> ServiceConfig:
+        """Deep-merge ``stages[stage]`` over ``service`` and validate."""
+        if stage not in stages:
+            raise ConfigError(f"stage {stage!r} is not defined in cdk.json context 'stages' ({sorted(stages)})")
+        merged = _deep_merge(dict(service), dict(stages[stage]))
+        merged["stage"] = stage
+        try:
+            return cls.model_validate(merged)
+        except ValidationError as error:
+            raise ConfigError(_describe(error, f"stages.{stage}")) from None
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    result = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(result.get(key), dict):
+            result[key] = _deep_merge(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+def _describe(error: ValidationError, prefix: str) -> str:
+    lines = [f"invalid configuration for {prefix} (cdk.json context):"]
+    for issue in error.errors():
+        key = ".".join(str(part) for part in issue["loc"]) or "<root>"
+        lines.append(f"  - {key}: {issue['msg']}")
+    return "\n".join(lines)

@@ -1,0 +1,348 @@
+"""Storage-first ingestion: API Gateway writes straight to SQS and EventBridge.
+
+No Lambda sits in front of storage: once the gateway answers 202 the request is durable,
+and nothing that can fail downstream (a slow dependency, a cold start, a throttled
+consumer) can lose it. Bad input is rejected at the gateway with a 400 that says why.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import Aws, RemovalPolicy, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.compliance import acknowledge
+from schemas import EVENT, ORDER, load_schema
+from stacks.config import ServiceConfig, log_retention
+
+# Message attribute names the consumers read (the producer's header travels as the first).
+IDEMPOTENCY_KEY_ATTRIBUTE = "IdempotencyKey"
+REQUEST_ID_ATTRIBUTE = "RequestId"
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+
+ORDERS_PATH = "orders"
+EVENTS_PATH = "events"
+JSON = "application/json"
+
+# SendMessage through the SQS query protocol; the producer's Idempotency-Key header is optional,
+# and SQS rejects an empty attribute value, so it is only added when present.
+SEND_ORDER_TEMPLATE = (
+    "Action=SendMessage&MessageBody=$util.urlEncode($input.body)"
+    f"&MessageAttribute.1.Name={REQUEST_ID_ATTRIBUTE}"
+    "&MessageAttribute.1.Value.DataType=String"
+    "&MessageAttribute.1.Value.StringValue=$util.urlEncode($context.requestId)"
+    f"#if($input.params('{IDEMPOTENCY_KEY_HEADER}') != \"\")"
+    f"&MessageAttribute.2.Name={IDEMPOTENCY_KEY_ATTRIBUTE}"
+    "&MessageAttribute.2.Value.DataType=String"
+    f"&MessageAttribute.2.Value.StringValue=$util.urlEncode($input.params('{IDEMPOTENCY_KEY_HEADER}'))"
+    "#end"
+)
+ORDER_ACCEPTED_TEMPLATE = (
+    '{"messageId": "$input.path(\'$.SendMessageResponse.SendMessageResult.MessageId\')", '
+    '"status": "accepted", "requestId": "$context.requestId"}'
+)
+# PutEvents answers 200 even when it stored nothing; FailedEntryCount says so. Such a response
+# becomes a 502 here, never a 202 for an event that was not stored.
+EVENT_ACCEPTED_TEMPLATE = """#set($failed = $input.path('$.FailedEntryCount'))
+#if($failed > 0)
+#set($context.responseOverride.status = 502)
+{"message": "the event was not stored", "errorCode": "$util.escapeJavaScript($input.path('$.Entries[0].ErrorCode'))", "requestId": "$context.requestId"}
+#else
+{"eventId": "$input.path('$.Entries[0].EventId')", "status": "accepted", "requestId": "$context.requestId"}
+#end"""
+STORAGE_ERROR_TEMPLATE = (
+    '{"message": "the request could not be stored; retry with the same Idempotency-Key", '
+    '"requestId": "$context.requestId"}'
+)
+
+
+def put_event_template(bus_name: str, source: str) -> str:
+    # escapeJavaScript turns ' into \' which is not valid JSON, hence the replaceAll.
+    detail = "$util.escapeJavaScript($input.json('$.detail')).replaceAll(\"\\\\'\", \"'\")"
+    return (
+        '{"Entries": [{'
+        f'"EventBusName": "{bus_name}", "Source": "{source}", '
+        "\"DetailType\": \"$util.escapeJavaScript($input.path('$.detailType'))\", "
+        f'"Detail": "{detail}"'
+        "}]}"
+    )
+
+
+ACCESS_LOG_FIELDS = {
+    "requestId": "$context.requestId",
+    "extendedRequestId": "$context.extendedRequestId",
+    "ip": "$context.identity.sourceIp",
+    "caller": "$context.identity.caller",
+    "user": "$context.identity.user",
+    "requestTime": "$context.requestTime",
+    "httpMethod": "$context.httpMethod",
+    "resourcePath": "$context.resourcePath",
+    "status": "$context.status",
+    "protocol": "$context.protocol",
+    "responseLength": "$context.responseLength",
+    "responseLatency": "$context.responseLatency",
+    "integrationStatus": "$context.integration.status",
+    "integrationLatency": "$context.integration.latency",
+    "errorMessage": "$context.error.message",
+    "errorType": "$context.error.responseType",
+    "validationError": "$context.error.validationErrorString",
+    "xrayTraceId": "$context.xrayTraceId",
+}
+
+# Gateway responses are not VTL: only simple $context substitution. messageString is pre-quoted.
+_ERROR_BODY = '{"message": $context.error.messageString, "type": "$context.error.responseType", "requestId": "$context.requestId"}'
+_VALIDATION_BODY = (
+    '{"message": $context.error.messageString, "type": "$context.error.responseType", '
+    '"details": "$context.error.validationErrorString", "requestId": "$context.requestId"}'
+)
+
+
+class IngestionApi(Construct):
+    """REST API whose routes integrate directly with the order queue and the event bus."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: ServiceConfig,
+        order_queue: sqs.IQueue,
+        event_bus: events.IEventBus,
+        event_source: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        settings = config.api
+        removal = config.removal_policy
+
+        self.access_logs = logs.LogGroup(
+            self,
+            "AccessLogs",
+            retention=log_retention(settings.access_log_retention_days),
+            removal_policy=removal,
+        )
+        self.api = apigw.RestApi(
+            self,
+            "Api",
+            description=f"{config.service_name} storage-first ingestion ({config.stage})",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            # Execution logging needs the account-level CloudWatch role; kept on stack deletion
+            # because other APIs in the account may rely on it.
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
+            deploy_options=apigw.StageOptions(
+                stage_name=config.stage,
+                throttling_rate_limit=settings.throttling_rate_limit,
+                throttling_burst_limit=settings.throttling_burst_limit,
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,
+                metrics_enabled=True,
+                tracing_enabled=True,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS)),
+            ),
+            default_method_options=apigw.MethodOptions(
+                authorization_type=apigw.AuthorizationType.IAM,
+                api_key_required=settings.api_key_required,
+            ),
+        )
+        self.validator = self.api.add_request_validator(
+            "BodyAndParameters", validate_request_body=True, validate_request_parameters=True
+        )
+        self._add_gateway_responses(settings.throttled_retry_after_seconds)
+        self.error_model = self.api.add_model(
+            "Error",
+            content_type=JSON,
+            model_name="Error",
+            schema=apigw.JsonSchema(
+                schema=apigw.JsonSchemaVersion.DRAFT4,
+                type=apigw.JsonSchemaType.OBJECT,
+                required=["message"],
+                properties={"message": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING)},
+            ),
+        )
+        self.order_model = self._schema_model("PlaceOrder", ORDER)
+        self.event_model = self._schema_model("PublishEvent", EVENT)
+
+        acknowledge(
+            self.api,
+            "AwsSolutions::AwsSolutions-COG4",
+            "Producers are services authorized with IAM (SigV4) on every method, not end users",
+        )
+        acknowledge(
+            self.api,
+            "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AmazonAPIGatewayPushToCloudWatchLogs]",
+            "The account-level API Gateway logging role must use this AWS managed policy",
+        )
+        acknowledge(
+            self.api,
+            "AwsSolutions::AwsSolutions-APIG3",
+            "IAM-authorized service-to-service API; associate the organisation's WAF web ACL where it is "
+            "managed centrally (README, 'Fork it')",
+        )
+        self._add_orders_route(order_queue)
+        self._add_events_route(event_bus, event_source)
+        if settings.api_key_required:
+            self._add_usage_plan(config)
+
+    # -- routes -----------------------------------------------------------------------------
+
+    def _add_orders_route(self, queue: sqs.IQueue) -> None:
+        role = iam.Role(
+            self,
+            "SendOrderRole",
+            assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
+            description="Lets the ingestion API send to the order queue and nothing else",
+        )
+        queue.grant_send_messages(role)
+        integration = apigw.AwsIntegration(
+            service="sqs",
+            path=f"{Aws.ACCOUNT_ID}/{queue.queue_name}",
+            integration_http_method="POST",
+            options=apigw.IntegrationOptions(
+                credentials_role=role,
+                passthrough_behavior=apigw.PassthroughBehavior.NEVER,
+                request_parameters={
+                    "integration.request.header.Content-Type": "'application/x-www-form-urlencoded'"
+                },
+                request_templates={JSON: SEND_ORDER_TEMPLATE},
+                integration_responses=self._storage_responses(ORDER_ACCEPTED_TEMPLATE),
+            ),
+        )
+        self.orders = self.api.root.add_resource(ORDERS_PATH)
+        self.orders.add_method(
+            "POST",
+            integration,
+            request_validator=self.validator,
+            request_models={JSON: self.order_model},
+            request_parameters={f"method.request.header.{IDEMPOTENCY_KEY_HEADER}": False},
+            method_responses=self._method_responses(),
+        )
+
+    def _add_events_route(self, bus: events.IEventBus, source: str) -> None:
+        role = iam.Role(
+            self,
+            "PutEventsRole",
+            assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
+            description="Lets the ingestion API put events on the service bus and nothing else",
+        )
+        bus.grant_put_events_to(role)
+        integration = apigw.AwsIntegration(
+            service="events",
+            action="PutEvents",
+            integration_http_method="POST",
+            options=apigw.IntegrationOptions(
+                credentials_role=role,
+                passthrough_behavior=apigw.PassthroughBehavior.NEVER,
+                request_parameters={
+                    "integration.request.header.X-Amz-Target": "'AWSEvents.PutEvents'",
+                    "integration.request.header.Content-Type": "'application/x-amz-json-1.1'",
+                },
+                request_templates={JSON: put_event_template(bus.event_bus_name, source)},
+                integration_responses=self._storage_responses(EVENT_ACCEPTED_TEMPLATE),
+            ),
+        )
+        self.events = self.api.root.add_resource(EVENTS_PATH)
+        self.events.add_method(
+            "POST",
+            integration,
+            request_validator=self.validator,
+            request_models={JSON: self.event_model},
+            method_responses=self._method_responses(),
+        )
+
+    # -- shared pieces ------------------------------------------------------------------------
+
+    def _schema_model(self, name: str, schema_name: str) -> apigw.IModel:
+        # The L1 takes the JSON Schema file as it is, so schemas/ stays the single source.
+        model = apigw.CfnModel(
+            self,
+            f"{name}Schema",
+            rest_api_id=self.api.rest_api_id,
+            content_type=JSON,
+            name=name,
+            schema=load_schema(schema_name),
+        )
+        return apigw.Model.from_model_name(self, f"{name}Model", model.ref)
+
+    @staticmethod
+    def _storage_responses(accepted_template: str) -> list[apigw.IntegrationResponse]:
+        retry = {"method.response.header.Retry-After": "'1'"}
+        return [
+            apigw.IntegrationResponse(status_code="202", response_templates={JSON: accepted_template}),
+            # A 4xx from SQS/EventBridge is our misconfiguration, not the client's.
+            apigw.IntegrationResponse(
+                status_code="500", selection_pattern="4\\d{2}", response_templates={JSON: STORAGE_ERROR_TEMPLATE}
+            ),
+            apigw.IntegrationResponse(
+                status_code="503",
+                selection_pattern="5\\d{2}",
+                response_parameters=retry,
+                response_templates={JSON: STORAGE_ERROR_TEMPLATE},
+            ),
+        ]
+
+    def _method_responses(self) -> list[apigw.MethodResponse]:
+        error = {JSON: self.error_model}
+        return [
+            apigw.MethodResponse(status_code="202", response_models={JSON: apigw.Model.EMPTY_MODEL}),
+            apigw.MethodResponse(status_code="500", response_models=error),
+            apigw.MethodResponse(status_code="502", response_models=error),
+            apigw.MethodResponse(
+                status_code="503",
+                response_models=error,
+                response_parameters={"method.response.header.Retry-After": True},
+            ),
+        ]
+
+    def _add_gateway_responses(self, retry_after_seconds: int) -> None:
+        json_body = {JSON: _ERROR_BODY}
+        self.api.add_gateway_response(
+            "BadRequestBody",
+            type=apigw.ResponseType.BAD_REQUEST_BODY,
+            status_code="400",
+            templates={JSON: _VALIDATION_BODY},
+        )
+        self.api.add_gateway_response(
+            "BadRequestParameters",
+            type=apigw.ResponseType.BAD_REQUEST_PARAMETERS,
+            status_code="400",
+            templates={JSON: _VALIDATION_BODY},
+        )
+        self.api.add_gateway_response(
+            "UnsupportedMediaType",
+            type=apigw.ResponseType.UNSUPPORTED_MEDIA_TYPE,
+            status_code="415",
+            templates=json_body,
+        )
+        self.api.add_gateway_response(
+            "Throttled",
+            type=apigw.ResponseType.THROTTLED,
+            status_code="429",
+            response_headers={"Retry-After": f"'{retry_after_seconds}'"},
+            templates=json_body,
+        )
+        self.api.add_gateway_response("Default4xx", type=apigw.ResponseType.DEFAULT_4_XX, templates=json_body)
+        self.api.add_gateway_response("Default5xx", type=apigw.ResponseType.DEFAULT_5_XX, templates=json_body)
+
+    def _add_usage_plan(self, config: ServiceConfig) -> None:
+        plan = self.api.add_usage_plan(
+            "UsagePlan",
+            description="Per-client throttling and quota for API-key producers",
+            throttle=apigw.ThrottleSettings(
+                rate_limit=config.api.throttling_rate_limit, burst_limit=config.api.throttling_burst_limit
+            ),
+            quota=apigw.QuotaSettings(limit=config.api.api_key_quota_per_day, period=apigw.Period.DAY),
+        )
+        plan.add_api_stage(stage=self.api.deployment_stage)
+        plan.add_api_key(self.api.add_api_key("ProducerKey", description=f"{config.stack_name} producer key"))
+
+    @property
+    def url(self) -> str:
+        return self.api.url

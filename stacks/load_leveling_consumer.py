@@ -1,0 +1,110 @@
+"""Queue load leveling: the queue absorbs any burst; the consumer drains it at the pace
+its dependency can take, inside a bulkhead, with partial batch responses and idempotency."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from constructs import Construct
+
+from stacks.compliance import acknowledge
+from stacks.config import ConsumerSettings, ServiceConfig
+from stacks.downstream_dependency import DownstreamDependency
+from stacks.durable_queue import DurableQueue
+from stacks.service_function import ServiceFunction
+
+
+class LoadLevelingConsumer(Construct):
+    """Queue + DLQ + bulkheaded function bound to its ``live`` alias + idempotency table."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        name: str,
+        settings: ConsumerSettings,
+        config: ServiceConfig,
+        handler: str,
+        dependency: DownstreamDependency,
+        layer: lambda_.ILayerVersion,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.name = name
+        self.settings = settings
+        self.dependency = dependency
+        removal = config.removal_policy
+
+        self.work = DurableQueue(
+            self,
+            "Work",
+            visibility_timeout=Duration.seconds(settings.visibility_timeout_seconds),
+            retention=Duration.days(settings.retention_days),
+            max_receive_count=settings.max_receive_count,
+            removal_policy=removal,
+        )
+        self.idempotency_table = dynamodb.TableV2(
+            self,
+            "Idempotency",
+            partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
+            time_to_live_attribute="expiration",
+            billing=dynamodb.Billing.on_demand(),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=removal,
+        )
+        self.handler = ServiceFunction(
+            self,
+            "Consumer",
+            config=config,
+            handler=handler,
+            description=f"Load-leveling consumer '{name}' (calls {dependency.name})",
+            layer=layer,
+            timeout=Duration.seconds(settings.timeout_seconds),
+            memory_mb=settings.memory_mb,
+            reserved_concurrency=settings.reserved_concurrency,
+            environment={
+                **dependency.environment(),
+                "IDEMPOTENCY_TABLE_NAME": self.idempotency_table.table_name,
+                "IDEMPOTENCY_TTL_SECONDS": str(settings.idempotency_ttl_seconds),
+                "POISON_MESSAGE_QUEUE_URL": self.work.dead_letter_queue.queue_url,
+            },
+        )
+        function = self.handler.function
+        self.idempotency_table.grant(function, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                                     "dynamodb:DeleteItem")
+        dependency.grant_call(function)
+        # Poison messages go straight to the DLQ instead of burning maxReceiveCount retries.
+        self.work.dead_letter_queue.grant_send_messages(function)
+        self.event_source_mapping_source = sources.SqsEventSource(
+            self.work.queue,
+            batch_size=settings.batch_size,
+            max_batching_window=Duration.seconds(settings.batching_window_seconds)
+            if settings.batching_window_seconds
+            else None,
+            report_batch_item_failures=True,
+            max_concurrency=settings.max_concurrency,
+        )
+        self.handler.alias.add_event_source(self.event_source_mapping_source)
+        acknowledge(
+            self.handler,
+            "Serverless::Serverless-LambdaDLQ",
+            "Only invoked by its SQS event source (synchronously); failed records reach the queue's DLQ "
+            "through its redrive policy",
+        )
+        acknowledge(
+            self.handler,
+            "Serverless::Serverless-LambdaEventSourceMappingDestination",
+            "SQS event sources take no on-failure destination; the source queue's redrive policy is the DLQ",
+        )
+
+    @property
+    def queue(self):  # noqa: ANN201 - sqs.Queue
+        return self.work.queue
+
+    @property
+    def event_source_mapping_id(self) -> str:
+        return self.event_source_mapping_source.event_source_mapping_id
