@@ -21,7 +21,9 @@ def load_config(app: App) -> ServiceConfig:
     )
 
 
-def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = None) -> tuple[App, ResilientServiceStack]:
+def build_app(
+    context: Mapping[str, Any] | None = None, outdir: str | None = None
+) -> tuple[App, ResilientServiceStack]:
     """``context`` replaces cdk.json's (tests pass it); None reads cdk.json as the CLI does."""
     app = App(context=dict(context) if context is not None else None, outdir=outdir)
     config = load_config(app)

@@ -173,7 +173,9 @@ class ServiceConfig(_Model):
                     f"dependencies {sorted(self.dependencies)}"
                 )
         if self.orders_consumer not in self.consumers:
-            raise ValueError(f"orders_consumer: {self.orders_consumer!r} is not one of consumers {sorted(self.consumers)}")
+            raise ValueError(
+                f"orders_consumer: {self.orders_consumer!r} is not one of consumers {sorted(self.consumers)}"
+            )
         if self.production and any(d.base_url is None for d in self.dependencies.values()):
             raise ValueError("production stages must point every dependency at a real base_url")
         return self
@@ -200,7 +202,9 @@ class ServiceConfig(_Model):
     def from_context(cls, service: Mapping[str, Any], stages: Mapping[str, Any], stage: str) -> ServiceConfig:
         """Deep-merge ``stages[stage]`` over ``service`` and validate."""
         if stage not in stages:
-            raise ConfigError(f"stage {stage!r} is not defined in cdk.json context 'stages' ({sorted(stages)})")
+            raise ConfigError(
+                f"stage {stage!r} is not defined in cdk.json context 'stages' ({sorted(stages)})"
+            )
         merged = _deep_merge(dict(service), dict(stages[stage]))
         merged["stage"] = stage
         try:

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from stacks.compliance import acknowledge
 from stacks.circuit_breaker import CircuitBreakerStore
+from stacks.compliance import acknowledge
 from stacks.config import DependencySettings, ServiceConfig
 from stacks.service_function import ServiceFunction
 

@@ -50,6 +50,8 @@ class DurableQueue(Construct):
             enforce_ssl=True,
             retention_period=retention,
             visibility_timeout=visibility_timeout,
-            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=max_receive_count, queue=self.dead_letter_queue),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                max_receive_count=max_receive_count, queue=self.dead_letter_queue
+            ),
             removal_policy=removal_policy,
         )

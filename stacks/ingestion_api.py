@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Aws, RemovalPolicy, Stack
+from aws_cdk import Aws, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -17,8 +17,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from stacks.compliance import acknowledge
 from schemas import EVENT, ORDER, load_schema
+from stacks.compliance import acknowledge
 from stacks.config import ServiceConfig, log_retention
 
 # Message attribute names the consumers read (the producer's header travels as the first).
@@ -68,7 +68,7 @@ def put_event_template(bus_name: str, source: str) -> str:
     return (
         '{"Entries": [{'
         f'"EventBusName": "{bus_name}", "Source": "{source}", '
-        "\"DetailType\": \"$util.escapeJavaScript($input.path('$.detailType'))\", "
+        '"DetailType": "$util.escapeJavaScript($input.path(\'$.detailType\'))", '
         f'"Detail": "{detail}"'
         "}]}"
     )
@@ -278,7 +278,9 @@ class IngestionApi(Construct):
             apigw.IntegrationResponse(status_code="202", response_templates={JSON: accepted_template}),
             # A 4xx from SQS/EventBridge is our misconfiguration, not the client's.
             apigw.IntegrationResponse(
-                status_code="500", selection_pattern="4\\d{2}", response_templates={JSON: STORAGE_ERROR_TEMPLATE}
+                status_code="500",
+                selection_pattern="4\\d{2}",
+                response_templates={JSON: STORAGE_ERROR_TEMPLATE},
             ),
             apigw.IntegrationResponse(
                 status_code="503",

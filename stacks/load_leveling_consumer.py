@@ -3,7 +3,7 @@ its dependency can take, inside a bulkhead, with partial batch responses and ide
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
@@ -74,8 +74,9 @@ class LoadLevelingConsumer(Construct):
             },
         )
         function = self.handler.function
-        self.idempotency_table.grant(function, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                                     "dynamodb:DeleteItem")
+        self.idempotency_table.grant(
+            function, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
+        )
         dependency.grant_call(function)
         # Poison messages go straight to the DLQ instead of burning maxReceiveCount retries.
         self.work.dead_letter_queue.grant_send_messages(function)
@@ -102,7 +103,7 @@ class LoadLevelingConsumer(Construct):
         )
 
     @property
-    def queue(self):  # noqa: ANN201 - sqs.Queue
+    def queue(self):
         return self.work.queue
 
     @property

@@ -22,7 +22,12 @@ def _construct_id(name: str, suffix: str) -> str:
 
 class ResilientServiceStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: ServiceConfig, **kwargs: Any) -> None:
-        super().__init__(scope, construct_id, description=f"{config.service_name}: resilient storage-first pipeline ({config.stage})", **kwargs)
+        super().__init__(
+            scope,
+            construct_id,
+            description=f"{config.service_name}: resilient storage-first pipeline ({config.stage})",
+            **kwargs,
+        )
         self.config = config
         layer = lambda_packaging.dependencies_layer(self, "Dependencies")
         self.circuits = CircuitBreakerStore(self, "CircuitBreaker", removal_policy=config.removal_policy)
@@ -67,4 +72,8 @@ class ResilientServiceStack(Stack):
         CfnOutput(self, "EventBusName", value=self.fanout.bus.event_bus_name)
         for name, consumer in self.consumers.items():
             CfnOutput(self, _construct_id(name, "QueueUrl"), value=consumer.queue.queue_url)
-            CfnOutput(self, _construct_id(name, "DeadLetterQueueUrl"), value=consumer.work.dead_letter_queue.queue_url)
+            CfnOutput(
+                self,
+                _construct_id(name, "DeadLetterQueueUrl"),
+                value=consumer.work.dead_letter_queue.queue_url,
+            )

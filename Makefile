@@ -1,0 +1,55 @@
+# One entry point for people and CI. Every target installs what it needs first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CDK := node_modules/.bin/cdk
+STAGE ?= dev
+PYTEST_ARGS ?=
+
+# jsii prints an end-of-life banner on Node 20 at every start; silence that banner only.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_CLI_TELEMETRY := true
+
+PY_SOURCES := app.py stacks lambdas localcloud schemas scripts tests
+
+.PHONY: help install synth lint test test-unit test-infra demo clean
+
+help:
+	@echo "make demo     run the pipeline locally on an embedded AWS emulator (main job)"
+	@echo "make test     every check: lint, synth + cdk-nag, cfn-lint, ASL validation, all tests"
+	@echo "make synth    synthesize the stack for STAGE=$(STAGE) and summarize it"
+	@echo "make clean    remove build output"
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt lambdas/requirements.txt constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed node_modules/.installed
+
+synth: install
+	$(CDK) synth --app "$(PY) app.py" -c stage=$(STAGE) --quiet --no-notices
+	$(PY) scripts/synth_summary.py cdk.out
+
+lint: install
+	$(VENV)/bin/ruff check $(PY_SOURCES)
+	$(VENV)/bin/ruff format --check $(PY_SOURCES)
+
+lint-templates: synth
+	$(VENV)/bin/cfn-lint --config-file .cfnlintrc.yaml
+
+test: lint lint-templates
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: synth
+
+clean:
+	rm -rf cdk.out .build .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,62 @@
+"""Print what `make synth` produced: resources by type and the resilience settings that matter."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+
+def _summarize(template_path: Path) -> list[str]:
+    template: dict[str, Any] = json.loads(template_path.read_text())
+    resources: dict[str, Any] = template["Resources"]
+    lines = [f"{template_path.name}: {len(resources)} resources"]
+    for resource_type, count in sorted(Counter(r["Type"] for r in resources.values()).items()):
+        lines.append(f"  {count:3d}  {resource_type}")
+    queues = {k: v["Properties"] for k, v in resources.items() if v["Type"] == "AWS::SQS::Queue"}
+    for logical_id, props in queues.items():
+        redrive = props.get("RedrivePolicy")
+        if redrive:
+            lines.append(
+                f"  queue {logical_id}: visibility {props['VisibilityTimeout']} s, "
+                f"maxReceiveCount {redrive['maxReceiveCount']} -> {redrive['deadLetterTargetArn']['Fn::GetAtt'][0]}"
+            )
+    for logical_id, mapping in resources.items():
+        if mapping["Type"] == "AWS::Lambda::EventSourceMapping":
+            props = mapping["Properties"]
+            lines.append(
+                f"  event source {logical_id}: batch {props.get('BatchSize')}, "
+                f"max concurrency {props.get('ScalingConfig', {}).get('MaximumConcurrency')}, "
+                f"{'partial batch responses' if props.get('FunctionResponseTypes') else 'WHOLE-BATCH retries'}"
+            )
+    for logical_id, function in resources.items():
+        if function["Type"] == "AWS::Lambda::Function":
+            props = function["Properties"]
+            lines.append(
+                f"  function {logical_id}: {props.get('Handler')}, timeout {props.get('Timeout')} s, "
+                f"reserved concurrency {props.get('ReservedConcurrentExecutions', 'none')}"
+            )
+    return lines
+
+
+def main(cdk_out: str) -> int:
+    templates = sorted(Path(cdk_out).glob("*.template.json"))
+    if not templates:
+        print(f"no templates in {cdk_out}", file=sys.stderr)
+        return 1
+    for template in templates:
+        print("\n".join(_summarize(template)))
+    report = Path(cdk_out) / "validation-report.json"
+    if report.exists():
+        for plugin in json.loads(report.read_text())["pluginReports"]:
+            print(
+                f"cdk-nag {plugin['pluginName']}: {plugin['conclusion']}, "
+                f"{len(plugin['violations'])} findings, {len(plugin.get('suppressedViolations', []))} acknowledged"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "cdk.out"))

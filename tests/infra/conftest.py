@@ -1,0 +1,46 @@
+"""Synthesize once per test session: jsii start-up and synthesis take seconds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import App, assertions
+
+from stacks.application import build_app
+from stacks.service_stack import ResilientServiceStack
+from tests.conftest import cdk_context
+
+
+@dataclass
+class Synthesized:
+    app: App
+    stack: ResilientServiceStack
+    template: assertions.Template
+    outdir: Path
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        return self.template.to_json()["Resources"]
+
+    def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.resources.items() if v["Type"] == resource_type}
+
+
+def synthesize(tmp_path_factory: pytest.TempPathFactory, **context: Any) -> Synthesized:
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    app, stack = build_app(cdk_context(**context), outdir=str(outdir))
+    app.synth()  # runs the cdk-nag packs too: a finding raises here
+    return Synthesized(app, stack, assertions.Template.from_stack(stack), outdir)
+
+
+@pytest.fixture(scope="session")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return synthesize(tmp_path_factory, stage="dev")
+
+
+@pytest.fixture(scope="session")
+def prod(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return synthesize(tmp_path_factory, stage="prod")

@@ -1,0 +1,185 @@
+"""The storage-first front door: direct integrations, validation, responses, limits."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk.assertions import Match
+
+from schemas import EVENT, ORDER, load_schema
+from stacks.ingestion_api import IDEMPOTENCY_KEY_ATTRIBUTE, IDEMPOTENCY_KEY_HEADER
+from tests.infra.conftest import Synthesized
+
+
+def _method(dev: Synthesized, path_part: str) -> dict[str, Any]:
+    resources = dev.of_type("AWS::ApiGateway::Resource")
+    resource_id = next(k for k, v in resources.items() if v["Properties"]["PathPart"] == path_part)
+    methods = [
+        m
+        for m in dev.of_type("AWS::ApiGateway::Method").values()
+        if m["Properties"]["ResourceId"] == {"Ref": resource_id}
+    ]
+    assert len(methods) == 1, f"expected exactly one method on /{path_part}"
+    return methods[0]["Properties"]
+
+
+def _policy_statements_of_role(dev: Synthesized, role_id: str) -> list[dict[str, Any]]:
+    statements = []
+    for policy in dev.of_type("AWS::IAM::Policy").values():
+        if {"Ref": role_id} in policy["Properties"]["Roles"]:
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def _role_id_of(integration: dict[str, Any]) -> str:
+    return integration["Credentials"]["Fn::GetAtt"][0]
+
+
+def test_api_is_regional_and_every_method_requires_iam(dev: Synthesized) -> None:
+    dev.template.has_resource_properties(
+        "AWS::ApiGateway::RestApi", {"EndpointConfiguration": {"Types": ["REGIONAL"]}}
+    )
+    methods = dev.of_type("AWS::ApiGateway::Method").values()
+    assert methods
+    for method in methods:
+        assert method["Properties"]["AuthorizationType"] == "AWS_IAM"
+
+
+def test_orders_route_sends_straight_to_the_queue_with_the_idempotency_key(dev: Synthesized) -> None:
+    method = _method(dev, "orders")
+    integration = method["Integration"]
+    assert method["HttpMethod"] == "POST"
+    assert integration["Type"] == "AWS"
+    assert integration["PassthroughBehavior"] == "NEVER"
+    uri = json.dumps(integration["Uri"])
+    assert ":sqs:path/" in uri
+    template = integration["RequestTemplates"]["application/json"]
+    assert template.startswith("Action=SendMessage&MessageBody=$util.urlEncode($input.body)")
+    assert f"Name={IDEMPOTENCY_KEY_ATTRIBUTE}" in template
+    assert f"$input.params('{IDEMPOTENCY_KEY_HEADER}')" in template
+    assert method["RequestParameters"] == {f"method.request.header.{IDEMPOTENCY_KEY_HEADER}": False}
+    accepted = next(r for r in integration["IntegrationResponses"] if r["StatusCode"] == "202")
+    assert "SendMessageResult.MessageId" in accepted["ResponseTemplates"]["application/json"]
+    assert '"status": "accepted"' in accepted["ResponseTemplates"]["application/json"]
+
+
+def test_orders_role_can_only_send_to_the_order_queue(dev: Synthesized) -> None:
+    integration = _method(dev, "orders")["Integration"]
+    statements = _policy_statements_of_role(dev, _role_id_of(integration))
+    assert len(statements) == 1
+    (statement,) = statements
+    assert statement["Effect"] == "Allow"
+    actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+    assert set(actions) == {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
+    queue_id = dev.stack.get_logical_id(dev.stack.consumers["orders"].queue.node.default_child)
+    assert statement["Resource"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+
+
+def test_events_route_puts_on_the_service_bus_and_turns_failed_entries_into_5xx(dev: Synthesized) -> None:
+    method = _method(dev, "events")
+    integration = method["Integration"]
+    assert "events:action/PutEvents" in json.dumps(integration["Uri"])
+    assert (
+        integration["RequestParameters"]["integration.request.header.X-Amz-Target"] == "'AWSEvents.PutEvents'"
+    )
+    accepted = next(r for r in integration["IntegrationResponses"] if r["StatusCode"] == "202")
+    body = accepted["ResponseTemplates"]["application/json"]
+    assert "FailedEntryCount" in body
+    assert "$context.responseOverride.status = 502" in body
+    # The source is fixed by the gateway so producers cannot impersonate one another.
+    request = json.dumps(integration["RequestTemplates"]["application/json"])
+    assert "resilient-orders.ingestion" in request
+    statements = _policy_statements_of_role(dev, _role_id_of(integration))
+    assert [s["Action"] for s in statements] == ["events:PutEvents"]
+    bus_id = dev.stack.get_logical_id(dev.stack.fanout.bus.node.default_child)
+    assert statements[0]["Resource"] == {"Fn::GetAtt": [bus_id, "Arn"]}
+
+
+def test_request_bodies_are_validated_against_the_schema_files(dev: Synthesized) -> None:
+    dev.template.has_resource_properties(
+        "AWS::ApiGateway::RequestValidator", {"ValidateRequestBody": True, "ValidateRequestParameters": True}
+    )
+    models = {
+        m["Properties"]["Name"]: m["Properties"] for m in dev.of_type("AWS::ApiGateway::Model").values()
+    }
+    assert models["PlaceOrder"]["Schema"] == load_schema(ORDER)
+    assert models["PublishEvent"]["Schema"] == load_schema(EVENT)
+    for path in ("orders", "events"):
+        method = _method(dev, path)
+        assert "RequestValidatorId" in method
+        assert "application/json" in method["RequestModels"]
+
+
+def test_storage_errors_are_mapped_to_json_5xx_with_retry_after(dev: Synthesized) -> None:
+    for path in ("orders", "events"):
+        responses = {r["StatusCode"]: r for r in _method(dev, path)["Integration"]["IntegrationResponses"]}
+        assert responses["500"]["SelectionPattern"] == "4\\d{2}"
+        assert responses["503"]["SelectionPattern"] == "5\\d{2}"
+        assert responses["503"]["ResponseParameters"] == {"method.response.header.Retry-After": "'1'"}
+
+
+def test_gateway_responses_are_json_and_throttling_says_when_to_retry(dev: Synthesized) -> None:
+    responses = {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in dev.of_type("AWS::ApiGateway::GatewayResponse").values()
+    }
+    assert set(responses) >= {
+        "BAD_REQUEST_BODY",
+        "BAD_REQUEST_PARAMETERS",
+        "THROTTLED",
+        "DEFAULT_4XX",
+        "DEFAULT_5XX",
+    }
+    assert responses["BAD_REQUEST_BODY"]["StatusCode"] == "400"
+    assert (
+        "$context.error.validationErrorString"
+        in responses["BAD_REQUEST_BODY"]["ResponseTemplates"]["application/json"]
+    )
+    assert responses["THROTTLED"]["StatusCode"] == "429"
+    assert responses["THROTTLED"]["ResponseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
+    for response in responses.values():
+        assert "application/json" in response["ResponseTemplates"]
+
+
+def test_stage_throttling_logging_and_tracing_follow_config(dev: Synthesized, prod: Synthesized) -> None:
+    for synthesized, rate, burst in ((dev, 100, 200), (prod, 500, 1000)):
+        synthesized.template.has_resource_properties(
+            "AWS::ApiGateway::Stage",
+            {
+                "TracingEnabled": True,
+                "AccessLogSetting": {
+                    "DestinationArn": Match.any_value(),
+                    "Format": Match.string_like_regexp('"requestId"'),
+                },
+                "MethodSettings": [
+                    Match.object_like(
+                        {
+                            "LoggingLevel": "ERROR",
+                            "DataTraceEnabled": False,
+                            "ThrottlingRateLimit": rate,
+                            "ThrottlingBurstLimit": burst,
+                        }
+                    )
+                ],
+            },
+        )
+    prod.template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 365})
+
+
+def test_api_keys_and_usage_plan_are_a_config_option(dev: Synthesized, tmp_path_factory) -> None:
+    from tests.conftest import cdk_context
+    from tests.infra.conftest import synthesize
+
+    assert dev.of_type("AWS::ApiGateway::UsagePlan") == {}
+    context = cdk_context()
+    context["service"]["api"]["api_key_required"] = True
+    keyed = synthesize(tmp_path_factory, **context)
+    keyed.template.resource_count_is("AWS::ApiGateway::UsagePlan", 1)
+    keyed.template.has_resource_properties(
+        "AWS::ApiGateway::UsagePlan",
+        {"Quota": {"Limit": 100000, "Period": "DAY"}, "Throttle": Match.any_value()},
+    )
+    for method in keyed.of_type("AWS::ApiGateway::Method").values():
+        assert method["Properties"]["ApiKeyRequired"] is True
+        assert method["Properties"]["AuthorizationType"] == "AWS_IAM"

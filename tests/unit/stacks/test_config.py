@@ -1,0 +1,77 @@
+"""The stage configuration: merged per stage, validated, errors name the key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from stacks.config import ConfigError, ServiceConfig
+from tests.conftest import cdk_context
+
+
+def _build(stage: str = "dev", mutate=None) -> ServiceConfig:
+    context: dict[str, Any] = cdk_context()
+    if mutate:
+        mutate(context)
+    return ServiceConfig.from_context(context["service"], context["stages"], stage)
+
+
+def test_stage_overrides_are_deep_merged_over_the_service_defaults() -> None:
+    dev, prod = _build("dev"), _build("prod")
+    assert dev.consumers["orders"].reserved_concurrency == 5
+    assert prod.consumers["orders"].reserved_concurrency == 20
+    # Keys the stage does not override keep the default.
+    assert prod.consumers["orders"].batch_size == dev.consumers["orders"].batch_size
+    assert prod.api.throttling_rate_limit == 500
+    assert prod.retain_data and not dev.retain_data
+    assert prod.stack_name == "resilient-orders-prod"
+
+
+def test_visibility_timeout_covers_six_timeouts_and_the_batching_window() -> None:
+    consumer = _build().consumers["orders"]
+    assert (
+        consumer.visibility_timeout_seconds == 6 * consumer.timeout_seconds + consumer.batching_window_seconds
+    )
+
+
+def test_unknown_stage_is_named() -> None:
+    with pytest.raises(ConfigError, match="stage 'qa' is not defined"):
+        _build("qa")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key"),
+    [
+        (
+            lambda c: c["service"]["api"].pop("throttling_rate_limit"),
+            "api.throttling_rate_limit: Field required",
+        ),
+        (lambda c: c["service"]["api"].update(throttling_burst_limit=-1), "api.throttling_burst_limit"),
+        (lambda c: c["service"].update(log_retention_days=31), "log_retention_days must be one of"),
+        (lambda c: c["service"]["alarms"].update(email="not-an-email"), "alarms.email"),
+        (lambda c: c["service"]["dependencies"]["partner"].update(base_url="http://plain"), "base_url"),
+        (lambda c: c["service"]["consumers"]["orders"].update(unexpected=1), "consumers.orders.unexpected"),
+        (lambda c: c["service"]["consumers"]["orders"].update(timeout_seconds="soon"), "timeout_seconds"),
+        (lambda c: c["service"].update(orders_consumer="missing"), "orders_consumer: 'missing'"),
+    ],
+)
+def test_a_bad_or_missing_value_fails_with_its_key(mutate, key: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        _build(mutate=mutate)
+    assert key in str(error.value)
+    assert "stages.dev" in str(error.value)
+
+
+def test_production_must_point_at_real_dependencies() -> None:
+    def demo_only(context: dict[str, Any]) -> None:
+        context["stages"]["prod"]["dependencies"]["partner"].pop("base_url")
+
+    with pytest.raises(ConfigError, match="production stages must point every dependency at a real base_url"):
+        _build("prod", demo_only)
+
+
+def test_config_is_immutable() -> None:
+    config = _build()
+    with pytest.raises(Exception, match="frozen"):
+        config.consumers["orders"].batch_size = 99  # type: ignore[misc]
