@@ -78,6 +78,8 @@ class DependencySettings(_Model):
     breaker_failure_threshold: int = Field(default=5, ge=1)
     breaker_recovery_seconds: int = Field(default=30, ge=1)
     breaker_success_threshold: int = Field(default=2, ge=1)
+    # Reserved concurrency of the demo twin deployed when base_url is None.
+    demo_capacity: int = Field(default=10, ge=1, le=1_000)
 
     @model_validator(mode="after")
     def _delays(self) -> DependencySettings:
@@ -138,6 +140,9 @@ class AlarmSettings(_Model):
     error_rate_percent: int = Field(default=5, ge=1, le=100)
     duration_near_timeout_percent: int = Field(default=80, ge=1, le=100)
     api_4xx_rate_percent: int = Field(default=10, ge=1, le=100)
+    # The account's concurrent-executions quota and how much of it must stay free.
+    account_concurrency_limit: int = Field(default=1_000, ge=10)
+    unreserved_concurrency_floor: int = Field(default=100, ge=1)
     evaluation_periods: int = Field(default=3, ge=1)
 
 

@@ -15,6 +15,7 @@ from constructs import Construct
 from stacks.circuit_breaker import CircuitBreakerStore
 from stacks.compliance import acknowledge
 from stacks.config import DependencySettings, ServiceConfig
+from stacks.monitoring import ServiceMonitoring
 from stacks.service_function import ServiceFunction
 
 HEALTHY_FAULT_PROFILE: dict[str, object] = {}
@@ -34,6 +35,7 @@ class DownstreamDependency(Construct):
         config: ServiceConfig,
         circuits: CircuitBreakerStore,
         layer: lambda_.ILayerVersion,
+        monitoring: ServiceMonitoring,
     ) -> None:
         super().__init__(scope, construct_id)
         self.name = name
@@ -56,8 +58,11 @@ class DownstreamDependency(Construct):
         self.fault_profile: ssm.StringParameter | None = None
         if settings.base_url is None:
             self.base_url = self._deploy_demo_twin(config, layer)
+            assert self.demo is not None
+            monitoring.watch_function(f"{name}-demo", self.demo)
         else:
             self.base_url = settings.base_url
+        monitoring.watch_dependency(name)
 
     def _deploy_demo_twin(self, config: ServiceConfig, layer: lambda_.ILayerVersion) -> str:
         self.fault_profile = ssm.StringParameter(
@@ -74,6 +79,8 @@ class DownstreamDependency(Construct):
             description=f"Demo twin of the {self.name} dependency with run-time fault injection",
             layer=layer,
             timeout=PARTNER_TIMEOUT,
+            # A real partner has finite capacity; so does its twin (beyond it, Lambda answers 429).
+            reserved_concurrency=self.settings.demo_capacity,
             environment={
                 "FAULT_PROFILE_PARAMETER": self.fault_profile.parameter_name,
                 "API_KEY_SECRET_ARN": self.api_key.secret_arn,

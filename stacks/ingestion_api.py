@@ -20,6 +20,7 @@ from constructs import Construct
 from schemas import EVENT, ORDER, load_schema
 from stacks.compliance import acknowledge
 from stacks.config import ServiceConfig, log_retention
+from stacks.monitoring import ServiceMonitoring
 
 # Message attribute names the consumers read (the producer's header travels as the first).
 IDEMPOTENCY_KEY_ATTRIBUTE = "IdempotencyKey"
@@ -115,6 +116,7 @@ class IngestionApi(Construct):
         order_queue: sqs.IQueue,
         event_bus: events.IEventBus,
         event_source: str,
+        monitoring: ServiceMonitoring,
     ) -> None:
         super().__init__(scope, construct_id)
         settings = config.api
@@ -190,6 +192,7 @@ class IngestionApi(Construct):
         self._add_events_route(event_bus, event_source)
         if settings.api_key_required:
             self._add_usage_plan(config)
+        monitoring.watch_api("ingestion-api", self.api)
 
     # -- routes -----------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from stacks.compliance import acknowledge
 from stacks.config import ConsumerSettings, ServiceConfig
 from stacks.downstream_dependency import DownstreamDependency
 from stacks.durable_queue import DurableQueue
+from stacks.monitoring import ServiceMonitoring
 from stacks.service_function import ServiceFunction
 
 
@@ -30,6 +31,7 @@ class LoadLevelingConsumer(Construct):
         handler: str,
         dependency: DownstreamDependency,
         layer: lambda_.ILayerVersion,
+        monitoring: ServiceMonitoring,
     ) -> None:
         super().__init__(scope, construct_id)
         self.name = name
@@ -90,6 +92,8 @@ class LoadLevelingConsumer(Construct):
             max_concurrency=settings.max_concurrency,
         )
         self.handler.alias.add_event_source(self.event_source_mapping_source)
+        monitoring.watch_queue(name, self.work.queue, self.work.dead_letter_queue)
+        monitoring.watch_function(f"{name}-consumer", self.handler)
         acknowledge(
             self.handler,
             "Serverless::Serverless-LambdaDLQ",

@@ -14,6 +14,7 @@ from stacks.downstream_dependency import DownstreamDependency
 from stacks.event_fanout import EventFanout
 from stacks.ingestion_api import IngestionApi
 from stacks.load_leveling_consumer import LoadLevelingConsumer
+from stacks.monitoring import ServiceMonitoring
 
 
 def _construct_id(name: str, suffix: str) -> str:
@@ -29,6 +30,7 @@ class ResilientServiceStack(Stack):
             **kwargs,
         )
         self.config = config
+        self.monitoring = ServiceMonitoring(self, "Monitoring", config=config)
         layer = lambda_packaging.dependencies_layer(self, "Dependencies")
         self.circuits = CircuitBreakerStore(self, "CircuitBreaker", removal_policy=config.removal_policy)
         self.downstream = {
@@ -40,6 +42,7 @@ class ResilientServiceStack(Stack):
                 config=config,
                 circuits=self.circuits,
                 layer=layer,
+                monitoring=self.monitoring,
             )
             for name, settings in config.dependencies.items()
         }
@@ -53,6 +56,7 @@ class ResilientServiceStack(Stack):
                 handler=settings.handler,
                 dependency=self.downstream[settings.dependency],
                 layer=layer,
+                monitoring=self.monitoring,
             )
             for name, settings in config.consumers.items()
         }
@@ -64,7 +68,12 @@ class ResilientServiceStack(Stack):
             order_queue=self.consumers[config.orders_consumer].queue,
             event_bus=self.fanout.bus,
             event_source=config.event_source,
+            monitoring=self.monitoring,
         )
+        functions = [c.handler for c in self.consumers.values()]
+        functions += [d.demo for d in self.downstream.values() if d.demo is not None]
+        self.monitoring.add_queries([f.log_group for f in functions])
+        self.monitoring.finish()
 
         for key, value in {"service": config.service_name, "stage": config.stage, **config.tags}.items():
             Tags.of(self).add(key, value)

@@ -28,6 +28,23 @@ class Synthesized:
     def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
         return {k: v for k, v in self.resources.items() if v["Type"] == resource_type}
 
+    def dead_letter_queue_ids(self) -> set[str]:
+        """Logical ids of every queue something dead-letters into (SQS, SNS, EventBridge, Lambda)."""
+        arns: list[Any] = []
+        for resource in self.resources.values():
+            props = resource.get("Properties", {})
+            if resource["Type"] in ("AWS::SQS::Queue", "AWS::SNS::Subscription") and "RedrivePolicy" in props:
+                arns.append(props["RedrivePolicy"]["deadLetterTargetArn"])
+            elif resource["Type"] == "AWS::Events::Rule":
+                arns += [
+                    t["DeadLetterConfig"]["Arn"] for t in props.get("Targets", []) if "DeadLetterConfig" in t
+                ]
+            elif resource["Type"] == "AWS::Lambda::EventInvokeConfig":
+                on_failure = props.get("DestinationConfig", {}).get("OnFailure", {})
+                if "Destination" in on_failure:
+                    arns.append(on_failure["Destination"])
+        return {arn["Fn::GetAtt"][0] for arn in arns if isinstance(arn, dict) and "Fn::GetAtt" in arn}
+
 
 def synthesize(tmp_path_factory: pytest.TempPathFactory, **context: Any) -> Synthesized:
     outdir = tmp_path_factory.mktemp("cdk.out")

@@ -15,17 +15,9 @@ def _queue_policies(dev: Synthesized) -> dict[str, list[dict[str, Any]]]:
     return by_queue
 
 
-def _dead_letter_ids(dev: Synthesized) -> set[str]:
-    return {
-        q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
-        for q in dev.of_type("AWS::SQS::Queue").values()
-        if "RedrivePolicy" in q["Properties"]
-    }
-
-
 def test_every_queue_has_a_dlq_or_is_one(dev: Synthesized) -> None:
     queues = dev.of_type("AWS::SQS::Queue")
-    dlqs = _dead_letter_ids(dev)
+    dlqs = dev.dead_letter_queue_ids()
     assert dlqs, "no queue has a dead-letter queue"
     for logical_id, queue in queues.items():
         assert logical_id in dlqs or "RedrivePolicy" in queue["Properties"], f"{logical_id} has no DLQ"

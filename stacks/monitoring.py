@@ -1,0 +1,533 @@
+"""One monitoring construct: every other construct registers its resources here, so each
+failure mode is alarmed exactly once, every alarm notifies the on-call topic, and the
+dashboard reads left to right like the pipeline.
+
+``treat_missing_data`` per alarm:
+- NOT_BREACHING for counters that only exist when something happens (throttles, errors,
+  DLQ depth, circuit transitions): no data means nothing happened.
+- NOT_BREACHING for queue age and depth too: SQS stops publishing for idle queues.
+- MISSING for ratios (error rate) whose denominator may be absent: no traffic is not health,
+  but it is not an incident either; the alarm keeps its last state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aws_cdk import Duration
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from lambdas.shared import log_fields as lf
+from lambdas.shared.dependency_client import (
+    METRIC_CIRCUIT_REJECTIONS,
+    METRIC_CIRCUIT_TRANSITION,
+    METRIC_UPSTREAM_CALLS,
+    METRIC_UPSTREAM_ERRORS,
+)
+from stacks.compliance import acknowledge
+from stacks.config import API_INTEGRATION_TIMEOUT_SECONDS, ServiceConfig
+from stacks.service_function import ServiceFunction
+
+PERIOD = Duration.minutes(1)
+# Status classes that mean "the dependency is unwell" (a permanent 4xx is our request's fault).
+UNHEALTHY_STATUS_CLASSES = ("5xx", "429", lf.STATUS_CLASS_TIMEOUT, lf.STATUS_CLASS_CONNECTION)
+# Kinds of alarm, recorded per resource so tests can check coverage template-wide.
+QUEUE_AGE, QUEUE_GROWING, DLQ_DEPTH = "queue-age", "queue-growing", "dlq-depth"
+THROTTLES, ERROR_RATE, DURATION, CONCURRENCY = "throttles", "error-rate", "duration", "concurrency"
+EXECUTIONS_FAILED = "executions-failed"
+
+
+@dataclass
+class _Column:
+    """Dashboard widgets of one pipeline stage, laid out left to right."""
+
+    title: str
+    widgets: list[cloudwatch.IWidget] = field(default_factory=list)
+
+
+class ServiceMonitoring(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, config: ServiceConfig) -> None:
+        super().__init__(scope, construct_id)
+        self.config = config
+        self.thresholds = config.alarms
+        self.namespace = config.service_name
+        self.topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            display_name=f"{config.stack_name} alarms",
+            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
+            enforce_ssl=True,
+        )
+        # CloudWatch may only publish to an encrypted topic when the key lets it; the AWS-managed
+        # SNS key does, so alarms need nothing else.
+        self.topic.grant_publish(iam.ServicePrincipal("cloudwatch.amazonaws.com"))
+        self._action = actions.SnsAction(self.topic)
+        self.alarms: list[cloudwatch.Alarm] = []
+        # (alarm kind, logical path of the watched resource) for the coverage tests.
+        self.coverage: dict[str, set[str]] = {}
+        self._degraded_signals: list[cloudwatch.IAlarm] = []
+        self._columns = {
+            name: _Column(title)
+            for name, title in (
+                ("api", "1. Accepted at the API"),
+                ("queue", "2. Queue depth and age"),
+                ("consumer", "3. Consumers"),
+                ("dependency", "4. Dependencies"),
+                ("dlq", "5. Dead-letter queues"),
+            )
+        }
+        self._account_concurrency_alarm()
+        if self.thresholds.email:
+            # An undeliverable notification must not vanish either.
+            undelivered = sqs.Queue(
+                self,
+                "UndeliveredNotifications",
+                encryption=sqs.QueueEncryption.SQS_MANAGED,
+                enforce_ssl=True,
+                retention_period=Duration.days(14),
+            )
+            self.topic.add_subscription(
+                subscriptions.EmailSubscription(self.thresholds.email, dead_letter_queue=undelivered)
+            )
+            for rule in ("Serverless::Serverless-SQSRedrivePolicy", "AwsSolutions::AwsSolutions-SQS3"):
+                acknowledge(
+                    undelivered,
+                    rule,
+                    "This queue is the dead-letter queue of the alarm e-mail subscription (an SNS redrive "
+                    "policy, which the rule does not recognise)",
+                )
+            self.watch_dead_letter_queue("alarm-email", undelivered)
+
+    # -- registration API --------------------------------------------------------------------
+
+    def watch_queue(self, name: str, queue: sqs.IQueue, dead_letter_queue: sqs.IQueue) -> None:
+        age = queue.metric_approximate_age_of_oldest_message(period=PERIOD, statistic="Maximum")
+        age_alarm = self._alarm(
+            f"{name}-queue-age",
+            age,
+            threshold=self.thresholds.queue_age_threshold_seconds,
+            description=f"Oldest message in the {name} queue is older than "
+            f"{self.thresholds.queue_age_threshold_seconds} s: consumers are not keeping up (backpressure)",
+            kind=QUEUE_AGE,
+            resource=queue,
+        )
+        visible = queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum")
+        growth = cloudwatch.MathExpression(
+            expression="RATE(visible) * 60",
+            using_metrics={"visible": visible},
+            label=f"{name} visible messages per minute",
+            period=PERIOD,
+        )
+        self._alarm(
+            f"{name}-queue-growing",
+            growth,
+            threshold=0,
+            periods=max(5, self.thresholds.evaluation_periods),
+            description=f"The {name} queue has grown for {max(5, self.thresholds.evaluation_periods)} minutes "
+            "in a row: arrivals outpace the consumer",
+            kind=QUEUE_GROWING,
+            resource=queue,
+        )
+        self._degraded_signals.append(age_alarm)
+        self.watch_dead_letter_queue(name, dead_letter_queue)
+        self._columns["queue"].widgets.append(
+            cloudwatch.GraphWidget(
+                title=f"{name}: depth and age",
+                left=[visible, queue.metric_approximate_number_of_messages_not_visible(period=PERIOD)],
+                right=[age],
+                width=8,
+            )
+        )
+
+    def watch_dead_letter_queue(self, name: str, dead_letter_queue: sqs.IQueue) -> None:
+        depth = dead_letter_queue.metric_approximate_number_of_messages_visible(
+            period=PERIOD, statistic="Maximum"
+        )
+        dlq_alarm = self._alarm(
+            f"{name}-dlq-depth",
+            depth,
+            threshold=0,
+            periods=1,
+            description=f"Messages are waiting in the {name} dead-letter queue: inspect and redrive them",
+            kind=DLQ_DEPTH,
+            resource=dead_letter_queue,
+        )
+        self._degraded_signals.append(dlq_alarm)
+        self._columns["dlq"].widgets.append(
+            cloudwatch.GraphWidget(title=f"{name} DLQ depth", left=[depth], width=8)
+        )
+
+    def watch_function(self, name: str, function: ServiceFunction) -> None:
+        fn = function.function
+        throttles = fn.metric_throttles(period=PERIOD, statistic="Sum")
+        self._alarm(
+            f"{name}-throttles",
+            throttles,
+            threshold=0,
+            periods=1,
+            description=f"{name} was throttled: its reserved concurrency (bulkhead) or the account limit is hit",
+            kind=THROTTLES,
+            resource=fn,
+        )
+        errors = fn.metric_errors(period=PERIOD, statistic="Sum")
+        invocations = fn.metric_invocations(period=PERIOD, statistic="Sum")
+        error_rate = cloudwatch.MathExpression(
+            expression="IF(invocations > 0, 100 * errors / invocations, 0)",
+            using_metrics={"errors": errors, "invocations": invocations},
+            label=f"{name} error rate (%)",
+            period=PERIOD,
+        )
+        self._alarm(
+            f"{name}-error-rate",
+            error_rate,
+            threshold=self.thresholds.error_rate_percent,
+            description=f"More than {self.thresholds.error_rate_percent}% of {name} invocations failed",
+            kind=ERROR_RATE,
+            resource=fn,
+            missing=cloudwatch.TreatMissingData.MISSING,
+        )
+        timeout_ms = function.timeout.to_milliseconds()
+        duration = fn.metric_duration(period=PERIOD, statistic="p99")
+        self._alarm(
+            f"{name}-duration",
+            duration,
+            threshold=timeout_ms * self.thresholds.duration_near_timeout_percent / 100,
+            description=f"{name} p99 duration is above {self.thresholds.duration_near_timeout_percent}% of its "
+            "timeout: a slow dependency is about to cause timeouts",
+            kind=DURATION,
+            resource=fn,
+        )
+        concurrent = fn.metric("ConcurrentExecutions", period=PERIOD, statistic="Maximum")
+        if function.reserved_concurrency:
+            utilisation = cloudwatch.MathExpression(
+                expression=f"100 * concurrent / {function.reserved_concurrency}",
+                using_metrics={"concurrent": concurrent},
+                label=f"{name} concurrency utilisation (%)",
+                period=PERIOD,
+            )
+            self._alarm(
+                f"{name}-concurrency",
+                utilisation,
+                threshold=self.thresholds.concurrency_utilisation_percent,
+                description=f"{name} uses more than {self.thresholds.concurrency_utilisation_percent}% of its "
+                f"reserved concurrency ({function.reserved_concurrency}): the bulkhead is nearly full",
+                kind=CONCURRENCY,
+                resource=fn,
+            )
+        self._columns["consumer"].widgets.append(
+            cloudwatch.GraphWidget(
+                title=f"{name}: concurrency, throttles, errors",
+                left=[concurrent, throttles, errors],
+                right=[duration],
+                width=8,
+            )
+        )
+
+    def watch_dependency(self, name: str) -> None:
+        """Upstream errors by dependency (the client's EMF metrics) and its circuit."""
+        per_class = {
+            f"m{index}": self._dependency_metric(
+                METRIC_UPSTREAM_ERRORS, name, {lf.STATUS_CLASS: status_class}
+            )
+            for index, status_class in enumerate(UNHEALTHY_STATUS_CLASSES)
+        }
+        upstream_errors = cloudwatch.MathExpression(
+            expression=" + ".join(f"FILL({key}, 0)" for key in per_class),
+            using_metrics=per_class,
+            label=f"{name} upstream errors",
+            period=PERIOD,
+        )
+        self._alarm(
+            f"{name}-upstream-errors",
+            upstream_errors,
+            threshold=0,
+            description=f"The {name} dependency answered 5xx/429 or timed out / refused connections",
+            kind="upstream-errors",
+            resource=None,
+        )
+        opened = self._dependency_metric(METRIC_CIRCUIT_TRANSITION, name, {"to_state": "OPEN"})
+        rejected = self._dependency_metric(METRIC_CIRCUIT_REJECTIONS, name, {})
+        circuit_open = cloudwatch.MathExpression(
+            expression="FILL(opened, 0) + FILL(rejected, 0)",
+            using_metrics={"opened": opened, "rejected": rejected},
+            label=f"{name} circuit open (transitions + rejected calls)",
+            period=PERIOD,
+        )
+        circuit_alarm = self._alarm(
+            f"{name}-circuit-open",
+            circuit_open,
+            threshold=0,
+            periods=1,
+            description=f"The {name} circuit is open: calls fail fast and the queue holds the work",
+            kind="circuit-open",
+            resource=None,
+        )
+        self._degraded_signals.append(circuit_alarm)
+        calls = self._dependency_metric(METRIC_UPSTREAM_CALLS, name, {})
+        by_status = cloudwatch.MathExpression(
+            expression=(
+                f"SEARCH('{{{self.namespace},{lf.DEPENDENCY},service,{lf.STATUS_CLASS}}} "
+                f'MetricName="{METRIC_UPSTREAM_ERRORS}" {lf.DEPENDENCY}="{name}"\', \'Sum\', 60)'
+            ),
+            label="",
+            period=PERIOD,
+        )
+        self._columns["dependency"].widgets.append(
+            cloudwatch.GraphWidget(
+                title=f"{name}: calls, errors by status class, circuit",
+                left=[calls, by_status],
+                right=[circuit_open],
+                width=8,
+            )
+        )
+
+    def watch_state_machine(self, name: str, state_machine: sfn.IStateMachine) -> None:
+        failures = {
+            "failed": state_machine.metric_failed(period=PERIOD, statistic="Sum"),
+            "timedout": state_machine.metric_timed_out(period=PERIOD, statistic="Sum"),
+            "throttled": state_machine.metric_throttled(period=PERIOD, statistic="Sum"),
+            "aborted": state_machine.metric_aborted(period=PERIOD, statistic="Sum"),
+        }
+        expression = cloudwatch.MathExpression(
+            expression=" + ".join(f"FILL({key}, 0)" for key in failures),
+            using_metrics=failures,
+            label=f"{name} executions failed/timed out/throttled/aborted",
+            period=PERIOD,
+        )
+        self._alarm(
+            f"{name}-executions-failed",
+            expression,
+            threshold=0,
+            periods=1,
+            description=f"{name} executions failed, timed out, were throttled or aborted",
+            kind=EXECUTIONS_FAILED,
+            resource=state_machine,
+        )
+        self._columns["consumer"].widgets.append(
+            cloudwatch.GraphWidget(title=f"{name} executions", left=list(failures.values()), width=8)
+        )
+
+    def watch_api(self, name: str, api: apigw.RestApi) -> None:
+        server_errors = api.metric_server_error(period=PERIOD, statistic="Sum")
+        server_alarm = self._alarm(
+            f"{name}-5xx",
+            server_errors,
+            threshold=0,
+            periods=1,
+            description=f"{name} answered 5xx: requests may not have been stored",
+            kind="api-5xx",
+            resource=api,
+        )
+        self._degraded_signals.append(server_alarm)
+        count = api.metric_count(period=PERIOD, statistic="Sum")
+        client_errors = api.metric_client_error(period=PERIOD, statistic="Sum")
+        rate = cloudwatch.MathExpression(
+            expression="IF(requests > 0, 100 * clienterrors / requests, 0)",
+            using_metrics={"requests": count, "clienterrors": client_errors},
+            label=f"{name} 4XX rate (%)",
+            period=PERIOD,
+        )
+        self._alarm(
+            f"{name}-4xx-rate",
+            rate,
+            threshold=self.thresholds.api_4xx_rate_percent,
+            description=f"More than {self.thresholds.api_4xx_rate_percent}% of {name} requests were rejected "
+            "(bad input, throttling or auth): a producer is misbehaving or throttled",
+            kind="api-4xx",
+            resource=api,
+            missing=cloudwatch.TreatMissingData.MISSING,
+        )
+        latency = api.metric_latency(period=PERIOD, statistic="p99")
+        self._alarm(
+            f"{name}-latency",
+            latency,
+            threshold=API_INTEGRATION_TIMEOUT_SECONDS
+            * 1000
+            * self.thresholds.duration_near_timeout_percent
+            / 100,
+            description=f"{name} p99 latency is near API Gateway's {API_INTEGRATION_TIMEOUT_SECONDS} s "
+            "integration timeout",
+            kind="api-latency",
+            resource=api,
+        )
+        self._columns["api"].widgets.append(
+            cloudwatch.GraphWidget(
+                title=f"{name}: requests, 4XX, 5XX",
+                left=[count, client_errors, server_errors],
+                right=[latency],
+                width=8,
+            )
+        )
+
+    # -- finishing -----------------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """Build what depends on everything being registered: the composite alarm and dashboard."""
+        self.degraded = cloudwatch.CompositeAlarm(
+            self,
+            "PipelineDegraded",
+            alarm_description="The pipeline is degraded: a circuit is open, work is ageing in a queue, "
+            "messages reached a DLQ, or the API failed to store requests",
+            alarm_rule=cloudwatch.AlarmRule.any_of(*self._degraded_signals),
+        )
+        self.degraded.add_alarm_action(self._action)
+        self.dashboard = cloudwatch.Dashboard(
+            self,
+            "Dashboard",
+            default_interval=Duration.hours(3),
+        )
+        for column in self._columns.values():
+            if column.widgets:
+                self.dashboard.add_widgets(
+                    cloudwatch.TextWidget(markdown=f"### {column.title}", width=24, height=1),
+                    cloudwatch.Row(*column.widgets),
+                )
+        self.dashboard.add_widgets(
+            cloudwatch.AlarmStatusWidget(title="Alarms", alarms=[*self.alarms, self.degraded], width=24)
+        )
+
+    def add_queries(self, log_groups: list[logs.ILogGroup]) -> None:
+        """Saved Logs Insights queries over the functions' structured logs (field names from log_fields)."""
+        for query_id, name, parts in insights_queries():
+            logs.QueryDefinition(
+                self,
+                query_id,
+                query_definition_name=f"{self.config.stack_name}/{name}",
+                query_string=logs.QueryString(**parts),  # type: ignore[arg-type]
+                log_groups=log_groups,
+            )
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _dependency_metric(
+        self, metric_name: str, dependency: str, extra: dict[str, str]
+    ) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=self.namespace,
+            metric_name=metric_name,
+            dimensions_map={lf.DEPENDENCY: dependency, "service": self.config.service_name, **extra},
+            period=PERIOD,
+            statistic="Sum",
+        )
+
+    def _account_concurrency_alarm(self) -> None:
+        unreserved = cloudwatch.Metric(
+            namespace="AWS/Lambda",
+            metric_name="UnreservedConcurrentExecutions",
+            period=PERIOD,
+            statistic="Maximum",
+        )
+        self._alarm(
+            "account-concurrency-headroom",
+            unreserved,
+            threshold=self.thresholds.account_concurrency_limit
+            - self.thresholds.unreserved_concurrency_floor,
+            description="The account's shared concurrency pool has fewer than "
+            f"{self.thresholds.unreserved_concurrency_floor} executions left: unreserved functions are "
+            "about to be throttled",
+            kind="account-concurrency",
+            resource=None,
+        )
+        self._columns["consumer"].widgets.append(
+            cloudwatch.SingleValueWidget(
+                title="Account: unreserved concurrency in use", metrics=[unreserved], width=8
+            )
+        )
+
+    def _alarm(
+        self,
+        alarm_id: str,
+        metric: cloudwatch.IMetric,
+        *,
+        threshold: float,
+        description: str,
+        kind: str,
+        resource: Construct | None,
+        periods: int | None = None,
+        comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
+    ) -> cloudwatch.Alarm:
+        evaluation = periods or self.thresholds.evaluation_periods
+        alarm = cloudwatch.Alarm(
+            self,
+            _pascal(alarm_id),
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=evaluation,
+            datapoints_to_alarm=evaluation,
+            comparison_operator=comparison,
+            treat_missing_data=missing,
+            alarm_description=description,
+        )
+        alarm.add_alarm_action(self._action)
+        alarm.add_ok_action(self._action)
+        self.alarms.append(alarm)
+        if resource is not None:
+            self.coverage.setdefault(kind, set()).add(resource.node.path)
+        return alarm
+
+
+def _pascal(name: str) -> str:
+    return "".join(part.capitalize() for part in name.replace("_", "-").split("-"))
+
+
+def insights_queries() -> list[tuple[str, str, dict[str, list[str] | str]]]:
+    """(construct id, name, logs.QueryString parts) — every field name comes from log_fields."""
+    return [
+        (
+            "UpstreamErrorsQuery",
+            "upstream-errors-by-dependency",
+            {
+                "filter_statements": [
+                    f"message = '{lf.UPSTREAM_CALL_MESSAGE}'",
+                    f"{lf.OUTCOME} != '{lf.OUTCOME_SUCCESS}'",
+                ],
+                "stats_statements": [
+                    "count_distinct(function_request_id) as invocations, count(*) as attempts "
+                    f"by {lf.DEPENDENCY}, {lf.METHOD}, {lf.ROUTE}, {lf.STATUS}, {lf.STATUS_CLASS}"
+                ],
+                "sort": "invocations desc",
+            },
+        ),
+        (
+            "TimeoutsQuery",
+            "function-timeouts",
+            {
+                "filter_statements": ["@message like /Task timed out/"],
+                "stats_statements": ["count(*) as timeouts by @log, bin(5m)"],
+            },
+        ),
+        (
+            "OutOfMemoryQuery",
+            "out-of-memory",
+            {
+                "filter_statements": ["@type = 'REPORT'", "@maxMemoryUsed >= @memorySize"],
+                "stats_statements": [
+                    "count(*) as out_of_memory, max(@maxMemoryUsed / 1000 / 1000) as max_mb by @log"
+                ],
+            },
+        ),
+        (
+            "ThrottlingQuery",
+            "dependency-throttling",
+            {
+                "filter_statements": [
+                    f"message = '{lf.UPSTREAM_CALL_MESSAGE}'",
+                    f"{lf.STATUS_CLASS} = '429'",
+                ],
+                "stats_statements": [
+                    f"count(*) as throttled, max({lf.RETRY_AFTER_S}) as max_retry_after_s by {lf.DEPENDENCY}, bin(5m)"
+                ],
+            },
+        ),
+    ]

@@ -1,0 +1,188 @@
+"""Template-wide alarm coverage: a resource added later without its alarms fails here."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from aws_cdk import aws_logs as logs
+
+from lambdas.shared import log_fields as lf
+from stacks.monitoring import insights_queries
+from tests.infra.conftest import Synthesized
+
+
+def _alarm_metrics(alarm: dict[str, Any]) -> list[tuple[str, str]]:
+    """(metric name, JSON of its dimensions) for a plain or metric-math alarm."""
+    props = alarm["Properties"]
+    if "MetricName" in props:
+        return [(props["MetricName"], json.dumps(props.get("Dimensions", [])))]
+    return [
+        (m["MetricStat"]["Metric"]["MetricName"], json.dumps(m["MetricStat"]["Metric"].get("Dimensions", [])))
+        for m in props.get("Metrics", [])
+        if "MetricStat" in m
+    ]
+
+
+def _alarms_on(dev: Synthesized, reference: dict[str, Any]) -> set[str]:
+    """Metric names of every alarm whose dimensions point at ``reference``."""
+    needle = json.dumps(reference)
+    return {
+        name
+        for alarm in dev.of_type("AWS::CloudWatch::Alarm").values()
+        for name, dimensions in _alarm_metrics(alarm)
+        if needle in dimensions
+    }
+
+
+def test_every_dlq_has_a_depth_alarm_on_visible_messages(dev: Synthesized, prod: Synthesized) -> None:
+    for synthesized in (dev, prod):
+        dlqs = synthesized.dead_letter_queue_ids()
+        assert dlqs
+        for dlq in dlqs:
+            reference = {"Fn::GetAtt": [dlq, "QueueName"]}
+            assert "ApproximateNumberOfMessagesVisible" in _alarms_on(synthesized, reference), dlq
+        depth_alarms = [
+            a["Properties"]
+            for a in synthesized.of_type("AWS::CloudWatch::Alarm").values()
+            if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+        ]
+        assert all(
+            a["Threshold"] == 0 and a["ComparisonOperator"] == "GreaterThanThreshold" for a in depth_alarms
+        )
+
+
+def test_every_work_queue_has_age_and_growth_alarms(dev: Synthesized) -> None:
+    dlqs = dev.dead_letter_queue_ids()
+    work_queues = [k for k in dev.of_type("AWS::SQS::Queue") if k not in dlqs]
+    assert work_queues
+    for queue in work_queues:
+        names = _alarms_on(dev, {"Fn::GetAtt": [queue, "QueueName"]})
+        assert "ApproximateAgeOfOldestMessage" in names, queue
+        assert "ApproximateNumberOfMessagesVisible" in names, queue
+
+
+def test_every_function_has_throttle_error_duration_and_concurrency_alarms(dev: Synthesized) -> None:
+    functions = dev.of_type("AWS::Lambda::Function")
+    assert functions
+    for logical_id, function in functions.items():
+        names = _alarms_on(dev, {"Ref": logical_id})
+        assert {"Throttles", "Errors", "Invocations", "Duration"} <= names, logical_id
+        assert "ReservedConcurrentExecutions" in function["Properties"], f"{logical_id} has no bulkhead"
+        assert "ConcurrentExecutions" in names, logical_id
+
+
+def test_every_state_machine_has_a_failure_alarm(dev: Synthesized) -> None:
+    for logical_id in dev.of_type("AWS::StepFunctions::StateMachine"):
+        names = _alarms_on(dev, {"Ref": logical_id})
+        assert {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionThrottled", "ExecutionsAborted"} <= names
+
+
+def test_api_and_dependencies_and_account_headroom_are_alarmed(dev: Synthesized) -> None:
+    metric_names = {
+        name for a in dev.of_type("AWS::CloudWatch::Alarm").values() for name, _ in _alarm_metrics(a)
+    }
+    assert {"5XXError", "4XXError", "Count", "Latency"} <= metric_names
+    assert {"UpstreamErrors", "CircuitTransition", "CircuitOpenRejections"} <= metric_names
+    assert "UnreservedConcurrentExecutions" in metric_names
+    upstream = [
+        a["Properties"]
+        for a in dev.of_type("AWS::CloudWatch::Alarm").values()
+        if any(name == "UpstreamErrors" for name, _ in _alarm_metrics(a))
+    ]
+    for dependency in dev.stack.config.dependencies:
+        (alarm,) = [a for a in upstream if f'"Value": "{dependency}"' in json.dumps(a["Metrics"])]
+        classes = {
+            d["Value"]
+            for m in alarm["Metrics"]
+            if "MetricStat" in m
+            for d in m["MetricStat"]["Metric"]["Dimensions"]
+            if d["Name"] == lf.STATUS_CLASS
+        }
+        assert classes == {"5xx", "429", "timeout", "connection"}
+
+
+def test_every_alarm_notifies_the_encrypted_ssl_only_topic(dev: Synthesized) -> None:
+    (topic_id, topic), *_ = dev.of_type("AWS::SNS::Topic").items()
+    assert "KmsMasterKeyId" in topic["Properties"]
+    statements = [
+        s
+        for p in dev.of_type("AWS::SNS::TopicPolicy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert any(
+        s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+        for s in statements
+    )
+    alarms = {**dev.of_type("AWS::CloudWatch::Alarm"), **dev.of_type("AWS::CloudWatch::CompositeAlarm")}
+    assert len(alarms) > 10
+    for logical_id, alarm in alarms.items():
+        assert {"Ref": topic_id} in alarm["Properties"].get("AlarmActions", []), f"{logical_id} has no action"
+        assert alarm["Properties"].get("AlarmDescription"), logical_id
+
+
+def test_pipeline_degraded_composite_covers_circuit_age_dlq_and_api(dev: Synthesized) -> None:
+    (composite,) = dev.of_type("AWS::CloudWatch::CompositeAlarm").values()
+    rule = json.dumps(composite["Properties"]["AlarmRule"])
+    watched = set(re.findall(r'"(Monitoring[A-Za-z0-9]+)"', rule))
+    kinds = {"QueueAge", "DlqDepth", "CircuitOpen", "5xx"}
+    assert all(any(kind in logical_id for logical_id in watched) for kind in kinds), watched
+
+
+def test_email_subscription_only_when_configured(dev: Synthesized, prod: Synthesized) -> None:
+    assert dev.of_type("AWS::SNS::Subscription") == {}
+    (subscription,) = prod.of_type("AWS::SNS::Subscription").values()
+    assert subscription["Properties"] == {
+        **subscription["Properties"],
+        "Protocol": "email",
+        "Endpoint": "oncall@example.com",
+    }
+
+
+def test_dashboard_reads_left_to_right_like_the_pipeline(dev: Synthesized) -> None:
+    (dashboard,) = dev.of_type("AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    titles = [
+        "1. Accepted at the API",
+        "2. Queue depth and age",
+        "3. Consumers",
+        "4. Dependencies",
+        "5. Dead-letter queues",
+    ]
+    positions = [body.index(title) for title in titles]
+    assert positions == sorted(positions)
+    assert "SEARCH(" in body and "UpstreamErrors" in body
+
+
+def _fields_in(query: str) -> set[str]:
+    # Drop string literals, regexes, @system fields and the names results are given ("as x").
+    query = re.sub(r"'[^']*'|/[^/]*/|@\w+|\bas \w+|\bsort \w+", "", query)
+    words = set(re.findall(r"\b([a-z_]+)\b", query))
+    syntax = {
+        "filter",
+        "stats",
+        "and",
+        "or",
+        "by",
+        "count",
+        "count_distinct",
+        "max",
+        "bin",
+        "desc",
+        "like",
+        "m",
+    }
+    return words - syntax - {"message"}
+
+
+def test_saved_queries_only_use_fields_the_handlers_log(dev: Synthesized) -> None:
+    definitions = dev.of_type("AWS::Logs::QueryDefinition")
+    assert len(definitions) == len(insights_queries()) == 4
+    powertools_fields = {"function_request_id"}
+    for _, _, parts in insights_queries():
+        query = logs.QueryString(**parts).to_string()  # type: ignore[arg-type]
+        unknown = _fields_in(query) - set(lf.ALL_FIELDS) - powertools_fields
+        assert not unknown, f"{query!r} uses fields no handler logs: {unknown}"
+    for definition in definitions.values():
+        assert definition["Properties"]["LogGroupNames"]
