@@ -240,14 +240,15 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:  # HTTP-dates are GMT by definition
-        when = when.replace(tzinfo=dt.timezone.utc)
+        when = when.replace(tzinfo=dt.UTC)
     return max(0.0, when.timestamp() - now)
 
 
 def create_session(pool_maxsize: int = 4) -> requests.Session:
     """A session whose adapter never retries: the retry loop in DependencyClient is the only one."""
     session = requests.Session()
-    no_retries = Retry(total=0, connect=0, read=0, status=0, other=0, redirect=0, raise_on_status=False)
+    # read=False re-raises read timeouts as ReadTimeout (read=0 would wrap them in a ConnectionError).
+    no_retries = Retry(total=0, connect=0, read=False, status=0, other=0, redirect=0, raise_on_status=False)
     adapter = HTTPAdapter(max_retries=no_retries, pool_connections=1, pool_maxsize=pool_maxsize)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
@@ -344,7 +345,10 @@ class DependencyClient:
         self._session = session or shared_session()
         self._logger: SupportsLog = logger or logging.getLogger(__name__)
         self._namespace = metrics_namespace
-        self._default_headers = {"User-Agent": f"resilient-serverless/{policy.name}", **(default_headers or {})}
+        self._default_headers = {
+            "User-Agent": f"resilient-serverless/{policy.name}",
+            **(default_headers or {}),
+        }
         self._sleep = sleep
         self._clock = clock
         self._wall_clock = wall_clock
@@ -405,7 +409,7 @@ class DependencyClient:
         call = _Call(
             method=method.upper(),
             path=path if path.startswith("/") else f"/{path}",
-            route=route or path,
+            route=route or path.split("?", 1)[0],
             json_body=json,
             headers={**self._default_headers, **(headers or {})},
             started=self._clock(),
@@ -437,7 +441,9 @@ class DependencyClient:
         while True:
             timeout = self._attempt_timeout(call)
             if timeout is None:  # sleeps are checked before sleeping, so this is rare (a slow clock jump)
-                raise self._error(BudgetExhaustedError, call, "ran out of time budget", None, lf.STATUS_CLASS_TIMEOUT)
+                raise self._error(
+                    BudgetExhaustedError, call, "ran out of time budget", None, lf.STATUS_CLASS_TIMEOUT
+                )
             call.attempts += 1
             attempt_started = self._clock()
             status: int | None = None
@@ -482,7 +488,13 @@ class DependencyClient:
             )
             if call.attempts >= self.policy.max_attempts:
                 self._log_attempt(
-                    call, status, status_class, latency_ms, circuit, lf.OUTCOME_GIVE_UP, retry_after=retry_after
+                    call,
+                    status,
+                    status_class,
+                    latency_ms,
+                    circuit,
+                    lf.OUTCOME_GIVE_UP,
+                    retry_after=retry_after,
                 )
                 raise self._error(
                     TransientUpstreamError, call, "failed on every attempt", status, status_class, retry_after
@@ -492,7 +504,13 @@ class DependencyClient:
             if not self._fits_after_sleep(call, delay_s):
                 # Waiting (e.g. a Retry-After beyond the budget) would overrun: give up now, keep the hint.
                 self._log_attempt(
-                    call, status, status_class, latency_ms, circuit, lf.OUTCOME_GIVE_UP, retry_after=retry_after
+                    call,
+                    status,
+                    status_class,
+                    latency_ms,
+                    circuit,
+                    lf.OUTCOME_GIVE_UP,
+                    retry_after=retry_after,
                 )
                 raise self._error(
                     BudgetExhaustedError,
@@ -687,7 +705,11 @@ class DependencyClient:
     def _count(self, name: str, dimensions: dict[str, str]) -> None:
         # single_metric: dimensions belong to this data point only, not to the handler's Metrics flush.
         with single_metric(
-            name=name, unit=MetricUnit.Count, value=1, namespace=self._namespace, default_dimensions=dimensions
+            name=name,
+            unit=MetricUnit.Count,
+            value=1,
+            namespace=self._namespace,
+            default_dimensions=dimensions,
         ):
             pass
 

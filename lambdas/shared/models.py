@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-IDENTIFIER_PATTERN = r"^[A-Za-z0-9-_]+$"
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9_-]+$"
 SKU_PATTERN = r"^[A-Z0-9-]{3,32}$"
 CURRENCY_PATTERN = r"^[A-Z]{3}$"
 MAX_AMOUNT_CENTS = 100_000_000

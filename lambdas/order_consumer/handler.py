@@ -1,0 +1,196 @@
+"""Order consumer: SQS (load-leveling queue) -> charge each order at the partner API.
+
+Per record:
+  * valid order          -> charged exactly once (Powertools idempotency keyed on the producer's
+                            ``IdempotencyKey`` message attribute, else the SQS messageId; the same key is
+                            sent to the partner as ``Idempotency-Key``), reported as success;
+  * transient failure    -> (5xx / 429 / timeout / connection / budget / open circuit / charge in progress
+                            elsewhere) reported in ``batchItemFailures``: the message stays in the queue and
+                            comes back after its visibility timeout. An open circuit fails in milliseconds.
+  * permanent failure    -> quarantined, see below.
+
+Poison messages (invalid JSON, schema violation, invalid idempotency key, an idempotency key reused with a
+different order, or an order the partner rejects with a 4xx) can never succeed, so retrying them only
+burns concurrency and delays the DLQ alarm by ``maxReceiveCount`` visibility timeouts. They are sent
+straight to the DLQ (``POISON_MESSAGE_QUEUE_URL``) with the reason as message attributes, and reported as
+processed ONLY after that send succeeded. If the send fails the record is reported as failed, so it is
+retried and still reaches the DLQ through the redrive policy: a poison message is never silently dropped.
+
+Module import = execution-environment init: environment parsed (fails fast with the variable names), API
+key read once, HTTP session, breaker/idempotency persistence and SQS client created once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, Final
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambdas.order_consumer.environment import ConsumerSettings, load_api_key
+from lambdas.order_consumer.processing import (
+    InvalidOrderError,
+    charge_order,
+    parse_order,
+    validate_idempotency_key,
+)
+from lambdas.shared.dependency_client import DependencyClient, PermanentUpstreamError
+from lambdas.shared.models import Order
+
+IDEMPOTENCY_KEY_ATTRIBUTE: Final = "IdempotencyKey"
+# Scope of the idempotency records: the business operation, so a renamed function keeps its history.
+IDEMPOTENCY_KEY_PREFIX: Final = "order-consumer.charge"
+MAX_ATTRIBUTE_CHARS: Final = 1024
+
+# ------------------------------------------------------------------ execution-environment init (once)
+settings = ConsumerSettings.from_environment(os.environ)
+logger = Logger(service=settings.service_name)
+tracer = Tracer(service=settings.service_name)
+metrics = Metrics(service=settings.service_name)
+
+API_KEY = load_api_key(settings)
+dependency = DependencyClient(
+    settings.dependency, breaker_table_name=settings.circuit_breaker_table_name, logger=logger
+)
+sqs = boto3.client("sqs")
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def _count_replay(response: Any, idempotent_data: DataRecord) -> Any:
+    # Duplicate delivery absorbed: the stored result is returned and the partner is not called again.
+    metrics.add_metric(name="IdempotentReplays", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "duplicate delivery; returning stored result",
+        extra={"idempotency_record": idempotent_data.idempotency_key},
+    )
+    return response
+
+
+idempotency_config = IdempotencyConfig(
+    event_key_jmespath="idempotencyKey",
+    # Same key with a different order is a producer bug, not a duplicate: reject instead of replaying.
+    payload_validation_jmespath="order",
+    raise_on_no_idempotency_key=True,
+    expires_after_seconds=settings.idempotency_ttl_seconds,
+    response_hook=_count_replay,
+)
+idempotency_store = DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name)
+
+
+@idempotent_function(
+    data_keyword_argument="charge",
+    persistence_store=idempotency_store,
+    config=idempotency_config,
+    key_prefix=IDEMPOTENCY_KEY_PREFIX,
+)
+def charge_once(charge: dict[str, Any], remaining_ms: Callable[[], int]) -> dict[str, Any]:
+    """Idempotent unit of work. ``charge`` = {"idempotencyKey": str, "order": Order as JSON}."""
+    order = Order.model_validate(charge["order"])
+    result = charge_order(
+        dependency,
+        order,
+        idempotency_key=charge["idempotencyKey"],
+        api_key=API_KEY,
+        remaining_ms=remaining_ms,
+    )
+    return result.model_dump()
+
+
+# ------------------------------------------------------------------ per record
+
+
+def idempotency_key_for(record: SQSRecord) -> str:
+    """The producer's Idempotency-Key (String message attribute), else the SQS messageId."""
+    attributes = record.get("messageAttributes") or {}
+    attribute = attributes.get(IDEMPOTENCY_KEY_ATTRIBUTE) or {}
+    value = attribute.get("stringValue")
+    return validate_idempotency_key(value) if value is not None else record.message_id
+
+
+def quarantine(record: SQSRecord, reason: str, detail: str) -> None:
+    """Send a poison message to the DLQ. Raises if the send fails, so the record is retried instead."""
+    logger.error(
+        "poison message quarantined",
+        extra={"message_id": record.message_id, "reason": reason, "detail": detail},
+    )
+    attributes = {
+        "QuarantineReason": {"DataType": "String", "StringValue": reason},
+        "QuarantineDetail": {"DataType": "String", "StringValue": detail[:MAX_ATTRIBUTE_CHARS] or reason},
+        "SourceMessageId": {"DataType": "String", "StringValue": record.message_id},
+    }
+    original_key = ((record.get("messageAttributes") or {}).get(IDEMPOTENCY_KEY_ATTRIBUTE) or {}).get(
+        "stringValue"
+    )
+    if original_key:
+        attributes[IDEMPOTENCY_KEY_ATTRIBUTE] = {
+            "DataType": "String",
+            "StringValue": original_key[:MAX_ATTRIBUTE_CHARS],
+        }
+    sqs.send_message(
+        QueueUrl=settings.poison_message_queue_url, MessageBody=record.body, MessageAttributes=attributes
+    )
+    metrics.add_metric(name="PoisonMessages", unit=MetricUnit.Count, value=1)
+
+
+@tracer.capture_method
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> dict[str, Any]:
+    logger.set_correlation_id(record.message_id)
+    try:
+        order = parse_order(record.body)
+        key = idempotency_key_for(record)
+    except InvalidOrderError as exc:
+        quarantine(record, exc.reason, exc.detail)
+        return {"quarantined": exc.reason}
+    try:
+        with logger.append_context_keys(order_id=order.orderId):
+            result = charge_once(
+                charge={"idempotencyKey": key, "order": order.model_dump(mode="json")},
+                remaining_ms=lambda_context.get_remaining_time_in_millis,
+            )
+    except IdempotencyValidationError:
+        quarantine(record, "idempotency_key_reused", f"key {key!r} was already used for a different order")
+        return {"quarantined": "idempotency_key_reused"}
+    except PermanentUpstreamError as exc:
+        quarantine(record, "rejected_by_dependency", str(exc))
+        return {"quarantined": "rejected_by_dependency"}
+    # Anything else (transient upstream errors, open circuit, idempotency in progress) propagates:
+    # BatchProcessor reports this record in batchItemFailures and it is retried from the queue.
+    # Includes idempotent replays (counted separately as IdempotentReplays): records completed, not charges.
+    metrics.add_metric(name="OrdersProcessed", unit=MetricUnit.Count, value=1)
+    return result
+
+
+# ------------------------------------------------------------------ per invocation
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    logger.info(
+        "batch received",
+        extra={"function_version": context.function_version, "records": len(event.get("Records") or [])},
+    )
+    # Lets in-progress idempotency records expire with this invocation if it is killed mid-charge.
+    idempotency_config.register_lambda_context(context)
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    failed = len(response.get("batchItemFailures", []))
+    if failed:
+        metrics.add_metric(name="RecordsRetried", unit=MetricUnit.Count, value=failed)
+    return response

@@ -1,0 +1,99 @@
+"""Domain logic of the order consumer: validate an order message, charge it through the partner API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from lambdas.shared.api_key import API_KEY_HEADER
+from lambdas.shared.dependency_client import DependencyClient
+from lambdas.shared.models import ChargeRequest, ChargeResponse, Order
+
+CHARGES_PATH: Final = "/charges"
+IDEMPOTENCY_KEY_HEADER: Final = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY_LENGTH: Final = 255
+
+
+class InvalidOrderError(ValueError):
+    """The message can never be processed as it is (bad JSON or schema). ``reason`` is machine-readable."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class UnconfirmedChargeError(Exception):
+    """The partner answered 2xx but the body does not confirm this order's charge.
+
+    Retrying is safe: the same Idempotency-Key makes the partner return the original charge.
+    """
+
+
+class ChargeResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    orderId: str
+    chargeId: str
+    idempotencyKey: str
+    attempts: int
+
+
+def parse_order(body: str) -> Order:
+    """Parse an SQS body into an Order, or raise InvalidOrderError (invalid_json / schema_violation)."""
+    try:
+        return Order.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        if any(error["type"] == "json_invalid" for error in errors):
+            raise InvalidOrderError("invalid_json", errors[0]["msg"]) from None
+        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in errors[:10])
+        raise InvalidOrderError("schema_violation", detail) from None
+
+
+def validate_idempotency_key(key: str) -> str:
+    """Producer-supplied keys travel to the partner as a header: bound their size and forbid control chars."""
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
+        raise InvalidOrderError(
+            "invalid_idempotency_key", f"must be 1..{MAX_IDEMPOTENCY_KEY_LENGTH} printable chars"
+        )
+    return key
+
+
+def charge_order(
+    client: DependencyClient,
+    order: Order,
+    *,
+    idempotency_key: str,
+    api_key: str | None,
+    remaining_ms: Callable[[], int],
+) -> ChargeResult:
+    """POST {base}/charges once (with the client's retries); the Idempotency-Key makes retries safe."""
+    headers = {IDEMPOTENCY_KEY_HEADER: idempotency_key}
+    if api_key is not None:
+        headers[API_KEY_HEADER] = api_key
+    request = ChargeRequest.for_order(order)
+    response = client.post(
+        CHARGES_PATH, json=request.model_dump(mode="json"), headers=headers, remaining_ms=remaining_ms
+    )
+    if response.from_fallback:
+        # A cached body is never proof of a charge; a payments dependency must be configured critical.
+        raise UnconfirmedChargeError(f"{client.policy.name} returned a fallback, not a charge")
+    try:
+        charge = ChargeResponse.model_validate(response.body)
+    except ValidationError as exc:
+        raise UnconfirmedChargeError(f"unexpected charge response: {exc.error_count()} error(s)") from exc
+    if (charge.orderId, charge.amountCents, charge.currency) != (
+        order.orderId,
+        order.amountCents,
+        order.currency,
+    ):
+        raise UnconfirmedChargeError(f"charge {charge.chargeId} does not match order {order.orderId}")
+    return ChargeResult(
+        orderId=order.orderId,
+        chargeId=charge.chargeId,
+        idempotencyKey=idempotency_key,
+        attempts=response.attempts,
+    )

@@ -1,0 +1,154 @@
+"""Helpers shared by the Lambda-side unit tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import socket
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from lambdas.shared.dependency_client import DependencyPolicy
+
+REGION = "eu-west-1"
+
+
+def create_key_table(dynamodb: Any, name: str) -> None:
+    """Table shaped like the CDK's: partition key ``id`` (string)."""
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+@dataclass
+class BreakerTable:
+    name: str
+    client: Any
+
+    def item(self, circuit: str) -> dict[str, Any] | None:
+        response = self.client.get_item(TableName=self.name, Key={"id": {"S": circuit}}, ConsistentRead=True)
+        return response.get("Item")
+
+    def state(self, circuit: str) -> str | None:
+        item = self.item(circuit)
+        return None if item is None else item["state"]["S"]
+
+
+@dataclass
+class VirtualClock:
+    """Real monotonic time plus virtual sleeps: HTTP latency is real, backoff sleeps cost no wall time."""
+
+    offset: float = 0.0
+    sleeps: list[float] = field(default_factory=list)
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0, "negative sleep"
+        self.sleeps.append(seconds)
+        self.offset += seconds
+
+
+def unique_name(prefix: str) -> str:
+    # Powertools keeps per-circuit failure counters in module memory: a fresh name isolates each test.
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def make_policy(base_url: str, **overrides: Any) -> DependencyPolicy:
+    values: dict[str, Any] = {
+        "name": unique_name("partner"),
+        "base_url": base_url,
+        "critical": True,
+        "max_attempts": 3,
+        "base_delay_ms": 100,
+        "max_delay_ms": 1000,
+        "attempt_timeout_ms": 2000,
+        "safety_margin_ms": 100,
+        "connect_timeout_ms": 200,
+        "breaker_failure_threshold": 5,
+        "breaker_recovery_seconds": 30,
+        "breaker_success_threshold": 1,
+    }
+    values.update(overrides)
+    return DependencyPolicy(**values)
+
+
+def closed_port() -> int:
+    """A localhost port nothing listens on (bound then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "order-consumer"
+    function_version: str = "7"
+    memory_limit_in_mb: int = 256
+    remaining_ms: int = 30_000
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = "/aws/lambda/order-consumer"
+    log_stream_name: str = "2026/01/01/[7]abc"
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:123456789012:function:{self.function_name}:live"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def import_fresh(module_name: str) -> ModuleType:
+    """Import a handler module as a cold start would: module-level init runs again."""
+    sys.modules.pop(module_name, None)
+    return importlib.import_module(module_name)
+
+
+def emf_records(output: str) -> list[dict[str, Any]]:
+    """Every EMF blob printed to stdout."""
+    records = []
+    for line in output.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            document = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(document, dict) and "_aws" in document:
+            records.append(document)
+    return records
+
+
+def metric_points(output: str, name: str) -> list[dict[str, Any]]:
+    """EMF blobs that carry metric ``name``, each with its dimension set under ``"_dimensions"``."""
+    points = []
+    for record in emf_records(output):
+        for directive in record["_aws"]["CloudWatchMetrics"]:
+            if any(metric["Name"] == name for metric in directive["Metrics"]):
+                points.append({**record, "_dimensions": set(directive["Dimensions"][0])})
+    return points
+
+
+def log_records(output: str) -> list[dict[str, Any]]:
+    """Structured (JSON) log lines that are not EMF blobs."""
+    records = []
+    for line in output.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            document = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(document, dict) and "_aws" not in document and "message" in document:
+            records.append(document)
+    return records

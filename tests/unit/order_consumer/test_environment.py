@@ -1,0 +1,62 @@
+"""ConsumerSettings: parsed once from the environment, failing with the variable names."""
+
+from __future__ import annotations
+
+import pytest
+
+from lambdas.order_consumer.environment import ConsumerSettings
+from lambdas.shared.env import ConfigurationError
+
+ENV = {
+    "POWERTOOLS_SERVICE_NAME": "order-consumer",
+    "IDEMPOTENCY_TABLE_NAME": "idempotency",
+    "CIRCUIT_BREAKER_TABLE_NAME": "circuits",
+    "IDEMPOTENCY_TTL_SECONDS": "345600",
+    "POISON_MESSAGE_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/work-dlq",
+    "DEPENDENCY_NAME": "partner",
+    "DEPENDENCY_BASE_URL": "https://partner.example.com",
+    "DEPENDENCY_CRITICAL": "true",
+    "DEPENDENCY_MAX_ATTEMPTS": "3",
+    "DEPENDENCY_BASE_DELAY_MS": "100",
+    "DEPENDENCY_MAX_DELAY_MS": "2000",
+    "DEPENDENCY_ATTEMPT_TIMEOUT_MS": "3000",
+    "DEPENDENCY_SAFETY_MARGIN_MS": "500",
+    "DEPENDENCY_CONNECT_TIMEOUT_MS": "1000",
+    "BREAKER_FAILURE_THRESHOLD": "5",
+    "BREAKER_RECOVERY_SECONDS": "30",
+    "BREAKER_SUCCESS_THRESHOLD": "2",
+}
+
+
+def test_settings_are_parsed() -> None:
+    settings = ConsumerSettings.from_environment(ENV)
+    assert settings.idempotency_ttl_seconds == 345_600
+    assert settings.dependency.name == "partner" and settings.dependency.critical
+    assert settings.dependency_api_key_secret_arn is None
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:partner-key"
+    assert (
+        ConsumerSettings.from_environment(
+            {**ENV, "DEPENDENCY_API_KEY_SECRET_ARN": arn}
+        ).dependency_api_key_secret_arn
+        == arn
+    )
+
+
+def test_every_missing_variable_is_named_at_once() -> None:
+    env = {k: v for k, v in ENV.items() if k not in ("IDEMPOTENCY_TABLE_NAME", "DEPENDENCY_MAX_ATTEMPTS")}
+    with pytest.raises(ConfigurationError) as caught:
+        ConsumerSettings.from_environment(env)
+    assert "IDEMPOTENCY_TABLE_NAME" in str(caught.value) and "DEPENDENCY_MAX_ATTEMPTS" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("IDEMPOTENCY_TTL_SECONDS", "forever"),
+        ("IDEMPOTENCY_TTL_SECONDS", "0"),
+        ("POISON_MESSAGE_QUEUE_URL", "dlq"),
+    ],
+)
+def test_invalid_values_are_named(variable: str, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=variable):
+        ConsumerSettings.from_environment({**ENV, variable: value})

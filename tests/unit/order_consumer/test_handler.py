@@ -1,0 +1,352 @@
+"""The order consumer handler end to end: SQS batch in, partial batch response out.
+
+Real pieces: the handler module (cold-start init included), Powertools batch/idempotency/circuit breaker on
+moto DynamoDB, the DLQ on moto SQS, the API key in moto Secrets Manager, and the partner twin over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities import parameters
+
+from lambdas.partner_api.faults import FaultProfile
+from lambdas.shared.env import ConfigurationError
+from localcloud.fault_dependency import FaultDependency
+from tests.unit.helpers import (
+    REGION,
+    BreakerTable,
+    FakeLambdaContext,
+    create_key_table,
+    import_fresh,
+    log_records,
+    metric_points,
+    unique_name,
+)
+
+HANDLER = "lambdas.order_consumer.handler"
+API_KEY = "partner-key-123"
+QUEUE_ARN = f"arn:aws:sqs:{REGION}:123456789012:orders"
+
+
+def order(order_id: str = "ord-1", amount: int = 1250) -> dict[str, Any]:
+    return {
+        "orderId": order_id,
+        "customerId": "cust-1",
+        "items": [{"sku": "SKU-001", "quantity": 2}],
+        "amountCents": amount,
+        "currency": "EUR",
+    }
+
+
+def sqs_record(
+    body: Any, *, message_id: str | None = None, idempotency_key: str | None = None
+) -> dict[str, Any]:
+    attributes: dict[str, Any] = {}
+    if idempotency_key is not None:
+        attributes["IdempotencyKey"] = {
+            "stringValue": idempotency_key,
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": "String",
+        }
+    return {
+        "messageId": message_id or str(uuid.uuid4()),
+        "receiptHandle": "handle",
+        "body": body if isinstance(body, str) else json.dumps(body),
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1767225600000"},
+        "messageAttributes": attributes,
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": QUEUE_ARN,
+        "awsRegion": REGION,
+    }
+
+
+@dataclass
+class Consumer:
+    module: ModuleType
+    twin: FaultDependency
+    sqs: Any
+    dlq_url: str
+    breaker: BreakerTable
+    capsys: pytest.CaptureFixture[str]
+    secret_reads: list[str] = field(default_factory=list)
+
+    def invoke(self, *records: dict[str, Any], remaining_ms: int = 30_000) -> list[str]:
+        """Run one invocation; return the message ids reported as failed."""
+        context = FakeLambdaContext(remaining_ms=remaining_ms)
+        response = self.module.handler({"Records": list(records)}, context)
+        return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
+
+    def dlq(self) -> list[dict[str, Any]]:
+        messages = self.sqs.receive_message(
+            QueueUrl=self.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        ).get("Messages", [])
+        return sorted(messages, key=lambda m: m["MessageAttributes"]["SourceMessageId"]["StringValue"])
+
+    def charge_calls(self) -> int:
+        return len(self.twin.calls("/charges"))
+
+    def output(self) -> str:
+        return self.capsys.readouterr().out
+
+
+ConsumerFactory = Callable[..., Consumer]
+
+
+@pytest.fixture
+def make_consumer(
+    aws: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Iterator[ConsumerFactory]:
+    twins: list[FaultDependency] = []
+
+    def factory(partner_api_key: str = API_KEY, **env_overrides: str) -> Consumer:
+        twin = FaultDependency(api_key=partner_api_key, seed=1).start()
+        twins.append(twin)
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        create_key_table(dynamodb, "idempotency")
+        create_key_table(dynamodb, "circuits")
+        sqs = boto3.client("sqs", region_name=REGION)
+        dlq_url = sqs.create_queue(QueueName="orders-dlq")["QueueUrl"]
+        secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
+            Name="partner-api-key", SecretString=API_KEY
+        )["ARN"]
+        env = {
+            "POWERTOOLS_SERVICE_NAME": unique_name("order-consumer"),
+            "IDEMPOTENCY_TABLE_NAME": "idempotency",
+            "CIRCUIT_BREAKER_TABLE_NAME": "circuits",
+            "IDEMPOTENCY_TTL_SECONDS": "3600",
+            "POISON_MESSAGE_QUEUE_URL": dlq_url,
+            "DEPENDENCY_API_KEY_SECRET_ARN": secret_arn,
+            "DEPENDENCY_NAME": unique_name("partner"),
+            "DEPENDENCY_BASE_URL": twin.base_url + "/",
+            "DEPENDENCY_CRITICAL": "true",
+            "DEPENDENCY_MAX_ATTEMPTS": "2",
+            "DEPENDENCY_BASE_DELAY_MS": "1",
+            "DEPENDENCY_MAX_DELAY_MS": "5",
+            "DEPENDENCY_ATTEMPT_TIMEOUT_MS": "2000",
+            "DEPENDENCY_SAFETY_MARGIN_MS": "100",
+            "DEPENDENCY_CONNECT_TIMEOUT_MS": "200",
+            "BREAKER_FAILURE_THRESHOLD": "5",
+            "BREAKER_RECOVERY_SECONDS": "30",
+            "BREAKER_SUCCESS_THRESHOLD": "1",
+            **env_overrides,
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+
+        secret_reads: list[str] = []
+        real_get_secret = parameters.get_secret
+
+        def counting_get_secret(name: str, *args: Any, **kwargs: Any) -> Any:
+            secret_reads.append(name)
+            return real_get_secret(name, *args, **kwargs)
+
+        monkeypatch.setattr(parameters, "get_secret", counting_get_secret)
+        module = import_fresh(HANDLER)
+        return Consumer(
+            module=module,
+            twin=twin,
+            sqs=sqs,
+            dlq_url=dlq_url,
+            breaker=BreakerTable(name="circuits", client=dynamodb),
+            capsys=capsys,
+            secret_reads=secret_reads,
+        )
+
+    yield factory
+    for twin in twins:
+        twin.stop()
+
+
+def test_valid_orders_are_charged(make_consumer: ConsumerFactory) -> None:
+    consumer = make_consumer()
+
+    failed = consumer.invoke(sqs_record(order("ord-1")), sqs_record(order("ord-2")))
+
+    assert failed == []
+    assert consumer.twin.charges_by_order() == {"ord-1": 1, "ord-2": 1}
+    assert metric_points(consumer.output(), "OrdersProcessed")[0]["OrdersProcessed"] == [1.0, 1.0]
+
+
+def test_poison_records_go_straight_to_the_dlq_and_are_not_retried(make_consumer: ConsumerFactory) -> None:
+    consumer = make_consumer()
+    good = sqs_record(order("ord-1"), message_id="m-0-good")
+    bad_json = sqs_record("{not json", message_id="m-1-json")
+    bad_schema = sqs_record({**order("ord-3"), "amountCents": "lots"}, message_id="m-2-schema")
+    bad_key = sqs_record(order("ord-4"), message_id="m-3-key", idempotency_key="x" * 300)
+
+    failed = consumer.invoke(good, bad_json, bad_schema, bad_key)
+
+    assert failed == []  # no retry storm: the poison is already safe in the DLQ
+    quarantined = consumer.dlq()
+    assert [m["MessageAttributes"]["SourceMessageId"]["StringValue"] for m in quarantined] == [
+        "m-1-json",
+        "m-2-schema",
+        "m-3-key",
+    ]
+    assert [m["MessageAttributes"]["QuarantineReason"]["StringValue"] for m in quarantined] == [
+        "invalid_json",
+        "schema_violation",
+        "invalid_idempotency_key",
+    ]
+    assert quarantined[0]["Body"] == "{not json"  # the original body, byte for byte
+    assert consumer.twin.charges_by_order() == {"ord-1": 1}
+    out = consumer.output()
+    logged = [r for r in log_records(out) if r["message"] == "poison message quarantined"]
+    assert {r["message_id"] for r in logged} == {"m-1-json", "m-2-schema", "m-3-key"}
+    assert metric_points(out, "PoisonMessages")[0]["PoisonMessages"] == [1.0, 1.0, 1.0]
+
+
+def test_a_poison_record_is_retried_when_the_dlq_send_fails(make_consumer: ConsumerFactory) -> None:
+    missing = f"https://sqs.{REGION}.amazonaws.com/123456789012/does-not-exist"
+    consumer = make_consumer(POISON_MESSAGE_QUEUE_URL=missing)
+    poison = sqs_record("{not json")
+
+    failed = consumer.invoke(sqs_record(order()), poison)
+
+    assert failed == [poison["messageId"]]  # never dropped: the redrive policy still gets it to the DLQ
+
+
+def test_a_transient_failure_fails_only_that_record_and_a_redelivery_succeeds(
+    make_consumer: ConsumerFactory,
+) -> None:
+    consumer = make_consumer()
+    consumer.twin.set_profile("outage")
+    first = sqs_record(order("ord-1"))
+
+    assert consumer.invoke(first) == [first["messageId"]]
+    assert consumer.charge_calls() == 2  # DEPENDENCY_MAX_ATTEMPTS
+    assert consumer.twin.charges_by_order() == {}
+
+    consumer.twin.set_profile("healthy")
+    # The failed attempt left no idempotency record behind, so the redelivered message is processed.
+    assert consumer.invoke(first) == []
+    assert consumer.twin.charges_by_order() == {"ord-1": 1}
+
+
+def test_an_open_circuit_fails_records_fast_without_calling_the_dependency(
+    make_consumer: ConsumerFactory,
+) -> None:
+    consumer = make_consumer(BREAKER_FAILURE_THRESHOLD="1")
+    consumer.twin.set_profile("outage")
+    tripping = sqs_record(order("ord-1"))
+    assert consumer.invoke(tripping) == [tripping["messageId"]]
+    assert consumer.breaker.state(consumer.module.settings.dependency.name) == "OPEN"
+    calls = consumer.twin.total_calls
+    # Were it called, every attempt would now take a full second: "fast" below is then a real signal.
+    consumer.twin.set_profile(FaultProfile(error_rate=1.0, latency_ms=1000))
+
+    later = [sqs_record(order(f"ord-{n}")) for n in range(2, 5)]
+    started = time.monotonic()
+    failed = consumer.invoke(*later)
+
+    assert failed == [r["messageId"] for r in later]  # they stay in the queue for a later retry
+    assert consumer.twin.total_calls == calls
+    assert time.monotonic() - started < 1.0
+    assert len(metric_points(consumer.output(), "CircuitOpenRejections")) == 3
+
+
+def test_duplicate_delivery_is_charged_once(make_consumer: ConsumerFactory) -> None:
+    consumer = make_consumer()
+    body = order("ord-9")
+
+    assert (
+        consumer.invoke(
+            sqs_record(body, message_id="m-1", idempotency_key="client-key-1"),
+            sqs_record(body, message_id="m-2", idempotency_key="client-key-1"),
+        )
+        == []
+    )
+    assert consumer.invoke(sqs_record(body, message_id="m-3", idempotency_key="client-key-1")) == []
+
+    assert consumer.charge_calls() == 1  # the partner was called once, not three times
+    assert consumer.twin.charges_by_order() == {"ord-9": 1}
+    assert consumer.twin.calls("/charges")[0].idempotency_key == "client-key-1"
+    replays = metric_points(consumer.output(), "IdempotentReplays")
+    assert sum(sum(p["IdempotentReplays"]) for p in replays) == 2
+
+
+def test_without_an_idempotency_key_the_message_id_is_used(make_consumer: ConsumerFactory) -> None:
+    consumer = make_consumer()
+    record = sqs_record(order("ord-5"), message_id="msg-abc")
+
+    assert consumer.invoke(record) == []
+    assert consumer.invoke(record) == []  # SQS at-least-once: the same message delivered again
+
+    assert [c.idempotency_key for c in consumer.twin.calls("/charges")] == ["msg-abc"]
+
+
+def test_a_reused_key_with_a_different_order_is_quarantined(make_consumer: ConsumerFactory) -> None:
+    consumer = make_consumer()
+    original = sqs_record(order("ord-1", amount=100), idempotency_key="k-1")
+    conflicting = sqs_record(order("ord-1", amount=999), idempotency_key="k-1")
+
+    assert consumer.invoke(original) == []
+    assert consumer.invoke(conflicting) == []
+
+    [quarantined] = consumer.dlq()
+    assert quarantined["MessageAttributes"]["QuarantineReason"]["StringValue"] == "idempotency_key_reused"
+    assert quarantined["MessageAttributes"]["IdempotencyKey"]["StringValue"] == "k-1"
+    assert consumer.charge_calls() == 1
+
+
+def test_an_order_the_partner_rejects_is_quarantined(make_consumer: ConsumerFactory) -> None:
+    consumer = make_consumer(partner_api_key="a-different-key")  # the partner answers 401
+    record = sqs_record(order("ord-1"))
+
+    assert consumer.invoke(record) == []
+
+    [quarantined] = consumer.dlq()
+    assert quarantined["MessageAttributes"]["QuarantineReason"]["StringValue"] == "rejected_by_dependency"
+    assert consumer.charge_calls() == 1  # a 4xx is never retried
+
+
+def test_a_record_without_time_left_fails_before_calling(make_consumer: ConsumerFactory) -> None:
+    consumer = make_consumer()
+    record = sqs_record(order("ord-1"))
+
+    # 250 ms left - 100 ms margin - 200 ms connect timeout: no attempt fits, so return instead of timing out.
+    assert consumer.invoke(record, remaining_ms=250) == [record["messageId"]]
+    assert consumer.twin.total_calls == 0
+
+
+def test_the_api_key_secret_is_read_once_per_execution_environment(make_consumer: ConsumerFactory) -> None:
+    consumer = make_consumer()
+
+    for n in range(5):
+        assert consumer.invoke(sqs_record(order(f"ord-{n}"))) == []
+
+    assert len(consumer.secret_reads) == 1
+    assert len(consumer.twin.charges_by_order()) == 5  # the partner accepted the key every time
+
+
+def test_the_function_version_is_logged(make_consumer: ConsumerFactory) -> None:
+    consumer = make_consumer()
+    consumer.invoke(sqs_record(order()))
+
+    [batch] = [r for r in log_records(consumer.output()) if r["message"] == "batch received"]
+    assert batch["function_version"] == "7" and batch["records"] == 1
+
+
+def test_misconfiguration_fails_at_init_with_the_variable_names(
+    make_consumer: ConsumerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_consumer()
+    monkeypatch.delenv("IDEMPOTENCY_TABLE_NAME")
+    monkeypatch.setenv("DEPENDENCY_MAX_ATTEMPTS", "lots")
+
+    with pytest.raises(ConfigurationError) as caught:
+        import_fresh(HANDLER)
+
+    assert "IDEMPOTENCY_TABLE_NAME" in str(caught.value)
+    assert "DEPENDENCY_MAX_ATTEMPTS" in str(caught.value)

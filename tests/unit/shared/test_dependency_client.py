@@ -1,0 +1,406 @@
+"""DependencyClient against the real local partner twin (HTTP on 127.0.0.1) and a moto circuit table."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+from aws_lambda_powertools import Logger
+
+from lambdas.partner_api.faults import FaultDecision, FaultProfile
+from lambdas.shared import log_fields as lf
+from lambdas.shared.dependency_client import (
+    BudgetExhaustedError,
+    DependencyClient,
+    DependencyUnavailableError,
+    PermanentUpstreamError,
+    TransientUpstreamError,
+    create_session,
+)
+from localcloud.fault_dependency import FaultDependency
+from tests.unit.helpers import (
+    BreakerTable,
+    VirtualClock,
+    closed_port,
+    log_records,
+    make_policy,
+    metric_points,
+    unique_name,
+)
+
+VALID_CHARGE = {"orderId": "ord-1", "amountCents": 1250, "currency": "EUR"}
+ClientFactory = Callable[..., DependencyClient]
+
+
+def budget(ms: int) -> Callable[[], int]:
+    return lambda: ms
+
+
+@pytest.fixture
+def make_client(
+    twin: FaultDependency, breaker_table: BreakerTable, vclock: VirtualClock
+) -> Iterator[ClientFactory]:
+    sessions: list[requests.Session] = []
+
+    def factory(
+        *, base_url: str | None = None, rng: random.Random | None = None, logger: Any = None, **overrides: Any
+    ) -> DependencyClient:
+        session = create_session()
+        sessions.append(session)
+        policy = make_policy(base_url or twin.base_url, **overrides)
+        return DependencyClient(
+            policy,
+            breaker_table_name=breaker_table.name,
+            dynamodb_client=breaker_table.client,
+            breaker_cache_seconds=0,  # read the shared state every call, like a fleet of fresh environments
+            session=session,
+            logger=logger,
+            sleep=vclock.sleep,
+            clock=vclock.monotonic,
+            rng=rng or random.Random(3),
+        )
+
+    yield factory
+    for session in sessions:
+        session.close()
+
+
+def post_charge(client: DependencyClient, ms: int = 10_000, **kwargs: Any) -> Any:
+    headers = {"Idempotency-Key": kwargs.pop("key", "key-1")}
+    return client.post(
+        "/charges", json=kwargs.pop("json", VALID_CHARGE), headers=headers, remaining_ms=budget(ms)
+    )
+
+
+# ---------------------------------------------------------------------------------------- retries
+
+
+def test_5xx_is_retried_with_full_jitter_backoff_until_success(
+    make_client: ClientFactory, twin: FaultDependency, vclock: VirtualClock
+) -> None:
+    twin.enqueue(*[FaultDecision.error(503)] * 4)
+    client = make_client(max_attempts=6, base_delay_ms=100, max_delay_ms=250, rng=random.Random(7))
+
+    response = post_charge(client)
+
+    assert response.status == 201 and response.body["orderId"] == "ord-1"
+    assert response.attempts == 5
+    assert twin.total_calls == 5
+    # Full jitter: uniform(0, min(cap, base * 2**n)) with ceilings 100, 200, 250 (cap), 250 ms.
+    expected_rng = random.Random(7)
+    expected = [expected_rng.uniform(0, ceiling) / 1000 for ceiling in (100, 200, 250, 250)]
+    assert vclock.sleeps == pytest.approx(expected)
+    assert all(s <= 0.250 for s in vclock.sleeps)
+    assert len(set(vclock.sleeps)) == len(vclock.sleeps)  # jittered, not a fixed schedule
+
+
+def test_429_retry_after_delta_seconds_is_honoured(
+    make_client: ClientFactory, twin: FaultDependency, vclock: VirtualClock
+) -> None:
+    twin.enqueue(FaultDecision.throttle(retry_after_seconds=2))
+    client = make_client(base_delay_ms=10, max_delay_ms=20)
+
+    response = post_charge(client)
+
+    assert response.status == 201 and response.attempts == 2
+    assert vclock.sleeps == [2.0]  # the server's hint, not the (much shorter) jittered backoff
+
+
+def test_429_retry_after_http_date_is_honoured(
+    make_client: ClientFactory, twin: FaultDependency, vclock: VirtualClock
+) -> None:
+    twin.enqueue(FaultDecision.throttle(retry_after_seconds=3, retry_after_format="http-date"))
+    client = make_client(base_delay_ms=10, max_delay_ms=20)
+
+    response = post_charge(client)
+
+    assert response.status == 201 and response.attempts == 2
+    assert len(vclock.sleeps) == 1
+    # An HTTP-date has 1 s resolution: "now + 3 s" truncated is 2..3 s away (minus scheduling delay).
+    assert 1.5 < vclock.sleeps[0] <= 3.0
+
+
+def test_retry_after_beyond_the_budget_gives_up_at_once(
+    make_client: ClientFactory, twin: FaultDependency, vclock: VirtualClock
+) -> None:
+    twin.enqueue(FaultDecision.throttle(retry_after_seconds=30))
+    client = make_client(max_attempts=5)
+
+    with pytest.raises(BudgetExhaustedError) as caught:
+        post_charge(client, ms=5_000)
+
+    assert isinstance(caught.value, TransientUpstreamError)
+    assert caught.value.status == 429 and caught.value.status_class == "429"
+    assert caught.value.retry_after == 30
+    assert vclock.sleeps == []
+    assert twin.total_calls == 1
+
+
+def test_4xx_is_not_retried(make_client: ClientFactory, twin: FaultDependency, vclock: VirtualClock) -> None:
+    client = make_client(max_attempts=5)
+
+    with pytest.raises(PermanentUpstreamError) as caught:
+        post_charge(client, json={"orderId": "ord-1"})  # missing fields -> 400 from the partner
+
+    assert caught.value.status == 400 and caught.value.status_class == "4xx"
+    assert caught.value.attempts == 1
+    assert twin.total_calls == 1
+    assert vclock.sleeps == []
+
+
+def test_a_slow_response_is_cut_by_the_time_budget(
+    twin: FaultDependency, breaker_table: BreakerTable
+) -> None:
+    twin.set_profile(FaultProfile(latency_ms=3000))
+    policy = make_policy(twin.base_url, attempt_timeout_ms=5000, safety_margin_ms=100, connect_timeout_ms=100)
+    client = DependencyClient(
+        policy,
+        breaker_table_name=breaker_table.name,
+        dynamodb_client=breaker_table.client,
+        session=create_session(),
+    )  # real clock and real sleep: this test is about wall time
+    remaining_ms = 800
+    deadline = time.monotonic() + remaining_ms / 1000
+
+    started = time.monotonic()
+    with pytest.raises(TransientUpstreamError) as caught:
+        client.get("/health", remaining_ms=lambda: int((deadline - time.monotonic()) * 1000))
+    elapsed = time.monotonic() - started
+
+    assert caught.value.status_class == "timeout"
+    # The attempt got (budget - connect timeout), not the 5 s attempt cap, and nothing ran past the budget.
+    assert 0.45 < elapsed < (remaining_ms - policy.safety_margin_ms) / 1000 + 0.15
+    assert twin.total_calls == 1
+
+
+def test_connection_refused_is_retried_then_reported_as_transient(
+    make_client: ClientFactory, vclock: VirtualClock
+) -> None:
+    client = make_client(base_url=f"http://127.0.0.1:{closed_port()}", max_attempts=3)
+
+    with pytest.raises(TransientUpstreamError) as caught:
+        client.get("/health", remaining_ms=budget(10_000))
+
+    assert caught.value.status_class == "connection"
+    assert caught.value.status is None
+    assert caught.value.attempts == 3
+    assert len(vclock.sleeps) == 2
+
+
+def test_a_budget_too_small_for_one_attempt_fails_without_calling_or_tripping(
+    make_client: ClientFactory, twin: FaultDependency, breaker_table: BreakerTable
+) -> None:
+    client = make_client(breaker_failure_threshold=1, safety_margin_ms=100, connect_timeout_ms=200)
+
+    with pytest.raises(BudgetExhaustedError) as caught:
+        client.get("/health", remaining_ms=budget(300))  # 300 - 100 margin - 200 connect < 50 ms read
+
+    assert caught.value.attempts == 0
+    assert twin.total_calls == 0
+    assert breaker_table.state(client.policy.name) in (None, "CLOSED")
+    assert client.get("/health", remaining_ms=budget(5_000)).status == 200
+
+
+def test_the_adapter_never_retries_on_its_own() -> None:
+    session = create_session()
+    retries = session.get_adapter("http://127.0.0.1").max_retries
+    assert (retries.total, retries.connect, retries.read, retries.status) == (0, 0, False, 0)
+
+
+# ---------------------------------------------------------------------------------------- circuit breaker
+
+
+def test_breaker_opens_after_threshold_then_half_opens_and_closes(
+    make_client: ClientFactory, twin: FaultDependency, breaker_table: BreakerTable
+) -> None:
+    client = make_client(
+        max_attempts=2,
+        breaker_failure_threshold=2,
+        breaker_recovery_seconds=1,
+        breaker_success_threshold=2,
+    )
+    name = client.policy.name
+    twin.set_profile("outage")
+
+    for _ in range(2):  # two logical calls = two breaker failures (not four: one outcome per call)
+        with pytest.raises(TransientUpstreamError):
+            client.get("/health", remaining_ms=budget(5_000))
+    assert twin.total_calls == 4
+    assert breaker_table.state(name) == "OPEN"
+
+    with pytest.raises(DependencyUnavailableError) as caught:
+        client.get("/health", remaining_ms=budget(5_000))
+    assert twin.total_calls == 4  # rejected without calling the dependency
+    assert 0 < caught.value.retry_in_seconds <= 1
+
+    twin.set_profile("healthy")
+    time.sleep(1.1)  # the breaker's recovery clock is wall time with 1 s resolution
+
+    assert client.get("/health", remaining_ms=budget(5_000)).status == 200  # the half-open probe
+    assert breaker_table.state(name) == "HALF_OPEN"
+    assert client.get("/health", remaining_ms=budget(5_000)).status == 200  # second success closes it
+    assert breaker_table.state(name) == "CLOSED"
+    assert twin.total_calls == 6
+
+
+def test_4xx_does_not_count_toward_the_breaker(
+    make_client: ClientFactory, twin: FaultDependency, breaker_table: BreakerTable
+) -> None:
+    client = make_client(breaker_failure_threshold=2)
+
+    for _ in range(4):
+        with pytest.raises(PermanentUpstreamError):
+            post_charge(client, json={"bad": "body"})
+
+    assert twin.total_calls == 4
+    assert breaker_table.state(client.policy.name) in (None, "CLOSED")
+    assert post_charge(client).status == 201
+
+
+def test_circuit_transitions_are_logged_and_counted(
+    make_client: ClientFactory, twin: FaultDependency, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stream = io.StringIO()
+    client = make_client(
+        max_attempts=1, breaker_failure_threshold=1, logger=Logger(service=unique_name("log"), stream=stream)
+    )
+    twin.set_profile("outage")
+
+    with pytest.raises(TransientUpstreamError):
+        client.get("/health", remaining_ms=budget(5_000))
+
+    transitions = [r for r in log_records(stream.getvalue()) if r["message"] == lf.CIRCUIT_TRANSITION_MESSAGE]
+    assert [(r[lf.FROM_STATE], r[lf.TO_STATE]) for r in transitions] == [("CLOSED", "OPEN")]
+    points = metric_points(capsys.readouterr().out, "CircuitTransition")
+    assert [(p["dependency"], p["to_state"]) for p in points] == [(client.policy.name, "OPEN")]
+    assert all({"dependency", "to_state"} <= p["_dimensions"] for p in points)
+
+
+# ---------------------------------------------------------------------------------------- fallback
+
+
+def test_non_critical_dependency_falls_back_to_last_known_good_then_default(
+    make_client: ClientFactory, twin: FaultDependency, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = make_client(critical=False, max_attempts=2)
+    fresh = client.get("/health", remaining_ms=budget(5_000))
+    assert fresh.body == {"status": "ok"} and not fresh.from_fallback
+
+    twin.set_profile("outage")
+    cached = client.get("/health", remaining_ms=budget(5_000))
+    default = client.get("/health?detail=1", remaining_ms=budget(5_000), fallback={"status": "unknown"})
+
+    assert cached.from_fallback and cached.fallback_source == "last_known_good"
+    assert cached.body == {"status": "ok"}
+    assert default.from_fallback and default.fallback_source == "default"
+    assert default.body == {"status": "unknown"}
+    with pytest.raises(TransientUpstreamError):  # nothing cached and no default: the error surfaces
+        client.get("/never-succeeded", remaining_ms=budget(5_000))
+    assert len(metric_points(capsys.readouterr().out, "FallbackUsed")) == 2
+
+
+def test_non_critical_dependency_falls_back_while_the_circuit_is_open(
+    make_client: ClientFactory, twin: FaultDependency
+) -> None:
+    client = make_client(critical=False, max_attempts=1, breaker_failure_threshold=1)
+    client.get("/health", remaining_ms=budget(5_000))
+    twin.set_profile("outage")
+    client.get("/health", remaining_ms=budget(5_000))  # fails, falls back, opens the circuit
+    calls = twin.total_calls
+
+    response = client.get("/health", remaining_ms=budget(5_000))
+
+    assert response.from_fallback and response.body == {"status": "ok"}
+    assert twin.total_calls == calls
+
+
+def test_critical_dependency_raises_instead_of_falling_back(
+    make_client: ClientFactory, twin: FaultDependency
+) -> None:
+    client = make_client(critical=True, max_attempts=1)
+    client.get("/health", remaining_ms=budget(5_000))
+    twin.set_profile("outage")
+
+    with pytest.raises(TransientUpstreamError):
+        client.get("/health", remaining_ms=budget(5_000), fallback={"status": "unknown"})
+
+
+# ---------------------------------------------------------------------------------------- telemetry
+
+
+def test_upstream_errors_are_emf_metrics_with_dependency_and_status_class(
+    make_client: ClientFactory, twin: FaultDependency, capsys: pytest.CaptureFixture[str]
+) -> None:
+    twin.enqueue(FaultDecision.error(503), FaultDecision.throttle(retry_after_seconds=0))
+    client = make_client(max_attempts=3)
+
+    post_charge(client)
+
+    out = capsys.readouterr().out
+    errors = metric_points(out, "UpstreamErrors")
+    assert [(p["dependency"], p["status_class"], p["UpstreamErrors"]) for p in errors] == [
+        (client.policy.name, "5xx", [1.0]),
+        (client.policy.name, "429", [1.0]),
+    ]
+    assert all({"dependency", "status_class"} <= p["_dimensions"] for p in errors)
+    assert all(p["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "ResilientServerlessTest" for p in errors)
+    assert len(metric_points(out, "UpstreamCalls")) == 3
+    latencies = metric_points(out, "UpstreamLatency")
+    assert len(latencies) == 3 and all(p["UpstreamLatency"][0] >= 0 for p in latencies)
+
+
+def test_connection_errors_are_counted_with_their_own_status_class(
+    make_client: ClientFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = make_client(base_url=f"http://127.0.0.1:{closed_port()}", max_attempts=2)
+    with pytest.raises(TransientUpstreamError):
+        client.get("/health", remaining_ms=budget(5_000))
+    errors = metric_points(capsys.readouterr().out, "UpstreamErrors")
+    assert [p["status_class"] for p in errors] == ["connection", "connection"]
+
+
+def test_one_structured_log_line_per_attempt_with_the_route_template(
+    make_client: ClientFactory, twin: FaultDependency
+) -> None:
+    stream = io.StringIO()
+    client = make_client(logger=Logger(service=unique_name("log"), stream=stream))
+    twin.enqueue(FaultDecision.error(502))
+
+    client.request(
+        "POST",
+        "/charges",
+        route="/charges",
+        json=VALID_CHARGE,
+        headers={"Idempotency-Key": "k"},
+        remaining_ms=budget(5_000),
+    )
+    with pytest.raises(PermanentUpstreamError):
+        client.get("/orders/ord-123/charges", route="/orders/{orderId}/charges", remaining_ms=budget(5_000))
+
+    lines = [r for r in log_records(stream.getvalue()) if r["message"] == lf.UPSTREAM_CALL_MESSAGE]
+    summary = [
+        (r[lf.METHOD], r[lf.ROUTE], r[lf.STATUS], r[lf.STATUS_CLASS], r[lf.ATTEMPT], r[lf.OUTCOME])
+        for r in lines
+    ]
+    assert summary == [
+        ("POST", "/charges", 502, "5xx", 1, lf.OUTCOME_RETRY),
+        ("POST", "/charges", 201, "2xx", 2, lf.OUTCOME_SUCCESS),
+        ("GET", "/orders/{orderId}/charges", 404, "4xx", 1, lf.OUTCOME_PERMANENT),
+    ]
+    for record in lines:
+        assert record[lf.DEPENDENCY] == client.policy.name
+        assert record[lf.CIRCUIT_STATE] == "CLOSED"
+        assert isinstance(record[lf.LATENCY_MS], int | float) and record[lf.LATENCY_MS] >= 0
+        assert "ord-123" not in json.dumps(record)  # the concrete path never reaches the log
+    assert set(lf.ALL_FIELDS) >= {lf.DEPENDENCY, lf.METHOD, lf.ROUTE, lf.STATUS, lf.ATTEMPT, lf.OUTCOME}
+
+
+def test_client_requires_a_breaker_store(twin: FaultDependency) -> None:
+    with pytest.raises(ValueError, match="breaker_store or breaker_table_name"):
+        DependencyClient(make_policy(twin.base_url))
