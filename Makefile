@@ -42,6 +42,7 @@ synth: install
 lint: install
 	$(VENV)/bin/ruff check $(PY_SOURCES)
 	$(VENV)/bin/ruff format --check $(PY_SOURCES)
+	$(PY) -m stacks.event_contracts --check
 
 lint-templates: synth
 	$(VENV)/bin/cfn-lint --config-file .cfnlintrc.yaml

@@ -123,12 +123,34 @@ class ConsumerSettings(_Model):
 
 
 class EventSettings(_Model):
-    """The service event bus and its rule targets."""
+    """The service event bus, its archive, its rules and their subscriber queues."""
 
     archive_retention_days: int = Field(default=30, ge=1, le=3650)
     # Rule-target delivery: how long and how often EventBridge keeps trying before the DLQ.
     target_max_event_age_seconds: int = Field(default=3_600, ge=60, le=86_400)
     target_retry_attempts: int = Field(default=20, ge=0, le=185)
+    # Fan-out: subscriber name -> the detail-types (lambdas/shared/events.py) it receives. Each
+    # subscriber gets its own rule, queue and DLQ, so subscribers scale and fail independently.
+    subscriptions: dict[str, list[str]] = Field(default_factory=dict)
+    # Subscriber queues, until each subscriber's consumer derives its own (>= 6 x its timeout).
+    subscription_visibility_timeout_seconds: int = Field(default=180, ge=0, le=43_200)
+    subscription_retention_days: int = Field(default=4, ge=1, le=13)
+    subscription_max_receive_count: int = Field(default=5, ge=5, le=1_000)
+
+    @model_validator(mode="after")
+    def _subscriptions(self) -> EventSettings:
+        from lambdas.shared.events import DETAIL_TYPES
+
+        for name, detail_types in self.subscriptions.items():
+            if not re.match(r"^[a-z][a-z0-9-]{0,30}$", name):
+                raise ValueError(f"subscriptions.{name}: name must be lowercase letters, digits and dashes")
+            unknown = [t for t in detail_types if t not in DETAIL_TYPES]
+            if not detail_types or unknown or len(set(detail_types)) != len(detail_types):
+                raise ValueError(
+                    f"subscriptions.{name}: {detail_types} must be distinct event contracts, "
+                    f"one or more of {list(DETAIL_TYPES)}"
+                )
+        return self
 
 
 class AlarmSettings(_Model):

@@ -128,10 +128,7 @@ def request_schema(contracts: Iterable[EventContract] = CONTRACTS) -> dict[str, 
         # Draft-04 has no if/then: exactly one branch can match because the detailType enums
         # are disjoint, and that branch's detail schema must then hold.
         "oneOf": [
-            {
-                "description": c.description,
-                "properties": {"detailType": {"enum": [c.detail_type]}, "detail": detail_schema(c)},
-            }
+            {"properties": {"detailType": {"enum": [c.detail_type]}, "detail": detail_schema(c)}}
             for c in contracts
         ],
     }

@@ -18,6 +18,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -165,6 +166,44 @@ class ServiceMonitoring(Construct):
         self._degraded_signals.append(dlq_alarm)
         self._columns["dlq"].widgets.append(
             cloudwatch.GraphWidget(title=f"{name} DLQ depth", left=[depth], width=8)
+        )
+
+    def watch_rule(self, name: str, rule: events.IRule, bus: events.IEventBus) -> None:
+        """A rule that cannot deliver, and worse, cannot dead-letter: the only way to lose an event."""
+        dimensions = {"RuleName": rule.rule_name, "EventBusName": bus.event_bus_name}
+        lost = cloudwatch.Metric(
+            namespace="AWS/Events",
+            metric_name="InvocationsFailedToBeSentToDlq",
+            dimensions_map=dimensions,
+            period=PERIOD,
+            statistic="Sum",
+        )
+        failed = cloudwatch.Metric(
+            namespace="AWS/Events",
+            metric_name="FailedInvocations",
+            dimensions_map=dimensions,
+            period=PERIOD,
+            statistic="Sum",
+        )
+        self._degraded_signals.append(
+            self._alarm(
+                f"{name}-rule-events-lost",
+                lost,
+                threshold=0,
+                periods=1,
+                description=f"Rule {name} could neither deliver events nor send them to its DLQ: events were lost",
+                kind="rule-lost",
+                resource=rule,
+            )
+        )
+        self._alarm(
+            f"{name}-rule-failed-invocations",
+            failed,
+            threshold=0,
+            periods=1,
+            description=f"Rule {name} exhausted its retries for some events; they are in its DLQ",
+            kind="rule-failed",
+            resource=rule,
         )
 
     def watch_function(self, name: str, function: ServiceFunction) -> None:

@@ -60,7 +60,7 @@ class ResilientServiceStack(Stack):
             )
             for name, settings in config.consumers.items()
         }
-        self.fanout = EventFanout(self, "Events", config=config)
+        self.fanout = EventFanout(self, "Events", config=config, monitoring=self.monitoring)
         self.ingestion = IngestionApi(
             self,
             "Ingestion",

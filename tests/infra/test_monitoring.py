@@ -186,3 +186,11 @@ def test_saved_queries_only_use_fields_the_handlers_log(dev: Synthesized) -> Non
         assert not unknown, f"{query!r} uses fields no handler logs: {unknown}"
     for definition in definitions.values():
         assert definition["Properties"]["LogGroupNames"]
+
+
+def test_every_rule_alarms_on_failed_and_lost_deliveries(dev: Synthesized) -> None:
+    rules = dev.of_type("AWS::Events::Rule")
+    assert rules
+    for logical_id in rules:
+        names = _alarms_on(dev, {"Ref": logical_id})
+        assert {"InvocationsFailedToBeSentToDlq", "FailedInvocations"} <= names, logical_id

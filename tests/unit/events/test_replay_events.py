@@ -1,0 +1,216 @@
+"""scripts/replay_events.py: the StartReplay it sends, how it waits, what it exits with."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+from moto import mock_aws
+
+from scripts import replay_events
+from scripts.replay_events import ReplayError, parse_time, replay
+
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"
+BUS = "resilient-orders-dev-bus"
+BUS_ARN = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{BUS}"
+ARCHIVE = "EventsBusArchive-abc"
+ARCHIVE_ARN = f"arn:aws:events:{REGION}:{ACCOUNT}:archive/{ARCHIVE}"
+RULE = "resilient-orders-dev-EventsLedgerRule-XYZ"
+RULE_ARN = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{BUS}/{RULE}"
+START = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+END = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
+NOW = END + timedelta(hours=1)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.elapsed = 0.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.elapsed += seconds
+
+    def monotonic(self) -> float:
+        return self.elapsed
+
+
+@pytest.fixture
+def client() -> Any:
+    return boto3.client("events", region_name=REGION)
+
+
+def _run(client: Any, clock: FakeClock | None = None, **kwargs: Any) -> replay_events.ReplayReport:
+    clock = clock or FakeClock()
+    options: dict[str, Any] = {
+        "archive": ARCHIVE,
+        "start": START,
+        "end": END,
+        "name": "fix-ledger",
+        "poll_seconds": 5,
+        "now": lambda: NOW,
+        "sleep": clock.sleep,
+        "monotonic": clock.monotonic,
+        "log": lambda line: None,
+    }
+    options.update(kwargs)
+    return replay(client, **options)
+
+
+def _expect_archive(stubber: Stubber) -> None:
+    stubber.add_response(
+        "describe_archive",
+        {"ArchiveArn": ARCHIVE_ARN, "EventSourceArn": BUS_ARN, "State": "ENABLED"},
+        {"ArchiveName": ARCHIVE},
+    )
+
+
+def test_replays_the_window_to_the_named_rule_only_and_waits_for_completion(client: Any) -> None:
+    clock = FakeClock()
+    with Stubber(client) as stubber:
+        _expect_archive(stubber)
+        stubber.add_response("describe_rule", {"Arn": RULE_ARN}, {"Name": RULE, "EventBusName": BUS})
+        stubber.add_response(
+            "start_replay",
+            {"ReplayArn": "arn:replay", "State": "STARTING"},
+            {
+                "ReplayName": "fix-ledger",
+                "Description": ANY,
+                "EventSourceArn": ARCHIVE_ARN,
+                "EventStartTime": START,
+                "EventEndTime": END,
+                "Destination": {"Arn": BUS_ARN, "FilterArns": [RULE_ARN]},
+            },
+        )
+        for state in ("STARTING", "RUNNING"):
+            stubber.add_response("describe_replay", {"State": state}, {"ReplayName": "fix-ledger"})
+        stubber.add_response(
+            "describe_replay",
+            {"State": "COMPLETED", "EventLastReplayedTime": END, "ReplayEndTime": NOW},
+            {"ReplayName": "fix-ledger"},
+        )
+        report = _run(client, clock, rules=[RULE, RULE], bus=BUS)
+        stubber.assert_no_pending_responses()
+    assert report.state == "COMPLETED" and report.exit_code == 0
+    assert report.rule_arns == [RULE_ARN]
+    assert report.event_last_replayed_time == END.isoformat()
+    assert clock.sleeps == [5, 5]
+    assert report.warnings == []
+
+
+def test_without_rules_the_replay_goes_to_every_rule_on_the_bus(client: Any) -> None:
+    with Stubber(client) as stubber:
+        _expect_archive(stubber)
+        stubber.add_response(
+            "start_replay",
+            {"State": "STARTING"},
+            {
+                "ReplayName": "fix-ledger",
+                "Description": ANY,
+                "EventSourceArn": ARCHIVE_ARN,
+                "EventStartTime": START,
+                "EventEndTime": END,
+                "Destination": {"Arn": BUS_ARN},
+            },
+        )
+        stubber.add_response("describe_replay", {"State": "COMPLETED"}, {"ReplayName": "fix-ledger"})
+        assert _run(client).exit_code == 0
+
+
+@pytest.mark.parametrize(("state", "code"), [("FAILED", 1), ("CANCELLED", 1)])
+def test_a_failed_or_cancelled_replay_exits_non_zero_with_the_reason(
+    client: Any, state: str, code: int
+) -> None:
+    with Stubber(client) as stubber:
+        _expect_archive(stubber)
+        stubber.add_response("start_replay", {"State": "STARTING"})
+        stubber.add_response("describe_replay", {"State": state, "StateReason": "boom"})
+        report = _run(client)
+    assert (report.state, report.exit_code, report.state_reason) == (state, code, "boom")
+
+
+def test_a_replay_still_running_at_the_timeout_exits_3_and_says_how_to_follow_it(client: Any) -> None:
+    with Stubber(client) as stubber:
+        _expect_archive(stubber)
+        stubber.add_response("start_replay", {"State": "STARTING"})
+        for _ in range(3):
+            stubber.add_response("describe_replay", {"State": "RUNNING"})
+        report = _run(client, timeout_seconds=10)
+    assert report.exit_code == 3
+    assert "describe-replay --replay-name fix-ledger" in report.warnings[-1]
+
+
+def test_a_window_too_recent_for_the_archive_is_warned_about(client: Any) -> None:
+    with Stubber(client) as stubber:
+        _expect_archive(stubber)
+        stubber.add_response("start_replay", {"State": "STARTING"})
+        stubber.add_response("describe_replay", {"State": "COMPLETED"})
+        report = _run(client, now=lambda: END + timedelta(minutes=2))
+    assert any("10 minutes" in w for w in report.warnings)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"start": END, "end": START}, "--start must be before --end"),
+        ({"bus": "another-bus"}, "not another-bus"),
+        ({"rules": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/another-bus/{RULE}"]}, "is not on the bus"),
+        ({"rules": ["no-such-rule"]}, "no rule 'no-such-rule'"),
+    ],
+)
+def test_a_replay_that_cannot_do_what_was_asked_is_never_started(
+    client: Any, kwargs: dict[str, Any], message: str
+) -> None:
+    with Stubber(client) as stubber:
+        if "start" not in kwargs:
+            _expect_archive(stubber)
+        if kwargs.get("rules") == ["no-such-rule"]:
+            stubber.add_client_error("describe_rule", service_error_code="ResourceNotFoundException")
+        with pytest.raises(ReplayError, match=message):
+            _run(client, **kwargs)
+        stubber.assert_no_pending_responses()  # and no start_replay was sent
+
+
+def test_times_need_an_offset() -> None:
+    assert parse_time("2026-11-25T09:00:00Z") == START
+    assert parse_time("2026-11-25T10:00:00+01:00") == START
+    with pytest.raises(Exception, match="no UTC offset"):
+        parse_time("2026-11-25T09:00:00")
+
+
+def test_main_prints_a_json_report_and_maps_states_to_exit_codes(
+    client: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--archive", ARCHIVE, "--start", "2026-11-25T09:00:00Z", "--end", "2026-11-25T10:30:00Z"]
+    with Stubber(client) as stubber:
+        _expect_archive(stubber)
+        stubber.add_response("start_replay", {"State": "STARTING"})
+        stubber.add_response("describe_replay", {"State": "FAILED", "StateReason": "no permission"})
+        assert replay_events.main([*argv, "--poll-seconds", "0"], client=client) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["state"] == "FAILED" and report["state_reason"] == "no permission"
+    with Stubber(client) as stubber:
+        stubber.add_client_error("describe_archive", service_error_code="ResourceNotFoundException")
+        assert replay_events.main(argv, client=client) == 2
+    with pytest.raises(SystemExit) as usage:
+        replay_events.main(["--archive", ARCHIVE])
+    assert usage.value.code == 2
+
+
+@mock_aws
+def test_against_an_emulated_bus_the_replay_completes() -> None:
+    events = boto3.client("events", region_name=REGION)
+    bus_arn = events.create_event_bus(Name=BUS)["EventBusArn"]
+    events.create_archive(ArchiveName=ARCHIVE, EventSourceArn=bus_arn)
+    rule_arn = events.put_rule(Name=RULE, EventBusName=BUS, EventPattern='{"source": ["x"]}')["RuleArn"]
+    report = _run(events, rules=[RULE], name=None)
+    assert report.exit_code == 0
+    assert report.rule_arns == [rule_arn]
+    assert report.replay_name.startswith(f"{ARCHIVE}-20261125T0900-")
+    described = events.describe_replay(ReplayName=report.replay_name)
+    assert described["Destination"] == {"Arn": bus_arn, "FilterArns": [rule_arn]}
