@@ -1,0 +1,31 @@
+"""Task handlers for the Step Functions workflows in ``statemachines/``.
+
+What is here
+------------
+``clock.handler``
+    The workflows' clock (``${ClockFunctionArn}`` in ``circuit_breaker.asl.json`` and
+    ``circuit_controller.asl.json``). The circuit record is the Powertools circuit breaker's, whose times
+    are unix seconds; a JSONPath state machine has no unix clock (only ``$$.State.EnteredTime``, an ISO
+    string, and no arithmetic to convert it), the JSONata ``$millis()`` is rejected by the project's ASL
+    validator (statelint 1.30.0) and cannot run on moto 5.2.5. So one tiny pure function reads the
+    same kind of clock the Powertools breaker reads (``time.time()`` in Lambda). It is invoked only off
+    the healthy path: when a record is OPEN/HALF_OPEN and on state transitions.
+
+Contract for the order-fulfilment task handlers (Charge / Ship / Notify)
+------------------------------------------------------------------------
+The real handlers belong with the dependency client (``lambdas/shared/dependency_client.py``) and are
+not written here. ``order_fulfilment.asl.json`` invokes each with::
+
+    {"step": "Charge"|"Ship"|"Notify", "order": {...}, "idempotencyKey": "...",
+     "executionName": "...", "attempt": <$$.State.RetryCount>, "charge": ..., "shipment": ...}
+
+and relies on:
+
+* the function timeout being 30 s (the Task ``TimeoutSeconds``);
+* side effects being idempotent on ``executionName + ":" + step`` (send it as the partner's
+  Idempotency-Key): Step Functions retries after ``States.Timeout`` when the outcome is unknown;
+* errors surfacing as exception *class names* (Step Functions matches ``errorType`` exactly, base
+  classes do not count): ``TransientUpstreamError`` / ``BudgetExhaustedError`` (retried, short backoff),
+  ``DependencyUnavailableError`` / ``CircuitBreakerOpenError`` / ``CircuitOpen`` (retried, long
+  backoff), ``PermanentUpstreamError`` / ``ValidationError`` (never retried: recorded and failed).
+"""

@@ -1,0 +1,268 @@
+"""Static checks of every statemachines/*.asl.json: statelint, structure, placeholders, timeouts."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.statemachines import asl
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+STATELINT = PROJECT_ROOT / "node_modules" / ".bin" / "statelint"
+MAX_RETRY_ATTEMPTS = 10
+ACYCLIC = (asl.ORDER_FULFILMENT, asl.CIRCUIT_BREAKER)
+
+
+def statelint(*paths: Path) -> subprocess.CompletedProcess[str]:
+    if not STATELINT.exists() or shutil.which("node") is None:
+        pytest.fail(f"statelint is required: {STATELINT} (npm ci) and node on PATH")
+    return subprocess.run([str(STATELINT), *map(str, paths)], capture_output=True, text=True, timeout=60)
+
+
+def load(machine: str) -> dict[str, Any]:
+    return json.loads(asl.raw_text(machine))
+
+
+def test_every_definition_file_is_covered() -> None:
+    files = {p.name.removesuffix(".asl.json") for p in asl.STATEMACHINES_DIR.glob("*.asl.json")}
+    assert files == set(asl.ALL_MACHINES)
+
+
+def test_statelint_accepts_every_definition() -> None:
+    result = statelint(*(asl.path_of(m) for m in asl.ALL_MACHINES))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("breakage", "expected"),
+    [
+        (lambda d: d["States"]["Charge"]["Retry"][1].update(JitterStrategy="SOMETIMES"), "JitterStrategy"),
+        (lambda d: d["States"]["Charge"]["Retry"][1].update(MaxDelaySeconds=0), "MaxDelaySeconds"),
+        (lambda d: d["States"]["Charge"].update(Next="NoSuchState"), "NoSuchState"),
+        (lambda d: d["States"]["Charge"].update(QueryLanguage="JSONata"), "QueryLanguage"),
+    ],
+    ids=["bad-jitter", "zero-max-delay", "dangling-next", "jsonata"],
+)
+def test_statelint_rejects_a_broken_definition(tmp_path: Path, breakage: Any, expected: str) -> None:
+    definition = load(asl.ORDER_FULFILMENT)
+    breakage(definition)
+    broken = tmp_path / "broken.asl.json"
+    broken.write_text(json.dumps(definition))
+
+    result = statelint(broken)
+
+    assert result.returncode != 0
+    assert expected in result.stdout
+
+
+@pytest.mark.parametrize("machine", asl.ALL_MACHINES)
+def test_placeholders_are_the_documented_ones_and_only_inside_strings(machine: str) -> None:
+    text = asl.raw_text(machine)
+    assert asl.placeholders_in(text) == set(asl.PLACEHOLDERS[machine])
+
+    def strings(node: Any) -> list[str]:
+        if isinstance(node, dict):
+            return [s for key, value in node.items() for s in [key, *strings(value)]]
+        if isinstance(node, list):
+            return [s for item in node for s in strings(item)]
+        return [node] if isinstance(node, str) else []
+
+    found = {name for s in strings(json.loads(text)) for name in asl.placeholders_in(s)}
+    assert found == set(asl.PLACEHOLDERS[machine])  # every occurrence parses as (part of) a JSON string
+
+
+@pytest.mark.parametrize("machine", asl.ALL_MACHINES)
+def test_every_task_has_bounded_jittered_retries_and_a_catch_all(machine: str) -> None:
+    definition = load(machine)
+    assert 0 < definition["TimeoutSeconds"] < 99999999
+    tasks = asl.tasks(definition)
+    assert tasks
+    for name, task in tasks.items():
+        assert isinstance(task.get("TimeoutSeconds"), int), name
+        retriers = task.get("Retry")
+        assert retriers, f"{name}: no Retry"
+        retried = [r for r in retriers if r.get("MaxAttempts", 3) > 0]
+        assert retried, f"{name}: nothing is retried"
+        for retrier in retried:
+            assert retrier.get("JitterStrategy") == "FULL", (name, retrier)
+            assert isinstance(retrier.get("MaxDelaySeconds"), int), (name, retrier)
+            assert 0 < retrier["MaxAttempts"] <= MAX_RETRY_ATTEMPTS, (name, retrier)
+            assert retrier.get("IntervalSeconds", 1) <= retrier["MaxDelaySeconds"], (name, retrier)
+        # States.ALL may only be retried alone and last; specific names come first.
+        for index, retrier in enumerate(retriers):
+            if "States.ALL" in retrier["ErrorEquals"]:
+                assert retrier["ErrorEquals"] == ["States.ALL"] and index == len(retriers) - 1, name
+        catches = task.get("Catch", [])
+        assert catches and catches[-1]["ErrorEquals"] == ["States.ALL"], (
+            f"{name}: no final Catch on States.ALL"
+        )
+
+
+def test_lambda_tasks_time_out_with_the_function() -> None:
+    """TimeoutSeconds of every Lambda task == the functions' timeout CDK must configure."""
+    for machine in asl.ALL_MACHINES:
+        for name, task in asl.tasks(load(machine)).items():
+            if asl.is_lambda_task(task):
+                assert task["TimeoutSeconds"] == asl.LAMBDA_TASK_TIMEOUT_SECONDS, (machine, name)
+
+
+def test_permanent_errors_are_never_retried() -> None:
+    for name, task in asl.tasks(load(asl.ORDER_FULFILMENT)).items():
+        if not asl.is_lambda_task(task):
+            continue
+        first = task["Retry"][0]
+        assert first["ErrorEquals"] == ["PermanentUpstreamError", "ValidationError"], name
+        assert first["MaxAttempts"] == 0, name
+        retried = {e for r in task["Retry"][1:] for e in r["ErrorEquals"]}
+        assert not retried & {
+            "PermanentUpstreamError",
+            "ValidationError",
+            "States.ALL",
+            "States.TaskFailed",
+        }, name
+
+
+def test_retried_error_names_match_the_dependency_client_exceptions() -> None:
+    """Step Functions matches the exception class name exactly: a rename in the client must show up here."""
+    client = PROJECT_ROOT / "lambdas" / "shared" / "dependency_client.py"
+    if not client.exists():
+        pytest.skip("dependency client not written yet")
+    classes = {
+        node.name for node in ast.walk(ast.parse(client.read_text())) if isinstance(node, ast.ClassDef)
+    }
+    charge = load(asl.ORDER_FULFILMENT)["States"]["Charge"]
+    named = {e for r in charge["Retry"] for e in r["ErrorEquals"]}
+    expected_from_client = {
+        "PermanentUpstreamError",
+        "TransientUpstreamError",
+        "BudgetExhaustedError",
+        "DependencyUnavailableError",
+    }
+    assert expected_from_client <= named
+    assert expected_from_client <= classes, sorted(expected_from_client - classes)
+
+
+def _successors(state: dict[str, Any]) -> set[str]:
+    following = {state["Next"]} if "Next" in state else set()
+    following |= {c["Next"] for c in state.get("Choices", [])}
+    following |= {c["Next"] for c in state.get("Catch", [])}
+    if "Default" in state:
+        following.add(state["Default"])
+    return following
+
+
+def _longest_path_seconds(definition: dict[str, Any]) -> float:
+    states = definition["States"]
+    memo: dict[str, float] = {}
+
+    def longest(name: str, visiting: frozenset[str]) -> float:
+        assert name not in visiting, f"cycle through {name}"
+        if name not in memo:
+            state = states[name]
+            own = asl.worst_case_task_seconds(state) if state["Type"] == "Task" else 0
+            memo[name] = own + max((longest(n, visiting | {name}) for n in _successors(state)), default=0)
+        return memo[name]
+
+    return longest(definition["StartAt"], frozenset())
+
+
+@pytest.mark.parametrize("machine", ACYCLIC)
+def test_machine_timeout_outlasts_the_worst_case_path(machine: str) -> None:
+    """Every retry exhausted and every attempt timing out still ends inside the machine's TimeoutSeconds,
+    so a timeout of the whole execution (which no Catch can record) means something is stuck."""
+    definition = load(machine)
+    assert _longest_path_seconds(definition) <= definition["TimeoutSeconds"]
+
+
+def test_controller_timeout_outlasts_its_worst_case_under_the_input_bounds() -> None:
+    definition = load(asl.CIRCUIT_CONTROLLER)
+    states = definition["States"]
+    bounds = {
+        rule["Variable"].removeprefix("$.config."): rule["NumericLessThanEquals"]
+        for rule in states["CheckInputValues"]["Choices"][0]["And"]
+        if "NumericLessThanEquals" in rule
+    }
+    task = asl.worst_case_task_seconds
+
+    def map_task(name: str) -> float:
+        [inner] = asl.tasks(states[name]["ItemProcessor"]).values()
+        return task(inner)
+
+    longest_wait = max(bounds["recoverySeconds"], bounds["maxBackoffSeconds"], bounds["probeIntervalSeconds"])
+    per_probe = (
+        longest_wait
+        + task(states["Probe"])
+        + task(states["ReadClockForReopen"])
+        + task(states["ReopenCircuit"])
+    )
+    worst = (
+        task(states["ReadClock"])
+        + task(states["AcquireControllerLock"])
+        + task(states["EnsureCircuitOpen"])
+        + map_task("DisableConsumers")
+        + bounds["maxProbes"] * per_probe
+        + task(states["CloseCircuit"])
+        + map_task("EnableConsumers")
+        + task(states["ReleaseControllerLock"])
+    )
+    assert worst <= definition["TimeoutSeconds"]
+    # The lock outlives the execution, so an execution that dies holding it cannot block for longer.
+    lock_expiry = states["ReadClock"]["Parameters"]["Payload"]["plus"]["lockExpiry"]
+    assert lock_expiry > definition["TimeoutSeconds"]
+
+
+def test_compression_keeps_attempts_and_routing() -> None:
+    original = asl.fill(asl.ORDER_FULFILMENT, {p: "x" for p in asl.PLACEHOLDERS[asl.ORDER_FULFILMENT]})
+    compressed = asl.compress_timings(original, task_timeouts={"Charge": 2})
+    for (name, before), (_, after) in zip(
+        asl.iter_states(original), asl.iter_states(compressed), strict=True
+    ):
+        for r_before, r_after in zip(before.get("Retry", []), after.get("Retry", []), strict=True):
+            assert r_after["ErrorEquals"] == r_before["ErrorEquals"]
+            assert r_after.get("MaxAttempts") == r_before.get("MaxAttempts")
+            if r_before.get("MaxAttempts", 3) > 0:
+                assert (r_after["IntervalSeconds"], r_after["MaxDelaySeconds"]) == (1, 1)
+        assert {k: v for k, v in after.items() if k not in ("Retry", "TimeoutSeconds")} == {
+            k: v for k, v in before.items() if k not in ("Retry", "TimeoutSeconds")
+        }, name
+    assert compressed["States"]["Charge"]["TimeoutSeconds"] == 2
+    assert original["States"]["Charge"]["TimeoutSeconds"] == asl.LAMBDA_TASK_TIMEOUT_SECONDS
+
+
+@pytest.mark.parametrize("machine", asl.ALL_MACHINES)
+def test_moto_parses_the_filled_definition(machine: str, sfn: Any) -> None:
+    definition = asl.fill(
+        machine, {p: f"arn:aws:lambda:eu-west-1:123456789012:function:{p}" for p in asl.PLACEHOLDERS[machine]}
+    )
+    arn = sfn.create_state_machine(
+        name=machine.replace("_", "-"),
+        definition=json.dumps(definition),
+        roleArn="arn:aws:iam::123456789012:role/r",
+    )["stateMachineArn"]
+    assert json.loads(sfn.describe_state_machine(stateMachineArn=arn)["definition"]) == definition
+
+
+@pytest.mark.parametrize("machine", [asl.CIRCUIT_BREAKER, asl.CIRCUIT_CONTROLLER])
+def test_dynamodb_expressions_define_exactly_what_they_use(machine: str) -> None:
+    """DynamoDB rejects unused or undefined expression names/values (moto is more lenient, so check here)."""
+
+    checked = 0
+    for name, task in asl.tasks(load(machine)).items():
+        if not task["Resource"].startswith("arn:aws:states:::dynamodb:"):
+            continue
+        params = task["Parameters"]
+        expressions = " ".join(
+            params.get(key, "") for key in ("UpdateExpression", "ConditionExpression", "ProjectionExpression")
+        )
+        assert set(re.findall(r"#\w+", expressions)) == set(params.get("ExpressionAttributeNames", {})), name
+        values = {key.removesuffix(".$") for key in params.get("ExpressionAttributeValues", {})}
+        assert set(re.findall(r":\w+", expressions)) == values, name
+        checked += 1
+    assert checked >= 3
