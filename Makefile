@@ -43,6 +43,7 @@ lint: install
 	$(VENV)/bin/ruff check $(PY_SOURCES)
 	$(VENV)/bin/ruff format --check $(PY_SOURCES)
 	$(PY) -m stacks.event_contracts --check
+	$(VENV)/bin/mypy stacks lambdas localcloud scripts
 
 lint-templates: synth
 	$(VENV)/bin/cfn-lint --config-file .cfnlintrc.yaml

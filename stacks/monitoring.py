@@ -26,7 +26,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from lambdas.shared import log_fields as lf
 from lambdas.shared.dependency_client import (
@@ -428,9 +428,9 @@ class ServiceMonitoring(Construct):
         for column in self._columns.values():
             if column.widgets:
                 self.dashboard.add_widgets(
-                    cloudwatch.TextWidget(markdown=f"### {column.title}", width=24, height=1),
-                    cloudwatch.Row(*column.widgets),
+                    cloudwatch.TextWidget(markdown=f"### {column.title}", width=24, height=1)
                 )
+                self.dashboard.add_widgets(*column.widgets)
         self.dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=[*self.alarms, self.degraded], width=24)
         )
@@ -491,7 +491,7 @@ class ServiceMonitoring(Construct):
         threshold: float,
         description: str,
         kind: str,
-        resource: Construct | None,
+        resource: IConstruct | None,
         periods: int | None = None,
         comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
