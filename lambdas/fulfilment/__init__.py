@@ -13,8 +13,10 @@ What is here
 
 Contract for the order-fulfilment task handlers (Charge / Ship / Notify)
 ------------------------------------------------------------------------
-The real handlers belong with the dependency client (``lambdas/shared/dependency_client.py``) and are
-not written here. ``order_fulfilment.asl.json`` invokes each with::
+``charge.handler``, ``ship.handler`` and ``notify.handler`` implement it (``tasks.py``: event model,
+partner calls; ``partner.py``: the dependency client, API key and circuit hook they share with the
+consumers). ``dependency_call.handler`` and ``probe.handler`` serve the circuit workflows with exactly
+one call each (``single_call.py``). ``order_fulfilment.asl.json`` invokes each task with::
 
     {"step": "Charge"|"Ship"|"Notify", "order": {...}, "idempotencyKey": "...",
      "executionName": "...", "attempt": <$$.State.RetryCount>, "charge": ..., "shipment": ...}

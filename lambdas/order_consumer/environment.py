@@ -2,23 +2,20 @@
 
 Required: POWERTOOLS_SERVICE_NAME, IDEMPOTENCY_TABLE_NAME, CIRCUIT_BREAKER_TABLE_NAME,
 IDEMPOTENCY_TTL_SECONDS, POISON_MESSAGE_QUEUE_URL and every DependencyPolicy variable (DEPENDENCY_*,
-BREAKER_*). Optional: DEPENDENCY_API_KEY_SECRET_ARN (no API key header is sent when unset).
+BREAKER_*). Optional: DEPENDENCY_API_KEY_SECRET_ARN (no API key header is sent when unset),
+ORDER_STATUS_TABLE_NAME (order status is not recorded when unset) and CIRCUIT_EVENTS_BUS_NAME
+(CircuitOpened events are not published when unset).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar
 
-from aws_lambda_powertools.utilities import parameters
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lambdas.shared.api_key import parse_api_key_secret
 from lambdas.shared.dependency_client import DependencyPolicy
 from lambdas.shared.env import ConfigurationError, read_required, validation_error_to_config_error
-
-# The key is read once per execution environment; max_age only bounds the Parameters provider's cache.
-API_KEY_SECRET_MAX_AGE_SECONDS: Final = 3600
 
 
 class ConsumerSettings(BaseModel):
@@ -31,6 +28,9 @@ class ConsumerSettings(BaseModel):
     idempotency_ttl_seconds: int = Field(ge=1, le=31_536_000)
     poison_message_queue_url: str = Field(pattern=r"^https?://\S+$")
     dependency_api_key_secret_arn: str | None = None
+    order_status_table_name: str | None = Field(default=None, min_length=3, max_length=255)
+    # Event bus (name or ARN) for CircuitOpened events (lambdas/shared/circuit_events.py).
+    circuit_events_bus_name: str | None = Field(default=None, min_length=1, max_length=1600)
     dependency: DependencyPolicy
 
     REQUIRED: ClassVar[dict[str, str]] = {
@@ -40,7 +40,11 @@ class ConsumerSettings(BaseModel):
         "idempotency_ttl_seconds": "IDEMPOTENCY_TTL_SECONDS",
         "poison_message_queue_url": "POISON_MESSAGE_QUEUE_URL",
     }
-    OPTIONAL: ClassVar[dict[str, str]] = {"dependency_api_key_secret_arn": "DEPENDENCY_API_KEY_SECRET_ARN"}
+    OPTIONAL: ClassVar[dict[str, str]] = {
+        "dependency_api_key_secret_arn": "DEPENDENCY_API_KEY_SECRET_ARN",
+        "order_status_table_name": "ORDER_STATUS_TABLE_NAME",
+        "circuit_events_bus_name": "CIRCUIT_EVENTS_BUS_NAME",
+    }
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> ConsumerSettings:
@@ -65,13 +69,3 @@ class ConsumerSettings(BaseModel):
         except ValidationError as exc:
             names = {**cls.REQUIRED, **cls.OPTIONAL}
             raise validation_error_to_config_error(exc, names, cls) from None
-
-
-def load_api_key(settings: ConsumerSettings) -> str | None:
-    """Fetch the partner API key (call once, at init). None when no secret is configured."""
-    if settings.dependency_api_key_secret_arn is None:
-        return None
-    secret = parameters.get_secret(
-        settings.dependency_api_key_secret_arn, max_age=API_KEY_SECRET_MAX_AGE_SECONDS
-    )
-    return parse_api_key_secret(secret if isinstance(secret, str) else secret.decode())

@@ -41,13 +41,16 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyVa
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.order_consumer.environment import ConsumerSettings, load_api_key
+from lambdas.order_consumer.environment import ConsumerSettings
 from lambdas.order_consumer.processing import (
     InvalidOrderError,
     charge_order,
     parse_order,
     validate_idempotency_key,
 )
+from lambdas.order_consumer.status_recording import StatusRecorder
+from lambdas.shared.api_key import load_api_key
+from lambdas.shared.circuit_events import circuit_event_hook
 from lambdas.shared.dependency_client import DependencyClient, PermanentUpstreamError
 from lambdas.shared.models import Order
 
@@ -63,11 +66,23 @@ tracer = Tracer(service=settings.service_name)
 metrics = Metrics(service=settings.service_name)
 
 API_KEY = load_api_key(settings)
+# Announce circuit openings (CIRCUIT_EVENTS_BUS_NAME) so the circuit controller pauses this consumer.
+circuit_events = circuit_event_hook(
+    bus_name=settings.circuit_events_bus_name,
+    service_name=settings.service_name,
+    dependency=settings.dependency.name,
+    logger=logger,
+)
 dependency = DependencyClient(
-    settings.dependency, breaker_table_name=settings.circuit_breaker_table_name, logger=logger
+    settings.dependency,
+    breaker_table_name=settings.circuit_breaker_table_name,
+    logger=logger,
+    on_transition=circuit_events,
 )
 sqs = boto3.client("sqs")
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+# Order status (accepted -> processing -> done / failed) for GET /orders/{id}; a no-op without the table.
+order_status = StatusRecorder.create(settings.order_status_table_name, logger=logger, metrics=metrics)
 
 
 def _count_replay(response: Any, idempotent_data: DataRecord) -> Any:
@@ -100,6 +115,8 @@ idempotency_store = DynamoDBPersistenceLayer(table_name=settings.idempotency_tab
 def charge_once(charge: dict[str, Any], remaining_ms: Callable[[], int]) -> dict[str, Any]:
     """Idempotent unit of work. ``charge`` = {"idempotencyKey": str, "order": Order as JSON}."""
     order = Order.model_validate(charge["order"])
+    # Inside the idempotent unit: a duplicate delivery replays the stored result and records nothing here.
+    order_status.processing(order.orderId)
     result = charge_order(
         dependency,
         order,
@@ -149,12 +166,16 @@ def quarantine(record: SQSRecord, reason: str, detail: str) -> None:
 @tracer.capture_method
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> dict[str, Any]:
     logger.set_correlation_id(record.message_id)
+    order: Order | None = None
     try:
         order = parse_order(record.body)
         key = idempotency_key_for(record)
     except InvalidOrderError as exc:
         quarantine(record, exc.reason, exc.detail)
+        if order is not None:  # a valid order with an invalid idempotency key
+            order_status.failed(order.orderId, exc.reason, exc.detail)
         return {"quarantined": exc.reason}
+    order_status.accepted(order.orderId)
     try:
         with logger.append_context_keys(order_id=order.orderId):
             result = charge_once(
@@ -163,14 +184,17 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> dict[str
             )
     except IdempotencyValidationError:
         quarantine(record, "idempotency_key_reused", f"key {key!r} was already used for a different order")
+        order_status.failed(order.orderId, "idempotency_key_reused")
         return {"quarantined": "idempotency_key_reused"}
     except PermanentUpstreamError as exc:
         quarantine(record, "rejected_by_dependency", str(exc))
+        order_status.failed(order.orderId, "rejected_by_dependency", str(exc))
         return {"quarantined": "rejected_by_dependency"}
     # Anything else (transient upstream errors, open circuit, idempotency in progress) propagates:
     # BatchProcessor reports this record in batchItemFailures and it is retried from the queue.
     # Includes idempotent replays (counted separately as IdempotentReplays): records completed, not charges.
     metrics.add_metric(name="OrdersProcessed", unit=MetricUnit.Count, value=1)
+    order_status.done(order.orderId, result["chargeId"])
     return result
 
 

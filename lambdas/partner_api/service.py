@@ -1,14 +1,22 @@
 """The partner API's contract, shared by the Lambda partner and the local twin so both behave the same.
 
 Routes:
-    GET  /health   -> 200 {"status": "ok"}                       (no API key needed)
-    POST /charges  -> 201 ChargeResponse                          (x-api-key + Idempotency-Key required)
-                      same Idempotency-Key + same body -> same chargeId, header Idempotent-Replayed: true
-                      same Idempotency-Key + different body -> 409
+    GET  /health         -> 200 {"status": "ok"}                  (no API key needed)
+    POST /charges        -> 201 ChargeResponse                    (x-api-key + Idempotency-Key required)
+    POST /shipments      -> 201 ShipmentResponse                  (x-api-key + Idempotency-Key required)
+    POST /notifications  -> 201 NotificationResponse              (x-api-key + Idempotency-Key required)
+                            templates: order_shipped, order_cancelled, customer_updated (NOTIFICATION_FIELDS)
+Every POST route is idempotent the same way:
+    same Idempotency-Key + same body      -> the original result, header Idempotent-Replayed: true
+    same Idempotency-Key + different body -> 409
+Each route has its own ledger: one key may be used once per route.
 Errors are ``{"error": ..., "message": ...}`` with 400 (bad input), 401 (bad key), 404, 405 or 409.
 
-The idempotency ledger is in memory: it lives as long as one execution environment (Lambda) or one
-server (local twin). That is enough for a demo dependency; a real partner persists it.
+Request bodies are strict (unknown fields are a 400, like ``ChargeRequest``); responses are read
+tolerantly by clients (the partner may add fields).
+
+The idempotency ledgers are in memory: they live as long as one execution environment (Lambda) or one
+server (local twin). That is enough for a demo dependency; a real partner persists them.
 """
 
 from __future__ import annotations
@@ -19,18 +27,103 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Annotated, Any, Final, Generic, Literal, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lambdas.shared.api_key import API_KEY_HEADER
-from lambdas.shared.models import ChargeRequest, ChargeResponse, ErrorResponse
+from lambdas.shared.models import ChargeRequest, ChargeResponse, ErrorResponse, Identifier
 
 IDEMPOTENCY_KEY_HEADER: Final = "idempotency-key"
 REPLAYED_HEADER: Final = "Idempotent-Replayed"
 MAX_IDEMPOTENCY_KEY_LENGTH: Final = 255
 MAX_BODY_BYTES: Final = 64 * 1024
 JSON_HEADERS: Final = {"Content-Type": "application/json"}
+
+CHARGES_PATH: Final = "/charges"
+SHIPMENTS_PATH: Final = "/shipments"
+NOTIFICATIONS_PATH: Final = "/notifications"
+
+# Ids the partner hands out (chargeId, shipmentId): opaque to clients, bounded so they fit a header or a key.
+PartnerId = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+# ------------------------------------------------------------------------------ shipment / notification
+
+
+class ShipmentRequest(BaseModel):
+    """Body of ``POST /shipments``: ship a paid order (``chargeId`` is the capture it ships against)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    orderId: Identifier
+    chargeId: PartnerId
+    customerId: Identifier | None = None
+
+
+class ShipmentResponse(BaseModel):
+    """Body returned by ``POST /shipments``; a replay of the same Idempotency-Key returns the same shipmentId."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    shipmentId: PartnerId
+    orderId: Identifier
+    chargeId: PartnerId
+    status: Literal["created"] = "created"
+
+
+# Who uses which template: the fulfilment Notify task sends order_shipped (lambdas/fulfilment/tasks.py),
+# the notifications consumer order_cancelled and customer_updated (lambdas/notifications_consumer).
+NotificationTemplate = Literal["order_shipped", "order_cancelled", "customer_updated"]
+# template -> the fields it needs; a field a template does not name must be absent.
+NOTIFICATION_FIELDS: Final[dict[str, tuple[frozenset[str], frozenset[str]]]] = {
+    # (required, optional). PaymentReceived carries no customerId: the partner resolves it from the order.
+    "order_shipped": (frozenset({"orderId", "shipmentId"}), frozenset({"customerId"})),
+    "order_cancelled": (frozenset({"orderId", "customerId"}), frozenset()),
+    "customer_updated": (frozenset({"customerId"}), frozenset()),
+}
+
+
+class NotificationRequest(BaseModel):
+    """Body of ``POST /notifications``: ids only, the partner resolves the recipient and renders the template.
+
+    ``order_shipped``: orderId + shipmentId (customerId optional); ``order_cancelled``: orderId +
+    customerId; ``customer_updated``: customerId. Other fields for a template are a 400.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    template: NotificationTemplate
+    orderId: Identifier | None = None
+    customerId: Identifier | None = None
+    shipmentId: PartnerId | None = None
+
+    @model_validator(mode="after")
+    def _fields_match_the_template(self) -> NotificationRequest:
+        required, optional = NOTIFICATION_FIELDS[self.template]
+        present = {
+            name for name in ("orderId", "customerId", "shipmentId") if getattr(self, name) is not None
+        }
+        if missing := sorted(required - present):
+            raise ValueError(f"{self.template} needs {', '.join(missing)}")
+        if unexpected := sorted(present - required - optional):
+            raise ValueError(f"{self.template} takes no {', '.join(unexpected)}")
+        return self
+
+
+class NotificationResponse(BaseModel):
+    """Body returned by ``POST /notifications``; a replay returns the same notificationId (sent once)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    notificationId: PartnerId
+    template: NotificationTemplate
+    orderId: Identifier | None = None
+    customerId: Identifier | None = None
+    status: Literal["queued"] = "queued"
+
+
+# ------------------------------------------------------------------------------ responses
 
 
 @dataclass(frozen=True)
@@ -50,6 +143,8 @@ class PartnerResult:
     response: HttpResponse
     charge: ChargeResponse | None = None
     replayed: bool = False
+    shipment: ShipmentResponse | None = None
+    notification: NotificationResponse | None = None
 
 
 def error_response(
@@ -62,34 +157,76 @@ def error_response(
     )
 
 
+# ------------------------------------------------------------------------------ ledgers
+
+
 class IdempotencyConflictError(Exception):
     """An Idempotency-Key was reused with a different request body."""
 
 
-class ChargeLedger:
-    """Thread-safe in-memory map Idempotency-Key -> (request, charge)."""
+RequestT = TypeVar("RequestT", bound=BaseModel)
+ResultT = TypeVar("ResultT", bound=BaseModel)
 
-    def __init__(self, id_factory: Callable[[], str] | None = None) -> None:
-        self._id_factory = id_factory or (lambda: f"ch_{uuid.uuid4().hex}")
-        self._charges: dict[str, tuple[ChargeRequest, ChargeResponse]] = {}
+
+class IdempotentLedger(Generic[RequestT, ResultT]):
+    """Thread-safe in-memory map Idempotency-Key -> (request, result) for one route."""
+
+    def __init__(self, create: Callable[[RequestT], ResultT]) -> None:
+        self._create = create
+        self._entries: dict[str, tuple[RequestT, ResultT]] = {}
         self._lock = threading.Lock()
 
-    def charge(self, idempotency_key: str, request: ChargeRequest) -> tuple[ChargeResponse, bool]:
-        """Return (charge, replayed). A replay returns the original charge without charging again."""
+    def record(self, idempotency_key: str, request: RequestT) -> tuple[ResultT, bool]:
+        """Return (result, replayed). A replay returns the original result without a second side effect."""
         with self._lock:
-            existing = self._charges.get(idempotency_key)
+            existing = self._entries.get(idempotency_key)
             if existing is not None:
-                original_request, original_charge = existing
+                original_request, original_result = existing
                 if original_request != request:
                     raise IdempotencyConflictError(idempotency_key)
-                return original_charge, True
-            charge = ChargeResponse(chargeId=self._id_factory(), **request.model_dump())
-            self._charges[idempotency_key] = (request, charge)
-            return charge, False
+                return original_result, True
+            result = self._create(request)
+            self._entries[idempotency_key] = (request, result)
+            return result, False
+
+    def results(self) -> list[ResultT]:
+        """Every result created (not replayed), oldest first."""
+        with self._lock:
+            return [result for _, result in self._entries.values()]
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._charges)
+            return len(self._entries)
+
+
+class ChargeLedger(IdempotentLedger[ChargeRequest, ChargeResponse]):
+    """Idempotency-Key -> (request, charge)."""
+
+    def __init__(self, id_factory: Callable[[], str] | None = None) -> None:
+        new_id = id_factory or (lambda: f"ch_{uuid.uuid4().hex}")
+        super().__init__(lambda request: ChargeResponse(chargeId=new_id(), **request.model_dump()))
+
+    def charge(self, idempotency_key: str, request: ChargeRequest) -> tuple[ChargeResponse, bool]:
+        """Return (charge, replayed). A replay returns the original charge without charging again."""
+        return self.record(idempotency_key, request)
+
+
+def _new_shipment(request: ShipmentRequest) -> ShipmentResponse:
+    return ShipmentResponse(
+        shipmentId=f"sh_{uuid.uuid4().hex}", orderId=request.orderId, chargeId=request.chargeId
+    )
+
+
+def _new_notification(request: NotificationRequest) -> NotificationResponse:
+    return NotificationResponse(
+        notificationId=f"nt_{uuid.uuid4().hex}",
+        template=request.template,
+        orderId=request.orderId,
+        customerId=request.customerId,
+    )
+
+
+# ------------------------------------------------------------------------------ routing
 
 
 class PartnerService:
@@ -97,6 +234,10 @@ class PartnerService:
 
     def __init__(self, ledger: ChargeLedger | None = None) -> None:
         self.ledger = ledger or ChargeLedger()
+        self.shipments: IdempotentLedger[ShipmentRequest, ShipmentResponse] = IdempotentLedger(_new_shipment)
+        self.notifications: IdempotentLedger[NotificationRequest, NotificationResponse] = IdempotentLedger(
+            _new_notification
+        )
 
     def handle(
         self,
@@ -113,42 +254,68 @@ class PartnerService:
             if method != "GET":
                 return PartnerResult(error_response(405, "method_not_allowed"))
             return PartnerResult(HttpResponse(200, {"status": "ok"}))
-        if path == "/charges":
+        if path in (CHARGES_PATH, SHIPMENTS_PATH, NOTIFICATIONS_PATH):
             if method != "POST":
                 return PartnerResult(error_response(405, "method_not_allowed"))
             if api_key is not None and not _key_matches(lowered.get(API_KEY_HEADER), api_key):
                 return PartnerResult(
                     error_response(401, "unauthorized", f"missing or invalid {API_KEY_HEADER}")
                 )
-            return self._charge(lowered, body)
+            if path == CHARGES_PATH:
+                return self._charge(lowered, body)
+            if path == SHIPMENTS_PATH:
+                return self._ship(lowered, body)
+            return self._notify(lowered, body)
         return PartnerResult(error_response(404, "not_found", f"no route for {method} {path}"))
 
     def _charge(self, headers: Mapping[str, str], body: bytes | str | None) -> PartnerResult:
-        key = (headers.get(IDEMPOTENCY_KEY_HEADER) or "").strip()
-        if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
-            return PartnerResult(
-                error_response(400, "invalid_idempotency_key", "Idempotency-Key header required")
-            )
-        raw = body.encode() if isinstance(body, str) else (body or b"")
-        if len(raw) > MAX_BODY_BYTES:
-            return PartnerResult(error_response(400, "invalid_request", "body too large"))
-        try:
-            request = ChargeRequest.model_validate_json(raw)
-        except ValidationError as exc:
-            fields = ", ".join(".".join(str(part) for part in err["loc"]) or "body" for err in exc.errors())
-            return PartnerResult(error_response(400, "invalid_request", f"invalid fields: {fields}"))
-        try:
-            charge, replayed = self.ledger.charge(key, request)
-        except IdempotencyConflictError:
-            return PartnerResult(
-                error_response(409, "idempotency_conflict", "Idempotency-Key reused with a different body")
-            )
-        headers_out = dict(JSON_HEADERS)
-        if replayed:
-            headers_out[REPLAYED_HEADER] = "true"
-        return PartnerResult(
-            HttpResponse(201, charge.model_dump(), headers_out), charge=charge, replayed=replayed
-        )
+        outcome = _idempotent_post(headers, body, ChargeRequest, self.ledger)
+        if isinstance(outcome, HttpResponse):
+            return PartnerResult(outcome)
+        charge, response, replayed = outcome
+        return PartnerResult(response, charge=charge, replayed=replayed)
+
+    def _ship(self, headers: Mapping[str, str], body: bytes | str | None) -> PartnerResult:
+        outcome = _idempotent_post(headers, body, ShipmentRequest, self.shipments)
+        if isinstance(outcome, HttpResponse):
+            return PartnerResult(outcome)
+        shipment, response, replayed = outcome
+        return PartnerResult(response, shipment=shipment, replayed=replayed)
+
+    def _notify(self, headers: Mapping[str, str], body: bytes | str | None) -> PartnerResult:
+        outcome = _idempotent_post(headers, body, NotificationRequest, self.notifications)
+        if isinstance(outcome, HttpResponse):
+            return PartnerResult(outcome)
+        notification, response, replayed = outcome
+        return PartnerResult(response, notification=notification, replayed=replayed)
+
+
+def _idempotent_post(
+    headers: Mapping[str, str],
+    body: bytes | str | None,
+    request_model: type[RequestT],
+    ledger: IdempotentLedger[RequestT, ResultT],
+) -> HttpResponse | tuple[ResultT, HttpResponse, bool]:
+    """Validate key and body, then create or replay: an error response, or (result, 201 response, replayed)."""
+    key = (headers.get(IDEMPOTENCY_KEY_HEADER) or "").strip()
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+        return error_response(400, "invalid_idempotency_key", "Idempotency-Key header required")
+    raw = body.encode() if isinstance(body, str) else (body or b"")
+    if len(raw) > MAX_BODY_BYTES:
+        return error_response(400, "invalid_request", "body too large")
+    try:
+        request = request_model.model_validate_json(raw)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(part) for part in err["loc"]) or "body" for err in exc.errors())
+        return error_response(400, "invalid_request", f"invalid fields: {fields}")
+    try:
+        result, replayed = ledger.record(key, request)
+    except IdempotencyConflictError:
+        return error_response(409, "idempotency_conflict", "Idempotency-Key reused with a different body")
+    headers_out = dict(JSON_HEADERS)
+    if replayed:
+        headers_out[REPLAYED_HEADER] = "true"
+    return result, HttpResponse(201, result.model_dump(exclude_none=True), headers_out), replayed
 
 
 def fault_response(status: int, retry_after: str | None) -> HttpResponse:

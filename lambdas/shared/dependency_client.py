@@ -85,6 +85,7 @@ METRIC_FALLBACK_USED: Final = "FallbackUsed"
 METRIC_CIRCUIT_REJECTIONS: Final = "CircuitOpenRejections"
 METRIC_CIRCUIT_TRANSITION: Final = "CircuitTransition"
 DIMENSION_TO_STATE: Final = "to_state"
+CIRCUIT_HOOK_FAILED_MESSAGE: Final = "circuit_transition_hook_failed"
 
 
 class DependencyPolicy(BaseModel):
@@ -315,6 +316,10 @@ class DependencyClient:
         Defaults to the environment-wide ``shared_session()``.
     sleep, clock, wall_clock, rng:
         Injected in tests; ``clock`` is monotonic seconds, ``wall_clock`` epoch seconds (HTTP-dates).
+    on_transition:
+        Called with every ``CircuitTransition`` this environment makes, after it is logged and counted
+        (e.g. to announce openings on an event bus). Its exceptions are logged and swallowed: a hook never
+        changes the outcome of the call that caused the transition.
     """
 
     def __init__(
@@ -333,6 +338,7 @@ class DependencyClient:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        on_transition: Callable[[CircuitTransition], None] | None = None,
     ) -> None:
         if breaker_store is None:
             if not breaker_table_name:
@@ -353,6 +359,7 @@ class DependencyClient:
         self._clock = clock
         self._wall_clock = wall_clock
         self._rng = rng or random.Random()
+        self._transition_hook = on_transition
         self._last_good: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._last_good_lock = threading.Lock()
         self._breaker_config = CircuitBreakerConfig(
@@ -617,6 +624,19 @@ class DependencyClient:
             METRIC_CIRCUIT_TRANSITION,
             {lf.DEPENDENCY: self.policy.name, DIMENSION_TO_STATE: str(transition.to_state)},
         )
+        if self._transition_hook is None:
+            return
+        try:
+            self._transition_hook(transition)
+        except Exception as exc:  # Powertools would swallow it too, but silently for our log pipeline
+            self._logger.warning(
+                CIRCUIT_HOOK_FAILED_MESSAGE,
+                extra={
+                    lf.DEPENDENCY: self.policy.name,
+                    lf.TO_STATE: str(transition.to_state),
+                    lf.ERROR: type(exc).__name__,
+                },
+            )
 
     # ------------------------------------------------------------------------------------ fallback
 

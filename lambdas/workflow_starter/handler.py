@@ -1,19 +1,34 @@
-"""SQS-triggered starter: one order_fulfilment execution per message, at most once per idempotency key.
+"""SQS-triggered starter: one order_fulfilment execution per PaymentReceived event, at most once per key.
 
-Environment:
-    STATE_MACHINE_ARN   the order_fulfilment state machine.
+The queue is the ``fulfilment`` fan-out subscription (``stacks/event_fanout.py``): every message body is
+an EventBridge event (envelope: ``id``, ``detail-type``, ``source``, ``detail``, ``replay-name`` on
+replays). ``lambdas.shared.events.parse_event`` validates envelope, source and detail against the
+contract; only ``PaymentReceived`` starts fulfilment.
 
-The execution name is derived from the message's idempotency key (message attribute ``IdempotencyKey``,
-else the SQS message id), so a redelivered message, or a second message for the same key, cannot start
-the work twice: Step Functions refuses a second Standard execution with the same name for 90 days
-(``ExecutionAlreadyExists``, counted here as success) and answers a repeat with the same name and input
-while the first still runs with that same execution.
+Execution input::
 
-Execution input: ``{"idempotencyKey", "messageId", "order": <message body as JSON>}``.
+    {"idempotencyKey": "<event idempotency key>", "messageId": "<SQS id>",
+     "event": {"id", "detailType", "source", "time", "replayName"?},
+     "order": {"orderId", "amountCents", "currency", "paymentId"}}
 
-Partial batch responses (Powertools ``BatchProcessor``): only the messages that could not be started are
-returned to the queue; the event source mapping must have ``ReportBatchItemFailures`` enabled. A body that
-is not JSON fails its record every time, so the queue's redrive policy moves it to the DLQ.
+``order`` is what the Charge/Ship/Notify tasks read (``lambdas.fulfilment.tasks.FulfilmentOrder``).
+PaymentReceived has no ``customerId``, so the order carries none.
+
+The execution name is derived from the event's idempotency key (``PaymentReceived:<paymentId>``; a
+replay from the archive adds ``#replay:<replay-name>``, so a replay deliberately runs again, once).
+A redelivered event cannot start the work twice: Step Functions refuses a second Standard execution with
+the same name for 90 days (``ExecutionAlreadyExists``, counted here as success) and answers a repeat with
+the same name and input while the first still runs with that same execution.
+
+Partial batch responses (Powertools ``BatchProcessor``): only messages that could not be started are
+returned to the queue. A malformed event (not JSON, not an EventBridge envelope, wrong source, invalid
+detail, or a detail-type other than PaymentReceived) is logged with its message id and event id and
+fails its record every time, so the queue's redrive policy moves it to the subscription's DLQ.
+
+Environment (parsed at init; a bad variable fails the cold start with its name):
+    STATE_MACHINE_ARN         the order_fulfilment state machine (required).
+    POWERTOOLS_SERVICE_NAME   the service (required): the accepted source is ``<service>.ingestion``.
+    EVENT_SOURCE              optional override of the accepted source.
 """
 
 from __future__ import annotations
@@ -22,30 +37,63 @@ import hashlib
 import json
 import os
 import re
-from functools import lru_cache
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final
 
 import boto3
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-IDEMPOTENCY_KEY_ATTRIBUTE = "IdempotencyKey"
-MAX_NAME_LENGTH = 80
-DIGEST_LENGTH = 24  # hex characters of SHA-256: 96 bits
+from lambdas.shared.env import ConfigurationError, read_required, validation_error_to_config_error
+from lambdas.shared.events import (
+    BY_DETAIL_TYPE,
+    InvalidEventError,
+    PaymentReceived,
+    ReceivedEvent,
+    parse_event,
+)
+
+MAX_NAME_LENGTH: Final = 80
+DIGEST_LENGTH: Final = 24  # hex characters of SHA-256: 96 bits
 # Step Functions forbids whitespace, brackets, wildcards, many punctuation and control characters in
 # names, and recommends ASCII letters, digits, '-' and '_' only (else CloudWatch logging breaks). Keep those.
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+STARTS: Final = BY_DETAIL_TYPE["PaymentReceived"]
+STATE_MACHINE_ARN_PATTERN: Final = (
+    r"^arn:aws[a-z-]*:states:[a-z0-9-]+:[0-9]{12}:stateMachine:[A-Za-z0-9_-]{1,80}$"
+)
 
-logger = Logger(service="workflow-starter")
-processor = BatchProcessor(event_type=EventType.SQS)
+__all__ = ["ConfigurationError", "StarterSettings", "execution_input", "execution_name", "handler"]
 
 
-class ConfigurationError(RuntimeError):
-    """The function's environment is incomplete."""
+class StarterSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    state_machine_arn: str = Field(pattern=STATE_MACHINE_ARN_PATTERN)
+    service_name: str = Field(min_length=1)
+    event_source: str = Field(min_length=1, max_length=256)
+
+    REQUIRED: ClassVar[dict[str, str]] = {
+        "state_machine_arn": "STATE_MACHINE_ARN",
+        "service_name": "POWERTOOLS_SERVICE_NAME",
+    }
+    OPTIONAL: ClassVar[dict[str, str]] = {"event_source": "EVENT_SOURCE"}
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str]) -> StarterSettings:
+        raw: dict[str, Any] = dict(read_required(env, cls.REQUIRED))
+        raw["event_source"] = env.get("EVENT_SOURCE", "").strip() or STARTS.source(raw["service_name"])
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise validation_error_to_config_error(exc, {**cls.REQUIRED, **cls.OPTIONAL}, cls) from None
 
 
 def execution_name(idempotency_key: str) -> str:
@@ -64,47 +112,87 @@ def execution_name(idempotency_key: str) -> str:
     return f"{prefix}-{digest}" if prefix else digest
 
 
-def idempotency_key_of(record: SQSRecord) -> str:
-    attribute = record.message_attributes[IDEMPOTENCY_KEY_ATTRIBUTE]  # None when absent (.get is raw)
-    value = attribute.string_value if attribute is not None else None
-    return value.strip() if value and value.strip() else record.message_id
+def execution_input(received: ReceivedEvent, message_id: str) -> dict[str, Any]:
+    """The order_fulfilment input for a PaymentReceived event (see the module docstring)."""
+    detail = received.detail
+    if not isinstance(detail, PaymentReceived):
+        raise InvalidEventError(f"{received.contract.detail_type} does not start fulfilment")
+    envelope = received.envelope
+    event: dict[str, Any] = {"id": envelope.id, "detailType": envelope.detail_type, "source": envelope.source}
+    if envelope.time is not None:
+        event["time"] = envelope.time
+    if envelope.replay_name is not None:
+        event["replayName"] = envelope.replay_name
+    return {
+        "idempotencyKey": received.idempotency_key,
+        "messageId": message_id,
+        "event": event,
+        "order": {
+            "orderId": detail.orderId,
+            "amountCents": detail.amountCents,
+            "currency": detail.currency,
+            "paymentId": detail.paymentId,
+        },
+    }
 
 
-@lru_cache(maxsize=1)
-def _client() -> Any:
-    return boto3.client("stepfunctions", config=Config(retries={"mode": "standard", "max_attempts": 3}))
-
-
-def _state_machine_arn() -> str:
-    arn = os.environ.get("STATE_MACHINE_ARN", "").strip()
-    if not arn:
-        raise ConfigurationError("missing required environment variable STATE_MACHINE_ARN")
-    return arn
-
-
-def start_fulfilment(record: SQSRecord) -> str:
-    """Start (or recognise as already started) the execution for one message; return its name."""
-    key = idempotency_key_of(record)
-    name = execution_name(key)
-    order = json.loads(record.body)  # not JSON: raise, the record fails and ends in the DLQ
-    payload = json.dumps(
-        {"idempotencyKey": key, "messageId": record.message_id, "order": order}, sort_keys=True
-    )
-    client = _client()
+def _event_id(body: str) -> str | None:
+    """The envelope's id when the body is at least a JSON object with one, for the logs of a bad event."""
     try:
-        response = client.start_execution(stateMachineArn=_state_machine_arn(), name=name, input=payload)
-    except client.exceptions.ExecutionAlreadyExists:
-        logger.info(
-            "duplicate: execution already exists",
-            extra={"execution_name": name, "message_id": record.message_id},
+        document = json.loads(body)
+    except ValueError:
+        return None
+    value = document.get("id") if isinstance(document, dict) else None
+    return value if isinstance(value, str) else None
+
+
+# ------------------------------------------------------------------ execution-environment init (once)
+settings = StarterSettings.from_environment(os.environ)
+logger = Logger(service=settings.service_name)
+tracer = Tracer(service=settings.service_name)
+metrics = Metrics(service=settings.service_name)
+sfn = boto3.client("stepfunctions", config=Config(retries={"mode": "standard", "max_attempts": 3}))
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@tracer.capture_method
+def start_fulfilment(record: SQSRecord) -> str:
+    """Start (or recognise as already started) the execution for one event; return its name."""
+    try:
+        received = parse_event(record.body, source=settings.event_source)
+        payload = execution_input(received, record.message_id)
+    except InvalidEventError as exc:
+        logger.error(
+            "invalid event: left for the DLQ",
+            extra={"message_id": record.message_id, "event_id": _event_id(record.body), "reason": str(exc)},
         )
+        metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
+        raise  # the record fails on every receive; the redrive policy moves it to the DLQ
+    name = execution_name(received.idempotency_key)
+    ids = {"message_id": record.message_id, "event_id": received.envelope.id, "execution_name": name}
+    try:
+        response = sfn.start_execution(
+            stateMachineArn=settings.state_machine_arn, name=name, input=json.dumps(payload, sort_keys=True)
+        )
+    except sfn.exceptions.ExecutionAlreadyExists:
+        logger.info("duplicate: execution already exists", extra=ids)
+        metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
         return name
-    logger.info("started", extra={"execution_arn": response["executionArn"], "message_id": record.message_id})
+    except (BotoCoreError, ClientError) as exc:
+        logger.warning("could not start: the record is retried", extra={**ids, "error": str(exc)[:1000]})
+        metrics.add_metric(name="StartFailures", unit=MetricUnit.Count, value=1)
+        raise
+    logger.info(
+        "started", extra={**ids, "execution_arn": response["executionArn"], "replay": received.is_replay}
+    )
+    metrics.add_metric(name="FulfilmentsStarted", unit=MetricUnit.Count, value=1)
     return name
 
 
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    _state_machine_arn()  # a misconfigured function fails the whole batch loudly, not record by record
     return process_partial_response(
         event=event, record_handler=start_fulfilment, processor=processor, context=context
     )

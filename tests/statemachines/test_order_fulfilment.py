@@ -16,6 +16,7 @@ from tests.statemachines.errors import (
     PermanentUpstreamError,
     TransientUpstreamError,
 )
+from tests.unit.helpers import FakeLambdaContext, import_fresh
 
 ORDER = {"orderId": "order-42", "customerId": "c-7", "amountCents": 1999}
 INPUT = {"order": ORDER, "idempotencyKey": "order-42"}
@@ -279,36 +280,54 @@ def test_the_workflow_starter_runs_the_order_once_per_key(
     register: Callable[..., Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """SQS message -> lambdas/workflow_starter -> this state machine; a redelivery does not charge twice."""
-    from lambdas.workflow_starter import handler as starter
-
+    """Fan-out message (EventBridge envelope) -> lambdas/workflow_starter -> this state machine, once."""
     machine = fulfilment()
     charge = Script({"chargeId": "ch-1"})
     handlers(register, charge, Script({}), Script({}))
     monkeypatch.setenv("STATE_MACHINE_ARN", machine.arn)
-    starter._client.cache_clear()
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "resilient-orders")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "ResilientServerlessTest")
+    starter = import_fresh("lambdas.workflow_starter.handler")  # the environment is read at init
+    event = {
+        "version": "0",
+        "id": "evt-1",
+        "detail-type": "PaymentReceived",
+        "source": "resilient-orders.ingestion",
+        "detail": {
+            "paymentId": "pay-42",
+            "orderId": "order-42",
+            "amountCents": 1999,
+            "currency": "EUR",
+            "method": "card",
+            "receivedAt": "2026-11-25T09:31:00Z",
+        },
+    }
     message = {
         "messageId": "m-1",
         "receiptHandle": "rh",
-        "body": json.dumps(ORDER),
+        "body": json.dumps(event),
         "attributes": {"ApproximateReceiveCount": "1"},
-        "messageAttributes": {"IdempotencyKey": {"stringValue": "order-42", "dataType": "String"}},
+        "messageAttributes": {},
         "md5OfBody": "",
         "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:orders",
+        "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:fulfilment",
         "awsRegion": "eu-west-1",
     }
+    context = FakeLambdaContext(function_name="fulfilment-starter")
 
-    try:
-        assert starter.handler({"Records": [message]}, None)["batchItemFailures"] == []  # type: ignore[arg-type]
-        execution_arn = f"{machine.arn.replace(':stateMachine:', ':execution:')}:order-42"
-        execution = machine.finish(execution_arn)
-        redelivered = {**message, "attributes": {"ApproximateReceiveCount": "2"}}
-        assert starter.handler({"Records": [redelivered]}, None)["batchItemFailures"] == []  # type: ignore[arg-type]
-    finally:
-        starter._client.cache_clear()
+    assert starter.handler({"Records": [message]}, context)["batchItemFailures"] == []
+    name = starter.execution_name("PaymentReceived:pay-42")
+    execution = machine.finish(f"{machine.arn.replace(':stateMachine:', ':execution:')}:{name}")
+    redelivered = {**message, "attributes": {"ApproximateReceiveCount": "2"}}
+    assert starter.handler({"Records": [redelivered]}, context)["batchItemFailures"] == []
 
     assert execution.status == "SUCCEEDED"
     assert charge.calls == 1
-    assert charge.events[0]["idempotencyKey"] == "order-42"
+    assert charge.events[0]["idempotencyKey"] == "PaymentReceived:pay-42"
+    assert charge.events[0]["order"] == {
+        "orderId": "order-42",
+        "amountCents": 1999,
+        "currency": "EUR",
+        "paymentId": "pay-42",
+    }
     assert len(machine.sfn.list_executions(stateMachineArn=machine.arn)["executions"]) == 1

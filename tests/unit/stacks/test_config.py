@@ -53,7 +53,29 @@ def test_unknown_stage_is_named() -> None:
         (lambda c: c["service"]["dependencies"]["partner"].update(base_url="http://plain"), "base_url"),
         (lambda c: c["service"]["consumers"]["orders"].update(unexpected=1), "consumers.orders.unexpected"),
         (lambda c: c["service"]["consumers"]["orders"].update(timeout_seconds="soon"), "timeout_seconds"),
-        (lambda c: c["service"].update(orders_consumer="missing"), "orders_consumer: 'missing'"),
+        (
+            lambda c: c["service"].update(orders_consumer="missing"),
+            "orders_consumer: 'missing' must be one of consumers",
+        ),
+        (lambda c: c["service"].update(orders_consumer="notifications"), "with a queue of its own"),
+        (
+            lambda c: c["service"]["consumers"]["notifications"].update(subscription="nobody"),
+            "consumers.notifications.subscription: 'nobody' is not an events subscription",
+        ),
+        (
+            lambda c: c["service"]["consumers"]["notifications"].update(timeout_seconds=60),
+            "consumers.notifications: events.subscription_visibility_timeout_seconds must be >= 361",
+        ),
+        (
+            lambda c: c["service"]["consumers"]["notifications"].update(subscription="fulfilment"),
+            "each events subscription may have one reader",
+        ),
+        (lambda c: c["service"]["workflows"].update(dependency="nobody"), "workflows.dependency: 'nobody'"),
+        (
+            lambda c: c["service"]["consumers"]["orders"].update(idempotency_ttl_seconds=3600),
+            "consumers.orders.idempotency_ttl_seconds must be >= the queue retention (4 days = 345600 s)",
+        ),
+        (lambda c: c["service"]["workflows"].update(task_concurrency=1), "workflows.task_concurrency"),
     ],
 )
 def test_a_bad_or_missing_value_fails_with_its_key(mutate, key: str) -> None:

@@ -1,31 +1,64 @@
-"""The SQS -> order_fulfilment starter, on moto: one execution per idempotency key, partial batch failures."""
+"""The fan-out queue -> order_fulfilment starter, on moto: EventBridge envelopes in, one execution per key."""
 
 from __future__ import annotations
 
 import json
 import re
 import uuid
+from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from lambdas.workflow_starter import handler as starter
+from lambdas.shared.env import ConfigurationError
+from tests.unit.helpers import (
+    REGION,
+    FakeLambdaContext,
+    import_fresh,
+    log_records,
+    metric_points,
+    unique_name,
+)
 
-REGION = "eu-west-1"
+HANDLER = "lambdas.workflow_starter.handler"
 NAME_RULE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
-QUEUE_ARN = f"arn:aws:sqs:{REGION}:123456789012:orders"
+QUEUE_ARN = f"arn:aws:sqs:{REGION}:123456789012:fulfilment"
+PAYMENT = {
+    "paymentId": "pay-1",
+    "orderId": "ord-1",
+    "amountCents": 1250,
+    "currency": "EUR",
+    "method": "card",
+    "receivedAt": "2026-11-25T09:31:00Z",
+}
 
 
-def record(body: Any, key: str | None = None, message_id: str | None = None) -> dict[str, Any]:
-    attributes = {"IdempotencyKey": {"stringValue": key, "dataType": "String"}} if key is not None else {}
+def envelope(source: str, detail: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
+    event = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "PaymentReceived",
+        "source": source,
+        "account": "123456789012",
+        "time": "2026-11-25T09:31:01Z",
+        "region": REGION,
+        "resources": [],
+        "detail": PAYMENT if detail is None else detail,
+    }
+    event.update(overrides)
+    return event
+
+
+def record(body: Any, message_id: str | None = None) -> dict[str, Any]:
     return {
         "messageId": message_id or str(uuid.uuid4()),
         "receiptHandle": "rh",
         "body": body if isinstance(body, str) else json.dumps(body),
         "attributes": {"ApproximateReceiveCount": "1"},
-        "messageAttributes": attributes,
+        "messageAttributes": {},
         "md5OfBody": "",
         "eventSource": "aws:sqs",
         "eventSourceARN": QUEUE_ARN,
@@ -33,103 +66,238 @@ def record(body: Any, key: str | None = None, message_id: str | None = None) -> 
     }
 
 
+class Starter:
+    def __init__(self, module: ModuleType, sfn: Any, arn: str, capsys: pytest.CaptureFixture[str]) -> None:
+        self.source = f"{module.settings.service_name}.ingestion"  # the default: the service's ingestion
+        self.module = module
+        self.sfn = sfn
+        self.arn = arn
+        self.capsys = capsys
+
+    def invoke(self, *records: dict[str, Any]) -> list[str]:
+        response = self.module.handler({"Records": list(records)}, FakeLambdaContext(function_name="starter"))
+        return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
+
+    def executions(self) -> dict[str, dict[str, Any]]:
+        listed = self.sfn.list_executions(stateMachineArn=self.arn)["executions"]
+        return {
+            e["name"]: json.loads(self.sfn.describe_execution(executionArn=e["executionArn"])["input"])
+            for e in listed
+        }
+
+    def output(self) -> str:
+        return self.capsys.readouterr().out
+
+
 @pytest.fixture
-def sfn(aws: None, monkeypatch: pytest.MonkeyPatch) -> Any:
-    client = boto3.client("stepfunctions", region_name=REGION)
-    arn = client.create_state_machine(
-        name="order-fulfilment",
-        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
-        roleArn="arn:aws:iam::123456789012:role/sfn",
-    )["stateMachineArn"]
-    monkeypatch.setenv("STATE_MACHINE_ARN", arn)
-    starter._client.cache_clear()
-    yield client
-    starter._client.cache_clear()
+def make_starter(
+    aws: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., Starter]:
+    def factory(**env: str) -> Starter:
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        arn = sfn.create_state_machine(
+            name=f"order-fulfilment-{uuid.uuid4().hex[:8]}",
+            definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+            roleArn="arn:aws:iam::123456789012:role/sfn",
+        )["stateMachineArn"]
+        monkeypatch.setenv("STATE_MACHINE_ARN", arn)
+        # A fresh service name per test: Powertools loggers of one service share one stream.
+        monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", unique_name("resilient-orders"))
+        monkeypatch.delenv("EVENT_SOURCE", raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        return Starter(import_fresh(HANDLER), sfn, arn, capsys)
+
+    return factory
 
 
-def invoke(*records: dict[str, Any]) -> list[str]:
-    response = starter.handler({"Records": list(records)}, None)  # type: ignore[arg-type]
-    return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
-
-
-def executions(sfn: Any) -> dict[str, dict[str, Any]]:
-    arn = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
-    listed = sfn.list_executions(stateMachineArn=arn)["executions"]
-    return {
-        e["name"]: json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"]) for e in listed
-    }
+# ---------------------------------------------------------------------------------------------- names
 
 
 @pytest.mark.parametrize(
     "key",
-    ["order-42", "a" * 80, "order 42/2026#1", "ü" * 10, "x" * 500, "a b", "a/b", "<>{}[]?*", "-" * 100],
+    [
+        "PaymentReceived:pay-1",
+        "PaymentReceived:pay-1#replay:fix-2026-11-25",
+        "a" * 80,
+        "order 42/2026#1",
+        "ü" * 10,
+        "x" * 500,
+        "<>{}[]?*",
+        "-" * 100,
+    ],
 )
-def test_execution_names_follow_the_step_functions_rules(key: str) -> None:
-    name = starter.execution_name(key)
-    assert NAME_RULE.match(name), name
-    assert starter.execution_name(key) == name  # deterministic: a redelivery maps to the same name
-
-
-def test_safe_keys_are_kept_readable_and_unsafe_ones_get_a_digest() -> None:
-    assert starter.execution_name("order-42_retry") == "order-42_retry"
-    assert starter.execution_name("a" * 80) == "a" * 80
-    long_name = starter.execution_name("a" * 81)
-    assert len(long_name) == 80 and long_name.startswith("a" * 55)
-    # Keys that sanitize alike still get different names.
-    assert starter.execution_name("a b") != starter.execution_name("a/b")
-    assert starter.execution_name("a b").startswith("a-b-")
-    with pytest.raises(ValueError):
-        starter.execution_name("")
-
-
-def test_each_message_starts_one_execution_named_after_its_key(sfn: Any) -> None:
-    with_key = record({"orderId": "o-1"}, key="order 1/web")
-    without_key = record({"orderId": "o-2"}, message_id="0b3c2a3e-5a5f-4a4a-9c1d-2c1f5b1e7a10")
-
-    assert invoke(with_key, without_key) == []
-
-    started = executions(sfn)
-    assert set(started) == {starter.execution_name("order 1/web"), "0b3c2a3e-5a5f-4a4a-9c1d-2c1f5b1e7a10"}
-    assert started[starter.execution_name("order 1/web")] == {
-        "idempotencyKey": "order 1/web",
-        "messageId": with_key["messageId"],
-        "order": {"orderId": "o-1"},
-    }
-    assert started["0b3c2a3e-5a5f-4a4a-9c1d-2c1f5b1e7a10"]["idempotencyKey"] == without_key["messageId"]
-
-
-def test_a_redelivered_message_does_not_start_the_work_twice(sfn: Any) -> None:
-    message = record({"orderId": "o-1"}, key="order-1")
-
-    assert invoke(message) == []
-    assert invoke(message) == []  # same name, same input: Step Functions returns the same execution
-    assert invoke(record({"orderId": "o-1"}, key="order-1")) == []  # new message id, same key: already exists
-
-    assert list(executions(sfn)) == ["order-1"]
-
-
-def test_only_records_that_could_not_be_started_are_returned(sfn: Any) -> None:
-    good = record({"orderId": "o-1"}, key="order-1")
-    poison = record("{not json", key="order-2")
-
-    assert invoke(good, poison) == [poison["messageId"]]
-    assert list(executions(sfn)) == ["order-1"]
-
-
-def test_step_functions_errors_fail_the_records_for_a_retry(
-    sfn: Any, monkeypatch: pytest.MonkeyPatch
+def test_execution_names_follow_the_step_functions_rules(
+    make_starter: Callable[..., Starter], key: str
 ) -> None:
-    monkeypatch.setenv("STATE_MACHINE_ARN", "arn:aws:states:eu-west-1:123456789012:stateMachine:missing")
-    first, second = record({"orderId": "o-1"}, key="order-1"), record({"orderId": "o-2"}, key="order-2")
+    starter = make_starter()
+    name = starter.module.execution_name(key)
+    assert NAME_RULE.match(name), name
+    assert starter.module.execution_name(key) == name  # deterministic: a redelivery maps to the same name
 
-    # Every record failed: Powertools raises, so Lambda returns the whole batch to the queue.
+
+def test_safe_keys_are_kept_readable_and_unsafe_ones_get_a_digest(
+    make_starter: Callable[..., Starter],
+) -> None:
+    starter = make_starter()
+    execution_name = starter.module.execution_name
+    assert execution_name("order-42_retry") == "order-42_retry"
+    long_name = execution_name("a" * 81)
+    assert len(long_name) == 80 and long_name.startswith("a" * 55)
+    assert execution_name("a b") != execution_name("a/b")  # keys that sanitize alike still differ
+    assert execution_name("PaymentReceived:pay-1").startswith("PaymentReceived-pay-1-")
+    with pytest.raises(ValueError):
+        execution_name("")
+
+
+# ---------------------------------------------------------------------------------------------- events
+
+
+def test_a_payment_received_event_starts_one_execution_named_after_its_key(
+    make_starter: Callable[..., Starter],
+) -> None:
+    starter = make_starter()
+    event = envelope(starter.source)
+    message = record(event, message_id="m-1")
+
+    assert starter.invoke(message) == []
+
+    name = starter.module.execution_name("PaymentReceived:pay-1")
+    assert starter.executions() == {
+        name: {
+            "idempotencyKey": "PaymentReceived:pay-1",
+            "messageId": "m-1",
+            "event": {
+                "id": event["id"],
+                "detailType": "PaymentReceived",
+                "source": starter.source,
+                "time": "2026-11-25T09:31:01Z",
+            },
+            # What the Charge/Ship/Notify tasks read (lambdas.fulfilment.tasks.FulfilmentOrder).
+            "order": {"orderId": "ord-1", "amountCents": 1250, "currency": "EUR", "paymentId": "pay-1"},
+        }
+    }
+    [started] = [r for r in log_records(starter.output()) if r["message"] == "started"]
+    assert (started["message_id"], started["event_id"], started["execution_name"]) == (
+        "m-1",
+        event["id"],
+        name,
+    )
+
+
+def test_a_redelivered_event_does_not_start_the_work_twice(make_starter: Callable[..., Starter]) -> None:
+    starter = make_starter()
+    event = envelope(starter.source)
+
+    assert starter.invoke(record(event, message_id="m-1")) == []
+    assert starter.invoke(record(event, message_id="m-1")) == []  # SQS redelivery: same message
+    # EventBridge at-least-once: the same event as a second message (and a second event id).
+    assert starter.invoke(record(envelope(starter.source), message_id="m-2")) == []
+
+    assert list(starter.executions()) == [starter.module.execution_name("PaymentReceived:pay-1")]
+    # The second message (other input, same name) is refused with ExecutionAlreadyExists and counted; the
+    # exact repeat is answered with the existing execution (AWS does so while it runs, moto always).
+    assert len(metric_points(starter.output(), "DuplicateEvents")) >= 1
+
+
+def test_a_replayed_event_runs_once_more_under_its_own_name(make_starter: Callable[..., Starter]) -> None:
+    starter = make_starter()
+    original = envelope(starter.source)
+    replayed = envelope(starter.source, **{"id": str(uuid.uuid4()), "replay-name": "fix-2026-11-25"})
+
+    assert starter.invoke(record(original)) == []
+    assert starter.invoke(record(replayed, message_id="m-replay")) == []
+    assert starter.invoke(record(replayed, message_id="m-replay")) == []  # the replay, redelivered
+
+    executions = starter.executions()
+    replay_name = starter.module.execution_name("PaymentReceived:pay-1#replay:fix-2026-11-25")
+    assert set(executions) == {starter.module.execution_name("PaymentReceived:pay-1"), replay_name}
+    assert executions[replay_name]["idempotencyKey"] == "PaymentReceived:pay-1#replay:fix-2026-11-25"
+    assert executions[replay_name]["event"]["replayName"] == "fix-2026-11-25"
+
+
+def malformed(source: str) -> dict[str, Any]:
+    cancelled = {
+        "orderId": "ord-1",
+        "customerId": "c-1",
+        "reason": "out_of_stock",
+        "cancelledAt": "2026-11-25T09:30:00Z",
+    }
+    return {
+        "not JSON": "{not json",
+        "not an envelope (a raw order body)": {"orderId": "ord-1", "amountCents": 1250, "currency": "EUR"},
+        "wrong source": envelope("someone-else.ingestion"),
+        "unknown detail-type": envelope(source, **{"detail-type": "OrderShipped"}),
+        "invalid detail": envelope(source, {**PAYMENT, "amountCents": "12.50"}),
+        "extra detail field": envelope(source, {**PAYMENT, "discount": 5}),
+        "another contract": envelope(source, cancelled, **{"detail-type": "OrderCancelled"}),
+    }
+
+
+@pytest.mark.parametrize("kind", list(malformed("any")))
+def test_malformed_events_fail_their_record_for_the_dlq_and_are_logged(
+    make_starter: Callable[..., Starter], kind: str
+) -> None:
+    starter = make_starter()
+    good = record(envelope(starter.source), message_id="m-good")
+    body = malformed(starter.source)[kind]
+    bad = record(body, message_id="m-bad")
+
+    assert starter.invoke(good, bad) == ["m-bad"]  # every receive fails it: the redrive moves it to the DLQ
+
+    assert list(starter.executions()) == [starter.module.execution_name("PaymentReceived:pay-1")]
+    out = starter.output()
+    [logged] = [r for r in log_records(out) if r["message"].startswith("invalid event")]
+    assert logged["message_id"] == "m-bad"
+    assert logged.get("event_id") == (body.get("id") if isinstance(body, dict) else None)  # None: not logged
+    assert logged["reason"]
+    assert len(metric_points(out, "InvalidEvents")) == 1
+
+
+def test_a_batch_of_only_malformed_events_is_returned_whole(make_starter: Callable[..., Starter]) -> None:
+    starter = make_starter()
+    with pytest.raises(BatchProcessingError):
+        starter.invoke(record("{not json"), record(envelope("x")))
+    assert starter.executions() == {}
+
+
+def test_step_functions_errors_fail_the_records_for_a_retry(make_starter: Callable[..., Starter]) -> None:
+    starter = make_starter(STATE_MACHINE_ARN=f"arn:aws:states:{REGION}:123456789012:stateMachine:missing")
+
     with pytest.raises(BatchProcessingError) as raised:
-        invoke(first, second)
+        starter.invoke(
+            record(envelope(starter.source)),
+            record(envelope(starter.source, {**PAYMENT, "paymentId": "pay-2"})),
+        )
     assert "StateMachineDoesNotExist" in str(raised.value)
+    [warning] = {r["message"] for r in log_records(starter.output()) if r["level"] == "WARNING"}
+    assert warning == "could not start: the record is retried"
 
 
-def test_missing_configuration_fails_the_whole_batch(sfn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("STATE_MACHINE_ARN")
+def test_the_accepted_source_can_be_overridden(make_starter: Callable[..., Starter]) -> None:
+    starter = make_starter(EVENT_SOURCE="other-service.ingestion")
 
-    with pytest.raises(starter.ConfigurationError):
-        invoke(record({"orderId": "o-1"}))
+    assert starter.module.settings.event_source == "other-service.ingestion"
+    assert starter.invoke(record(envelope("other-service.ingestion"))) == []
+    bad = record(envelope(starter.source))  # the default source is no longer accepted
+    with pytest.raises(BatchProcessingError):
+        starter.invoke(bad)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("STATE_MACHINE_ARN", None), ("STATE_MACHINE_ARN", "not-an-arn"), ("POWERTOOLS_SERVICE_NAME", None)],
+)
+def test_misconfiguration_fails_at_init_with_the_variable_name(
+    make_starter: Callable[..., Starter], monkeypatch: pytest.MonkeyPatch, variable: str, value: str | None
+) -> None:
+    make_starter()
+    if value is None:
+        monkeypatch.delenv(variable)
+    else:
+        monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ConfigurationError) as caught:
+        import_fresh(HANDLER)
+
+    assert variable in str(caught.value)

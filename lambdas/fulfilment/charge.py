@@ -1,0 +1,35 @@
+"""Charge task of ``order_fulfilment.asl.json`` (``${ChargeFunctionArn}``): capture the order's payment.
+
+``POST /charges`` at the partner through the dependency client (time budget from the invocation,
+retries with full jitter, the shared Powertools circuit breaker) with ``Idempotency-Key:
+<executionName>:Charge``. Returns ``ChargeResult`` (orderId, chargeId, amountCents, currency,
+idempotencyKey, replayed, attempts). Contract and error names: ``lambdas/fulfilment/tasks.py``.
+
+Environment: ``lambdas.fulfilment.environment.TaskSettings`` (parsed at init; a bad variable fails the
+cold start with its name).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambdas.fulfilment import tasks
+from lambdas.fulfilment.environment import TaskSettings
+from lambdas.fulfilment.partner import connect
+
+settings = TaskSettings.from_environment(os.environ)
+logger = Logger(service=settings.service_name)
+tracer = Tracer(service=settings.service_name)
+metrics = Metrics(service=settings.service_name)
+partner = connect(settings, logger)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return tasks.run_step("Charge", tasks.charge, partner, event, context, logger=logger, metrics=metrics)

@@ -1,0 +1,28 @@
+"""Errors the fulfilment task handlers raise besides the dependency client's.
+
+Step Functions matches the exception's class *name* (``errorType``), not its bases, against the ASL's
+Retry/Catch ``ErrorEquals``. The dependency client's ``TransientUpstreamError``, ``BudgetExhaustedError``,
+``DependencyUnavailableError`` and ``PermanentUpstreamError`` reach the workflow under those names; the
+names here are:
+
+``ValidationError``        the task event does not follow the contract: never retried (order_fulfilment
+                           and circuit_breaker list it with ``PermanentUpstreamError``).
+``UnconfirmedResultError`` the partner answered 2xx but the body does not confirm this order's side
+                           effect: no retrier matches it, so the step's Catch records it for a person.
+``DependencyUnhealthyError`` the health route answered 2xx but reported itself unhealthy (probe only;
+                           the controller treats every probe error the same).
+"""
+
+from __future__ import annotations
+
+
+class ValidationError(ValueError):
+    """The task event is not what the state machine contract promises."""
+
+
+class UnconfirmedResultError(Exception):
+    """A 2xx response that does not confirm the requested side effect (wrong order, unreadable body)."""
+
+
+class DependencyUnhealthyError(Exception):
+    """The dependency's health route answered, but not with a healthy status."""

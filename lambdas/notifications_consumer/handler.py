@@ -1,0 +1,214 @@
+"""Notifications consumer: the ``notifications`` fan-out queue -> POST /notifications at the partner.
+
+Every SQS message body is an EventBridge event (OrderCancelled or CustomerUpdated; the bodies sent for
+each are in ``notifications.py``). Per record:
+
+  * sent           the partner accepted the notification: ``NotificationsSent``. At most once per event
+                   idempotency key (Powertools idempotency, DynamoDB ``IDEMPOTENCY_TABLE_NAME``): a
+                   redelivered or duplicated event replays the stored result without calling the partner
+                   (``DuplicateEvents``), and the same key goes to the partner as ``Idempotency-Key``.
+  * deferred       the dependency is down, too slow for the time budget, or its circuit is open, and being
+                   non-critical (DEPENDENCY_CRITICAL=false) its client answered with the fallback: nothing was
+                   sent. Logged as ``notification deferred`` (event id, detail-type, event time, key) and
+                   counted as ``NotificationsDeferred``; the record SUCCEEDS, so an unavailable notifier never
+                   holds the queue. No idempotency record is kept for it: a later delivery of the same event
+                   can still send it, and an archive replay of the outage window sends what was deferred.
+  * poison         cannot succeed as it is: not an EventBridge event or not the expected source, an invalid
+                   detail, a detail-type this consumer does not handle, a key that cannot be a header, a key
+                   already used for a different notification, or a 4xx from the partner. Sent straight to
+                   the DLQ (``POISON_MESSAGE_QUEUE_URL``) with the reason (``lambdas/shared/poison.py``) and
+                   counted as ``PoisonMessages``; if that send fails the record fails and reaches the DLQ
+                   through the redrive policy instead.
+  * retried        anything else (the idempotency table unavailable, the same event in progress elsewhere,
+                   a 2xx without a notificationId, or transient errors when the dependency is configured
+                   critical) is reported in ``batchItemFailures`` and comes back after the visibility timeout.
+
+Module import = execution-environment init: environment parsed (fails fast naming the variables), API key
+read once, breaker/idempotency persistence and the SQS client created once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, Final
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambdas.notifications_consumer.environment import NotificationsSettings
+from lambdas.notifications_consumer.notifications import (
+    NotificationDeferredError,
+    NotificationRequest,
+    PlannedNotification,
+    PoisonEventError,
+    plan,
+    send_notification,
+)
+from lambdas.shared.api_key import load_api_key
+from lambdas.shared.circuit_events import circuit_event_hook
+from lambdas.shared.dependency_client import DependencyClient, PermanentUpstreamError
+from lambdas.shared.poison import PoisonQueue
+
+# Scope of the idempotency records: the business operation, so a renamed function keeps its history.
+IDEMPOTENCY_KEY_PREFIX: Final = "notifications-consumer.notify"
+METRIC_SENT: Final = "NotificationsSent"
+METRIC_DEFERRED: Final = "NotificationsDeferred"
+METRIC_DUPLICATES: Final = "DuplicateEvents"
+DEFERRED_MESSAGE: Final = "notification deferred"
+_DUPLICATE: Final = "duplicate"
+
+# ------------------------------------------------------------------ execution-environment init (once)
+settings = NotificationsSettings.from_environment(os.environ)
+logger = Logger(service=settings.service_name)
+tracer = Tracer(service=settings.service_name)
+metrics = Metrics(service=settings.service_name)
+
+API_KEY = load_api_key(settings)
+dependency = DependencyClient(
+    settings.dependency,
+    breaker_table_name=settings.circuit_breaker_table_name,
+    logger=logger,
+    on_transition=circuit_event_hook(
+        bus_name=settings.circuit_events_bus_name,
+        service_name=settings.service_name,
+        dependency=settings.dependency.name,
+        logger=logger,
+    ),
+)
+poison = PoisonQueue(boto3.client("sqs"), settings.poison_message_queue_url, logger=logger, metrics=metrics)
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
+    # The stored result of an earlier delivery: the partner is not called again.
+    return {**response, _DUPLICATE: True} if isinstance(response, dict) else response
+
+
+idempotency_config = IdempotencyConfig(
+    event_key_jmespath="idempotencyKey",
+    # The same key with a different notification (e.g. another customer for the order) is a producer bug.
+    payload_validation_jmespath="notification",
+    raise_on_no_idempotency_key=True,
+    expires_after_seconds=settings.idempotency_ttl_seconds,
+    response_hook=_mark_duplicate,
+)
+idempotency_store = DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name)
+
+
+@idempotent_function(
+    data_keyword_argument="work",
+    persistence_store=idempotency_store,
+    config=idempotency_config,
+    key_prefix=IDEMPOTENCY_KEY_PREFIX,
+)
+def notify_once(work: dict[str, Any], remaining_ms: Callable[[], int]) -> dict[str, Any]:
+    """Idempotent unit. ``work`` = {"idempotencyKey": str, "notification": NotificationRequest as JSON}."""
+    sent = send_notification(
+        dependency,
+        NotificationRequest.model_validate(work["notification"]),
+        idempotency_key=work["idempotencyKey"],
+        api_key=API_KEY,
+        remaining_ms=remaining_ms,
+    )
+    return sent.model_dump()
+
+
+# ------------------------------------------------------------------ per record
+
+
+def _event_attributes(planned: PlannedNotification) -> dict[str, str]:
+    envelope = planned.event.envelope
+    return {
+        "EventId": envelope.id,
+        "DetailType": envelope.detail_type,
+        "IdempotencyKey": planned.idempotency_key,
+    }
+
+
+@tracer.capture_method
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> dict[str, Any]:
+    logger.set_correlation_id(record.message_id)
+    try:
+        planned = plan(record.body, source=settings.event_source)
+    except PoisonEventError as exc:
+        poison.quarantine(record, exc.reason, exc.detail)
+        return {"quarantined": exc.reason}
+    envelope = planned.event.envelope
+    context_keys = {
+        "event_id": envelope.id,
+        "detail_type": envelope.detail_type,
+        "replay": planned.event.is_replay,
+    }
+    with logger.append_context_keys(**context_keys):
+        try:
+            result = notify_once(
+                work={
+                    "idempotencyKey": planned.idempotency_key,
+                    "notification": planned.request.model_dump(),
+                },
+                remaining_ms=lambda_context.get_remaining_time_in_millis,
+            )
+        except NotificationDeferredError as exc:
+            logger.warning(
+                DEFERRED_MESSAGE,
+                extra={
+                    "message_id": record.message_id,
+                    "event_time": envelope.time,
+                    "idempotency_key": planned.idempotency_key,
+                    "template": planned.request.template,
+                    "dependency": exc.dependency,
+                    "fallback_source": exc.fallback_source,
+                    "attempts": exc.attempts,
+                },
+            )
+            metrics.add_metric(name=METRIC_DEFERRED, unit=MetricUnit.Count, value=1)
+            return {"deferred": planned.idempotency_key}
+        except IdempotencyValidationError:
+            detail = f"key {planned.idempotency_key!r} was already used for a different notification"
+            poison.quarantine(record, "idempotency_key_reused", detail, _event_attributes(planned))
+            return {"quarantined": "idempotency_key_reused"}
+        except PermanentUpstreamError as exc:
+            poison.quarantine(record, "rejected_by_dependency", str(exc), _event_attributes(planned))
+            return {"quarantined": "rejected_by_dependency"}
+    # Anything else propagates: BatchProcessor reports the record in batchItemFailures and it is retried.
+    if result.get(_DUPLICATE):
+        logger.info("duplicate event; notification already sent", extra={"event_id": envelope.id})
+        metrics.add_metric(name=METRIC_DUPLICATES, unit=MetricUnit.Count, value=1)
+    else:
+        metrics.add_metric(name=METRIC_SENT, unit=MetricUnit.Count, value=1)
+    return result
+
+
+# ------------------------------------------------------------------ per invocation
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    logger.info(
+        "batch received",
+        extra={"function_version": context.function_version, "records": len(event.get("Records") or [])},
+    )
+    # Lets in-progress idempotency records expire with this invocation if it is killed mid-call.
+    idempotency_config.register_lambda_context(context)
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    failed = len(response.get("batchItemFailures", []))
+    if failed:
+        metrics.add_metric(name="RecordsRetried", unit=MetricUnit.Count, value=failed)
+    return response

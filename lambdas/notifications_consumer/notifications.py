@@ -1,0 +1,226 @@
+"""Domain logic of the notifications consumer: which event becomes which notification, and sending it.
+
+Events (the ``notifications`` fan-out subscription, ``cdk.json`` -> ``service.events.subscriptions``) and
+the ``POST /notifications`` body each one becomes:
+
+    OrderCancelled   -> {"template": "order_cancelled", "customerId": <customerId>, "orderId": <orderId>}
+    CustomerUpdated  -> {"template": "customer_updated", "customerId": <customerId>}
+
+sent with the headers ``Idempotency-Key: <the event's idempotency key>`` (``OrderCancelled:<orderId>``, or
+``CustomerUpdated:<event id>``; ``#replay:<name>`` appended for an archive replay, see
+``lambdas/shared/events.py``) and ``x-api-key`` when a key is configured. Absent fields are omitted,
+never ``null``. Expected answer: a 2xx whose JSON body has a non-empty ``notificationId`` (other fields are
+ignored: tolerant reader). A replay of the same key must return the same notificationId, as every POST
+route of the partner does.
+
+Why these bodies:
+  * ids only: the partner resolves the recipient and renders the template from ``customerId``, so no
+    contact detail (email, name) travels in a notification request or sits in its logs;
+  * an OrderCancelled ``reason`` is not sent: ``fraud_suspected`` must never reach a customer, and the
+    customer-facing text is the same for every reason;
+  * CustomerUpdated always notifies (a changed e-mail, name or marketing preference is worth a "your
+    profile changed" notice), without saying what changed: the event is thin and the partner has the data.
+
+An event this consumer does not handle (any other detail-type, even a valid contract), an event that
+fails its contract, and an idempotency key that cannot travel as a header are poison: they raise
+:class:`PoisonEventError` and never reach the partner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lambdas.shared.api_key import API_KEY_HEADER
+from lambdas.shared.dependency_client import DependencyClient
+from lambdas.shared.events import (
+    BY_DETAIL_TYPE,
+    CustomerUpdated,
+    InvalidEventError,
+    OrderCancelled,
+    ReceivedEvent,
+    parse_event,
+)
+from lambdas.shared.models import Identifier
+
+NOTIFICATIONS_PATH: Final = "/notifications"
+IDEMPOTENCY_KEY_HEADER: Final = "Idempotency-Key"
+REPLAYED_HEADER: Final = "Idempotent-Replayed"
+MAX_IDEMPOTENCY_KEY_LENGTH: Final = 255
+# The detail-types of the notifications subscription; anything else on this queue is misrouted.
+HANDLED_DETAIL_TYPES: Final = ("OrderCancelled", "CustomerUpdated")
+
+Template = Literal["order_cancelled", "customer_updated"]
+
+# Both handled contracts come from the same producer, so there is one accepted source.
+_PRODUCERS = {BY_DETAIL_TYPE[detail_type].producer for detail_type in HANDLED_DETAIL_TYPES}
+if len(_PRODUCERS) != 1:
+    raise RuntimeError(f"handled events come from several producers: {sorted(_PRODUCERS)}")
+
+
+def accepted_source(service_name: str) -> str:
+    """The EventBridge ``source`` of every event this consumer handles, in the service ``service_name``."""
+    return BY_DETAIL_TYPE[HANDLED_DETAIL_TYPES[0]].source(service_name)
+
+
+# ---------------------------------------------------------------------------------------------- contract
+
+
+class NotificationRequest(BaseModel):
+    """Body of ``POST /notifications`` for one event (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    template: Template
+    customerId: Identifier
+    orderId: Identifier | None = None
+
+
+class NotificationAccepted(BaseModel):
+    """What the partner's 2xx must confirm. Tolerant reader: other fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    notificationId: Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class SentNotification(BaseModel):
+    """The idempotent unit's result (stored with the idempotency record, so keep it small)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    notificationId: str
+    template: Template
+    idempotencyKey: str
+    attempts: int
+    # The partner had already accepted this key (e.g. our earlier attempt timed out after it was sent).
+    replayedByPartner: bool = False
+
+
+# ---------------------------------------------------------------------------------------------- errors
+
+
+class PoisonEventError(ValueError):
+    """The message can never be notified as it is. ``reason`` is machine-readable (DLQ attribute)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class NotificationDeferredError(Exception):
+    """The dependency is down or its circuit is open: the client handed back its fallback, nothing was sent.
+
+    Raised inside the idempotent unit on purpose: Powertools then deletes the in-progress record, so a
+    later delivery of the same event (a duplicate, a redrive) can still send it.
+    """
+
+    def __init__(self, *, dependency: str, fallback_source: str | None, attempts: int) -> None:
+        super().__init__(f"{dependency} unavailable ({attempts} attempt(s)); notification deferred")
+        self.dependency = dependency
+        self.fallback_source = fallback_source
+        self.attempts = attempts
+
+
+class UnconfirmedNotificationError(Exception):
+    """A 2xx without a notificationId. Retrying is safe: the same Idempotency-Key replays at the partner."""
+
+
+# ---------------------------------------------------------------------------------------------- planning
+
+
+@dataclass(frozen=True)
+class PlannedNotification:
+    event: ReceivedEvent
+    idempotency_key: str
+    request: NotificationRequest
+
+
+def notification_for(received: ReceivedEvent) -> NotificationRequest:
+    """The notification an event asks for; PoisonEventError for an event this consumer does not handle."""
+    detail = received.detail
+    if isinstance(detail, OrderCancelled):
+        return NotificationRequest(
+            template="order_cancelled", customerId=detail.customerId, orderId=detail.orderId
+        )
+    if isinstance(detail, CustomerUpdated):
+        return NotificationRequest(template="customer_updated", customerId=detail.customerId)
+    raise PoisonEventError(
+        "unsupported_detail_type",
+        f"{received.contract.detail_type} is not a notification event (handled: {', '.join(HANDLED_DETAIL_TYPES)})",
+    )
+
+
+def header_safe_key(key: str) -> str:
+    """The idempotency key travels as a header: bounded, printable ASCII (the partner allows 255)."""
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not (key.isascii() and key.isprintable()):
+        raise PoisonEventError(
+            "invalid_idempotency_key", f"must be 1..{MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters"
+        )
+    return key
+
+
+def plan(body: str, *, source: str) -> PlannedNotification:
+    """Parse an SQS body (an EventBridge event) into the notification to send, or raise PoisonEventError."""
+    try:
+        received = parse_event(body, source=source)
+    except InvalidEventError as exc:
+        raise PoisonEventError("invalid_event", str(exc)) from None
+    request = notification_for(received)
+    return PlannedNotification(
+        event=received, idempotency_key=header_safe_key(received.idempotency_key), request=request
+    )
+
+
+# ---------------------------------------------------------------------------------------------- sending
+
+
+def send_notification(
+    client: DependencyClient,
+    request: NotificationRequest,
+    *,
+    idempotency_key: str,
+    api_key: str | None,
+    remaining_ms: Callable[[], int],
+) -> SentNotification:
+    """POST {base}/notifications once (with the client's retries, breaker and fallback).
+
+    Raises NotificationDeferredError when a non-critical client answers with its fallback,
+    PermanentUpstreamError for a 4xx, UnconfirmedNotificationError for a 2xx without a notificationId;
+    a critical client's transient errors propagate as they are.
+    """
+    headers = {IDEMPOTENCY_KEY_HEADER: idempotency_key}
+    if api_key is not None:
+        headers[API_KEY_HEADER] = api_key
+    response = client.post(
+        NOTIFICATIONS_PATH,
+        json=request.model_dump(mode="json", exclude_none=True),
+        headers=headers,
+        remaining_ms=remaining_ms,
+        # Any fallback body means "not sent" (a last-known-good body is another notification's answer).
+        fallback=None,
+    )
+    if response.from_fallback:
+        raise NotificationDeferredError(
+            dependency=client.policy.name,
+            fallback_source=response.fallback_source,
+            attempts=response.attempts,
+        )
+    try:
+        accepted = NotificationAccepted.model_validate(response.body)
+    except ValidationError as exc:
+        raise UnconfirmedNotificationError(
+            f"{client.policy.name} answered {response.status} without a notificationId"
+        ) from exc
+    replayed = {name.lower(): value for name, value in response.headers.items()}.get(REPLAYED_HEADER.lower())
+    return SentNotification(
+        notificationId=accepted.notificationId,
+        template=request.template,
+        idempotencyKey=idempotency_key,
+        attempts=response.attempts,
+        replayedByPartner=replayed == "true",
+    )

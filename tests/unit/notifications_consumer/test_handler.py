@@ -1,0 +1,456 @@
+"""The notifications consumer end to end: SQS batch of EventBridge events in, partial batch response out.
+
+Real pieces: the handler module (cold-start init included), Powertools batch/idempotency/circuit breaker on
+moto DynamoDB, the DLQ on moto SQS, the API key in moto Secrets Manager, and the partner twin over HTTP on
+127.0.0.1 (its POST /notifications validates the body, so a 201 means the partner accepted our contract).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities import parameters
+
+from lambdas.partner_api.faults import FaultDecision
+from lambdas.shared.env import ConfigurationError
+from localcloud.fault_dependency import FaultDependency
+from tests.unit.helpers import (
+    REGION,
+    BreakerTable,
+    FakeLambdaContext,
+    create_key_table,
+    import_fresh,
+    log_records,
+    metric_points,
+    unique_name,
+)
+
+HANDLER = "lambdas.notifications_consumer.handler"
+API_KEY = "partner-key-123"
+QUEUE_ARN = f"arn:aws:sqs:{REGION}:123456789012:notifications"
+
+
+def order_cancelled(order_id: str = "ord-1", customer_id: str = "cust-1") -> dict[str, Any]:
+    return {
+        "orderId": order_id,
+        "customerId": customer_id,
+        "reason": "out_of_stock",
+        "cancelledAt": "2026-11-25T09:30:00Z",
+    }
+
+
+def customer_updated(customer_id: str = "cust-1") -> dict[str, Any]:
+    return {"customerId": customer_id, "email": "ada@example.com"}
+
+
+def sqs_record(body: Any, *, message_id: str | None = None) -> dict[str, Any]:
+    return {
+        "messageId": message_id or str(uuid.uuid4()),
+        "receiptHandle": "handle",
+        "body": body if isinstance(body, str) else json.dumps(body),
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1767225600000"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": QUEUE_ARN,
+        "awsRegion": REGION,
+    }
+
+
+@dataclass
+class Consumer:
+    module: ModuleType
+    twin: FaultDependency
+    sqs: Any
+    dlq_url: str
+    breaker: BreakerTable
+    capsys: pytest.CaptureFixture[str]
+    secret_reads: list[str] = field(default_factory=list)
+
+    @property
+    def source(self) -> str:
+        return str(self.module.settings.event_source)
+
+    def event(
+        self,
+        detail_type: str,
+        detail: dict[str, Any],
+        *,
+        event_id: str | None = None,
+        source: str | None = None,
+        replay_name: str | None = None,
+    ) -> dict[str, Any]:
+        """An EventBridge envelope as an SQS target of a rule receives it."""
+        envelope = {
+            "version": "0",
+            "id": event_id or str(uuid.uuid4()),
+            "detail-type": detail_type,
+            "source": source or self.source,
+            "account": "123456789012",
+            "time": "2026-11-25T09:30:01Z",
+            "region": REGION,
+            "resources": [],
+            "detail": detail,
+        }
+        if replay_name is not None:
+            envelope["replay-name"] = replay_name
+        return envelope
+
+    def invoke(self, *records: dict[str, Any], remaining_ms: int = 30_000) -> list[str]:
+        """Run one invocation; return the message ids reported as failed."""
+        response = self.module.handler(
+            {"Records": list(records)}, FakeLambdaContext(remaining_ms=remaining_ms)
+        )
+        return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
+
+    def dlq(self) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        while batch := self.sqs.receive_message(
+            QueueUrl=self.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        ).get("Messages", []):
+            messages.extend(batch)
+            for message in batch:
+                self.sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=message["ReceiptHandle"])
+        return sorted(messages, key=lambda m: m["MessageAttributes"]["SourceMessageId"]["StringValue"])
+
+    def notification_calls(self) -> list[Any]:
+        return self.twin.calls("/notifications")
+
+    def output(self) -> str:
+        return self.capsys.readouterr().out
+
+
+ConsumerFactory = Callable[..., Consumer]
+
+
+def reasons(messages: list[dict[str, Any]]) -> list[str]:
+    return [m["MessageAttributes"]["QuarantineReason"]["StringValue"] for m in messages]
+
+
+def metric_total(output: str, name: str) -> float:
+    return sum(sum(point[name]) for point in metric_points(output, name))
+
+
+@pytest.fixture
+def make_consumer(
+    aws: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Iterator[ConsumerFactory]:
+    twins: list[FaultDependency] = []
+
+    def factory(partner_api_key: str = API_KEY, **env_overrides: str) -> Consumer:
+        twin = FaultDependency(api_key=partner_api_key, seed=1).start()
+        twins.append(twin)
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        create_key_table(dynamodb, "idempotency")
+        create_key_table(dynamodb, "circuits")
+        sqs = boto3.client("sqs", region_name=REGION)
+        dlq_url = sqs.create_queue(QueueName="notifications-dlq")["QueueUrl"]
+        secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
+            Name="partner-api-key", SecretString=API_KEY
+        )["ARN"]
+        env = {
+            "POWERTOOLS_SERVICE_NAME": unique_name("notifications"),
+            "IDEMPOTENCY_TABLE_NAME": "idempotency",
+            "CIRCUIT_BREAKER_TABLE_NAME": "circuits",
+            "IDEMPOTENCY_TTL_SECONDS": "86400",
+            "POISON_MESSAGE_QUEUE_URL": dlq_url,
+            "DEPENDENCY_API_KEY_SECRET_ARN": secret_arn,
+            # A fresh circuit per test: Powertools keeps failure counters in module memory.
+            "DEPENDENCY_NAME": unique_name("notifier"),
+            "DEPENDENCY_BASE_URL": twin.base_url + "/",
+            "DEPENDENCY_CRITICAL": "false",
+            "DEPENDENCY_MAX_ATTEMPTS": "2",
+            "DEPENDENCY_BASE_DELAY_MS": "1",
+            "DEPENDENCY_MAX_DELAY_MS": "5",
+            "DEPENDENCY_ATTEMPT_TIMEOUT_MS": "2000",
+            "DEPENDENCY_SAFETY_MARGIN_MS": "100",
+            "DEPENDENCY_CONNECT_TIMEOUT_MS": "200",
+            "BREAKER_FAILURE_THRESHOLD": "5",
+            "BREAKER_RECOVERY_SECONDS": "30",
+            "BREAKER_SUCCESS_THRESHOLD": "1",
+            **env_overrides,
+        }
+        monkeypatch.delenv("EVENT_SOURCE", raising=False)
+        monkeypatch.delenv("CIRCUIT_EVENTS_BUS_NAME", raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+
+        secret_reads: list[str] = []
+        real_get_secret = parameters.get_secret
+
+        def counting_get_secret(name: str, *args: Any, **kwargs: Any) -> Any:
+            secret_reads.append(name)
+            return real_get_secret(name, *args, **kwargs)
+
+        monkeypatch.setattr(parameters, "get_secret", counting_get_secret)
+        module = import_fresh(HANDLER)
+        return Consumer(
+            module=module,
+            twin=twin,
+            sqs=sqs,
+            dlq_url=dlq_url,
+            breaker=BreakerTable(name="circuits", client=dynamodb),
+            capsys=capsys,
+            secret_reads=secret_reads,
+        )
+
+    yield factory
+    for twin in twins:
+        twin.stop()
+
+
+# ------------------------------------------------------------------------------------------------ sent
+
+
+def test_each_event_type_notifies_once(make_consumer: ConsumerFactory) -> None:
+    consumer = make_consumer()
+    cancelled = consumer.event("OrderCancelled", order_cancelled("ord-1"))
+    updated = consumer.event("CustomerUpdated", customer_updated("cust-2"), event_id="evt-2")
+
+    failed = consumer.invoke(sqs_record(cancelled), sqs_record(updated))
+
+    assert failed == []
+    calls = consumer.notification_calls()
+    assert [call.status for call in calls] == [201, 201]  # the partner accepted both bodies
+    assert [call.idempotency_key for call in calls] == ["OrderCancelled:ord-1", "CustomerUpdated:evt-2"]
+    assert consumer.twin.total_calls == 2
+    assert consumer.dlq() == []
+    assert metric_points(consumer.output(), "NotificationsSent")[0]["NotificationsSent"] == [1.0, 1.0]
+
+
+def test_a_duplicate_or_redelivered_event_notifies_once(make_consumer: ConsumerFactory) -> None:
+    consumer = make_consumer()
+    event = consumer.event("OrderCancelled", order_cancelled("ord-9"))
+    # EventBridge delivers at least once (same event, new SQS message); a producer may publish the same
+    # cancellation again (new event id, same order): both carry the key OrderCancelled:ord-9.
+    republished = consumer.event("OrderCancelled", order_cancelled("ord-9"))
+
+    assert consumer.invoke(sqs_record(event, message_id="m-1"), sqs_record(event, message_id="m-2")) == []
+    assert consumer.invoke(sqs_record(event, message_id="m-3"), sqs_record(republished)) == []
+
+    assert [call.idempotency_key for call in consumer.notification_calls()] == ["OrderCancelled:ord-9"]
+    out = consumer.output()
+    assert metric_total(out, "NotificationsSent") == 1
+    assert metric_total(out, "DuplicateEvents") == 3
+
+
+def test_an_archive_replay_notifies_once_per_replay(make_consumer: ConsumerFactory) -> None:
+    consumer = make_consumer()
+    original = consumer.event("CustomerUpdated", customer_updated(), event_id="evt-1")
+    replayed = consumer.event("CustomerUpdated", customer_updated(), event_id="evt-1", replay_name="fix-1")
+
+    assert consumer.invoke(sqs_record(original)) == []
+    # A replay is processed again on purpose (lambdas/shared/events.py), but once: retries stay deduplicated.
+    assert consumer.invoke(sqs_record(replayed), sqs_record(replayed)) == []
+
+    assert [call.idempotency_key for call in consumer.notification_calls()] == [
+        "CustomerUpdated:evt-1",
+        "CustomerUpdated:evt-1#replay:fix-1",
+    ]
+
+
+def test_the_api_key_secret_is_read_once_per_execution_environment(make_consumer: ConsumerFactory) -> None:
+    consumer = make_consumer()
+
+    for n in range(3):
+        assert (
+            consumer.invoke(sqs_record(consumer.event("CustomerUpdated", customer_updated(f"c-{n}")))) == []
+        )
+
+    assert len(consumer.secret_reads) == 1
+    # The partner accepted the key every time.
+    assert [call.status for call in consumer.notification_calls()] == [201, 201, 201]
+
+
+# ------------------------------------------------------------------------------------------------ deferred
+
+
+def test_an_outage_defers_notifications_without_holding_the_queue_or_storming(
+    make_consumer: ConsumerFactory,
+) -> None:
+    consumer = make_consumer(BREAKER_FAILURE_THRESHOLD="2")
+    consumer.twin.set_profile("outage")
+    records = [sqs_record(consumer.event("OrderCancelled", order_cancelled(f"ord-{n}"))) for n in range(6)]
+
+    failed = consumer.invoke(*records)
+
+    assert failed == []  # a non-critical dependency never holds the queue
+    # Bounded: 2 calls (DEPENDENCY_MAX_ATTEMPTS) for each of the 2 records that tripped the breaker, then none.
+    assert consumer.twin.total_calls == 2 * 2
+    assert consumer.breaker.state(consumer.module.settings.dependency.name) == "OPEN"
+    out = consumer.output()
+    assert metric_total(out, "NotificationsDeferred") == 6
+    assert metric_total(out, "NotificationsSent") == 0
+    deferred = [r for r in log_records(out) if r["message"] == "notification deferred"]
+    assert sorted(r["idempotency_key"] for r in deferred) == sorted(
+        f"OrderCancelled:ord-{n}" for n in range(6)
+    )
+    assert {r["event_time"] for r in deferred} == {"2026-11-25T09:30:01Z"}  # what a replay window needs
+
+    # While the circuit is open, further records are deferred without a single call.
+    more = [sqs_record(consumer.event("CustomerUpdated", customer_updated(f"c-{n}"))) for n in range(3)]
+    assert consumer.invoke(*more) == []
+    assert consumer.twin.total_calls == 4
+    assert metric_total(consumer.output(), "NotificationsDeferred") == 3
+    assert consumer.dlq() == []  # deferred is not poison
+
+
+def test_a_deferred_event_is_still_sent_by_a_later_delivery(make_consumer: ConsumerFactory) -> None:
+    consumer = make_consumer()
+    event = consumer.event("OrderCancelled", order_cancelled("ord-1"))
+    consumer.twin.set_profile("outage")
+    assert consumer.invoke(sqs_record(event)) == []
+    assert metric_total(consumer.output(), "NotificationsDeferred") == 1
+
+    consumer.twin.set_profile("healthy")
+    # No idempotency record was kept for the deferral, so the next delivery of the event (a duplicate, a
+    # redrive) sends it instead of replaying "deferred".
+    assert consumer.invoke(sqs_record(event)) == []
+
+    assert [call.status for call in consumer.notification_calls()] == [503, 503, 201]
+    assert metric_total(consumer.output(), "NotificationsSent") == 1
+
+
+def test_a_critical_notifier_keeps_records_in_the_queue_instead(make_consumer: ConsumerFactory) -> None:
+    consumer = make_consumer(DEPENDENCY_CRITICAL="true")
+    consumer.twin.set_profile("outage")
+    record = sqs_record(consumer.event("OrderCancelled", order_cancelled()))
+
+    assert consumer.invoke(record) == [record["messageId"]]
+    assert metric_total(consumer.output(), "NotificationsDeferred") == 0
+
+
+# ------------------------------------------------------------------------------------------------ poison
+
+
+def test_malformed_envelopes_go_straight_to_the_dlq(make_consumer: ConsumerFactory) -> None:
+    consumer = make_consumer()
+    bad_detail = order_cancelled()
+    del bad_detail["customerId"]
+    records = [
+        sqs_record("{not json", message_id="m-1-json"),
+        sqs_record({"orderId": "ord-1"}, message_id="m-2-not-an-envelope"),
+        sqs_record(
+            consumer.event("OrderCancelled", order_cancelled(), source="evil.ingestion"), message_id="m-3"
+        ),
+        sqs_record(consumer.event("OrderCancelled", bad_detail), message_id="m-4-detail"),
+        sqs_record(
+            consumer.event("CustomerUpdated", customer_updated(), event_id="x" * 300), message_id="m-5"
+        ),
+    ]
+
+    failed = consumer.invoke(*records)
+
+    assert failed == []  # no retry storm: the poison is already safe in the DLQ
+    quarantined = consumer.dlq()
+    assert [m["MessageAttributes"]["SourceMessageId"]["StringValue"] for m in quarantined] == [
+        "m-1-json",
+        "m-2-not-an-envelope",
+        "m-3",
+        "m-4-detail",
+        "m-5",
+    ]
+    assert reasons(quarantined) == ["invalid_event"] * 4 + ["invalid_idempotency_key"]
+    assert quarantined[0]["Body"] == "{not json"  # the original body, byte for byte
+    assert (
+        "unexpected source 'evil.ingestion'"
+        in quarantined[2]["MessageAttributes"]["QuarantineDetail"]["StringValue"]
+    )
+    assert consumer.twin.total_calls == 0
+    out = consumer.output()
+    assert metric_total(out, "PoisonMessages") == 5
+    logged = [r for r in log_records(out) if r["message"] == "poison message quarantined"]
+    assert len(logged) == 5
+
+
+def test_unknown_and_unhandled_detail_types_go_to_the_dlq(make_consumer: ConsumerFactory) -> None:
+    consumer = make_consumer()
+    unknown = consumer.event("OrderShipped", {"orderId": "ord-1"})
+    payment = {
+        "paymentId": "pay-1",
+        "orderId": "ord-1",
+        "amountCents": 100,
+        "currency": "EUR",
+        "method": "card",
+        "receivedAt": "2026-11-25T09:31:02Z",
+    }
+    misrouted = consumer.event("PaymentReceived", payment)  # a valid contract, not a notification event
+
+    assert (
+        consumer.invoke(sqs_record(unknown, message_id="m-1"), sqs_record(misrouted, message_id="m-2")) == []
+    )
+
+    quarantined = consumer.dlq()
+    assert reasons(quarantined) == ["invalid_event", "unsupported_detail_type"]
+    assert (
+        "unknown detail-type 'OrderShipped'"
+        in quarantined[0]["MessageAttributes"]["QuarantineDetail"]["StringValue"]
+    )
+    assert consumer.twin.total_calls == 0
+
+
+def test_a_notification_the_partner_rejects_goes_to_the_dlq(make_consumer: ConsumerFactory) -> None:
+    consumer = make_consumer()
+    consumer.twin.enqueue(FaultDecision.error(400))
+    event = consumer.event("OrderCancelled", order_cancelled("ord-1"), event_id="evt-1")
+    record = sqs_record(event)
+
+    assert consumer.invoke(record) == []
+
+    [quarantined] = consumer.dlq()
+    attributes = {name: value["StringValue"] for name, value in quarantined["MessageAttributes"].items()}
+    assert attributes["QuarantineReason"] == "rejected_by_dependency"
+    assert attributes["SourceMessageId"] == record["messageId"]
+    assert attributes["EventId"] == "evt-1"
+    assert attributes["DetailType"] == "OrderCancelled"
+    assert attributes["IdempotencyKey"] == "OrderCancelled:ord-1"
+    assert json.loads(quarantined["Body"]) == event
+    assert len(consumer.notification_calls()) == 1  # a 4xx is never retried
+    out = consumer.output()
+    assert metric_total(out, "PoisonMessages") == 1
+    assert metric_total(out, "NotificationsDeferred") == 0  # a 4xx is our error, not an outage
+
+
+def test_a_key_reused_for_a_different_notification_is_quarantined(make_consumer: ConsumerFactory) -> None:
+    consumer = make_consumer()
+    original = consumer.event("OrderCancelled", order_cancelled("ord-1", customer_id="cust-1"))
+    conflicting = consumer.event("OrderCancelled", order_cancelled("ord-1", customer_id="cust-2"))
+
+    assert consumer.invoke(sqs_record(original)) == []
+    assert consumer.invoke(sqs_record(conflicting)) == []
+
+    [quarantined] = consumer.dlq()
+    assert reasons([quarantined]) == ["idempotency_key_reused"]
+    assert len(consumer.notification_calls()) == 1
+
+
+def test_a_poison_record_is_retried_when_the_dlq_send_fails(make_consumer: ConsumerFactory) -> None:
+    missing = f"https://sqs.{REGION}.amazonaws.com/123456789012/does-not-exist"
+    consumer = make_consumer(POISON_MESSAGE_QUEUE_URL=missing)
+    poison = sqs_record("{not json")
+
+    assert consumer.invoke(poison) == [poison["messageId"]]  # never dropped: the redrive policy gets it
+
+
+# ------------------------------------------------------------------------------------------------ init
+
+
+def test_misconfiguration_fails_at_init_with_the_variable_names(
+    make_consumer: ConsumerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_consumer()
+    monkeypatch.delenv("IDEMPOTENCY_TABLE_NAME")
+    monkeypatch.setenv("DEPENDENCY_CRITICAL", "maybe")
+
+    with pytest.raises(ConfigurationError) as caught:
+        import_fresh(HANDLER)
+
+    assert "IDEMPOTENCY_TABLE_NAME" in str(caught.value)
+    assert "DEPENDENCY_CRITICAL" in str(caught.value)
