@@ -1,0 +1,353 @@
+"""``python -m ops``: the on-call engineer's commands for this pipeline (docs/runbook.md says when).
+
+Resources come from a CloudFormation stack (``--stack``) or are named explicitly; every command works
+against a real account (``--profile``/``--region``) or the local cloud (``--endpoint-url``).
+
+Exit status: 0 done, 1 failed (or done only in part), 2 bad arguments or unknown resource, 3 not confirmed,
+4 still running when the command stopped waiting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ops import circuit, dlq
+from ops.aws import Aws
+from ops.console import Console
+from ops.errors import EXIT_FAILED, EXIT_USAGE, OpsError
+from ops.inventory import Inventory
+from scripts.replay_events import parse_time
+
+PROG = "python -m ops"
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return number
+
+
+def _rate(value: str) -> int:
+    number = _positive_int(value)
+    if number > 500:
+        raise argparse.ArgumentTypeError("SQS moves at most 500 messages per second")
+    return number
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options accepted before or after the subcommand (SUPPRESS: a later one never resets an earlier one)."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("where")
+    group.add_argument("--stack", default=argparse.SUPPRESS, help="CloudFormation stack to find resources in")
+    group.add_argument("--region", default=argparse.SUPPRESS, help="AWS region (default: the environment's)")
+    group.add_argument("--profile", default=argparse.SUPPRESS, help="AWS named profile")
+    group.add_argument(
+        "--endpoint-url",
+        default=argparse.SUPPRESS,
+        help="one endpoint for every service, e.g. the local cloud http://127.0.0.1:5000",
+    )
+    output = common.add_argument_group("output")
+    output.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print the result as JSON"
+    )
+    output.add_argument(
+        "--yes",
+        "-y",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="do not ask before changing anything",
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # Parents share their action objects: the top level gets its own copy, because its set_defaults()
+    # below would otherwise turn the subcommands' SUPPRESS defaults into None (and reset earlier values).
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Operate the resilient-serverless pipeline: dead-letter queues, replays, circuits.",
+        epilog="docs/runbook.md maps every alarm to a command. Destructive commands ask first (or --yes).",
+        parents=[_common()],
+    )
+    parser.set_defaults(stack=None, region=None, profile=None, endpoint_url=None, json=False, yes=False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    # -- dlq ------------------------------------------------------------------------------------
+    dlq_parser = commands.add_parser(
+        "dlq", help="dead-letter queues", description="Inspect and redrive DLQs."
+    )
+    dlq_commands = dlq_parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    listing = dlq_commands.add_parser(
+        "list",
+        parents=[common],
+        help="every DLQ with its depth and oldest message age",
+        description="Every queue that is another queue's redrive target or an EventBridge target's DLQ, "
+        "with depth and oldest message age (CloudWatch ApproximateAgeOfOldestMessage).",
+    )
+    listing.add_argument("--queue-prefix", help="without --stack: only queues whose name starts with this")
+    listing.add_argument(
+        "--rules-on-bus",
+        action="append",
+        default=[],
+        metavar="BUS",
+        help="without --stack: also find DLQs of the targets of the rules on BUS (repeatable)",
+    )
+    listing.add_argument(
+        "--sample-age",
+        action="store_true",
+        help="also estimate the age from up to 10 peeked messages (counts as a receive) where CloudWatch has "
+        "no datapoint, e.g. on the local cloud",
+    )
+    listing.set_defaults(handler=_dlq_list)
+
+    peek = dlq_commands.add_parser(
+        "peek",
+        parents=[common],
+        help="show messages and why they failed, without consuming them",
+        description="Receive up to --max messages, print their failure reason, receive count and body, and "
+        "make them visible again at once. Receiving counts as a receive (ApproximateReceiveCount + 1).",
+    )
+    peek.add_argument("queue", metavar="QUEUE", help="DLQ: URL, ARN, name or a label from `dlq list`")
+    peek.add_argument("--max", type=_positive_int, default=10, dest="max_messages", help="default 10")
+    peek.add_argument(
+        "--hold-seconds",
+        type=_positive_int,
+        default=30,
+        help="how long peeked messages stay hidden at most (30)",
+    )
+    peek.add_argument("--body-chars", type=_positive_int, default=500, help="truncate bodies (default 500)")
+    peek.add_argument("--full", action="store_true", help="print whole bodies")
+    peek.add_argument("--wait-seconds", type=int, default=1, choices=range(0, 21), metavar="0-20")
+    peek.set_defaults(handler=_dlq_peek)
+
+    redrive = dlq_commands.add_parser(
+        "redrive",
+        parents=[common],
+        help="move a DLQ's messages back to its source queue (StartMessageMoveTask)",
+        description="Start an SQS message move task from the DLQ to its source queue (the queue whose "
+        "redrive policy targets it) and follow it. Only for DLQs of SQS queues; for a DLQ that only "
+        "EventBridge writes to, use redrive-to-bus.",
+    )
+    redrive.add_argument("queue", metavar="QUEUE", help="DLQ: URL, ARN, name or a label from `dlq list`")
+    redrive.add_argument(
+        "--to", metavar="QUEUE", help="destination when the DLQ serves several source queues"
+    )
+    redrive.add_argument(
+        "--rate", type=_rate, help="at most N messages per second (1-500; default: SQS decides)"
+    )
+    redrive.add_argument("--no-wait", action="store_true", help="start the task and return")
+    redrive.add_argument("--timeout-seconds", type=float, default=900.0, help="stop following after (900)")
+    redrive.add_argument("--poll-seconds", type=float, default=5.0)
+    redrive.set_defaults(handler=_dlq_redrive)
+
+    to_bus = dlq_commands.add_parser(
+        "redrive-to-bus",
+        parents=[common],
+        help="re-put the events of an EventBridge target's DLQ on their bus",
+        description="Receive the DLQ's events, PutEvents them on the bus (rate-limited), delete only those "
+        "the bus accepted, leave the rest. Each re-put event goes to every matching rule on the bus and "
+        "carries the DLQ's ARN in its resources; an event that already does is not re-put again unless "
+        "--allow-repeat (bounds a redrive loop).",
+    )
+    to_bus.add_argument("queue", metavar="QUEUE", help="DLQ: URL, ARN, name or a label from `dlq list`")
+    to_bus.add_argument("--bus", help="event bus name or ARN (default with --stack: its EventBusName output)")
+    to_bus.add_argument("--rate", type=float, default=10.0, help="events per second (default 10)")
+    to_bus.add_argument("--max", type=_positive_int, default=1000, dest="max_messages", help="default 1000")
+    to_bus.add_argument(
+        "--allow-repeat", action="store_true", help="re-put events already redriven from this DLQ"
+    )
+    to_bus.add_argument("--hold-seconds", type=_positive_int, default=300, help=argparse.SUPPRESS)
+    to_bus.add_argument("--wait-seconds", type=int, default=1, choices=range(0, 21), metavar="0-20")
+    to_bus.set_defaults(handler=_dlq_redrive_to_bus)
+
+    # -- replay ---------------------------------------------------------------------------------
+    replay = commands.add_parser(
+        "replay",
+        parents=[common],
+        help="replay archived events for a time window (scripts/replay_events.py)",
+        description="Replay events from the bus archive to the named rules (or subscribers) and wait for "
+        "the replay to finish. For events delivered but processed wrongly; DLQ contents are redriven instead.",
+    )
+    replay.add_argument("--start", required=True, type=parse_time, help="window start, ISO 8601 with offset")
+    replay.add_argument("--end", required=True, type=parse_time, help="window end, ISO 8601 with offset")
+    replay.add_argument("--archive", help="archive name (default with --stack: EventsArchiveName output)")
+    replay.add_argument(
+        "--bus", help="the archive's bus, checked (default with --stack: EventBusName output)"
+    )
+    replay.add_argument(
+        "--rule", action="append", default=[], dest="rules", help="rule name or ARN (repeatable)"
+    )
+    replay.add_argument(
+        "--subscriber",
+        action="append",
+        default=[],
+        dest="subscribers",
+        help="with --stack: a fan-out subscriber (e.g. ledger) whose rule to replay to (repeatable)",
+    )
+    replay.add_argument("--name", help="replay name (default: <archive>-<start>-<random>)")
+    replay.add_argument("--poll-seconds", type=float, default=10.0)
+    replay.add_argument("--timeout-seconds", type=float, default=3600.0)
+    replay.set_defaults(handler=_replay)
+
+    # -- circuit --------------------------------------------------------------------------------
+    circuit_parser = commands.add_parser(
+        "circuit",
+        help="show or force a dependency's circuit breaker",
+        description="Read or force the Powertools circuit breaker record (circuit name = DEPENDENCY_NAME).",
+    )
+    circuit_commands = circuit_parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    table_help = "circuit table (default with --stack: found in the stack)"
+    circuit_list = circuit_commands.add_parser(
+        "list", parents=[common], help="every circuit record in the table"
+    )
+    circuit_list.add_argument("--table", help=table_help)
+    circuit_list.set_defaults(handler=_circuit_list)
+    for action, text in (
+        ("show", "a circuit's state"),
+        ("open", "force a circuit OPEN: callers fail fast until a probe after the recovery time"),
+        ("close", "force a circuit CLOSED: callers call the dependency again"),
+    ):
+        sub = circuit_commands.add_parser(action, parents=[common], help=text, description=text)
+        sub.add_argument("name", metavar="NAME", help="circuit name: the dependency's DEPENDENCY_NAME")
+        sub.add_argument("--table", help=table_help)
+        sub.set_defaults(handler=_circuit_action, circuit_action=action)
+    return parser
+
+
+# -------------------------------------------------------------------------------------------- handlers
+
+
+def _inventory(args: argparse.Namespace, aws: Aws) -> Inventory:
+    if args.stack:
+        return Inventory.from_stack(aws, args.stack)
+    return Inventory.from_account(
+        aws, queue_prefix=getattr(args, "queue_prefix", None), buses=getattr(args, "rules_on_bus", None)
+    )
+
+
+def _explicit(args: argparse.Namespace, aws: Aws) -> Inventory:
+    """For commands given their resources: read the stack only when one is named."""
+    return Inventory.from_stack(aws, args.stack) if args.stack else Inventory(aws=aws)
+
+
+def _dlq_list(args: argparse.Namespace, aws: Aws, console: Console) -> int:
+    return dlq.list_dlqs(_inventory(args, aws), console, sample_age=args.sample_age)
+
+
+def _dlq_peek(args: argparse.Namespace, aws: Aws, console: Console) -> int:
+    return dlq.peek(
+        _explicit(args, aws),
+        console,
+        args.queue,
+        max_messages=args.max_messages,
+        hold_seconds=args.hold_seconds,
+        body_chars=None if args.full else args.body_chars,
+        wait_seconds=args.wait_seconds,
+    )
+
+
+def _dlq_redrive(args: argparse.Namespace, aws: Aws, console: Console) -> int:
+    return dlq.redrive(
+        _explicit(args, aws),
+        console,
+        args.queue,
+        to=args.to,
+        rate=args.rate,
+        wait=not args.no_wait,
+        timeout_seconds=args.timeout_seconds,
+        poll_seconds=args.poll_seconds,
+    )
+
+
+def _dlq_redrive_to_bus(args: argparse.Namespace, aws: Aws, console: Console) -> int:
+    if args.rate <= 0:
+        raise OpsError("--rate must be > 0", EXIT_USAGE)
+    return dlq.redrive_to_bus(
+        _explicit(args, aws),
+        console,
+        args.queue,
+        bus=args.bus,
+        rate=args.rate,
+        max_messages=args.max_messages,
+        allow_repeat=args.allow_repeat,
+        hold_seconds=args.hold_seconds,
+        wait_seconds=args.wait_seconds,
+    )
+
+
+def _replay(args: argparse.Namespace, aws: Aws, console: Console) -> int:
+    from ops.replay import run_replay
+
+    return run_replay(
+        _explicit(args, aws),
+        console,
+        archive=args.archive,
+        bus=args.bus,
+        start=args.start,
+        end=args.end,
+        rules=args.rules,
+        subscribers=args.subscribers,
+        name=args.name,
+        poll_seconds=args.poll_seconds,
+        timeout_seconds=args.timeout_seconds,
+    )
+
+
+def _table(args: argparse.Namespace, aws: Aws) -> str:
+    return str(args.table) if args.table else _explicit(args, aws).circuit_table()
+
+
+def _circuit_list(args: argparse.Namespace, aws: Aws, console: Console) -> int:
+    return circuit.list_circuits(aws, console, _table(args, aws))
+
+
+def _circuit_action(args: argparse.Namespace, aws: Aws, console: Console) -> int:
+    table = _table(args, aws)
+    if args.circuit_action == "show":
+        return circuit.show(aws, console, table, args.name)
+    return circuit.force(
+        aws, console, table, args.name, "OPEN" if args.circuit_action == "open" else "CLOSED"
+    )
+
+
+# -------------------------------------------------------------------------------------------- entry point
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    connect: Callable[..., Aws] = Aws.connect,
+) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a usage error (2)
+        return int(exit_.code or 0)
+    console = Console(
+        stdin=stdin or sys.stdin,
+        stdout=stdout or sys.stdout,
+        stderr=stderr or sys.stderr,
+        json_output=args.json,
+        assume_yes=args.yes,
+    )
+    aws = connect(region=args.region, profile=args.profile, endpoint_url=args.endpoint_url)
+    handler: Callable[[argparse.Namespace, Aws, Console], int] = args.handler
+    try:
+        return handler(args, aws, console)
+    except OpsError as error:
+        console.error(f"{PROG}: {error}")
+        return error.exit_code
+    except (ClientError, BotoCoreError) as error:
+        console.error(f"{PROG}: AWS call failed: {error}")
+        return EXIT_FAILED
