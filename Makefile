@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-PY_SOURCES := app.py stacks lambdas localcloud schemas scripts tests
+PY_SOURCES := app.py stacks lambdas localcloud schemas scripts ops tests
 
 .PHONY: help install synth lint test test-unit test-infra demo clean
 
@@ -43,7 +43,7 @@ lint: install
 	$(VENV)/bin/ruff check $(PY_SOURCES)
 	$(VENV)/bin/ruff format --check $(PY_SOURCES)
 	$(PY) -m stacks.event_contracts --check
-	$(VENV)/bin/mypy stacks lambdas localcloud scripts
+	$(VENV)/bin/mypy stacks lambdas localcloud scripts ops
 
 lint-templates: synth
 	$(VENV)/bin/cfn-lint --config-file .cfnlintrc.yaml

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -31,6 +32,11 @@ class CircuitBreakerStore(Construct):
             removal_policy=removal_policy,
         )
 
+        # Control plane, apart from the domain bus: breakers announce openings here so the
+        # circuit controller can pause the consumers of that dependency.
+        self.events = events.EventBus(self, "Events", description="Circuit transitions announced by breakers")
+
     def grant_breaker(self, grantee: iam.IGrantable) -> None:
-        """What the Powertools breaker needs: read state, elect a prober, write transitions."""
+        """What the Powertools breaker needs: read state, elect a prober, write transitions, announce."""
         self.table.grant(grantee, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+        self.events.grant_put_events_to(grantee)

@@ -92,6 +92,9 @@ class ConsumerSettings(_Model):
     """A load-leveling consumer: its queue, its function and its bulkhead."""
 
     dependency: str = Field(description="Key in `dependencies` this consumer calls.")
+    # Read this fan-out subscription's queue (events) instead of a queue of its own; the
+    # subscription's queue settings (visibility, retention, receive count) then apply.
+    subscription: str | None = None
     handler: str = Field(pattern=r"^lambdas(\.[a-z_][a-z0-9_]*)+$", description="Dotted path of the handler.")
     timeout_seconds: int = Field(ge=3, le=900)
     memory_mb: int = Field(default=512, ge=128, le=10_240)
@@ -153,6 +156,52 @@ class EventSettings(_Model):
         return self
 
 
+class WorkflowSettings(_Model):
+    """The Step Functions workflows and their task functions."""
+
+    # The dependency the fulfilment tasks call.
+    dependency: str = "partner"
+    # The fan-out subscription whose PaymentReceived events start fulfilment.
+    subscription: str = "fulfilment"
+    # Bulkhead of every task function (and the starter's event source cap).
+    task_concurrency: int = Field(default=5, ge=2, le=1_000)
+    starter_timeout_seconds: int = Field(default=30, ge=3, le=900)
+    # ALL event types, but without execution data (below), so history is complete and data stays out.
+    log_level: Literal["ALL", "ERROR", "FATAL", "OFF"] = "ALL"
+    # Execution data can hold customer data; off unless a stage needs it for debugging.
+    include_execution_data: bool = False
+    controller_probe_interval_seconds: int = Field(default=10, ge=1)
+    controller_max_backoff_seconds: int = Field(default=300, ge=1)
+    controller_max_probes: int = Field(default=50, ge=1)
+
+
+class FaultInjectionSettings(_Model):
+    """AWS FIS experiments; never in production (validated below)."""
+
+    enabled: bool = False
+    duration_minutes: int = Field(default=5, ge=1, le=60)
+    invocation_percentage: int = Field(default=50, ge=1, le=100)
+    delay_milliseconds: int = Field(default=8_000, ge=1, le=900_000)
+
+
+class StatusSettings(_Model):
+    """GET /orders/{id}: its budget and when it sheds load."""
+
+    timeout_seconds: int = Field(default=5, ge=1, le=28)
+    reserved_concurrency: int = Field(default=10, ge=1, le=1_000)
+    # Every downstream call must fit in this, well under API Gateway's 29 s.
+    request_budget_ms: int = Field(default=3_000, ge=200, le=28_000)
+    # Queue depth above which readers are told to come back later (drain rate x age threshold).
+    backlog_threshold: int = Field(default=1_000, ge=1)
+    shed_retry_after_seconds: int = Field(default=30, ge=1, le=3_600)
+
+    @model_validator(mode="after")
+    def _budget(self) -> StatusSettings:
+        if self.request_budget_ms >= self.timeout_seconds * 1000:
+            raise ValueError("request_budget_ms must be below timeout_seconds")
+        return self
+
+
 class AlarmSettings(_Model):
     """Alarm thresholds (see docs for the reasoning behind each default)."""
 
@@ -182,6 +231,9 @@ class ServiceConfig(_Model):
     # The consumer whose queue POST /orders writes to.
     orders_consumer: str = "orders"
     events: EventSettings = EventSettings()
+    workflows: WorkflowSettings = WorkflowSettings()
+    fault_injection: FaultInjectionSettings = FaultInjectionSettings()
+    status: StatusSettings = StatusSettings()
     dependencies: dict[str, DependencySettings] = Field(min_length=1)
     consumers: dict[str, ConsumerSettings] = Field(min_length=1)
     alarms: AlarmSettings = AlarmSettings()
@@ -199,9 +251,55 @@ class ServiceConfig(_Model):
                     f"consumers.{name}.dependency: {consumer.dependency!r} is not one of "
                     f"dependencies {sorted(self.dependencies)}"
                 )
-        if self.orders_consumer not in self.consumers:
+        for name, consumer in self.consumers.items():
+            if consumer.subscription is None:
+                continue
+            if consumer.subscription not in self.events.subscriptions:
+                raise ValueError(
+                    f"consumers.{name}.subscription: {consumer.subscription!r} is not an events subscription"
+                )
+            needed = consumer.visibility_timeout_seconds
+            if self.events.subscription_visibility_timeout_seconds < needed:
+                raise ValueError(
+                    f"consumers.{name}: events.subscription_visibility_timeout_seconds must be >= {needed} "
+                    "(6 x timeout_seconds + batching_window_seconds)"
+                )
+        for name, consumer in self.consumers.items():
+            retention_days = (
+                self.events.subscription_retention_days if consumer.subscription else consumer.retention_days
+            )
+            # A record must outlive every redelivery of its message, or a late duplicate acts twice.
+            if consumer.idempotency_ttl_seconds < retention_days * 86_400:
+                raise ValueError(
+                    f"consumers.{name}.idempotency_ttl_seconds must be >= the queue retention "
+                    f"({retention_days} days = {retention_days * 86_400} s)"
+                )
+        readers = [c.subscription for c in self.consumers.values() if c.subscription]
+        readers.append(self.workflows.subscription)
+        if len(readers) != len(set(readers)):
+            raise ValueError(f"each events subscription may have one reader; got {sorted(readers)}")
+        if self.orders_consumer not in self.consumers or self.consumers[self.orders_consumer].subscription:
             raise ValueError(
-                f"orders_consumer: {self.orders_consumer!r} is not one of consumers {sorted(self.consumers)}"
+                f"orders_consumer: {self.orders_consumer!r} must be one of consumers {sorted(self.consumers)} "
+                "with a queue of its own"
+            )
+        if self.workflows.dependency not in self.dependencies:
+            raise ValueError(
+                f"workflows.dependency: {self.workflows.dependency!r} is not one of dependencies"
+            )
+        if self.workflows.subscription not in self.events.subscriptions:
+            raise ValueError(
+                f"workflows.subscription: {self.workflows.subscription!r} is not an events subscription"
+            )
+        starter_visibility = self.events.subscription_visibility_timeout_seconds
+        if starter_visibility < 6 * self.workflows.starter_timeout_seconds:
+            raise ValueError(
+                f"events.subscription_visibility_timeout_seconds ({starter_visibility}) must be >= 6 x "
+                f"workflows.starter_timeout_seconds ({self.workflows.starter_timeout_seconds})"
+            )
+        if self.production and self.fault_injection.enabled:
+            raise ValueError(
+                "fault_injection.enabled: fault-injection experiments are for non-production stages"
             )
         if self.production and any(d.base_url is None for d in self.dependencies.values()):
             raise ValueError("production stages must point every dependency at a real base_url")

@@ -116,6 +116,7 @@ class DownstreamDependency(Construct):
             "BREAKER_RECOVERY_SECONDS": str(s.breaker_recovery_seconds),
             "BREAKER_SUCCESS_THRESHOLD": str(s.breaker_success_threshold),
             "CIRCUIT_BREAKER_TABLE_NAME": self.circuits.table.table_name,
+            "CIRCUIT_EVENTS_BUS_NAME": self.circuits.events.event_bus_name,
         }
 
     def grant_call(self, grantee: iam.IGrantable) -> None:

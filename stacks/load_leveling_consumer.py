@@ -32,6 +32,7 @@ class LoadLevelingConsumer(Construct):
         dependency: DownstreamDependency,
         layer: lambda_.ILayerVersion,
         monitoring: ServiceMonitoring,
+        subscription_queue: DurableQueue | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.name = name
@@ -39,7 +40,10 @@ class LoadLevelingConsumer(Construct):
         self.dependency = dependency
         removal = config.removal_policy
 
-        self.work = DurableQueue(
+        # A consumer of a fan-out subscription reads that queue (already alarmed by the fan-out);
+        # any other consumer owns its queue.
+        self.owns_queue = subscription_queue is None
+        self.work = subscription_queue or DurableQueue(
             self,
             "Work",
             visibility_timeout=Duration.seconds(settings.visibility_timeout_seconds),
@@ -92,7 +96,8 @@ class LoadLevelingConsumer(Construct):
             max_concurrency=settings.max_concurrency,
         )
         self.handler.alias.add_event_source(self.event_source_mapping_source)
-        monitoring.watch_queue(name, self.work.queue, self.work.dead_letter_queue)
+        if self.owns_queue:
+            monitoring.watch_queue(name, self.work.queue, self.work.dead_letter_queue)
         monitoring.watch_function(f"{name}-consumer", self.handler)
         acknowledge(
             self.handler,

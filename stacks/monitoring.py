@@ -77,6 +77,10 @@ class ServiceMonitoring(Construct):
         # (alarm kind, logical path of the watched resource) for the coverage tests.
         self.coverage: dict[str, set[str]] = {}
         self._degraded_signals: list[cloudwatch.IAlarm] = []
+        self.upstream_error_alarms: dict[str, cloudwatch.Alarm] = {}
+        # Alarms that mean harm beyond a planned fault (work parked in a DLQ, requests not stored,
+        # events lost): the stop conditions of fault-injection experiments.
+        self.harm_alarms: list[cloudwatch.Alarm] = []
         self._columns = {
             name: _Column(title)
             for name, title in (
@@ -164,6 +168,7 @@ class ServiceMonitoring(Construct):
             resource=dead_letter_queue,
         )
         self._degraded_signals.append(dlq_alarm)
+        self.harm_alarms.append(dlq_alarm)
         self._columns["dlq"].widgets.append(
             cloudwatch.GraphWidget(title=f"{name} DLQ depth", left=[depth], width=8)
         )
@@ -286,7 +291,7 @@ class ServiceMonitoring(Construct):
             label=f"{name} upstream errors",
             period=PERIOD,
         )
-        self._alarm(
+        self.upstream_error_alarms[name] = self._alarm(
             f"{name}-upstream-errors",
             upstream_errors,
             threshold=0,
@@ -368,6 +373,7 @@ class ServiceMonitoring(Construct):
             resource=api,
         )
         self._degraded_signals.append(server_alarm)
+        self.harm_alarms.append(server_alarm)
         count = api.metric_count(period=PERIOD, statistic="Sum")
         client_errors = api.metric_client_error(period=PERIOD, statistic="Sum")
         rate = cloudwatch.MathExpression(

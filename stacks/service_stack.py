@@ -12,9 +12,12 @@ from stacks.circuit_breaker import CircuitBreakerStore
 from stacks.config import ServiceConfig
 from stacks.downstream_dependency import DownstreamDependency
 from stacks.event_fanout import EventFanout
+from stacks.fault_injection import FaultInjection
 from stacks.ingestion_api import IngestionApi
 from stacks.load_leveling_consumer import LoadLevelingConsumer
 from stacks.monitoring import ServiceMonitoring
+from stacks.order_status import OrderStatusReadPath
+from stacks.workflows import Workflows
 
 
 def _construct_id(name: str, suffix: str) -> str:
@@ -46,6 +49,7 @@ class ResilientServiceStack(Stack):
             )
             for name, settings in config.dependencies.items()
         }
+        self.fanout = EventFanout(self, "Events", config=config, monitoring=self.monitoring)
         self.consumers = {
             name: LoadLevelingConsumer(
                 self,
@@ -57,10 +61,23 @@ class ResilientServiceStack(Stack):
                 dependency=self.downstream[settings.dependency],
                 layer=layer,
                 monitoring=self.monitoring,
+                subscription_queue=self.fanout.subscriptions[settings.subscription].work
+                if settings.subscription
+                else None,
             )
             for name, settings in config.consumers.items()
         }
-        self.fanout = EventFanout(self, "Events", config=config, monitoring=self.monitoring)
+        self.workflows = Workflows(
+            self,
+            "Workflows",
+            config=config,
+            layer=layer,
+            circuits=self.circuits,
+            dependencies=self.downstream,
+            consumers=self.consumers,
+            fulfilment_queue=self.fanout.subscriptions[config.workflows.subscription],
+            monitoring=self.monitoring,
+        )
         self.ingestion = IngestionApi(
             self,
             "Ingestion",
@@ -70,7 +87,27 @@ class ResilientServiceStack(Stack):
             event_source=config.event_source,
             monitoring=self.monitoring,
         )
-        functions = [c.handler for c in self.consumers.values()]
+        self.order_status = OrderStatusReadPath(
+            self,
+            "OrderStatus",
+            config=config,
+            layer=layer,
+            api=self.ingestion,
+            orders=self.consumers[config.orders_consumer],
+            circuits=self.circuits,
+            monitoring=self.monitoring,
+        )
+        if config.fault_injection.enabled:
+            self.fault_injection = FaultInjection(
+                self,
+                "FaultInjection",
+                config=config,
+                consumers={name: c.handler for name, c in self.consumers.items()},
+                dependencies={name: d.demo for name, d in self.downstream.items() if d.demo is not None},
+                stop_alarms=self.monitoring.harm_alarms,
+            )
+        functions = [c.handler for c in self.consumers.values()] + list(self.workflows.functions.values())
+        functions += [self.workflows.starter, self.order_status.handler]
         functions += [d.demo for d in self.downstream.values() if d.demo is not None]
         self.monitoring.add_queries([f.log_group for f in functions])
         self.monitoring.finish()
@@ -79,6 +116,8 @@ class ResilientServiceStack(Stack):
             Tags.of(self).add(key, value)
         CfnOutput(self, "ApiUrl", value=self.ingestion.url, description="Base URL of the ingestion API")
         CfnOutput(self, "EventBusName", value=self.fanout.bus.event_bus_name)
+        CfnOutput(self, "CircuitTableName", value=self.circuits.table.table_name)
+        CfnOutput(self, "OrderStatusTableName", value=self.order_status.table.table_name)
         for name, consumer in self.consumers.items():
             CfnOutput(self, _construct_id(name, "QueueUrl"), value=consumer.queue.queue_url)
             CfnOutput(

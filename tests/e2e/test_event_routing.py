@@ -131,6 +131,8 @@ def bus(dev: Synthesized) -> Iterator[EmulatedBus]:
             for name, s in dev.stack.fanout.subscriptions.items()
         }
         for rule_id, rule in dev.of_type("AWS::Events::Rule").items():
+            if rule_id not in subscription_of_rule:
+                continue  # control-plane rules (circuit controller) live on other buses
             props = rule["Properties"]
             # The deployed pattern, verbatim.
             events.put_rule(Name=rule_id, EventBusName=BUS, EventPattern=json.dumps(props["EventPattern"]))

@@ -43,6 +43,14 @@ class Synthesized:
                 on_failure = props.get("DestinationConfig", {}).get("OnFailure", {})
                 if "Destination" in on_failure:
                     arns.append(on_failure["Destination"])
+            elif resource["Type"] == "AWS::StepFunctions::StateMachine":
+                # Failure sinks that a state machine's Catch writes to.
+                substitutions = props.get("DefinitionSubstitutions", {})
+                arns += [
+                    {"Fn::GetAtt": [url["Ref"], "Arn"]}
+                    for key, url in substitutions.items()
+                    if key.endswith("FailureQueueUrl") and isinstance(url, dict) and "Ref" in url
+                ]
         return {arn["Fn::GetAtt"][0] for arn in arns if isinstance(arn, dict) and "Fn::GetAtt" in arn}
 
 

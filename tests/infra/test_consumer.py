@@ -20,14 +20,18 @@ def _consumer_function(dev: Synthesized) -> tuple[str, dict[str, Any]]:
 def test_event_source_is_bound_to_the_live_alias_with_partial_batch_responses(dev: Synthesized) -> None:
     function_id, function = _consumer_function(dev)
     settings = dev.stack.consumers["orders"].settings
-    (mapping,) = dev.of_type("AWS::Lambda::EventSourceMapping").values()
-    props = mapping["Properties"]
     alias_id = next(
         k
         for k, v in dev.of_type("AWS::Lambda::Alias").items()
         if v["Properties"]["FunctionName"] == {"Ref": function_id}
     )
     assert dev.resources[alias_id]["Properties"]["Name"] == "live"
+    (mapping,) = [
+        m
+        for m in dev.of_type("AWS::Lambda::EventSourceMapping").values()
+        if alias_id in str(m["Properties"]["FunctionName"])
+    ]
+    props = mapping["Properties"]
     # "<function>:live", built from the alias: the mapping invokes the alias, not $LATEST.
     name = props["FunctionName"]["Fn::Join"][1]
     assert name[-1] == ":live"
@@ -49,7 +53,10 @@ def test_consumer_function_runtime_tracing_and_loop_detection(dev: Synthesized) 
     assert function["RecursiveLoop"] == "Terminate"
     assert function["Handler"] == "lambdas.order_consumer.handler.handler"
     assert function["Timeout"] == dev.stack.consumers["orders"].settings.timeout_seconds
-    assert len(function["Layers"]) == 1
+    dependencies_layer = dev.stack.get_logical_id(
+        dev.stack.node.find_child("Dependencies").node.default_child
+    )
+    assert {"Ref": dependencies_layer} in function["Layers"]
 
 
 def test_consumer_environment_parses_with_the_handlers_own_models(dev: Synthesized) -> None:
@@ -70,15 +77,24 @@ def test_tables_have_ttl_point_in_time_recovery_and_stage_removal_policy(
     dev: Synthesized, prod: Synthesized
 ) -> None:
     for synthesized, policy in ((dev, "Delete"), (prod, "Retain")):
+        stack = synthesized.stack
+        powertools_layout = {
+            stack.get_logical_id(c.idempotency_table.node.default_child) for c in stack.consumers.values()
+        }
+        powertools_layout.add(stack.get_logical_id(stack.circuits.table.node.default_child))
         tables = synthesized.of_type("AWS::DynamoDB::GlobalTable")
-        assert len(tables) == 2  # idempotency + circuit state
-        for table in tables.values():
+        assert set(tables) == powertools_layout | {
+            stack.get_logical_id(stack.order_status.table.node.default_child)
+        }
+        for logical_id, table in tables.items():
             props = table["Properties"]
-            assert props["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
-            assert props["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+            assert props["TimeToLiveSpecification"]["Enabled"] is True
             (replica,) = props["Replicas"]
             assert replica["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
             assert table["DeletionPolicy"] == policy
+            if logical_id in powertools_layout:  # the Powertools idempotency / circuit breaker record layout
+                assert props["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+                assert props["TimeToLiveSpecification"]["AttributeName"] == "expiration"
 
 
 def _statements_of(dev: Synthesized, role: Any) -> list[dict[str, Any]]:
@@ -153,3 +169,19 @@ def test_synth_fails_with_a_clear_message_when_config_breaks_the_rules(
     with pytest.raises(ConfigError) as error:
         build_app(context)
     assert message in str(error.value)
+
+
+def test_every_function_handler_exists_in_the_code_asset(dev: Synthesized, project_root) -> None:
+    """A handler path that does not resolve deploys fine and fails on every invocation."""
+    import ast
+
+    for logical_id, function in dev.of_type("AWS::Lambda::Function").items():
+        module, _, attribute = function["Properties"]["Handler"].rpartition(".")
+        source = project_root.joinpath(*module.split(".")).with_suffix(".py")
+        assert source.is_file(), f"{logical_id}: no module {module}"
+        tree = ast.parse(source.read_text())
+        defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+        defined |= {
+            t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)
+        }
+        assert attribute in defined, f"{logical_id}: {module} defines no {attribute}"

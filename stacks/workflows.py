@@ -1,0 +1,345 @@
+"""Step Functions workflows, loaded from ``statemachines/*.asl.json`` (the same files the tests
+validate and execute), with the functions their tasks invoke and only the permissions each
+state needs.
+
+- order fulfilment: Charge -> Ship -> Notify with per-task retry (backoff + full jitter) and
+  failures recorded on a failure queue; started once per PaymentReceived event.
+- circuit breaker: calls the dependency through the shared circuit record.
+- circuit controller: pauses the consumers of a dependency whose circuit opened, probes it,
+  and resumes them once it is healthy; started by the consumers' breaker (CircuitOpened event)
+  or by the dependency's upstream-error alarm.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from stacks.circuit_breaker import CircuitBreakerStore
+from stacks.compliance import acknowledge
+from stacks.config import ServiceConfig, log_retention
+from stacks.downstream_dependency import DownstreamDependency
+from stacks.event_fanout import Subscription
+from stacks.load_leveling_consumer import LoadLevelingConsumer
+from stacks.monitoring import ServiceMonitoring
+from stacks.service_function import ServiceFunction
+
+STATEMACHINES = Path(__file__).resolve().parent.parent / "statemachines"
+# Every Lambda task in the ASL files has TimeoutSeconds 30; the functions match it.
+TASK_TIMEOUT = Duration.seconds(30)
+CIRCUIT_OPENED_DETAIL_TYPE = "CircuitOpened"
+
+
+def circuit_events_source(config: ServiceConfig) -> str:
+    """Source of the events the consumers' breakers publish (never matched by ingestion rules)."""
+    return f"{config.service_name}.circuits"
+
+
+class DeadLetterSink(Construct):
+    """A queue where failed work is parked for people: encrypted, SSL-only, 14 days, alarmed."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, name: str, config: ServiceConfig,
+                 monitoring: ServiceMonitoring) -> None:  # fmt: skip
+        super().__init__(scope, construct_id)
+        self.queue = sqs.Queue(
+            self,
+            "Queue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+            removal_policy=config.removal_policy,
+        )
+        for rule in ("Serverless::Serverless-SQSRedrivePolicy", "AwsSolutions::AwsSolutions-SQS3"):
+            acknowledge(
+                self.queue, rule, f"This queue is the {name} failure sink written by a state machine's Catch"
+            )
+        monitoring.watch_dead_letter_queue(name, self.queue)
+
+
+class Workflows(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: ServiceConfig,
+        layer: lambda_.ILayerVersion,
+        circuits: CircuitBreakerStore,
+        dependencies: dict[str, DownstreamDependency],
+        consumers: dict[str, LoadLevelingConsumer],
+        fulfilment_queue: Subscription,
+        monitoring: ServiceMonitoring,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.config = config
+        self.settings = config.workflows
+        self._layer = layer
+        self._monitoring = monitoring
+        dependency = dependencies[self.settings.dependency]
+        self.functions: dict[str, ServiceFunction] = {}
+
+        clock = self._task_function(
+            "Clock", "lambdas.fulfilment.clock.handler", "Unix clock of the circuit workflows"
+        )
+        charge = self._task_function(
+            "Charge", "lambdas.fulfilment.charge.handler", "Captures the payment", dependency
+        )
+        ship = self._task_function(
+            "Ship", "lambdas.fulfilment.ship.handler", "Books the shipment", dependency
+        )
+        notify = self._task_function(
+            "Notify", "lambdas.fulfilment.notify.handler", "Notifies the customer", dependency
+        )
+        call = self._task_function(
+            "DependencyCall",
+            "lambdas.fulfilment.dependency_call.handler",
+            "One call, breaker in the workflow",
+            dependency,
+        )
+        probe = self._task_function("Probe", "lambdas.fulfilment.probe.handler", "Health probe", dependency)
+
+        self.failures = DeadLetterSink(self, "FulfilmentFailures", name="fulfilment-failures", config=config,
+                                       monitoring=monitoring)  # fmt: skip
+        self.notification_failures = DeadLetterSink(
+            self, "NotificationFailures", name="notification-failures", config=config, monitoring=monitoring
+        )
+
+        self.fulfilment = self._state_machine(
+            "OrderFulfilment",
+            "order_fulfilment",
+            {
+                "ChargeFunctionArn": charge.alias.function_arn,
+                "ShipFunctionArn": ship.alias.function_arn,
+                "NotifyFunctionArn": notify.alias.function_arn,
+                "FailureQueueUrl": self.failures.queue.queue_url,
+                "NotificationFailureQueueUrl": self.notification_failures.queue.queue_url,
+            },
+        )
+        for task in (charge, ship, notify):
+            task.alias.grant_invoke(self.fulfilment)
+        self.failures.queue.grant_send_messages(self.fulfilment)
+        self.notification_failures.queue.grant_send_messages(self.fulfilment)
+
+        self.breaker = self._state_machine(
+            "CircuitBreaker",
+            "circuit_breaker",
+            {
+                "CircuitTableName": circuits.table.table_name,
+                "ClockFunctionArn": clock.alias.function_arn,
+                "DependencyCallFunctionArn": call.alias.function_arn,
+            },
+        )
+        circuits.table.grant(self.breaker, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        for task in (clock, call):
+            task.alias.grant_invoke(self.breaker)
+
+        self.controller = self._state_machine(
+            "CircuitController",
+            "circuit_controller",
+            {
+                "CircuitTableName": circuits.table.table_name,
+                "ClockFunctionArn": clock.alias.function_arn,
+                "ProbeFunctionArn": probe.alias.function_arn,
+            },
+        )
+        circuits.table.grant(self.controller, "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+        for task in (clock, probe):
+            task.alias.grant_invoke(self.controller)
+        for name, settings in dependencies.items():
+            # Only consumers of a critical dependency wait for it; a non-critical one falls back.
+            paused = [
+                c for c in consumers.values() if c.dependency is settings and settings.settings.critical
+            ]
+            self._pause_on_open(name, settings, paused, circuits.events)
+
+        self.starter = self._starter(fulfilment_queue)
+
+    # -- pieces --------------------------------------------------------------------------------
+
+    def _task_function(
+        self, name: str, handler: str, description: str, dependency: DownstreamDependency | None = None
+    ) -> ServiceFunction:
+        function = ServiceFunction(
+            self,
+            f"{name}Task",
+            config=self.config,
+            handler=handler,
+            description=f"Workflow task: {description}",
+            layer=self._layer,
+            timeout=TASK_TIMEOUT,
+            reserved_concurrency=self.settings.task_concurrency,
+            environment=dependency.environment() if dependency else None,
+        )
+        if dependency:
+            dependency.grant_call(function.function)
+        acknowledge(
+            function,
+            "Serverless::Serverless-LambdaDLQ",
+            "Invoked synchronously by Step Functions, whose Retry/Catch handle every failure",
+        )
+        self._monitoring.watch_function(f"{_kebab(name)}-task", function)
+        self.functions[name] = function
+        return function
+
+    def _state_machine(
+        self, construct_id: str, file_stem: str, substitutions: dict[str, str]
+    ) -> sfn.StateMachine:
+        log_group = logs.LogGroup(
+            self,
+            f"{construct_id}Logs",
+            retention=log_retention(self.config.log_retention_days),
+            removal_policy=self.config.removal_policy,
+        )
+        machine = sfn.StateMachine(
+            self,
+            construct_id,
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_file(str(STATEMACHINES / f"{file_stem}.asl.json")),
+            definition_substitutions=substitutions,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=log_group,
+                level=sfn.LogLevel[self.settings.log_level],
+                include_execution_data=self.settings.include_execution_data,
+            ),
+        )
+        acknowledge(
+            machine,
+            "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+            "Step Functions log delivery and X-Ray actions support no resource-level permissions",
+        )
+        if self.settings.log_level != "ALL":
+            acknowledge(
+                machine,
+                "AwsSolutions::AwsSolutions-SF1",
+                f"This stage logs execution events at {self.settings.log_level} by configuration (cost)",
+            )
+        self._monitoring.watch_state_machine(_kebab(construct_id), machine)
+        return machine
+
+    def _pause_on_open(
+        self,
+        name: str,
+        dependency: DownstreamDependency,
+        consumers: list[LoadLevelingConsumer],
+        bus: events.IEventBus,
+    ) -> None:
+        """Start the controller when the consumers' breaker opens or the error alarm fires."""
+        if not consumers:
+            return
+        for consumer in consumers:
+            self.controller.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["lambda:UpdateEventSourceMapping"],
+                    resources=[consumer.event_source_mapping_source.event_source_mapping_arn],
+                )
+            )
+        settings = dependency.settings
+        controller_input = {
+            "circuit": name,
+            "eventSourceMappingUuids": [c.event_source_mapping_id for c in consumers],
+            "config": {
+                "recoverySeconds": settings.breaker_recovery_seconds,
+                "maxBackoffSeconds": self.settings.controller_max_backoff_seconds,
+                "probeIntervalSeconds": self.settings.controller_probe_interval_seconds,
+                "requiredSuccesses": settings.breaker_success_threshold,
+                "maxProbes": self.settings.controller_max_probes,
+            },
+        }
+        opened = events.Rule(
+            self,
+            f"{_pascal(name)}CircuitOpened",
+            event_bus=bus,
+            description=f"The {name} circuit opened in a consumer -> pause its consumers",
+            event_pattern=events.EventPattern(
+                source=[circuit_events_source(self.config)],
+                detail_type=[CIRCUIT_OPENED_DETAIL_TYPE],
+                detail={"dependency": [name]},
+            ),
+        )
+        self._start_controller(opened, f"{name}-circuit-opened", controller_input, bus)
+        alarmed = events.Rule(
+            self,
+            f"{_pascal(name)}ErrorAlarm",
+            description=f"The {name} upstream-error alarm fired -> open its circuit and pause its consumers",
+            event_pattern=events.EventPattern(
+                source=["aws.cloudwatch"],
+                detail_type=["CloudWatch Alarm State Change"],
+                resources=[self._monitoring.upstream_error_alarms[name].alarm_arn],
+                detail={"state": {"value": ["ALARM"]}},
+            ),
+        )
+        default_bus = events.EventBus.from_event_bus_name(self, f"{_pascal(name)}DefaultBus", "default")
+        self._start_controller(alarmed, f"{name}-error-alarm", controller_input, default_bus)
+
+    def _start_controller(
+        self, rule: events.Rule, name: str, controller_input: dict, bus: events.IEventBus
+    ) -> None:
+        # Each rule gets its own DLQ, so its queue policy can admit that rule alone.
+        undelivered = DeadLetterSink(
+            self, f"{_pascal(name)}Undelivered", name=f"{name}-undelivered", config=self.config,
+            monitoring=self._monitoring,
+        )  # fmt: skip
+        rule.add_target(
+            targets.SfnStateMachine(
+                self.controller,
+                input=events.RuleTargetInput.from_object(controller_input),
+                dead_letter_queue=undelivered.queue,
+                retry_attempts=self.config.events.target_retry_attempts,
+                max_event_age=Duration.seconds(self.config.events.target_max_event_age_seconds),
+            )
+        )
+        self._monitoring.watch_rule(name, rule, bus)
+
+    def _starter(self, queue: Subscription) -> ServiceFunction:
+        starter = ServiceFunction(
+            self,
+            "FulfilmentStarter",
+            config=self.config,
+            handler="lambdas.workflow_starter.handler.handler",
+            description="Starts one fulfilment execution per PaymentReceived event (named by its key)",
+            layer=self._layer,
+            timeout=Duration.seconds(self.settings.starter_timeout_seconds),
+            reserved_concurrency=self.settings.task_concurrency,
+            environment={"STATE_MACHINE_ARN": self.fulfilment.state_machine_arn},
+        )
+        self.fulfilment.grant_start_execution(starter.function)
+        starter.alias.add_event_source(
+            sources.SqsEventSource(
+                queue.queue,
+                batch_size=10,
+                report_batch_item_failures=True,
+                max_concurrency=max(2, self.settings.task_concurrency),
+            )
+        )
+        for rule, reason in (
+            (
+                "Serverless::Serverless-LambdaDLQ",
+                "Only invoked by its SQS event source; the queue's redrive is the DLQ",
+            ),
+            (
+                "Serverless::Serverless-LambdaEventSourceMappingDestination",
+                "SQS event sources take no on-failure destination; the source queue's redrive policy is the DLQ",
+            ),
+        ):
+            acknowledge(starter, rule, reason)
+        self._monitoring.watch_function("fulfilment-starter", starter)
+        return starter
+
+
+def _pascal(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("-"))
+
+
+def _kebab(name: str) -> str:
+    return "".join(f"-{c.lower()}" if c.isupper() else c for c in name).lstrip("-")

@@ -1,0 +1,177 @@
+"""The workflows as deployed: the ASL files, their substitutions, timeouts and least privilege."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from stacks.workflows import STATEMACHINES, circuit_events_source
+from tests.infra.conftest import Synthesized
+from tests.statemachines.asl import LAMBDA_TASK_TIMEOUT_SECONDS
+
+MACHINES = {
+    "fulfilment": "order_fulfilment",
+    "breaker": "circuit_breaker",
+    "controller": "circuit_controller",
+}
+
+
+def _machine(dev: Synthesized, attribute: str) -> tuple[str, dict[str, Any]]:
+    logical_id = dev.stack.get_logical_id(getattr(dev.stack.workflows, attribute).node.default_child)
+    return logical_id, dev.resources[logical_id]["Properties"]
+
+
+def _role_statements(dev: Synthesized, role_id: str) -> list[dict[str, Any]]:
+    return [
+        statement
+        for policy in dev.of_type("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    return statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+
+
+@pytest.mark.parametrize(("attribute", "stem"), MACHINES.items())
+def test_each_machine_is_deployed_from_its_asl_file_with_every_placeholder_filled(
+    dev: Synthesized, attribute: str, stem: str
+) -> None:
+    _, props = _machine(dev, attribute)
+    assert "DefinitionS3Location" in props  # the file itself, as an asset
+    placeholders = set(re.findall(r"\$\{(\w+)\}", (STATEMACHINES / f"{stem}.asl.json").read_text()))
+    assert set(props["DefinitionSubstitutions"]) == placeholders
+    assert props["StateMachineType"] == "STANDARD"
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    logging = props["LoggingConfiguration"]
+    assert logging["Level"] == dev.stack.config.workflows.log_level
+    assert logging["IncludeExecutionData"] is False
+
+
+def test_task_functions_time_out_when_the_asl_tasks_do(dev: Synthesized) -> None:
+    asl_timeouts = set()
+    for stem in MACHINES.values():
+        definition = json.loads((STATEMACHINES / f"{stem}.asl.json").read_text())
+        for state in _states(definition):
+            if state.get("Type") == "Task" and "lambda:invoke" in state.get("Resource", ""):
+                asl_timeouts.add(state["TimeoutSeconds"])
+    assert asl_timeouts == {LAMBDA_TASK_TIMEOUT_SECONDS}
+    for function in dev.stack.workflows.functions.values():
+        props = dev.resources[dev.stack.get_logical_id(function.function.node.default_child)]["Properties"]
+        assert props["Timeout"] == LAMBDA_TASK_TIMEOUT_SECONDS
+        assert props["ReservedConcurrentExecutions"] == dev.stack.config.workflows.task_concurrency
+
+
+def _states(definition: dict[str, Any]) -> list[dict[str, Any]]:
+    states = []
+    for state in definition["States"].values():
+        states.append(state)
+        for branch in state.get("Branches", []):
+            states += _states(branch)
+        if "ItemProcessor" in state:
+            states += _states(state["ItemProcessor"])
+    return states
+
+
+def test_fulfilment_may_only_invoke_its_tasks_and_write_its_failure_sinks(dev: Synthesized) -> None:
+    _, props = _machine(dev, "fulfilment")
+    statements = _role_statements(dev, props["RoleArn"]["Fn::GetAtt"][0])
+    workflows = dev.stack.workflows
+    aliases = {
+        dev.stack.get_logical_id(workflows.functions[n].alias.node.default_child)
+        for n in ("Charge", "Ship", "Notify")
+    }
+    sinks = {
+        dev.stack.get_logical_id(s.queue.node.default_child)
+        for s in (workflows.failures, workflows.notification_failures)
+    }
+    for statement in statements:
+        actions = set(_actions(statement))
+        if statement["Resource"] == "*":
+            assert all(a.startswith(("logs:", "xray:")) for a in actions), actions
+        elif actions == {"lambda:InvokeFunction"}:
+            assert {r["Ref"] for r in statement["Resource"]} == aliases
+        else:
+            assert "sqs:SendMessage" in actions
+            assert {r["Fn::GetAtt"][0] for r in statement["Resource"]} == sinks
+
+
+def test_controller_may_pause_exactly_the_consumers_of_its_dependency(dev: Synthesized) -> None:
+    _, props = _machine(dev, "controller")
+    statements = _role_statements(dev, props["RoleArn"]["Fn::GetAtt"][0])
+    (pause,) = [s for s in statements if _actions(s) == ["lambda:UpdateEventSourceMapping"]]
+    consumer = dev.stack.consumers["orders"]
+    mapping_id = consumer.event_source_mapping_id
+    assert dev.stack.resolve(mapping_id)["Ref"] in json.dumps(pause["Resource"])
+    circuit_table = dev.stack.get_logical_id(dev.stack.circuits.table.node.default_child)
+    (table,) = [s for s in statements if any(a.startswith("dynamodb:") for a in _actions(s))]
+    assert set(_actions(table)) == {"dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    assert table["Resource"] == {"Fn::GetAtt": [circuit_table, "Arn"]}
+
+
+def test_controller_starts_on_a_circuit_opening_and_on_the_error_alarm(dev: Synthesized) -> None:
+    controller_id, _ = _machine(dev, "controller")
+    rules = [
+        r["Properties"]
+        for r in dev.of_type("AWS::Events::Rule").values()
+        if any(t["Arn"] == {"Ref": controller_id} for t in r["Properties"]["Targets"])
+    ]
+    dependencies = dev.stack.config.dependencies
+    paused = {
+        c.settings.dependency
+        for c in dev.stack.consumers.values()
+        if dependencies[c.settings.dependency].critical
+    }
+    assert paused == {"partner"}  # the notifier is non-critical: its consumer falls back instead of waiting
+    assert len(rules) == 2 * len(paused)
+    circuits_bus = dev.stack.get_logical_id(dev.stack.circuits.events.node.default_child)
+    for dependency in paused:
+        opened = next(r for r in rules if r["EventPattern"].get("detail") == {"dependency": [dependency]})
+        assert opened["EventBusName"] == {"Ref": circuits_bus}
+        assert opened["EventPattern"]["source"] == [circuit_events_source(dev.stack.config)]
+        assert opened["EventPattern"]["detail-type"] == ["CircuitOpened"]
+        alarmed = [
+            r
+            for r in rules
+            if r["EventPattern"].get("source") == ["aws.cloudwatch"]
+            and f'\\"circuit\\":\\"{dependency}\\"' in json.dumps(r["Targets"][0]["Input"])
+        ]
+        assert len(alarmed) == 1
+        assert alarmed[0]["EventPattern"]["detail"] == {"state": {"value": ["ALARM"]}}
+        for rule in (opened, alarmed[0]):
+            controller_input = json.dumps(rule["Targets"][0]["Input"])
+            assert f'\\"circuit\\":\\"{dependency}\\"' in controller_input
+            assert "eventSourceMappingUuids" in controller_input and "requiredSuccesses" in controller_input
+
+
+def test_every_event_source_leaves_six_timeouts_of_visibility(dev: Synthesized) -> None:
+    """Template-wide: a queue must outlast six tries of its consumer, or messages are handled twice."""
+    functions = dev.of_type("AWS::Lambda::Function")
+    queues = dev.of_type("AWS::SQS::Queue")
+    mappings = dev.of_type("AWS::Lambda::EventSourceMapping").values()
+    assert len(list(mappings)) >= 2
+    for mapping in mappings:
+        props = mapping["Properties"]
+        queue = queues[props["EventSourceArn"]["Fn::GetAtt"][0]]["Properties"]
+        function_id = next(
+            k for k in functions if k in json.dumps(props["FunctionName"]) or _alias_of(dev, k, props)
+        )
+        timeout = functions[function_id]["Properties"]["Timeout"]
+        assert queue["VisibilityTimeout"] >= 6 * timeout + props.get("MaximumBatchingWindowInSeconds", 0)
+        assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert (
+            props["ScalingConfig"]["MaximumConcurrency"]
+            <= functions[function_id]["Properties"]["ReservedConcurrentExecutions"]
+        )
+
+
+def _alias_of(dev: Synthesized, function_id: str, mapping: dict[str, Any]) -> bool:
+    return any(
+        alias["Properties"]["FunctionName"] == {"Ref": function_id}
+        and alias_id in json.dumps(mapping["FunctionName"])
+        for alias_id, alias in dev.of_type("AWS::Lambda::Alias").items()
+    )
