@@ -159,8 +159,10 @@ class EventSettings(_Model):
 class WorkflowSettings(_Model):
     """The Step Functions workflows and their task functions."""
 
-    # The dependency the fulfilment tasks call.
+    # The dependency the fulfilment tasks call, and the (non-critical) one Notify calls: a separate
+    # circuit, so failing notifications never pause the consumers of the critical dependency.
     dependency: str = "partner"
+    notification_dependency: str = "notifier"
     # The fan-out subscription whose PaymentReceived events start fulfilment.
     subscription: str = "fulfilment"
     # Bulkhead of every task function (and the starter's event source cap).
@@ -282,6 +284,10 @@ class ServiceConfig(_Model):
             raise ValueError(
                 f"orders_consumer: {self.orders_consumer!r} must be one of consumers {sorted(self.consumers)} "
                 "with a queue of its own"
+            )
+        if self.workflows.notification_dependency not in self.dependencies:
+            raise ValueError(
+                f"workflows.notification_dependency: {self.workflows.notification_dependency!r} is not one of dependencies"
             )
         if self.workflows.dependency not in self.dependencies:
             raise ValueError(

@@ -98,7 +98,10 @@ class Workflows(Construct):
             "Ship", "lambdas.fulfilment.ship.handler", "Books the shipment", dependency
         )
         notify = self._task_function(
-            "Notify", "lambdas.fulfilment.notify.handler", "Notifies the customer", dependency
+            "Notify",
+            "lambdas.fulfilment.notify.handler",
+            "Notifies the customer",
+            dependencies[self.settings.notification_dependency],
         )
         call = self._task_function(
             "DependencyCall",

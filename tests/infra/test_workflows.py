@@ -175,3 +175,16 @@ def _alias_of(dev: Synthesized, function_id: str, mapping: dict[str, Any]) -> bo
         and alias_id in json.dumps(mapping["FunctionName"])
         for alias_id, alias in dev.of_type("AWS::Lambda::Alias").items()
     )
+
+
+def test_notify_calls_the_non_critical_notifier_on_its_own_circuit(dev: Synthesized) -> None:
+    functions = dev.stack.workflows.functions
+    env = {
+        name: dev.resources[dev.stack.get_logical_id(functions[name].function.node.default_child)][
+            "Properties"
+        ]["Environment"]["Variables"]
+        for name in ("Charge", "Notify")
+    }
+    assert env["Charge"]["DEPENDENCY_NAME"] == "partner"
+    assert env["Notify"]["DEPENDENCY_NAME"] == "notifier"
+    assert env["Notify"]["DEPENDENCY_CRITICAL"] == "false"
