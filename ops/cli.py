@@ -219,10 +219,29 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("name", metavar="NAME", help="circuit name: the dependency's DEPENDENCY_NAME")
         sub.add_argument("--table", help=table_help)
         sub.set_defaults(handler=_circuit_action, circuit_action=action)
+
+    # -- drill ----------------------------------------------------------------------------------
+    drill_parser = commands.add_parser("drill", help="rehearse a failure on a non-production stage")
+    drill_commands = drill_parser.add_subparsers(dest="drill", required=True, metavar="DRILL")
+    throttle = drill_commands.add_parser(
+        "throttle",
+        parents=[common],
+        help="reserved concurrency 0 for a bounded time, restored after",
+        description="Throttle a function (reserved concurrency 0) for --seconds, then restore its setting.",
+    )
+    throttle.add_argument("function", metavar="FUNCTION", help="function name or ARN")
+    throttle.add_argument("--seconds", type=int, default=60, help="how long (1-900, default 60)")
+    throttle.set_defaults(handler=_drill_throttle)
     return parser
 
 
 # -------------------------------------------------------------------------------------------- handlers
+
+
+def _drill_throttle(args: argparse.Namespace, aws: Aws, console: Console) -> int:
+    from ops.drill import throttle
+
+    return throttle(aws, console, args.function, args.seconds)
 
 
 def _inventory(args: argparse.Namespace, aws: Aws) -> Inventory:
