@@ -7,20 +7,23 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
 STAGE ?= dev
-PYTEST_ARGS ?=
+SCENARIO ?= outage
+# Two workers: the end-to-end scenarios and state machines spend most of their time waiting.
+PYTEST_ARGS ?= -n 2
 
 # jsii prints an end-of-life banner on Node 20 at every start; silence that banner only.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-PY_SOURCES := app.py stacks lambdas localcloud schemas scripts ops tests
+PY_SOURCES := app.py stacks lambdas localcloud schemas scripts ops bench tests
 
-.PHONY: help install synth lint test test-unit test-infra demo clean
+.PHONY: help install synth lint lint-templates test demo bench clean
 
 help:
-	@echo "make demo     run the pipeline locally on an embedded AWS emulator (main job)"
+	@echo "make demo     run the pipeline locally on an embedded AWS emulator (main job; SCENARIO=outage|slow|throttling|poison)"
 	@echo "make test     every check: lint, synth + cdk-nag, cfn-lint, ASL validation, all tests"
 	@echo "make synth    synthesize the stack for STAGE=$(STAGE) and summarize it"
+	@echo "make bench    this architecture vs the naive design under the same faults (docs/benchmarks.md)"
 	@echo "make clean    remove build output"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt lambdas/requirements.txt constraints.txt
@@ -43,7 +46,7 @@ lint: install
 	$(VENV)/bin/ruff check $(PY_SOURCES)
 	$(VENV)/bin/ruff format --check $(PY_SOURCES)
 	$(PY) -m stacks.event_contracts --check
-	$(VENV)/bin/mypy stacks lambdas localcloud scripts ops
+	$(VENV)/bin/mypy stacks lambdas localcloud scripts ops bench
 
 lint-templates: synth
 	$(VENV)/bin/cfn-lint --config-file .cfnlintrc.yaml
@@ -51,7 +54,11 @@ lint-templates: synth
 test: lint lint-templates
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-demo: synth
+demo: install
+	$(PY) -m localcloud.demo --scenario $(SCENARIO)
+
+bench: install
+	$(PY) -m bench
 
 clean:
 	rm -rf cdk.out .build .pytest_cache .ruff_cache .mypy_cache

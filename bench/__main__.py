@@ -1,0 +1,147 @@
+"""``python -m bench [--quick]``: both designs, the same fault scripts and load, one run; writes the report."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import FrameType
+
+from bench import cost, report
+from bench.results import DesignResult
+from bench.runner import run_architecture, run_naive
+from localcloud.cloud import LocalCloud
+from localcloud.deploy import synthesize
+from localcloud.scenarios import Scenario, compressed_context, scenarios
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+COMPRESS = 10.0
+API_LIMIT_S = 29.0 / COMPRESS  # API Gateway's integration limit, scaled like the stack's time settings
+NAIVE_FUNCTION_TIMEOUT_S = 3.0  # the naive functions' timeout (30 s, scaled; the local cloud's minimum)
+NEIGHBOUR_POOL = 50  # shared concurrency slots in the noisy-neighbour scenario (account limit 1000 / 20)
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smoke run: one short outage, no cost section")
+    parser.add_argument(
+        "--scale", type=float, default=0.6, help="timeline scale of the scenarios (default 0.6)"
+    )
+    parser.add_argument("--output", type=Path, default=PROJECT_ROOT / "docs", help="where benchmarks.md goes")
+    parser.add_argument("--json", type=Path, default=None, help="also write the raw results here")
+    parser.add_argument(
+        "--render", type=Path, default=None, help="only re-render the report from a --json file"
+    )
+    return parser.parse_args(argv)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    signal.signal(signal.SIGTERM, _terminate)
+    if args.render is not None:
+        data = json.loads(args.render.read_text())
+        print(report.write(report.from_json(data, scenarios(data["scale"])), args.output))
+        return 0
+    started = time.monotonic()
+    load_before = os.getloadavg()[0]
+    scale = 0.2 if args.quick else args.scale
+    catalogue = scenarios(scale)
+    plan: list[tuple[str, Scenario, int | None]] = [("outage", catalogue["outage"], None)]
+    if not args.quick:
+        plan += [
+            ("slow", catalogue["slow"], None),
+            ("throttling", catalogue["throttling"], None),
+            (
+                "noisy-neighbour",
+                dataclasses.replace(catalogue["slow"], name="noisy-neighbour"),
+                NEIGHBOUR_POOL,
+            ),
+        ]
+    context = json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
+    context["stage"] = "dev"
+    context, _overrides = compressed_context(context, COMPRESS)
+    results: list[tuple[DesignResult, DesignResult]] = []
+    imports: list[cost.ImportCost] = []
+    cost_errors: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="bench-cdk.out-") as outdir:
+        print(f"synthesizing (time settings / {COMPRESS:g}) ...", flush=True)
+        synthesized = synthesize(context, outdir)
+        cloud = LocalCloud(synthesized, seed=7)
+        try:
+            cloud.start()
+            for label, scenario, pool in plan:
+                print(f"[{time.monotonic() - started:6.1f}s] {label}: naive chain ...", flush=True)
+                naive = run_naive(
+                    scenario, api_limit_s=API_LIMIT_S, function_timeout_s=NAIVE_FUNCTION_TIMEOUT_S, pool=pool
+                )
+                print(f"[{time.monotonic() - started:6.1f}s] {label}: this architecture ...", flush=True)
+                drain_timeout = 35.0 if args.quick else None
+                architecture, _ = run_architecture(cloud, scenario, pool=pool, drain_timeout_s=drain_timeout)
+                results.append((naive, architecture))
+            if not args.quick:
+                print(f"[{time.monotonic() - started:6.1f}s] cold-start imports ...", flush=True)
+                handlers = {
+                    f.config.handler.rsplit(".", 1)[0]: dict(f.environ) for f in cloud.functions.values()
+                }
+                try:
+                    imports = cost.import_costs(handlers)
+                except Exception as exc:  # publish the scenarios even if this part fails
+                    cost_errors.append(f"cold-start imports: {exc}")
+        except KeyboardInterrupt:
+            print("interrupted: releasing the local cloud's ports", file=sys.stderr)
+            return 130
+        finally:
+            cloud.stop()
+    sizes: list[cost.PackageSize] = []
+    synth: cost.SynthCost | None = None
+    if not args.quick:
+        print(f"[{time.monotonic() - started:6.1f}s] package sizes and synth time ...", flush=True)
+        try:
+            sizes = cost.package_sizes()
+        except Exception as exc:
+            cost_errors.append(f"package sizes: {exc}")
+        try:
+            synth = cost.synth_cost()
+        except Exception as exc:
+            cost_errors.append(f"synth time: {exc}")
+    command = "python -m bench" + (" --quick" if args.quick else f" --scale {scale:g}")
+    machine = (
+        f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
+        f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+    )
+    document = report.Document(
+        command=command,
+        machine=machine,
+        scale=scale,
+        api_limit_s=API_LIMIT_S,
+        naive_function_timeout_s=NAIVE_FUNCTION_TIMEOUT_S,
+        neighbour_pool=NEIGHBOUR_POOL,
+        scenarios={label: catalogue_entry for label, catalogue_entry, _ in plan},
+        results=results,
+        imports=imports,
+        sizes=sizes,
+        synth=synth,
+        cost_errors=cost_errors,
+        wall_s=time.monotonic() - started,
+    )
+    markdown = report.write(document, args.output)
+    if args.json is not None:
+        args.json.write_text(json.dumps(report.as_json(document), indent=2))
+    print(markdown.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""What one design measured in one scenario, and the helpers both designs share."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass
+class DesignResult:
+    design: str  # "naive" | "architecture"
+    scenario: str
+    requests: int  # orders the clients tried to place
+    fulfilled: int  # orders charged at least once at the dependency at the end of the run
+    rejected: (
+        int  # the client got an error or gave up (naive: 5xx / timeout; architecture: refused after retries)
+    )
+    lost: int  # accepted (2xx to the client) but never charged nor parked in a DLQ
+    in_dlq: int
+    duplicates: int  # orders charged more than once
+    calls_total: int
+    calls_during_fault: int
+    requests_during_fault: int
+    peak_dependency_in_flight: int  # requests in flight at the dependency (incl. ones the caller abandoned)
+    peak_consumer_concurrency: int  # function invocations busy on the dependency (what a bulkhead caps)
+    cap: int | None  # None: unbounded
+    answer_ms: list[float] = field(default_factory=list)  # time for the client to get an answer
+    done_ms: list[float] = field(default_factory=list)  # request sent -> charge created at the dependency
+    drain_s: float | None = None
+    drain_lower_bound_s: float | None = None
+    backlog_at_recovery: int = 0
+    healthy_rate_before: float | None = None  # healthy consumer completions/s before the fault
+    healthy_rate_during: float | None = None
+    wall_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def calls_per_request_during_fault(self) -> float:
+        return self.calls_during_fault / self.requests_during_fault if self.requests_during_fault else 0.0
+
+    @property
+    def not_fulfilled(self) -> int:
+        return self.requests - self.fulfilled
+
+    @property
+    def drain_ratio(self) -> float | None:
+        if self.drain_s is None or not self.drain_lower_bound_s:
+            return None
+        return self.drain_s / self.drain_lower_bound_s
+
+    @property
+    def healthy_ratio(self) -> float | None:
+        if (
+            self.healthy_rate_before is None
+            or self.healthy_rate_during is None
+            or not self.healthy_rate_before
+        ):
+            return None
+        return self.healthy_rate_during / self.healthy_rate_before
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]

@@ -1,0 +1,202 @@
+"""The demo's report: numbers that show whether the patterns held, and a timeline picture."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from localcloud.scenarios import RunResult, Transition
+
+CIRCUIT_LEVEL = {"CLOSED": 0, "HALF_OPEN": 1, "OPEN": 2}
+
+
+def summary(result: RunResult) -> dict[str, object]:
+    """The report's numbers (also what the e2e tests assert on)."""
+    counts = result.counts()
+    accepted = len(result.accepted)
+    window = result.scenario.fault_window
+    data: dict[str, object] = {
+        "accepted": accepted,
+        "injected_directly": len(result.messages) - accepted,
+        "processed": counts["processed"],
+        "in_dlq": counts["dlq"],
+        "lost": counts["lost"],
+        "still_queued": counts["queued"],
+        "charged_and_in_dlq": counts["charged+dlq"],
+        "duplicate_side_effects": len(result.duplicate_side_effects),
+        "dependency_calls": len(result.calls),
+        "calls_per_accepted": len(result.calls) / accepted if accepted else 0.0,
+        "peak_dependency_in_flight": result.peak_dependency_in_flight,
+        "peak_consumer_in_flight": result.peak_consumer_in_flight,
+        "cap": result.cap,
+        "drained": result.drained,
+        "drain_time_after_recovery_s": result.drain_time_after_recovery(),
+        "transitions": [(round(t.t, 1), t.from_state, t.to_state) for t in result.transitions],
+        "record_transitions": [(round(t.t, 1), t.from_state, t.to_state) for t in result.record_transitions],
+    }
+    if window is not None:
+        start, end = window
+        during = result.accepted_between(start, end)
+        calls = result.calls_between(start, end)
+        data.update(
+            {
+                "accepted_during_fault": len(during),
+                "calls_during_fault": len(calls),
+                "calls_per_message_during_fault": len(calls) / len(during) if during else 0.0,
+                "peak_queue_depth_before_fault": result.peak_depth(0, start),
+                "peak_queue_depth_during_fault": result.peak_depth(start, end + result.visibility_timeout_s),
+            }
+        )
+    return data
+
+
+def text(result: RunResult, png: Path | None = None) -> str:
+    s = summary(result)
+    scenario = result.scenario
+    lines = [
+        "",
+        f"=== scenario '{scenario.name}': {scenario.description}",
+        "",
+        "partner timeline:  "
+        + "  ->  ".join(f"{p.label} @ {p.start_s:.0f}s" for p in scenario.phases)
+        + f"   (load {scenario.load_rate:g} orders/s for {scenario.load_s:g}s)",
+    ]
+    if result.overrides:
+        lines.append("time-compressed stage config (context override used for this synth):")
+        lines.extend(f"    {o.key}: {o.before} -> {o.after}" for o in result.overrides)
+    lines.append(
+        f"queue: visibility timeout {result.visibility_timeout_s}s, maxReceiveCount "
+        f"{result.max_receive_count}; consumer max concurrency {result.cap}"
+    )
+    lines += [
+        "",
+        f"accepted (202)                  {s['accepted']}"
+        + (f"   (+{s['injected_directly']} written straight to the queue)" if s["injected_directly"] else ""),
+        f"processed (charged once)        {s['processed']}",
+        f"in DLQ                          {s['in_dlq']}" + _dlq_reasons(result),
+        f"lost                            {s['lost']}" + ("   <-- must be 0" if s["lost"] else ""),
+        f"duplicate side effects          {s['duplicate_side_effects']}"
+        + ("   <-- must be 0" if s["duplicate_side_effects"] else ""),
+    ]
+    if s["still_queued"]:
+        lines.append(f"still queued at the deadline    {s['still_queued']}   <-- run did not drain")
+    if s["charged_and_in_dlq"]:
+        lines.append(f"charged AND in DLQ              {s['charged_and_in_dlq']}   <-- must be 0")
+    rejected = ", ".join(f"{code}: {n}" for code, n in sorted(result.rejected.items()))
+    if rejected:
+        lines.append(f"front door refusals (retried)   {rejected}")
+    lines += [
+        f"client retries (same key)       {sum(1 for m in result.messages if m.origin == 'api-retry')}"
+        "   (absorbed by idempotency)",
+        "",
+        f"calls to the partner            {s['dependency_calls']}   "
+        f"({s['calls_per_accepted']:.2f} per accepted message)",
+    ]
+    if scenario.fault_window is not None:
+        lines += [
+            f"  during the fault              {s['calls_during_fault']} calls for "
+            f"{s['accepted_during_fault']} messages accepted meanwhile "
+            f"({s['calls_per_message_during_fault']:.2f} per message)",
+            f"queue depth                     peak {s['peak_queue_depth_before_fault']} before the fault, "
+            f"{s['peak_queue_depth_during_fault']} during it, 0 at the end"
+            if result.drained
+            else "queue depth                     did not drain",
+        ]
+        drain = s["drain_time_after_recovery_s"]
+        lines.append(
+            f"drain time after recovery       {drain:.1f}s"
+            f"   (failed messages wait out the {result.visibility_timeout_s}s visibility timeout)"
+            if isinstance(drain, float)
+            else "drain time after recovery       n/a (did not drain)"
+        )
+    codes = Counter(c.status for c in result.calls)
+    lines.append(
+        "partner answers                 "
+        + ", ".join(f"{k or 'abandoned'}: {v}" for k, v in sorted(codes.items()))
+    )
+    lines.append(
+        f"peak dependency concurrency     {s['peak_dependency_in_flight']} at the partner "
+        f"(consumer cap {s['cap']}; consumer peak {s['peak_consumer_in_flight']})"
+        + (
+            "  - includes requests the consumer already abandoned after its attempt timeout"
+            if s["peak_dependency_in_flight"] > s["cap"]  # type: ignore[operator]
+            else ""
+        )
+    )
+    lines.append("circuit transitions (logged)    " + (_transitions(result.transitions) or "none"))
+    lines.append(
+        "circuit record (sampled 4/s)    " + (_transitions(result.record_transitions) or "CLOSED throughout")
+    )
+    if result.consumer_timeouts or result.consumer_errors:
+        lines.append(
+            f"consumer invocations            {result.consumer_errors} errors, {result.consumer_timeouts} timeouts"
+        )
+    if png is not None:
+        lines += ["", f"timeline picture: {png}"]
+    return "\n".join(lines) + "\n"
+
+
+def _transitions(transitions: list[Transition]) -> str:
+    return ", ".join(f"{t.from_state}->{t.to_state} @ {t.t:.1f}s" for t in transitions)
+
+
+def _dlq_reasons(result: RunResult) -> str:
+    reasons = Counter(result.dlq_ids.values())
+    return f"   ({', '.join(f'{r}: {n}' for r, n in sorted(reasons.items()))})" if reasons else ""
+
+
+def timeline_png(result: RunResult, path: Path) -> Path:
+    """Queue depth, busy consumers, circuit state, partner calls and errors over time (matplotlib, Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    samples = result.samples
+    t = [s.t for s in samples]
+    figure, axes = plt.subplots(4, 1, figsize=(11, 9), sharex=True, constrained_layout=True)
+    figure.suptitle(
+        f"local cloud - scenario '{result.scenario.name}'  (shaded: partner fault; dotted: load stops)"
+    )
+    queue, busy, circuit, calls = axes
+
+    queue.plot(t, [s.visible for s in samples], label="visible")
+    queue.plot(
+        t,
+        [s.in_flight for s in samples],
+        label="invisible (being processed or waiting out the visibility timeout)",
+    )
+    queue.plot(t, [s.dlq for s in samples], label="DLQ", color="black", linestyle=":")
+    queue.set_ylabel("order queue")
+    queue.legend(loc="upper right", fontsize=8)
+
+    busy.step(t, [s.busy for s in samples], where="post", color="tab:green")
+    busy.axhline(result.cap, color="tab:red", linestyle="--", linewidth=1, label=f"cap ({result.cap})")
+    busy.set_ylabel("busy consumers")
+    busy.set_ylim(-0.2, result.cap + 1)
+    busy.legend(loc="upper right", fontsize=8)
+
+    circuit.step(t, [CIRCUIT_LEVEL.get(s.circuit, 0) for s in samples], where="post", color="tab:purple")
+    circuit.set_yticks([0, 1, 2], ["CLOSED", "HALF_OPEN", "OPEN"])
+    circuit.set_ylabel("circuit")
+
+    end = int(max(t, default=0)) + 1
+    per_second = Counter(int(c.t) for c in result.calls if c.t >= 0)
+    errors = Counter(int(c.t) for c in result.calls if c.t >= 0 and (c.status >= 400 or c.status == 0))
+    seconds = list(range(end))
+    calls.bar(seconds, [per_second[x] for x in seconds], width=0.9, label="calls/s", color="tab:blue")
+    calls.bar(seconds, [errors[x] for x in seconds], width=0.9, label="errors/s", color="tab:red")
+    calls.set_ylabel("partner")
+    calls.set_xlabel("seconds since start")
+    calls.legend(loc="upper right", fontsize=8)
+
+    for axis in axes:
+        if result.scenario.fault_window is not None:
+            start, stop = result.scenario.fault_window
+            axis.axvspan(start, stop, color="tab:red", alpha=0.08)
+        axis.axvline(result.load_ended_s, color="grey", linestyle=":", linewidth=1)
+        axis.grid(alpha=0.3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

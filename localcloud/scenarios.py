@@ -1,0 +1,676 @@
+"""Named fault scenarios run end to end on the local cloud, and what they measure.
+
+A run drives three things on one timeline (seconds from the start of the run):
+
+* load: orders POSTed to the front door at a steady rate, each with its own ``Idempotency-Key``; a
+  fraction is sent twice with the same key (a client retrying after a lost response), and a 429 / 5xx
+  is retried with the same key after ``Retry-After``, as a well-behaved producer does;
+* the partner: the fault-injecting twin switches profile at the scenario's phase times;
+* poison (scenario ``poison``): messages that can never succeed.
+
+An observer samples queue depths, the circuit record in the emulated DynamoDB table, busy consumer
+environments and the partner's calls four times a second. At the end the DLQ is read and every accepted
+message is accounted for: processed (its order charged once at the partner) or in a DLQ; anything else
+is *lost*. Orders charged more than once are *duplicate side effects*.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from lambdas.partner_api.faults import BASELINES, HEALTHY, FaultDecision, FaultProfile, preset
+from localcloud.cloud import LocalCloud
+from localcloud.fault_dependency import CallRecord, FaultDependency
+from localcloud.isolation import LogRecord
+
+SAMPLE_INTERVAL_S = 0.25
+CONSUMER_HANDLER = "lambdas.order_consumer."
+CIRCUIT_TRANSITION_MESSAGE = "circuit_transition"
+
+
+# ------------------------------------------------------------------------------------------ time compression
+
+
+@dataclass(frozen=True)
+class Override:
+    key: str
+    before: Any
+    after: Any
+
+
+def compressed_context(context: Mapping[str, Any], factor: float) -> tuple[dict[str, Any], list[Override]]:
+    """cdk.json's context with every time-valued service setting divided by ``factor``.
+
+    The stack is synthesized from this context, so the template itself carries the shorter timeouts
+    (the queue's visibility timeout follows the function timeout) and everything downstream honours
+    them. Values stay within stacks/config.py's bounds (a function timeout is at least 3 s, so a
+    visibility timeout is at least 19 s with a 1 s batching window). Not compressible here: the dependency
+    client's breaker cache (5 s, a code default), the partner's latencies and ``Retry-After``.
+    """
+    result = copy.deepcopy(dict(context))
+    overrides: list[Override] = []
+    if factor == 1:
+        return result, overrides
+
+    def scale(block: dict[str, Any], path: str, key: str, minimum: float) -> None:
+        if key not in block:
+            return
+        before = block[key]
+        after = math.ceil(max(minimum, before / factor))
+        if after != before:
+            block[key] = after
+            overrides.append(Override(f"{path}.{key}", before, after))
+
+    blocks = [("service", result["service"])]
+    blocks += [(f"stages.{name}", stage) for name, stage in result.get("stages", {}).items()]
+    for prefix, block in blocks:
+        for name, consumer in (block.get("consumers") or {}).items():
+            scale(consumer, f"{prefix}.consumers.{name}", "timeout_seconds", 3)
+        for name, dependency in (block.get("dependencies") or {}).items():
+            path = f"{prefix}.dependencies.{name}"
+            scale(dependency, path, "breaker_recovery_seconds", 1)
+            scale(dependency, path, "attempt_timeout_ms", 50)
+            scale(dependency, path, "connect_timeout_ms", 10)
+            # The margin covers what an invocation still does after its last dependency call (idempotency
+            # writes per remaining record...). On the emulator each of those calls costs milliseconds, so
+            # the margin is not shrunk below 500 ms or batches overrun the (compressed) function timeout.
+            scale(dependency, path, "safety_margin_ms", 500)
+            scale(dependency, path, "base_delay_ms", 1)
+            scale(dependency, path, "max_delay_ms", max(1, dependency.get("base_delay_ms", 1)))
+    return result, overrides
+
+
+def context_differences(
+    base: Mapping[str, Any], other: Mapping[str, Any], prefix: str = ""
+) -> list[Override]:
+    """Every leaf value of ``other`` that differs from ``base`` (what a reused synth was built with)."""
+    differences = []
+    for key in sorted(set(base) | set(other)):
+        path = f"{prefix}.{key}" if prefix else str(key)
+        before, after = base.get(key), other.get(key)
+        if isinstance(before, Mapping) and isinstance(after, Mapping):
+            differences += context_differences(before, after, path)
+        elif before != after:
+            differences.append(Override(path, before, after))
+    return differences
+
+
+# ------------------------------------------------------------------------------------------ scenarios
+
+
+@dataclass(frozen=True)
+class PartnerPhase:
+    start_s: float
+    profile: FaultProfile
+    label: str
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    phases: tuple[PartnerPhase, ...]
+    load_rate: float  # orders per second
+    load_s: float
+    fault_window: tuple[float, float] | None  # (fault starts, dependency recovered)
+    client_retry_ratio: float = 0.05
+    poison: bool = False
+
+
+def scenarios(scale: float = 1.0) -> dict[str, Scenario]:
+    """The named scenarios; ``scale`` shrinks their timelines (the e2e tests use 0.4)."""
+
+    def s(seconds: float) -> float:
+        return round(seconds * scale, 2)
+
+    healthy, outage = HEALTHY, preset("outage")
+    baseline_slow = BASELINES.get("slow", FaultProfile(latency_ms=200))
+
+    def faulted(
+        name: str, fault: FaultProfile, baseline: FaultProfile, rate: float, note: str, fault_s: float = 14
+    ) -> Scenario:
+        start, end = s(8), s(8 + fault_s)
+        return Scenario(
+            name=name,
+            description=note,
+            phases=(
+                PartnerPhase(0, baseline, "steady"),
+                PartnerPhase(start, fault, name),
+                PartnerPhase(end, baseline, "recovered"),
+            ),
+            load_rate=rate,
+            load_s=s(12 + fault_s),
+            fault_window=(start, end),
+        )
+
+    return {
+        "outage": faulted(
+            "outage", outage, healthy, 10, "steady load -> the partner answers 503 to everything -> recovery"
+        ),
+        "slow": faulted(
+            "slow",
+            preset("slow"),
+            baseline_slow,
+            8,
+            "the partner's latency goes from 200 ms to 8 s (past the attempt timeout) -> recovery",
+            # A slow failure costs max_attempts x attempt_timeout before the breaker hears of it, and each
+            # environment counts failures in its own cached view of the circuit: opening takes seconds.
+            fault_s=22,
+        ),
+        "throttling": faulted(
+            "throttling",
+            preset("throttling"),
+            healthy,
+            10,
+            "the partner answers 429 with Retry-After: 1 to everything -> recovery",
+        ),
+        "poison": Scenario(
+            name="poison",
+            description="healthy partner; poison messages: a reused Idempotency-Key with another order, "
+            "a malformed message written straight to the queue, an order the partner rejects (422)",
+            phases=(PartnerPhase(0, healthy, "healthy"),),
+            load_rate=10,
+            load_s=s(12),
+            fault_window=None,
+            poison=True,
+        ),
+    }
+
+
+DEFAULT_SCENARIO = "outage"
+
+
+# ------------------------------------------------------------------------------------------ results
+
+
+@dataclass
+class Sample:
+    t: float
+    visible: int
+    in_flight: int
+    dlq: int
+    busy: int
+    circuit: str
+    calls: int
+    errors: int
+    accepted: int
+    phase: str
+
+
+@dataclass
+class SentMessage:
+    t: float
+    order_id: str
+    idempotency_key: str
+    message_id: str
+    origin: str  # "api" | "api-retry" | "direct"
+    note: str = ""
+
+
+@dataclass
+class Transition:
+    t: float
+    from_state: str
+    to_state: str
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    overrides: list[Override]
+    cap: int
+    visibility_timeout_s: int
+    max_receive_count: int | None
+    started_at: float
+    load_ended_s: float
+    ended_s: float
+    drained: bool
+    samples: list[Sample]
+    messages: list[SentMessage]
+    rejected: dict[int, int]  # front door status -> count (after client retries)
+    dlq_messages: list[dict[str, Any]]
+    charges: dict[str, int]
+    calls: list[CallRecord]
+    transitions: list[Transition]
+    peak_dependency_in_flight: int
+    peak_consumer_in_flight: int
+    consumer_errors: int
+    consumer_timeouts: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    # -- accounting --------------------------------------------------------------------------------
+
+    @property
+    def dlq_ids(self) -> dict[str, str]:
+        """Source message id -> why it is in the DLQ."""
+        out = {}
+        for message in self.dlq_messages:
+            attributes = message.get("MessageAttributes") or {}
+            source = (attributes.get("SourceMessageId") or {}).get("StringValue") or message["MessageId"]
+            reason = (attributes.get("QuarantineReason") or {}).get("StringValue") or "max_receive_count"
+            out[source] = reason
+        return out
+
+    def outcome(self, message: SentMessage) -> str:
+        in_dlq = message.message_id in self.dlq_ids
+        charged = self.charges.get(message.order_id, 0) >= 1
+        if in_dlq and charged and message.origin != "api-retry":
+            return "charged+dlq"
+        if in_dlq:
+            return "dlq"
+        if charged:
+            return "processed"
+        return "queued" if not self.drained else "lost"
+
+    def counts(self) -> dict[str, int]:
+        counts = {"processed": 0, "dlq": 0, "lost": 0, "queued": 0, "charged+dlq": 0}
+        for message in self.messages:
+            counts[self.outcome(message)] += 1
+        return counts
+
+    @property
+    def accepted(self) -> list[SentMessage]:
+        return [m for m in self.messages if m.origin != "direct"]
+
+    @property
+    def duplicate_side_effects(self) -> dict[str, int]:
+        return {order: n for order, n in self.charges.items() if n > 1}
+
+    def calls_between(self, start: float, end: float) -> list[CallRecord]:
+        return [c for c in self.calls if start <= c.t < end]
+
+    def accepted_between(self, start: float, end: float) -> list[SentMessage]:
+        return [m for m in self.accepted if start <= m.t < end]
+
+    def drain_time_after_recovery(self) -> float | None:
+        """Seconds from the partner's recovery until the order queue was empty (nothing in flight)."""
+        if self.scenario.fault_window is None:
+            return None
+        recovered = self.scenario.fault_window[1]
+        after_load = max(recovered, self.load_ended_s)
+        for sample in self.samples:
+            if sample.t >= after_load and sample.visible == 0 and sample.in_flight == 0:
+                return sample.t - recovered
+        return None
+
+    @property
+    def record_transitions(self) -> list[Transition]:
+        """Changes of the circuit record in DynamoDB as sampled (4/s): every writer, including the circuit
+        controller workflow, which logs nothing in the consumer's log group."""
+        changes: list[Transition] = []
+        previous = "CLOSED"
+        for sample in self.samples:
+            if sample.circuit != previous:
+                changes.append(Transition(sample.t, previous, sample.circuit))
+                previous = sample.circuit
+        return changes
+
+    def peak_depth(self, start: float, end: float) -> int:
+        return max((s.visible + s.in_flight for s in self.samples if start <= s.t < end), default=0)
+
+
+# ------------------------------------------------------------------------------------------ the run
+
+
+def _order(n: int, prefix: str, rng: random.Random) -> dict[str, Any]:
+    return {
+        "orderId": f"{prefix}-{n:05d}",
+        "customerId": f"customer-{rng.randrange(50):02d}",
+        "items": [{"sku": f"SKU-{rng.randrange(1, 40):03d}", "quantity": rng.randrange(1, 4)}],
+        "amountCents": rng.randrange(100, 20_000),
+        "currency": "EUR",
+    }
+
+
+class ScenarioRun:
+    """Run one scenario on a started ``LocalCloud``; ``progress`` is called about once a second."""
+
+    def __init__(
+        self,
+        cloud: LocalCloud,
+        scenario: Scenario,
+        *,
+        overrides: list[Override] | None = None,
+        progress: Callable[[Sample, ScenarioRun], None] | None = None,
+        seed: int = 7,
+        drain_timeout_s: float | None = None,
+    ) -> None:
+        self.cloud = cloud
+        self.scenario = scenario
+        self.overrides = overrides or []
+        self.progress = progress
+        self.rng = random.Random(seed)
+        self.prefix = f"ord-{uuid.uuid4().hex[:6]}"
+        self.consumer = cloud.function_for_handler(CONSUMER_HANDLER)
+        self.poller = cloud.poller_for(self.consumer)
+        self.partner: FaultDependency = cloud.dependencies[self.consumer.environ["DEPENDENCY_NAME"]]
+        self.circuit_table = self.consumer.environ["CIRCUIT_BREAKER_TABLE_NAME"]
+        self.circuit_name = self.consumer.environ["DEPENDENCY_NAME"]
+        self.queue_url = self.poller.source.queue_url
+        self.dlq_url = self.consumer.environ["POISON_MESSAGE_QUEUE_URL"]
+        visibility = self.poller.source.visibility_timeout_s
+        self.drain_timeout_s = drain_timeout_s if drain_timeout_s is not None else 2 * visibility + 20
+        self.messages: list[SentMessage] = []
+        self.rejected: dict[int, int] = {}
+        self.samples: list[Sample] = []
+        self.transitions: list[Transition] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._t0 = 0.0
+        self._phase = scenario.phases[0].label
+        self._calls_offset = 0.0
+        self._errors_before = (0, 0)
+        self._peak_before = 0
+
+    def now(self) -> float:
+        return time.monotonic() - self._t0
+
+    # -- the run ----------------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        self._wait_until_idle()
+        self.partner.set_profile(self.scenario.phases[0].profile, self.scenario.phases[0].label)
+        self.partner.reset_stats()
+        self._errors_before = (self.consumer.errors, self.consumer.timeouts)
+        self._peak_before = self.poller.stats.peak_in_flight
+        with self.poller.stats.lock:
+            self.poller.stats.peak_in_flight = 0
+        self.consumer.logs.on_record.append(self._on_log)
+        self._t0 = time.monotonic()
+        self._calls_offset = self._partner_clock_offset()
+        threads = [
+            threading.Thread(target=self._observe, name="scenario-observer", daemon=True),
+            threading.Thread(target=self._drive_partner, name="scenario-partner", daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            self._load()
+            load_ended = self.now()
+            drained = self._wait_for_drain()
+        finally:
+            self._stop.set()
+            for thread in threads:
+                thread.join(timeout=5)
+            self.consumer.logs.on_record.remove(self._on_log)
+        return self._result(load_ended, drained)
+
+    def _wait_until_idle(self, timeout_s: float = 60.0) -> None:
+        """A run starts from rest: order queue empty, consumer enabled, circuit closed (a cloud may be reused)."""
+        dynamodb = self.cloud.emulator.client("dynamodb")
+        deadline = time.monotonic() + timeout_s
+        while True:
+            visible, in_flight = self.cloud.queue_depth(self.queue_url)
+            item = dynamodb.get_item(
+                TableName=self.circuit_table, Key={"id": {"S": self.circuit_name}}, ConsistentRead=True
+            ).get("Item")
+            state = (item or {}).get("state", {}).get("S", "CLOSED")
+            if visible == 0 and in_flight == 0 and self.poller.enabled and state == "CLOSED":
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the local cloud is not at rest: queue {visible}+{in_flight}, circuit {state}, "
+                    f"event source {'enabled' if self.poller.enabled else 'disabled'}"
+                )
+            time.sleep(0.25)
+
+    def _partner_clock_offset(self) -> float:
+        """The twin reports call times from its start(); LocalCloud recorded when that was."""
+        started = self.cloud.dependency_started_at.get(self.circuit_name, self._t0)
+        return self._t0 - started
+
+    def _drive_partner(self) -> None:
+        for phase in self.scenario.phases[1:]:
+            if self._stop.wait(max(0.0, phase.start_s - self.now())):
+                return
+            self.partner.set_profile(phase.profile, phase.label)
+            with self._lock:
+                self._phase = phase.label
+
+    def _load(self) -> None:
+        session = requests.Session()
+        url = self.cloud.front_door.base_url + "orders"  # type: ignore[union-attr]
+        interval = 1.0 / self.scenario.load_rate
+        n = 0
+        poison_at = {
+            round(self.scenario.load_s * 0.3, 1): "reused_key",
+            round(self.scenario.load_s * 0.5, 1): "malformed",
+        }
+        while True:
+            due = n * interval
+            if due >= self.scenario.load_s:
+                break
+            delay = due - self.now()
+            if delay > 0:
+                time.sleep(delay)
+            order = _order(n, self.prefix, self.rng)
+            key = f"key-{order['orderId']}"
+            self._post(session, url, order, key, "api")
+            if self.rng.random() < self.scenario.client_retry_ratio:
+                self._post(session, url, order, key, "api-retry")
+            if self.scenario.poison:
+                for at, kind in list(poison_at.items()):
+                    if self.now() >= at:
+                        del poison_at[at]
+                        self._inject_poison(session, url, kind, key)
+            n += 1
+        if self.scenario.poison:
+            self._partner_rejects_one(session, url)
+
+    def _post(
+        self, session: requests.Session, url: str, order: dict[str, Any], key: str, origin: str
+    ) -> None:
+        for _attempt in range(4):
+            sent_at = self.now()
+            try:
+                response = session.post(url, json=order, headers={"Idempotency-Key": key}, timeout=10)
+            except requests.RequestException:
+                time.sleep(0.2)
+                continue
+            if response.status_code == 202:
+                with self._lock:
+                    self.messages.append(
+                        SentMessage(sent_at, order["orderId"], key, response.json()["messageId"], origin)
+                    )
+                return
+            with self._lock:
+                self.rejected[response.status_code] = self.rejected.get(response.status_code, 0) + 1
+            if response.status_code not in (429, 500, 502, 503, 504):
+                return
+            time.sleep(float(response.headers.get("Retry-After") or 1))
+
+    def _inject_poison(self, session: requests.Session, url: str, kind: str, key: str) -> None:
+        if kind == "reused_key":
+            # Same Idempotency-Key as the order just sent, different order: a producer bug.
+            other = _order(90_000 + len(self.messages), self.prefix, self.rng)
+            response = session.post(url, json=other, headers={"Idempotency-Key": key}, timeout=10)
+            if response.status_code == 202:
+                with self._lock:
+                    self.messages.append(
+                        SentMessage(
+                            self.now(),
+                            other["orderId"],
+                            key,
+                            response.json()["messageId"],
+                            "api",
+                            "reused key",
+                        )
+                    )
+        else:
+            # A producer with SendMessage rights bypassing the API: not JSON at all.
+            sqs = self.cloud.emulator.client("sqs")
+            sent = sqs.send_message(QueueUrl=self.queue_url, MessageBody="{not json")
+            with self._lock:
+                self.messages.append(
+                    SentMessage(self.now(), "-", sent["MessageId"], sent["MessageId"], "direct", "malformed")
+                )
+
+    def _partner_rejects_one(self, session: requests.Session, url: str) -> None:
+        """One order the partner answers with 422: wait until the consumer is idle, then script it."""
+        deadline = self.now() + 30
+        while self.now() < deadline:
+            visible, in_flight = self.cloud.queue_depth(self.queue_url)
+            if visible == 0 and in_flight == 0 and self.partner.in_flight == 0:
+                break
+            time.sleep(0.2)
+        self.partner.enqueue(FaultDecision.error(status=422))
+        order = _order(95_000, self.prefix, self.rng)
+        before = len(self.messages)
+        self._post(session, url, order, f"key-{order['orderId']}", "api")
+        with self._lock:
+            if len(self.messages) > before:
+                self.messages[-1].note = "rejected by partner"
+
+    def _wait_for_drain(self) -> bool:
+        deadline = self.now() + self.drain_timeout_s
+        quiet_since: float | None = None
+        while self.now() < deadline:
+            visible, in_flight = self.cloud.queue_depth(self.queue_url)
+            if visible == 0 and in_flight == 0 and self.poller.stats.in_flight == 0:
+                quiet_since = quiet_since or self.now()
+                if self.now() - quiet_since >= 1.0:
+                    return True
+            else:
+                quiet_since = None
+            time.sleep(SAMPLE_INTERVAL_S)
+        return False
+
+    # -- observation ------------------------------------------------------------------------------
+
+    def _observe(self) -> None:
+        dynamodb = self.cloud.emulator.client("dynamodb")
+        last_progress = -1.0
+        while not self._stop.is_set():
+            t = self.now()
+            try:
+                visible, in_flight = self.cloud.queue_depth(self.queue_url)
+                dlq_visible, dlq_in_flight = self.cloud.queue_depth(self.dlq_url)
+                item = dynamodb.get_item(
+                    TableName=self.circuit_table, Key={"id": {"S": self.circuit_name}}, ConsistentRead=True
+                ).get("Item")
+            except Exception:
+                self._stop.wait(SAMPLE_INTERVAL_S)
+                continue
+            calls = self.partner.calls()
+            with self._lock:
+                sample = Sample(
+                    t=t,
+                    visible=visible,
+                    in_flight=in_flight,
+                    dlq=dlq_visible + dlq_in_flight,
+                    busy=self.poller.stats.in_flight,
+                    circuit=(item or {}).get("state", {}).get("S", "CLOSED"),
+                    calls=len(calls),
+                    errors=sum(1 for c in calls if c.status >= 400 or c.status == 0),
+                    accepted=len([m for m in self.messages if m.origin != "direct"]),
+                    phase=self._phase,
+                )
+                self.samples.append(sample)
+            if self.progress is not None and t - last_progress >= 1.0:
+                last_progress = t
+                self.progress(sample, self)
+            self._stop.wait(max(0.0, SAMPLE_INTERVAL_S - (self.now() - t)))
+
+    def _on_log(self, record: LogRecord) -> None:
+        data = record.data
+        if not data or data.get("message") != CIRCUIT_TRANSITION_MESSAGE:
+            return
+        transition = Transition(record.t - self._t0, str(data.get("from_state")), str(data.get("to_state")))
+        with self._lock:
+            # Several environments may log the same change of state; keep one per change.
+            if not self.transitions or self.transitions[-1].to_state != transition.to_state:
+                self.transitions.append(transition)
+
+    # -- the result -------------------------------------------------------------------------------
+
+    def _result(self, load_ended: float, drained: bool) -> RunResult:
+        dlq_messages = self.cloud.drain_queue(self.dlq_url)
+        calls = [
+            CallRecord(
+                t=c.t - self._calls_offset,
+                method=c.method,
+                path=c.path,
+                status=c.status,
+                latency_ms=c.latency_ms,
+                phase=c.phase,
+                idempotency_key=c.idempotency_key,
+                order_id=c.order_id,
+                new_charge=c.new_charge,
+            )
+            for c in self.partner.calls()
+        ]
+        return RunResult(
+            scenario=self.scenario,
+            overrides=self.overrides,
+            cap=self.poller.concurrency,
+            visibility_timeout_s=self.poller.source.visibility_timeout_s,
+            max_receive_count=self.poller.source.max_receive_count,
+            started_at=self._t0,
+            load_ended_s=load_ended,
+            ended_s=self.now(),
+            drained=drained,
+            samples=list(self.samples),
+            messages=list(self.messages),
+            rejected=dict(self.rejected),
+            dlq_messages=dlq_messages,
+            charges=self.partner.charges_by_order(),
+            calls=calls,
+            transitions=list(self.transitions),
+            peak_dependency_in_flight=self.partner.peak_in_flight,
+            peak_consumer_in_flight=self.poller.stats.peak_in_flight,
+            consumer_errors=self.consumer.errors - self._errors_before[0],
+            consumer_timeouts=self.consumer.timeouts - self._errors_before[1],
+        )
+
+
+def result_document(result: RunResult) -> dict[str, Any]:
+    """A JSON-serializable account of a run (for ``demo --json`` and the e2e tests)."""
+    from localcloud import report
+
+    by_key: dict[str, int] = {}
+    for message in result.accepted:
+        by_key[message.idempotency_key] = by_key.get(message.idempotency_key, 0) + 1
+    return {
+        "scenario": result.scenario.name,
+        "fault_window": result.scenario.fault_window,
+        "summary": report.summary(result),
+        "drained": result.drained,
+        "cap": result.cap,
+        "visibility_timeout_s": result.visibility_timeout_s,
+        "consumer_errors": result.consumer_errors,
+        "consumer_timeouts": result.consumer_timeouts,
+        "peak_consumer_in_flight": result.peak_consumer_in_flight,
+        "peak_dependency_in_flight": result.peak_dependency_in_flight,
+        "transitions": [{"t": t.t, "from": t.from_state, "to": t.to_state} for t in result.transitions],
+        "record_transitions": [
+            {"t": t.t, "from": t.from_state, "to": t.to_state} for t in result.record_transitions
+        ],
+        "final_circuit": result.samples[-1].circuit if result.samples else None,
+        "calls": [{"t": c.t, "status": c.status, "key": c.idempotency_key} for c in result.calls],
+        "messages": [
+            {
+                "t": m.t,
+                "order_id": m.order_id,
+                "key": m.idempotency_key,
+                "message_id": m.message_id,
+                "origin": m.origin,
+                "note": m.note,
+                "outcome": result.outcome(m),
+                "messages_with_key": by_key.get(m.idempotency_key, 0),
+            }
+            for m in result.messages
+        ],
+        "charges": result.charges,
+        "dlq": result.dlq_ids,
+        "report": report.text(result),
+    }

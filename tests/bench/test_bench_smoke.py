@@ -1,0 +1,49 @@
+"""Smoke run of the resilience benchmark (``python -m bench --quick``): it completes and its invariants hold.
+
+The full benchmark is not part of ``make test``; this short outage run is (about a minute, in a
+subprocess so the local cloud's process-wide isolation never touches this session).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.e2e
+
+
+def _per_request(result: dict[str, float]) -> float:
+    return result["calls_during_fault"] / result["requests_during_fault"]
+
+
+def test_quick_benchmark_runs_and_the_architecture_beats_the_naive_chain(tmp_path: Path) -> None:
+    raw = tmp_path / "results.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--output", str(tmp_path), "--json", str(raw)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert (tmp_path / "benchmarks.md").read_text().startswith("# Resilience benchmark")
+    assert (tmp_path / "benchmarks" / "resilience.png").stat().st_size > 0
+
+    [(naive, architecture)] = json.loads(raw.read_text())["results"]
+    assert naive["design"] == "naive" and architecture["design"] == "architecture"
+    assert naive["requests"] == architecture["requests"] > 0  # same load for both
+    assert architecture["lost"] == 0
+    assert architecture["duplicates"] == 0
+    assert architecture["fulfilled"] + architecture["in_dlq"] == architecture["requests"]  # accounted for
+    assert architecture["peak_dependency_in_flight"] <= architecture["cap"]
+    # The retry storm: 3 attempts x 3 attempts while the dependency fails fast.
+    assert _per_request(naive) > 8.0
+    assert _per_request(naive) > _per_request(architecture)
+    assert naive["rejected"] > 0  # the naive chain turns the outage into errors for its clients

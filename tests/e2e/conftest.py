@@ -1,0 +1,75 @@
+"""Shared fixtures of the end-to-end tests: one time-compressed synth per session, local clouds on it.
+
+Every test in this folder is marked ``e2e``. The synthesized template is the real one
+(``stacks.application.build_app``), built from cdk.json's context with the stage's time settings
+divided by ``COMPRESS`` (localcloud.scenarios.compressed_context): the consumer's timeout becomes 3 s,
+so the order queue's visibility timeout is 19 s, and a scenario that makes messages fail still drains
+within about half a minute.
+
+The fault scenarios (test_scenarios.py) take most of the time, mostly waiting out visibility timeouts.
+When the session selected them, they start right after the synth in one background process
+(``python -m localcloud.demo --scenario outage,throttling,slow --synthesized ...``, i.e. ``make demo``
+on the session's template) and use the second core while the other e2e tests run here; the scenario
+tests then assert on the accounts it wrote (``--json-dir``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from localcloud.deploy import DeployedStack, Synthesized, deploy, synthesize
+from localcloud.emulator import Emulator
+from localcloud.scenarios import Override, compressed_context
+from tests.conftest import cdk_context
+from tests.e2e.support import COMPRESS, FaultRuns
+
+E2E_DIR = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(str(item.fspath)).resolve().is_relative_to(E2E_DIR):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def compressed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Synthesized, list[Override]]:
+    context, overrides = compressed_context(cdk_context(stage="dev"), COMPRESS)
+    return synthesize(context, tmp_path_factory.mktemp("cdk.out")), overrides
+
+
+@pytest.fixture(scope="session")
+def synthesized(compressed: tuple[Synthesized, list[Override]]) -> Synthesized:
+    return compressed[0]
+
+
+@pytest.fixture(scope="module")
+def deployed(synthesized: Synthesized) -> Iterator[DeployedStack]:
+    """The stack deployed into a fresh emulator, with nothing running on it (no pollers)."""
+    with Emulator() as emulator:
+        yield deploy(emulator, synthesized)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fault_scenarios_in_background(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FaultRuns | None]:
+    wanted = any("fault_runs" in getattr(item, "fixturenames", ()) for item in request.session.items)
+    if not wanted:
+        yield None
+        return
+    synthesized: Synthesized = request.getfixturevalue("synthesized")
+    runs = FaultRuns(synthesized.outdir, tmp_path_factory.mktemp("fault-scenarios"))
+    try:
+        yield runs
+    finally:
+        runs.stop()
+
+
+@pytest.fixture(scope="session")
+def fault_runs(fault_scenarios_in_background: FaultRuns | None) -> FaultRuns:
+    assert fault_scenarios_in_background is not None
+    return fault_scenarios_in_background

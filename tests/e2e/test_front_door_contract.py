@@ -1,0 +1,267 @@
+"""The local front door and the synthesized REST API agree: routes, models, status codes, bodies, attributes.
+
+The front door reads the API from the template, so most of these tests pin the *reading* against
+independent sources: the schema files, stacks/ingestion_api.py's constants, the consumer's attribute
+name and API Gateway's documented behaviour. Requests go over HTTP to 127.0.0.1; nothing consumes the
+queues here (no pollers), so what the front door wrote can be read back.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import requests
+
+from localcloud.deploy import DeployedStack
+from localcloud.front_door import GATEWAY_DEFAULTS, FrontDoor
+from schemas import EVENT, ORDER, load_schema
+from stacks import ingestion_api
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ORDER_BODY = {
+    "orderId": "ord-contract-1",
+    "customerId": "cust-1",
+    "items": [{"sku": "SKU-001", "quantity": 2}],
+    "amountCents": 1250,
+    "currency": "EUR",
+}
+CANCELLED = {
+    "detailType": "OrderCancelled",
+    "detail": {
+        "orderId": "ord-1",
+        "customerId": "cust-1",
+        "reason": "out_of_stock",
+        "cancelledAt": "2026-11-25T09:30:00Z",
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def front_door(deployed: DeployedStack) -> Iterator[FrontDoor]:
+    with FrontDoor(deployed) as door:
+        yield door
+
+
+def template_methods(deployed: DeployedStack) -> dict[tuple[str, str], dict[str, Any]]:
+    """(path, method) -> Method properties, computed from the template's Resource tree independently."""
+    resources = deployed.template["Resources"]
+
+    def path(logical_id: str) -> str:
+        properties = resources[logical_id]["Properties"]
+        parent = properties["ParentId"]
+        prefix = "" if "Fn::GetAtt" in parent else path(parent["Ref"])
+        return f"{prefix}/{properties['PathPart']}"
+
+    return {
+        (path(r["Properties"]["ResourceId"]["Ref"]), r["Properties"]["HttpMethod"]): r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::ApiGateway::Method"
+    }
+
+
+def receive_all(deployed: DeployedStack, queue_url: str) -> list[dict[str, Any]]:
+    sqs = deployed.emulator.client("sqs")
+    messages = []
+    while batch := sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=30
+    ).get("Messages", []):
+        messages.extend(batch)
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+        )
+    return messages
+
+
+def json_keys(template: str) -> set[str]:
+    return set(re.findall(r'"(\w+)":', template))
+
+
+def consumer_attribute_name() -> str:
+    """The attribute the order consumer reads, from its source (importing it needs a full environment)."""
+    tree = ast.parse((PROJECT_ROOT / "lambdas/order_consumer/handler.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.AnnAssign | ast.Assign):
+            targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets
+            if any(getattr(t, "id", None) == "IDEMPOTENCY_KEY_ATTRIBUTE" for t in targets):
+                assert isinstance(node.value, ast.Constant)
+                return str(node.value.value)
+    raise AssertionError("IDEMPOTENCY_KEY_ATTRIBUTE not found in the consumer")
+
+
+# -- routes and models ------------------------------------------------------------------------------
+
+
+def test_routes_and_methods_are_the_templates(deployed: DeployedStack, front_door: FrontDoor) -> None:
+    methods = template_methods(deployed)
+    assert set(front_door.contract.routes) == set(methods)
+    storage_routes = {("/" + ingestion_api.ORDERS_PATH, "POST"), ("/" + ingestion_api.EVENTS_PATH, "POST")}
+    assert storage_routes <= set(methods)
+    for key, route in front_door.contract.routes.items():
+        assert route.authorization == methods[key]["AuthorizationType"] == "AWS_IAM"
+        assert route.integration_type == methods[key]["Integration"]["Type"]
+
+
+def test_request_models_are_the_schema_files(front_door: FrontDoor) -> None:
+    routes = front_door.contract.routes
+    assert routes[("/orders", "POST")].request_models == {"application/json": load_schema(ORDER)}
+    assert routes[("/events", "POST")].request_models == {"application/json": load_schema(EVENT)}
+    for route in routes.values():
+        assert route.validate_body and route.validate_parameters
+        for schema in route.request_models.values():
+            jsonschema.Draft4Validator.check_schema(schema)
+
+
+def test_throttling_is_the_stage_method_settings(deployed: DeployedStack, front_door: FrontDoor) -> None:
+    config = deployed.synthesized.context["service"]["api"]
+    for route in front_door.contract.routes.values():
+        throttle = front_door.contract.throttle_for(route)
+        assert throttle is not None
+        assert (throttle.rate, throttle.burst) == (
+            config["throttling_rate_limit"],
+            config["throttling_burst_limit"],
+        )
+
+
+# -- status codes -----------------------------------------------------------------------------------
+
+
+def test_every_status_the_front_door_can_answer_is_declared_by_the_template(
+    deployed: DeployedStack, front_door: FrontDoor
+) -> None:
+    methods = template_methods(deployed)
+    declared = {int(r["StatusCode"]) for m in methods.values() for r in m.get("MethodResponses", [])}
+    gateway = {
+        r["Properties"]["ResponseType"]: int(r["Properties"].get("StatusCode", 0))
+        for r in deployed.template["Resources"].values()
+        if r["Type"] == "AWS::ApiGateway::GatewayResponse"
+    }
+    assert {"BAD_REQUEST_BODY", "UNSUPPORTED_MEDIA_TYPE", "THROTTLED", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(
+        gateway
+    )
+    # Method responses cover what integrations produce; gateway responses cover what API Gateway
+    # itself answers (types without a configured status keep API Gateway's default status). A Lambda
+    # proxy route answers with whatever status its function returns.
+    for route in front_door.contract.routes.values():
+        assert {r.status for r in route.integration_responses} <= declared
+    answerable = declared | {gateway.get(t) or status for t, (status, _) in GATEWAY_DEFAULTS.items()}
+    assert front_door.contract.possible_status_codes() <= answerable
+    assert {202, 400, 415, 429, 500, 502, 503} <= front_door.contract.possible_status_codes()
+
+
+def test_responses_have_the_templates_shapes(front_door: FrontDoor) -> None:
+    base = front_door.base_url
+    gateway = front_door.contract.gateway_responses
+    accepted = requests.post(base + "orders", json=ORDER_BODY, timeout=10)
+    assert accepted.status_code == 202
+    assert set(accepted.json()) == {"messageId", "status", "requestId"}
+    assert accepted.json()["requestId"] == accepted.headers["x-amzn-RequestId"]
+
+    invalid = requests.post(base + "orders", json={**ORDER_BODY, "amountCents": 0}, timeout=10)
+    assert invalid.status_code == 400
+    body = invalid.json()
+    assert set(body) == json_keys(gateway["BAD_REQUEST_BODY"].templates["application/json"])
+    assert (body["type"], body["message"]) == ("BAD_REQUEST_BODY", "Invalid request body")
+    assert "amountCents" in body["details"] or "minimum" in body["details"]
+
+    not_json = requests.post(
+        base + "orders", data="{oops", headers={"Content-Type": "application/json"}, timeout=10
+    )
+    assert not_json.status_code == 400
+
+    media = requests.post(base + "orders", data="a=b", headers={"Content-Type": "text/plain"}, timeout=10)
+    assert media.status_code == 415
+    assert set(media.json()) == json_keys(gateway["UNSUPPORTED_MEDIA_TYPE"].templates["application/json"])
+
+    unknown = requests.delete(base + "orders", timeout=10)
+    assert unknown.status_code == 403
+    assert unknown.json()["type"] == "MISSING_AUTHENTICATION_TOKEN"
+
+    event = requests.post(base + "events", json=CANCELLED, timeout=10)
+    assert event.status_code == 202
+    assert set(event.json()) == {"eventId", "status", "requestId"}
+    wrong_event = requests.post(base + "events", json={**CANCELLED, "detailType": "Nope"}, timeout=10)
+    assert wrong_event.status_code == 400
+
+
+def test_throttled_requests_get_429_with_retry_after(deployed: DeployedStack) -> None:
+    now = [0.0]
+    door = FrontDoor(deployed, clock=lambda: now[0])  # frozen clock: only the burst is available
+    route = door.contract.routes[("/orders", "POST")]
+    burst = door.contract.throttle_for(route).burst  # type: ignore[union-attr]
+    gateway = door.contract.gateway_responses["THROTTLED"]
+    headers = {"Content-Type": "application/json"}
+    statuses = [
+        door.handle("POST", "/dev/orders", headers, json.dumps(ORDER_BODY)).status for _ in range(burst)
+    ]
+    assert statuses == [202] * burst
+    throttled = door.handle("POST", "/dev/orders", headers, json.dumps(ORDER_BODY))
+    assert throttled.status == 429
+    assert throttled.headers["Retry-After"] == gateway.headers["Retry-After"] == "1"
+    assert throttled.json()["type"] == "THROTTLED"
+    now[0] += 1.0  # one second refills `rate` tokens
+    assert door.handle("POST", "/dev/orders", headers, json.dumps(ORDER_BODY)).status == 202
+    receive_all(deployed, deployed.outputs["OrdersQueueUrl"])  # leave the queue empty for other tests
+
+
+# -- what reaches storage -----------------------------------------------------------------------------
+
+
+def test_orders_reach_the_queue_with_the_consumers_attribute_names(
+    deployed: DeployedStack, front_door: FrontDoor
+) -> None:
+    queue_url = deployed.outputs["OrdersQueueUrl"]
+    receive_all(deployed, queue_url)
+    with_key = requests.post(
+        front_door.base_url + "orders",
+        json=ORDER_BODY,
+        headers={ingestion_api.IDEMPOTENCY_KEY_HEADER: "producer-key-1"},
+        timeout=10,
+    )
+    without_key = requests.post(front_door.base_url + "orders", json=ORDER_BODY, timeout=10)
+    messages = {m["MessageId"]: m for m in receive_all(deployed, queue_url)}
+    assert set(messages) == {with_key.json()["messageId"], without_key.json()["messageId"]}
+
+    keyed = messages[with_key.json()["messageId"]]
+    assert json.loads(keyed["Body"]) == ORDER_BODY
+    attributes = {name: value["StringValue"] for name, value in keyed["MessageAttributes"].items()}
+    assert attributes == {
+        ingestion_api.IDEMPOTENCY_KEY_ATTRIBUTE: "producer-key-1",
+        ingestion_api.REQUEST_ID_ATTRIBUTE: with_key.json()["requestId"],
+    }
+    assert consumer_attribute_name() == ingestion_api.IDEMPOTENCY_KEY_ATTRIBUTE
+    unkeyed = messages[without_key.json()["messageId"]]
+    assert set(unkeyed["MessageAttributes"]) == {ingestion_api.REQUEST_ID_ATTRIBUTE}
+
+
+def test_events_reach_the_subscribers_through_the_bus(deployed: DeployedStack, front_door: FrontDoor) -> None:
+    """POST /events puts the event on the bus named in the template; the bus's rules deliver it."""
+    response = requests.post(front_door.base_url + "events", json=CANCELLED, timeout=10)
+    assert response.status_code == 202
+    bus = deployed.outputs["EventBusName"]
+    events = deployed.emulator.client("events")
+    delivered = []
+    for rule in events.list_rules(EventBusName=bus)["Rules"]:
+        pattern = json.loads(rule.get("EventPattern") or "{}")
+        if "OrderCancelled" not in pattern.get("detail-type", []):
+            continue
+        for target in events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]:
+            queue_url = deployed.emulator.client("sqs").get_queue_url(
+                QueueName=target["Arn"].rsplit(":", 1)[-1]
+            )
+            delivered += [json.loads(m["Body"]) for m in receive_all(deployed, queue_url["QueueUrl"])]
+    assert delivered, "no rule routes OrderCancelled to a queue"
+    source = deployed.synthesized.context["service"]["service_name"] + ".ingestion"
+    for event in delivered:
+        assert (event["source"], event["detail-type"], event["detail"]) == (
+            source,
+            "OrderCancelled",
+            CANCELLED["detail"],
+        )

@@ -1,0 +1,86 @@
+"""The VTL subset renders the ingestion API's own mapping templates as API Gateway does."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+
+import pytest
+
+from localcloud.vtl import Input, VtlError, escape_javascript, json_path, render, url_encode
+from stacks import ingestion_api
+
+
+def context(**extra: object) -> dict[str, object]:
+    return {"requestId": "req-1", "responseOverride": {}, **extra}
+
+
+def test_send_order_template_becomes_a_sendmessage_query() -> None:
+    body = json.dumps({"orderId": "o 1", "note": "a&b=c ü"})
+    headers = {"header": {"idempotency-key": "key/1 2"}}  # header lookup is case-insensitive
+    rendered = render(ingestion_api.SEND_ORDER_TEMPLATE, input=Input(body, headers), context=context())
+    params = {k: v[0] for k, v in urllib.parse.parse_qs(rendered, keep_blank_values=True).items()}
+    assert params["Action"] == "SendMessage"
+    assert params["MessageBody"] == body
+    assert params["MessageAttribute.1.Name"] == ingestion_api.REQUEST_ID_ATTRIBUTE
+    assert params["MessageAttribute.1.Value.StringValue"] == "req-1"
+    assert params["MessageAttribute.2.Name"] == ingestion_api.IDEMPOTENCY_KEY_ATTRIBUTE
+    assert params["MessageAttribute.2.Value.StringValue"] == "key/1 2"
+
+
+def test_idempotency_key_attribute_is_omitted_without_the_header() -> None:
+    rendered = render(ingestion_api.SEND_ORDER_TEMPLATE, input=Input("{}"), context=context())
+    assert "MessageAttribute.2" not in rendered
+
+
+def test_put_event_template_escapes_detail_into_a_json_string() -> None:
+    template = ingestion_api.put_event_template("bus-1", "svc.ingestion")
+    detail = {"quote": 'it\'s "x"', "slash": "a/b", "nested": {"n": [1, 2]}, "unicode": "ü"}
+    rendered = render(
+        template, input=Input(json.dumps({"detailType": "A.B", "detail": detail})), context=context()
+    )
+    entry = json.loads(rendered)["Entries"][0]
+    assert (entry["EventBusName"], entry["Source"], entry["DetailType"]) == ("bus-1", "svc.ingestion", "A.B")
+    assert json.loads(entry["Detail"]) == detail
+
+
+@pytest.mark.parametrize(
+    ("response", "status", "keys"),
+    [
+        ({"FailedEntryCount": 0, "Entries": [{"EventId": "e-1"}]}, None, {"eventId", "status", "requestId"}),
+        (
+            {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure"}]},
+            502,
+            {"message", "errorCode", "requestId"},
+        ),
+    ],
+)
+def test_event_accepted_template_turns_a_failed_entry_into_502(
+    response: dict[str, object], status: int | None, keys: set[str]
+) -> None:
+    ctx = context()
+    rendered = render(ingestion_api.EVENT_ACCEPTED_TEMPLATE, input=Input(json.dumps(response)), context=ctx)
+    assert set(json.loads(rendered)) == keys
+    assert ctx["responseOverride"] == ({"status": status} if status else {})
+
+
+def test_order_accepted_template_reads_the_sqs_json_response() -> None:
+    response = {"SendMessageResponse": {"SendMessageResult": {"MessageId": "m-1"}}}
+    rendered = render(
+        ingestion_api.ORDER_ACCEPTED_TEMPLATE, input=Input(json.dumps(response)), context=context()
+    )
+    assert json.loads(rendered) == {"messageId": "m-1", "status": "accepted", "requestId": "req-1"}
+
+
+def test_helpers_match_java_semantics() -> None:
+    assert url_encode("a b~*") == "a+b%7E*"
+    assert escape_javascript("it's \"/\n") == "it\\'s \\\"\\/\\n"
+    assert json_path({"a": [{"b": 1}]}, "$.a[0].b") == 1
+    assert json_path({"a": 1}, "$.missing") is None
+
+
+def test_unsupported_vtl_is_an_error_not_a_silent_difference() -> None:
+    with pytest.raises(VtlError):
+        render("#foreach($x in $list)$x#end", list=[1])
+    with pytest.raises(VtlError):
+        render("$input.path('$..deep')", input=Input("{}"))
