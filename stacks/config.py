@@ -174,7 +174,8 @@ class WorkflowSettings(_Model):
     include_execution_data: bool = False
     controller_probe_interval_seconds: int = Field(default=10, ge=1)
     controller_max_backoff_seconds: int = Field(default=300, ge=1)
-    controller_max_probes: int = Field(default=50, ge=1)
+    # circuit_controller.asl.json validates 1..20 probes (its worst case must fit the machine timeout).
+    controller_max_probes: int = Field(default=20, ge=1, le=20)
 
 
 class FaultInjectionSettings(_Model):

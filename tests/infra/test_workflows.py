@@ -188,3 +188,29 @@ def test_notify_calls_the_non_critical_notifier_on_its_own_circuit(dev: Synthesi
     assert env["Charge"]["DEPENDENCY_NAME"] == "partner"
     assert env["Notify"]["DEPENDENCY_NAME"] == "notifier"
     assert env["Notify"]["DEPENDENCY_CRITICAL"] == "false"
+
+
+def test_the_controller_input_every_rule_sends_passes_the_machines_own_input_checks(dev: Synthesized) -> None:
+    """The deployed input must satisfy CheckInputValues, or every pause ends in InvalidInput."""
+    definition = json.loads((STATEMACHINES / "circuit_controller.asl.json").read_text())
+    (choice,) = definition["States"]["CheckInputValues"]["Choices"]
+    bounds = [c for c in choice["And"] if (c["Variable"].startswith("$.config.") and "NumericLessThanEquals" in c)
+              or (c["Variable"].startswith("$.config.") and "NumericGreaterThanEquals" in c)]  # fmt: skip
+    assert bounds
+    controller_id, _ = _machine(dev, "controller")
+    for rule in dev.of_type("AWS::Events::Rule").values():
+        for target in rule["Properties"]["Targets"]:
+            if target["Arn"] != {"Ref": controller_id}:
+                continue
+            text = (
+                target["Input"]
+                if isinstance(target["Input"], str)
+                else "".join(p if isinstance(p, str) else "token" for p in target["Input"]["Fn::Join"][1])
+            )
+            config = json.loads(text)["config"]
+            for bound in bounds:
+                value = config[bound["Variable"].removeprefix("$.config.")]
+                if "NumericLessThanEquals" in bound:
+                    assert value <= bound["NumericLessThanEquals"], bound
+                else:
+                    assert value >= bound["NumericGreaterThanEquals"], bound
