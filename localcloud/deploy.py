@@ -75,7 +75,10 @@ CONTEXT_FILE = "localcloud-context.json"
 
 
 def synthesize(context: Mapping[str, Any] | None = None, outdir: str | Path | None = None) -> Synthesized:
-    """``build_app(context, outdir).synth()``; ``context`` None reads cdk.json as the CLI does."""
+    """``build_app(context, outdir).synth()``; ``context`` None reads cdk.json as the CLI does.
+
+    ``outdir`` None synthesizes into a new temporary directory, which the caller then owns (and removes).
+    """
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     from stacks.application import build_app
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from localcloud.scenarios import RunResult, Transition
+from localcloud.scenarios import RunResult, Transition, failed_call
 
 CIRCUIT_LEVEL = {"CLOSED": 0, "HALF_OPEN": 1, "OPEN": 2}
 
@@ -182,10 +182,16 @@ def timeline_png(result: RunResult, path: Path) -> Path:
 
     end = int(max(t, default=0)) + 1
     per_second = Counter(int(c.t) for c in result.calls if c.t >= 0)
-    errors = Counter(int(c.t) for c in result.calls if c.t >= 0 and (c.status >= 400 or c.status == 0))
+    errors = Counter(int(c.t) for c in result.calls if c.t >= 0 and failed_call(c, result.attempt_timeout_ms))
     seconds = list(range(end))
     calls.bar(seconds, [per_second[x] for x in seconds], width=0.9, label="calls/s", color="tab:blue")
-    calls.bar(seconds, [errors[x] for x in seconds], width=0.9, label="errors/s", color="tab:red")
+    calls.bar(
+        seconds,
+        [errors[x] for x in seconds],
+        width=0.9,
+        label="failed/s (error or timed out)",
+        color="tab:red",
+    )
     calls.set_ylabel("partner")
     calls.set_xlabel("seconds since start")
     calls.legend(loc="upper right", fontsize=8)

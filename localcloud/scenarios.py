@@ -244,6 +244,7 @@ class RunResult:
     transitions: list[Transition]
     peak_dependency_in_flight: int
     peak_consumer_in_flight: int
+    attempt_timeout_ms: float
     consumer_errors: int
     consumer_timeouts: int
     metrics: dict[str, float] = field(default_factory=dict)
@@ -319,6 +320,11 @@ class RunResult:
         return max((s.visible + s.in_flight for s in self.samples if start <= s.t < end), default=0)
 
 
+def failed_call(call: CallRecord, attempt_timeout_ms: float) -> bool:
+    """Failed from the consumer's point of view: an error status, no answer, or slower than its timeout."""
+    return call.status >= 400 or call.status == 0 or call.latency_ms > attempt_timeout_ms
+
+
 # ------------------------------------------------------------------------------------------ the run
 
 
@@ -357,6 +363,7 @@ class ScenarioRun:
         self.circuit_table = self.consumer.environ["CIRCUIT_BREAKER_TABLE_NAME"]
         self.circuit_name = self.consumer.environ["DEPENDENCY_NAME"]
         self.queue_url = self.poller.source.queue_url
+        self.attempt_timeout_ms = float(self.consumer.environ.get("DEPENDENCY_ATTEMPT_TIMEOUT_MS", "inf"))
         self.dlq_url = self.consumer.environ["POISON_MESSAGE_QUEUE_URL"]
         visibility = self.poller.source.visibility_timeout_s
         self.drain_timeout_s = drain_timeout_s if drain_timeout_s is not None else 2 * visibility + 20
@@ -571,7 +578,7 @@ class ScenarioRun:
                     busy=self.poller.stats.in_flight,
                     circuit=(item or {}).get("state", {}).get("S", "CLOSED"),
                     calls=len(calls),
-                    errors=sum(1 for c in calls if c.status >= 400 or c.status == 0),
+                    errors=sum(1 for c in calls if self._failed(c)),
                     accepted=len([m for m in self.messages if m.origin != "direct"]),
                     phase=self._phase,
                 )
@@ -580,6 +587,9 @@ class ScenarioRun:
                 last_progress = t
                 self.progress(sample, self)
             self._stop.wait(max(0.0, SAMPLE_INTERVAL_S - (self.now() - t)))
+
+    def _failed(self, call: CallRecord) -> bool:
+        return failed_call(call, self.attempt_timeout_ms)
 
     def _on_log(self, record: LogRecord) -> None:
         data = record.data
@@ -627,6 +637,7 @@ class ScenarioRun:
             calls=calls,
             transitions=list(self.transitions),
             peak_dependency_in_flight=self.partner.peak_in_flight,
+            attempt_timeout_ms=self.attempt_timeout_ms,
             peak_consumer_in_flight=self.poller.stats.peak_in_flight,
             consumer_errors=self.consumer.errors - self._errors_before[0],
             consumer_timeouts=self.consumer.timeouts - self._errors_before[1],
@@ -656,7 +667,10 @@ def result_document(result: RunResult) -> dict[str, Any]:
             {"t": t.t, "from": t.from_state, "to": t.to_state} for t in result.record_transitions
         ],
         "final_circuit": result.samples[-1].circuit if result.samples else None,
-        "calls": [{"t": c.t, "status": c.status, "key": c.idempotency_key} for c in result.calls],
+        "calls": [
+            {"t": c.t, "status": c.status, "key": c.idempotency_key, "latency_ms": c.latency_ms}
+            for c in result.calls
+        ],
         "messages": [
             {
                 "t": m.t,

@@ -211,7 +211,7 @@ def test_remaining_time_counts_down_from_the_function_timeout(emulator: Emulator
     result = function.invoke({"Records": []})
     assert result.ok
     (call,) = runtime_handlers.CALLS
-    assert 1500 < call["remaining_ms"] <= 2000
+    assert 1000 < call["remaining_ms"] <= 2000
 
 
 def test_each_function_sees_its_own_environment_even_in_parallel(emulator: Emulator) -> None:
