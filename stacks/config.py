@@ -78,6 +78,9 @@ class DependencySettings(_Model):
     breaker_failure_threshold: int = Field(default=5, ge=1)
     breaker_recovery_seconds: int = Field(default=30, ge=1)
     breaker_success_threshold: int = Field(default=2, ge=1)
+    # How long an execution environment trusts its cached circuit state: how late it learns that
+    # another environment opened (or closed) the circuit.
+    breaker_cache_seconds: int = Field(default=5, ge=0, le=300)
     # Reserved concurrency of the demo twin deployed when base_url is None.
     demo_capacity: int = Field(default=10, ge=1, le=1_000)
 

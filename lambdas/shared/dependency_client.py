@@ -106,6 +106,7 @@ class DependencyPolicy(BaseModel):
     breaker_failure_threshold: int = Field(ge=1, le=1000)
     breaker_recovery_seconds: int = Field(ge=1, le=86_400)
     breaker_success_threshold: int = Field(ge=1, le=1000)
+    breaker_cache_seconds: int = Field(ge=0, le=300)
 
     # field -> environment variable (names are part of the contract with the CDK stacks).
     ENV_VARS: ClassVar[dict[str, str]] = {
@@ -121,6 +122,7 @@ class DependencyPolicy(BaseModel):
         "breaker_failure_threshold": "BREAKER_FAILURE_THRESHOLD",
         "breaker_recovery_seconds": "BREAKER_RECOVERY_SECONDS",
         "breaker_success_threshold": "BREAKER_SUCCESS_THRESHOLD",
+        "breaker_cache_seconds": "BREAKER_CACHE_SECONDS",
     }
 
     @field_validator("base_url")
@@ -129,6 +131,11 @@ class DependencyPolicy(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @property
+    def full_attempt_budget_ms(self) -> int:
+        """Time an invocation needs left to start a call whose first attempt gets its whole timeout."""
+        return self.safety_margin_ms + self.connect_timeout_ms + self.attempt_timeout_ms
 
     @model_validator(mode="after")
     def _delay_cap_covers_base(self) -> DependencyPolicy:
@@ -311,7 +318,8 @@ class DependencyClient:
         Where circuit state lives: pass a ready persistence layer, or a table name (partition key ``id``)
         and optionally a boto3 DynamoDB client (tests point it at moto).
     breaker_cache_seconds:
-        How long an environment trusts its cached circuit state before re-reading DynamoDB.
+        How long an environment trusts its cached circuit state before re-reading DynamoDB (default: the
+        policy's ``breaker_cache_seconds``, i.e. BREAKER_CACHE_SECONDS).
     session:
         Defaults to the environment-wide ``shared_session()``.
     sleep, clock, wall_clock, rng:
@@ -329,7 +337,7 @@ class DependencyClient:
         breaker_store: CircuitBreakerPersistenceLayer | None = None,
         breaker_table_name: str | None = None,
         dynamodb_client: Any = None,
-        breaker_cache_seconds: int = 5,
+        breaker_cache_seconds: int | None = None,
         session: requests.Session | None = None,
         logger: SupportsLog | None = None,
         metrics_namespace: str | None = None,
@@ -368,7 +376,9 @@ class DependencyClient:
             success_threshold=policy.breaker_success_threshold,
             # Only dependency health counts: a 4xx (our bug) or a budget we never had must not trip it.
             handled_exceptions=(TransientUpstreamError,),
-            local_cache_max_age=breaker_cache_seconds,
+            local_cache_max_age=(
+                policy.breaker_cache_seconds if breaker_cache_seconds is None else breaker_cache_seconds
+            ),
         )
         # Wrapping the whole retry loop gives the breaker exactly one outcome per logical call.
         self._guarded_call: Callable[[_Call], DependencyResponse] = circuit_breaker(

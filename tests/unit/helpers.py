@@ -76,6 +76,7 @@ def make_policy(base_url: str, **overrides: Any) -> DependencyPolicy:
         "breaker_failure_threshold": 5,
         "breaker_recovery_seconds": 30,
         "breaker_success_threshold": 1,
+        "breaker_cache_seconds": 5,
     }
     values.update(overrides)
     return DependencyPolicy(**values)

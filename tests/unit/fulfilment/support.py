@@ -33,6 +33,7 @@ def dependency_env(
         "BREAKER_FAILURE_THRESHOLD": "5",
         "BREAKER_RECOVERY_SECONDS": "30",
         "BREAKER_SUCCESS_THRESHOLD": "1",
+        "BREAKER_CACHE_SECONDS": "5",
     }
     if secret_arn is not None:
         env["DEPENDENCY_API_KEY_SECRET_ARN"] = secret_arn

@@ -22,6 +22,7 @@ ENV = {
     "BREAKER_FAILURE_THRESHOLD": "5",
     "BREAKER_RECOVERY_SECONDS": "30",
     "BREAKER_SUCCESS_THRESHOLD": "2",
+    "BREAKER_CACHE_SECONDS": "5",
 }
 
 
@@ -42,6 +43,7 @@ def test_policy_is_read_from_the_environment() -> None:
         policy.breaker_recovery_seconds,
         policy.breaker_success_threshold,
     ) == (5, 30, 2)
+    assert policy.breaker_cache_seconds == 5
     assert DependencyPolicy.from_environment({**ENV, "DEPENDENCY_CRITICAL": "FALSE"}).critical is False
 
 
