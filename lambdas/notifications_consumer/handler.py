@@ -19,6 +19,9 @@ each are in ``notifications.py``). Per record:
                    the DLQ (``POISON_MESSAGE_QUEUE_URL``) with the reason (``lambdas/shared/poison.py``) and
                    counted as ``PoisonMessages``; if that send fails the record fails and reaches the DLQ
                    through the redrive policy instead.
+  * not attempted  once the invocation's remaining time cannot fit a full attempt, the remaining records
+                   are not touched: reported in ``batchItemFailures`` and made visible again at once
+                   (``lambdas/shared/batch_budget.py``) instead of being deferred unsent.
   * retried        anything else (the idempotency table unavailable, the same event in progress elsewhere,
                    a 2xx without a notificationId, or transient errors when the dependency is configured
                    critical) is reported in ``batchItemFailures`` and comes back after the visibility timeout.
@@ -58,6 +61,7 @@ from lambdas.notifications_consumer.notifications import (
     send_notification,
 )
 from lambdas.shared.api_key import load_api_key
+from lambdas.shared.batch_budget import BatchBudget
 from lambdas.shared.circuit_events import circuit_event_hook
 from lambdas.shared.dependency_client import DependencyClient, PermanentUpstreamError
 from lambdas.shared.poison import PoisonQueue
@@ -88,7 +92,13 @@ dependency = DependencyClient(
         logger=logger,
     ),
 )
-poison = PoisonQueue(boto3.client("sqs"), settings.poison_message_queue_url, logger=logger, metrics=metrics)
+sqs = boto3.client("sqs")
+poison = PoisonQueue(sqs, settings.poison_message_queue_url, logger=logger, metrics=metrics)
+# A record is started only while a full attempt still fits; the rest go back to the queue at once
+# (a fallback for a call we had no time for would delete a notification that was never sent).
+batch_budget = BatchBudget(
+    sqs, required_ms=settings.dependency.full_attempt_budget_ms, logger=logger, metrics=metrics
+)
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
@@ -141,6 +151,7 @@ def _event_attributes(planned: PlannedNotification) -> dict[str, str]:
 @tracer.capture_method
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> dict[str, Any]:
     logger.set_correlation_id(record.message_id)
+    batch_budget.claim(record)  # raises NotAttemptedError, before any I/O, once time is short
     try:
         planned = plan(record.body, source=settings.event_source)
     except PoisonEventError as exc:
@@ -205,9 +216,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     )
     # Lets in-progress idempotency records expire with this invocation if it is killed mid-call.
     idempotency_config.register_lambda_context(context)
+    batch_budget.start(context.get_remaining_time_in_millis)
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+    batch_budget.release_unclaimed()
     failed = len(response.get("batchItemFailures", []))
     if failed:
         metrics.add_metric(name="RecordsRetried", unit=MetricUnit.Count, value=failed)

@@ -7,6 +7,10 @@ Per record:
   * transient failure    -> (5xx / 429 / timeout / connection / budget / open circuit / charge in progress
                             elsewhere) reported in ``batchItemFailures``: the message stays in the queue and
                             comes back after its visibility timeout. An open circuit fails in milliseconds.
+  * no time left         -> once the invocation's remaining time cannot fit a full attempt, the remaining
+                            records are not touched: reported in ``batchItemFailures`` and made visible
+                            again at once (``lambdas/shared/batch_budget.py``), so a batch never runs past
+                            its timeout because of how many records it took.
   * permanent failure    -> quarantined, see below.
 
 Poison messages (invalid JSON, schema violation, invalid idempotency key, an idempotency key reused with a
@@ -50,6 +54,7 @@ from lambdas.order_consumer.processing import (
 )
 from lambdas.order_consumer.status_recording import StatusRecorder
 from lambdas.shared.api_key import load_api_key
+from lambdas.shared.batch_budget import BatchBudget
 from lambdas.shared.circuit_events import circuit_event_hook
 from lambdas.shared.dependency_client import DependencyClient, PermanentUpstreamError
 from lambdas.shared.models import Order
@@ -80,6 +85,10 @@ dependency = DependencyClient(
     on_transition=circuit_events,
 )
 sqs = boto3.client("sqs")
+# A record is started only while a full attempt still fits; the rest go back to the queue at once.
+batch_budget = BatchBudget(
+    sqs, required_ms=settings.dependency.full_attempt_budget_ms, logger=logger, metrics=metrics
+)
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 # Order status (accepted -> processing -> done / failed) for GET /orders/{id}; a no-op without the table.
 order_status = StatusRecorder.create(settings.order_status_table_name, logger=logger, metrics=metrics)
@@ -166,6 +175,7 @@ def quarantine(record: SQSRecord, reason: str, detail: str) -> None:
 @tracer.capture_method
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> dict[str, Any]:
     logger.set_correlation_id(record.message_id)
+    batch_budget.claim(record)  # raises NotAttemptedError, before any I/O, once time is short
     order: Order | None = None
     try:
         order = parse_order(record.body)
@@ -211,9 +221,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     )
     # Lets in-progress idempotency records expire with this invocation if it is killed mid-charge.
     idempotency_config.register_lambda_context(context)
+    batch_budget.start(context.get_remaining_time_in_millis)
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+    batch_budget.release_unclaimed()
     failed = len(response.get("batchItemFailures", []))
     if failed:
         metrics.add_metric(name="RecordsRetried", unit=MetricUnit.Count, value=failed)

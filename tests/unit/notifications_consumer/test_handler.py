@@ -175,6 +175,7 @@ def make_consumer(
             "BREAKER_FAILURE_THRESHOLD": "5",
             "BREAKER_RECOVERY_SECONDS": "30",
             "BREAKER_SUCCESS_THRESHOLD": "1",
+            "BREAKER_CACHE_SECONDS": "5",
             **env_overrides,
         }
         monkeypatch.delenv("EVENT_SOURCE", raising=False)
@@ -316,6 +317,20 @@ def test_a_deferred_event_is_still_sent_by_a_later_delivery(make_consumer: Consu
 
     assert [call.status for call in consumer.notification_calls()] == [503, 503, 201]
     assert metric_total(consumer.output(), "NotificationsSent") == 1
+
+
+def test_a_record_without_time_for_a_call_stays_in_the_queue_unsent(make_consumer: ConsumerFactory) -> None:
+    """Not deferred (which would delete it unsent): not attempted, reported failed, nothing called."""
+    consumer = make_consumer()
+    record = sqs_record(consumer.event("OrderCancelled", order_cancelled("ord-3")))
+
+    # A full attempt needs margin 100 + connect 200 + attempt 2000 = 2300 ms.
+    assert consumer.invoke(record, remaining_ms=2_299) == [record["messageId"]]
+
+    assert consumer.twin.total_calls == 0
+    out = consumer.output()
+    assert metric_total(out, "NotificationsDeferred") == 0
+    assert metric_total(out, "RecordsNotAttempted") == 1
 
 
 def test_a_critical_notifier_keeps_records_in_the_queue_instead(make_consumer: ConsumerFactory) -> None:

@@ -81,9 +81,9 @@ class Consumer:
     capsys: pytest.CaptureFixture[str]
     secret_reads: list[str] = field(default_factory=list)
 
-    def invoke(self, *records: dict[str, Any], remaining_ms: int = 30_000) -> list[str]:
+    def invoke(self, *records: dict[str, Any], remaining_ms: int = 30_000, context: Any = None) -> list[str]:
         """Run one invocation; return the message ids reported as failed."""
-        context = FakeLambdaContext(remaining_ms=remaining_ms)
+        context = context or FakeLambdaContext(remaining_ms=remaining_ms)
         response = self.module.handler({"Records": list(records)}, context)
         return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
 
@@ -139,6 +139,7 @@ def make_consumer(
             "BREAKER_FAILURE_THRESHOLD": "5",
             "BREAKER_RECOVERY_SECONDS": "30",
             "BREAKER_SUCCESS_THRESHOLD": "1",
+            "BREAKER_CACHE_SECONDS": "5",
             **env_overrides,
         }
         for name, value in env.items():
@@ -252,7 +253,8 @@ def test_an_open_circuit_fails_records_fast_without_calling_the_dependency(
 
     assert failed == [r["messageId"] for r in later]  # they stay in the queue for a later retry
     assert consumer.twin.total_calls == calls
-    assert time.monotonic() - started < 1.0
+    # Called, the three records would take at least 3 s (two 1 s attempts each): well apart on any machine.
+    assert time.monotonic() - started < 3.0
     assert len(metric_points(consumer.output(), "CircuitOpenRejections")) == 3
 
 
@@ -318,6 +320,59 @@ def test_a_record_without_time_left_fails_before_calling(make_consumer: Consumer
     # 250 ms left - 100 ms margin - 200 ms connect timeout: no attempt fits, so return instead of timing out.
     assert consumer.invoke(record, remaining_ms=250) == [record["messageId"]]
     assert consumer.twin.total_calls == 0
+
+
+class _ShrinkingContext(FakeLambdaContext):
+    """Time left as the test says: plenty until the partner was called once, then too little for a call."""
+
+    def __init__(self, twin: FaultDependency, after_first_call_ms: int) -> None:
+        super().__init__()
+        self.twin = twin
+        self.after_first_call_ms = after_first_call_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000 if self.twin.total_calls == 0 else self.after_first_call_ms
+
+
+def test_records_without_time_for_a_call_are_not_attempted_and_released_at_once(
+    make_consumer: ConsumerFactory,
+) -> None:
+    consumer = make_consumer()
+    queue_url = consumer.sqs.create_queue(QueueName="orders", Attributes={"VisibilityTimeout": "300"})[
+        "QueueUrl"
+    ]
+    for n in range(1, 5):
+        consumer.sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(order(f"ord-{n}")))
+    # In flight for 300 s, as the event source leaves them during the invocation.
+    taken = consumer.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=4, VisibilityTimeout=300)
+    records = [
+        {**sqs_record(m["Body"], message_id=m["MessageId"]), "receiptHandle": m["ReceiptHandle"]}
+        for m in sorted(taken["Messages"], key=lambda m: json.loads(m["Body"])["orderId"])
+    ]
+    # A full attempt needs margin 100 + connect 200 + attempt 2000 = 2300 ms; 2299 ms cannot fit one.
+    context = _ShrinkingContext(consumer.twin, after_first_call_ms=2_299)
+
+    failed = consumer.invoke(*records, context=context)
+
+    assert failed == [r["messageId"] for r in records[1:]]
+    assert consumer.twin.charges_by_order() == {"ord-1": 1}
+    assert consumer.twin.total_calls == 1  # nothing was started without time to finish
+    # Back in the queue now, not after the visibility timeout; the charged one was not released.
+    visible = consumer.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    assert sorted(json.loads(m["Body"])["orderId"] for m in visible) == ["ord-2", "ord-3", "ord-4"]
+    out = consumer.output()
+    assert metric_points(out, "RecordsNotAttempted")[0]["RecordsNotAttempted"] == [3.0]
+    # Not attempted means untouched: no status, no idempotency record, so nothing to clean up later.
+    idempotency = boto3.client("dynamodb", region_name=REGION).scan(TableName="idempotency")["Items"]
+    assert len(idempotency) == 1
+
+
+def test_with_time_for_a_call_every_record_is_attempted(make_consumer: ConsumerFactory) -> None:
+    consumer = make_consumer()
+    context = _ShrinkingContext(consumer.twin, after_first_call_ms=2_300)
+
+    assert consumer.invoke(*(sqs_record(order(f"ord-{n}")) for n in range(3)), context=context) == []
+    assert len(consumer.twin.charges_by_order()) == 3
 
 
 def test_the_api_key_secret_is_read_once_per_execution_environment(make_consumer: ConsumerFactory) -> None:

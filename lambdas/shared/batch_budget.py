@@ -1,0 +1,130 @@
+"""Records an invocation has no time for: not attempted, and handed back to the queue at once.
+
+Lambda gives a whole batch one timeout. A record started without time for a dependency call can only
+fail, and an invocation that runs past its timeout fails the whole batch: every record, the ones already
+charged included, comes back only after the visibility timeout. So a consumer asks ``claim`` before each
+record; once the time left cannot fit a call, the remaining records are not touched (no I/O at all) and
+``release_unclaimed`` makes them visible again immediately (ChangeMessageVisibility 0), so another
+invocation with a full budget takes them now instead of after the visibility timeout.
+
+Never re-sent to the queue: Lambda's recursive-loop detection stops SQS -> Lambda -> SQS chains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final, Protocol
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+METRIC_RECORDS_NOT_ATTEMPTED: Final = "RecordsNotAttempted"
+NOT_ATTEMPTED_MESSAGE: Final = "records not attempted: no time left in this invocation; released"
+RELEASE_FAILED_MESSAGE: Final = (
+    "release of records not attempted failed; they return after the visibility timeout"
+)
+# ChangeMessageVisibilityBatch takes at most ten entries.
+_SQS_BATCH_LIMIT: Final = 10
+
+
+class NotAttemptedError(Exception):
+    """The invocation has no time left for this record's call; the record goes back to the queue at once."""
+
+
+class _SupportsLog(Protocol):
+    def info(self, msg: Any, *args: Any, **kwargs: Any) -> Any: ...
+
+    def warning(self, msg: Any, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class _SupportsMetrics(Protocol):
+    def add_metric(self, name: str, unit: Any, value: float) -> Any: ...
+
+
+class BatchBudget:
+    """Per invocation: ``start``, then ``claim`` per record, then ``release_unclaimed`` once.
+
+    ``required_ms`` is what one record needs left to be worth starting (for a dependency call:
+    ``DependencyPolicy.full_attempt_budget_ms``).
+    """
+
+    def __init__(
+        self,
+        sqs_client: Any,
+        *,
+        required_ms: int,
+        logger: _SupportsLog,
+        metrics: _SupportsMetrics | None = None,
+    ) -> None:
+        self._sqs = sqs_client
+        self.required_ms = required_ms
+        self._logger = logger
+        self._metrics = metrics
+        self._remaining_ms: Callable[[], int] = lambda: 0
+        self._unclaimed: list[SQSRecord] = []
+        self._queue_urls: dict[str, str] = {}
+
+    def start(self, remaining_ms: Callable[[], int]) -> None:
+        self._remaining_ms = remaining_ms
+        self._unclaimed = []
+
+    def claim(self, record: SQSRecord) -> None:
+        """Return if the record may be processed now; raise NotAttemptedError (after noting it) if not."""
+        left = self._remaining_ms()
+        if self._unclaimed or left < self.required_ms:
+            self._unclaimed.append(record)
+            raise NotAttemptedError(f"{left} ms left, a record needs {self.required_ms} ms")
+
+    @property
+    def unclaimed(self) -> list[SQSRecord]:
+        return list(self._unclaimed)
+
+    def release_unclaimed(self) -> int:
+        """Make every unclaimed record visible again now; returns how many were released.
+
+        Counted as ``RecordsNotAttempted``. A failed release costs only time (the record returns after its
+        visibility timeout), so it is logged, never raised: the batch response must still reach Lambda.
+        """
+        if not self._unclaimed:
+            return 0
+        released = 0
+        for queue_arn, records in self._by_queue().items():
+            try:
+                queue_url = self._queue_url(queue_arn)
+                for start in range(0, len(records), _SQS_BATCH_LIMIT):
+                    chunk = records[start : start + _SQS_BATCH_LIMIT]
+                    response = self._sqs.change_message_visibility_batch(
+                        QueueUrl=queue_url,
+                        Entries=[
+                            {"Id": str(i), "ReceiptHandle": r.receipt_handle, "VisibilityTimeout": 0}
+                            for i, r in enumerate(chunk)
+                        ],
+                    )
+                    released += len(response.get("Successful", []))
+                    if response.get("Failed"):
+                        self._logger.warning(RELEASE_FAILED_MESSAGE, extra={"failed": response["Failed"]})
+            except Exception as exc:
+                self._logger.warning(RELEASE_FAILED_MESSAGE, extra={"error": f"{type(exc).__name__}: {exc}"})
+        self._logger.info(
+            NOT_ATTEMPTED_MESSAGE, extra={"not_attempted": len(self._unclaimed), "released": released}
+        )
+        if self._metrics is not None:
+            self._metrics.add_metric(
+                name=METRIC_RECORDS_NOT_ATTEMPTED, unit=MetricUnit.Count, value=len(self._unclaimed)
+            )
+        return released
+
+    def _by_queue(self) -> dict[str, list[SQSRecord]]:
+        grouped: dict[str, list[SQSRecord]] = {}
+        for record in self._unclaimed:
+            grouped.setdefault(record.event_source_arn, []).append(record)
+        return grouped
+
+    def _queue_url(self, queue_arn: str) -> str:
+        # arn:<partition>:sqs:<region>:<account>:<name>; looked up once per environment.
+        if queue_arn not in self._queue_urls:
+            account, name = queue_arn.split(":")[4:6]
+            self._queue_urls[queue_arn] = self._sqs.get_queue_url(
+                QueueName=name, QueueOwnerAWSAccountId=account
+            )["QueueUrl"]
+        return self._queue_urls[queue_arn]

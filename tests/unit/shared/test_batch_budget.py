@@ -1,0 +1,95 @@
+"""BatchBudget: records an invocation has no time for are not attempted and go back to the queue at once."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from lambdas.shared.batch_budget import BatchBudget, NotAttemptedError
+from tests.unit.helpers import REGION
+
+LOGGER = logging.getLogger("test")
+
+
+def received(sqs: Any, queue_url: str, count: int) -> list[SQSRecord]:
+    """Messages taken off the queue as an event source would (in flight for 300 s), as Lambda records."""
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=count, VisibilityTimeout=300)
+    return [
+        SQSRecord(
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "eventSourceARN": queue_arn,
+            }
+        )
+        for m in messages["Messages"]
+    ]
+
+
+@pytest.fixture
+def queue(aws: None) -> tuple[Any, str]:
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="orders", Attributes={"VisibilityTimeout": "300"})["QueueUrl"]
+    for n in range(4):
+        sqs.send_message(QueueUrl=url, MessageBody=f"m{n}")
+    return sqs, url
+
+
+def test_records_are_claimed_while_time_is_left_and_released_at_once_after(queue: tuple[Any, str]) -> None:
+    sqs, url = queue
+    records = received(sqs, url, 4)
+    left = iter([5_000, 1_200, 900, 5_000])  # the clock the handler would read, record by record
+    budget = BatchBudget(sqs, required_ms=1_000, logger=LOGGER)
+    budget.start(lambda: next(left))
+
+    budget.claim(records[0])
+    budget.claim(records[1])
+    with pytest.raises(NotAttemptedError):
+        budget.claim(records[2])
+    # Once a record was skipped, later ones are too: the batch is not worked on out of order.
+    with pytest.raises(NotAttemptedError):
+        budget.claim(records[3])
+
+    assert [r.message_id for r in budget.unclaimed] == [records[2].message_id, records[3].message_id]
+    assert budget.release_unclaimed() == 2
+    # Visible again now, not after the 300 s visibility timeout; the claimed ones stay in flight.
+    again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert sorted(m["Body"] for m in again) == ["m2", "m3"]
+
+
+def test_each_invocation_starts_with_nothing_unclaimed(queue: tuple[Any, str]) -> None:
+    sqs, url = queue
+    records = received(sqs, url, 2)
+    budget = BatchBudget(sqs, required_ms=1_000, logger=LOGGER)
+    budget.start(lambda: 10)
+    with pytest.raises(NotAttemptedError):
+        budget.claim(records[0])
+
+    budget.start(lambda: 10_000)
+    budget.claim(records[1])
+    assert budget.unclaimed == []
+    assert budget.release_unclaimed() == 0
+
+
+def test_a_failed_release_is_logged_not_raised(
+    queue: tuple[Any, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    sqs, url = queue
+    [record] = received(sqs, url, 1)
+    gone = SQSRecord({**record.raw_event, "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:deleted"})
+    budget = BatchBudget(sqs, required_ms=1_000, logger=LOGGER)
+    budget.start(lambda: 0)
+    with pytest.raises(NotAttemptedError):
+        budget.claim(gone)
+
+    with caplog.at_level(logging.WARNING):
+        assert budget.release_unclaimed() == 0
+    assert "return after the visibility timeout" in caplog.text
