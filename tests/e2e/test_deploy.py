@@ -15,6 +15,7 @@ import pytest
 from localcloud.deploy import DeployedStack
 from localcloud.lambda_runtime import FunctionConfig, SqsEventSource
 from localcloud.moto_workarounds import register_stack_state_machines_for_execution
+from tests.waiting import wait_until
 
 # Types moto's CloudFormation skips. The local cloud does not need them to run the data path; a new
 # type appearing here must be looked at (is the data path missing something?) before it is added.
@@ -164,7 +165,7 @@ def test_public_ssm_parameters_the_template_resolves_exist(deployed: DeployedSta
 
 
 def wait_for_executions(
-    deployed: DeployedStack, arn: str, count: int, timeout_s: float = 10
+    deployed: DeployedStack, arn: str, count: int, timeout_s: float = 60
 ) -> list[dict[str, Any]]:
     sfn = deployed.emulator.client("stepfunctions")
     deadline = time.monotonic() + timeout_s
@@ -273,10 +274,10 @@ def test_definition_substitutions_and_execution_of_a_cloudformation_state_machin
     register_stack_state_machines_for_execution(emulator.account_id, emulator.region)
     sfn = emulator.client("stepfunctions")
     execution = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
-    deadline = time.monotonic() + 10
-    while (described := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    described = wait_until(
+        lambda: (d := sfn.describe_execution(executionArn=execution))["status"] != "RUNNING" and d,
+        what="the execution finished",
+    )
     assert described["status"] == "SUCCEEDED"
     assert "hello from a substitution" in described["output"]
     definition = json.loads(sfn.describe_state_machine(stateMachineArn=arn)["definition"])

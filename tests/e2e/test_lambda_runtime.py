@@ -23,6 +23,7 @@ from localcloud import isolation
 from localcloud.emulator import Emulator
 from localcloud.lambda_runtime import Function, FunctionConfig, SqsEventSource, SqsEventSourcePoller
 from tests.e2e import runtime_handlers
+from tests.waiting import wait_until
 
 HANDLERS = "tests.e2e.runtime_handlers"
 
@@ -119,11 +120,8 @@ def depth(emulator: Emulator, queue_url: str) -> int:
     )
 
 
-def eventually(check: Callable[[], bool], timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
+def eventually(check: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    wait_until(check, what="the condition", timeout_s=timeout_s, interval_s=0.05)
 
 
 def processed(body: str) -> list[dict[str, Any]]:
@@ -270,7 +268,7 @@ def test_a_disabled_mapping_pauses_delivery_until_it_is_enabled_again(emulator: 
     poller = make_poller(emulator, make_function(emulator, name=name), queue, mapping_uuid=mapping).start()
     try:
         lambda_.update_event_source_mapping(UUID=mapping, Enabled=False)
-        eventually(lambda: not poller.enabled, timeout_s=5)
+        eventually(lambda: not poller.enabled)
         send(emulator, queue[0], "ok", "ok")
         time.sleep(1.5)
         assert runtime_handlers.CALLS == []

@@ -39,6 +39,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from tests.waiting import MACHINE_TOO_SLOW
+
 STATEMACHINES_DIR = Path(__file__).resolve().parents[2] / "statemachines"
 
 ORDER_FULFILMENT = "order_fulfilment"
@@ -162,14 +164,16 @@ def worst_case_task_seconds(state: Mapping[str, Any]) -> float:
 # ---------------------------------------------------------------------------------------- executions
 
 
-def wait_for(sfn: Any, execution_arn: str, timeout: float = 30.0) -> dict[str, Any]:
+def wait_for(sfn: Any, execution_arn: str, timeout: float = 120.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         description = sfn.describe_execution(executionArn=execution_arn)
         if description["status"] in TERMINAL_STATUSES:
             return description
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{execution_arn} still {description['status']} after {timeout}s")
+            raise TimeoutError(
+                f"{MACHINE_TOO_SLOW}: {execution_arn} still {description['status']} after {timeout}s"
+            )
         time.sleep(0.02)
 
 

@@ -91,11 +91,11 @@ class Machine:
         )
         return response["executionArn"]
 
-    def run(self, payload: Mapping[str, Any], name: str | None = None, timeout: float = 30.0) -> Execution:
+    def run(self, payload: Mapping[str, Any], name: str | None = None, timeout: float = 120.0) -> Execution:
         execution_arn = self.start(payload, name)
         return self.finish(execution_arn, timeout)
 
-    def finish(self, execution_arn: str, timeout: float = 30.0) -> Execution:
+    def finish(self, execution_arn: str, timeout: float = 120.0) -> Execution:
         description = asl.wait_for(self.sfn, execution_arn, timeout)
         return Execution(description=description, events=asl.history(self.sfn, execution_arn))
 

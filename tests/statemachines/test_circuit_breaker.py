@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence import CircuitB
 from tests.statemachines import asl
 from tests.statemachines.conftest import REGION, FakeClock, Machine, function_arn
 from tests.statemachines.errors import PermanentUpstreamError, TransientUpstreamError
+from tests.waiting import wait_until
 
 TABLE = "circuits"
 CIRCUIT = "partner-api"
@@ -53,7 +53,7 @@ class Dependency:
             self.calls += 1
         self.records_seen.append(read_record())
         if self.gate is not None:
-            self.gate.wait(10)
+            self.gate.wait(120)  # a backstop only: the test opens the gate once it has judged
         if self.error is not None:
             raise self.error
         return {"ok": True, "mode": event["mode"], "request": event["request"]}
@@ -193,13 +193,17 @@ def test_only_one_concurrent_execution_probes(
     dependency.gate = threading.Event()
 
     arns = [breaker.start(INPUT) for _ in range(4)]
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+
+    def settled() -> dict[str, str] | None:
+        # Every execution either finished or is blocked in the dependency (the gate is shut): a second
+        # prober would be a second blocked call, so this ends on a defect as well as on success.
         statuses = {arn: breaker.sfn.describe_execution(executionArn=arn)["status"] for arn in arns}
-        if dependency.calls == 1 and list(statuses.values()).count("RUNNING") == 1:
-            break
-        time.sleep(0.05)
+        blocked = list(statuses.values()).count("RUNNING")
+        return statuses if blocked == dependency.calls and dependency.calls >= 1 else None
+
+    statuses = wait_until(settled, what="four executions finished or blocked in the dependency")
     # Only the prober is still running (blocked in the dependency); every other one failed fast.
+    assert dependency.calls == 1
     losers = [breaker.finish(arn) for arn, status in statuses.items() if status != "RUNNING"]
     assert len(losers) == 3
     assert {(e.status, e.error) for e in losers} == {("FAILED", "CircuitOpen")}

@@ -28,7 +28,7 @@ def create_and_run(sfn: Any, definition: dict[str, Any], payload: dict[str, Any]
     execution_arn = sfn.start_execution(
         stateMachineArn=arn, name=f"wa-{uuid.uuid4().hex[:8]}", input=json.dumps(payload)
     )["executionArn"]
-    return asl.wait_for(sfn, execution_arn, 20), asl.history(sfn, execution_arn)
+    return asl.wait_for(sfn, execution_arn), asl.history(sfn, execution_arn)
 
 
 def single_task(resource: str, **extra: Any) -> dict[str, Any]:

@@ -135,7 +135,7 @@ def test_connection_refused_and_timeouts_are_transient(make_callers: CallersFact
     slow.twin.set_profile(FaultProfile(latency_ms=3000))
     started = time.monotonic()
     assert error_name(lambda: slow.call({"method": "GET", "path": "/health"})) == "TransientUpstreamError"
-    assert time.monotonic() - started < 2.0  # cut by the 200 ms attempt timeout, not served after 3 s
+    assert time.monotonic() - started < 2.5  # cut by the 200 ms attempt timeout, not served after 3 s
 
 
 def test_a_4xx_is_permanent(make_callers: CallersFactory) -> None:
@@ -227,7 +227,7 @@ def test_the_probe_has_a_short_budget(make_callers: CallersFactory) -> None:
     started = time.monotonic()
     assert error_name(c.probe) == "TransientUpstreamError"
 
-    assert time.monotonic() - started < 2.5  # PROBE_TIMEOUT_MS, not the 5 s attempt timeout nor 4 s
+    assert time.monotonic() - started < 3.0  # PROBE_TIMEOUT_MS (0.3 s), not the 5 s attempt timeout nor 4 s
 
 
 def test_a_probe_for_another_circuit_is_refused(make_callers: CallersFactory) -> None:

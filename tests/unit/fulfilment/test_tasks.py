@@ -7,7 +7,6 @@ handler raises is what Step Functions matches in the ASL, so tests assert the ex
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -34,6 +33,7 @@ from tests.unit.helpers import (
     metric_points,
     unique_name,
 )
+from tests.waiting import wait_until
 
 
 @dataclass
@@ -244,9 +244,8 @@ def test_a_retry_after_an_unknown_outcome_causes_one_shipment(make_tasks: TasksF
 
     error = t.error_of("Ship", event)
     assert type(error).__name__ == "TransientUpstreamError"
-    deadline = time.monotonic() + 3
-    while not t.twin.calls("/shipments") and time.monotonic() < deadline:
-        time.sleep(0.02)  # the slow request is still being served after the client left
+    # The slow request is still being served after the client left.
+    wait_until(lambda: t.twin.calls("/shipments"), what="the abandoned shipment request served")
 
     retried = t.run("Ship", {**event, "attempt": 1})
     again = t.run("Ship", {**event, "attempt": 2})
