@@ -126,7 +126,8 @@ def run_architecture(
     cloud: LocalCloud, scenario: Scenario, *, pool: int | None = None, drain_timeout_s: float | None = None
 ) -> tuple[DesignResult, RunResult]:
     started = time.monotonic()
-    run = _TimedRun(cloud, scenario, drain_timeout_s=drain_timeout_s)
+    # A fixed schedule: the naive chain runs the same one, so the designs are compared like for like.
+    run = _TimedRun(cloud, scenario, drain_timeout_s=drain_timeout_s, adaptive_timeline=False)
     run.answer_ms = []
     healthy: HealthyConsumer | None = None
     neighbour_twin: FaultDependency | None = None

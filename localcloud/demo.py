@@ -2,9 +2,10 @@
 
     python -m localcloud.demo [--scenario outage|slow|throttling|poison] [--compress FACTOR]
 
-1. synthesizes the CDK app (``stacks.application.build_app``) with the stage's time settings divided by
-   ``--compress`` (default 10: the consumer's 30 s timeout becomes 3 s, the breaker's 30 s recovery 3 s;
-   the report lists every override), so a run takes about a minute instead of ten;
+1. measures this machine and synthesizes the CDK app (``stacks.application.build_app``) with the stage's
+   time settings divided by ``--compress`` (default 10: the consumer's 30 s timeout becomes 3 s, the
+   breaker's 30 s recovery 3 s; lowered on a machine too slow for that, see ``calibration.py``; the report
+   lists the factor, why, and every override), so a run takes about a minute instead of ten;
 2. deploys the template into moto on 127.0.0.1 and runs the functions in-process behind pollers that
    honour the event source mapping, with the partner API replaced by its fault-injecting twin;
 3. sends steady load through the local front door while the partner fails as the scenario says;
@@ -27,6 +28,7 @@ from pathlib import Path
 from types import FrameType
 
 from localcloud import report
+from localcloud.calibration import DEFAULT_COMPRESS, calibrate, timeline_scale
 from localcloud.cloud import LocalCloud
 from localcloud.deploy import Synthesized, synthesize
 from localcloud.scenarios import (
@@ -56,8 +58,16 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--compress",
         type=float,
-        default=10.0,
-        help="divide the stage's time settings by this (default 10; 1 = cdk.json as is, a run then takes minutes)",
+        default=DEFAULT_COMPRESS,
+        help="divide the stage's time settings by at most this (default 10, lowered when this machine is "
+        "too slow for it, see localcloud/calibration.py; 1 = cdk.json as is, a run then takes minutes); "
+        "with --synthesized: the factor that assembly was built with",
+    )
+    parser.add_argument(
+        "--no-calibrate",
+        dest="calibrate",
+        action="store_false",
+        help="use --compress as given instead of lowering it for a slow or busy machine",
     )
     parser.add_argument("--stage", default="dev", help="cdk.json stage to synthesize (default dev)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where the picture and logs go")
@@ -110,15 +120,22 @@ def main(argv: list[str] | None = None) -> int:
     # started in the background by a non-interactive shell inherits SIGINT as ignored).
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, _terminate)
-    known = scenarios(args.scale)
     names = [name.strip() for name in args.scenario.split(",") if name.strip()]
-    unknown = [name for name in names if name not in known]
+    unknown = [name for name in names if name not in scenarios()]
     if unknown or not names:
-        print(f"unknown scenario {unknown}; choose from {sorted(known)}", file=sys.stderr)
+        print(f"unknown scenario {unknown}; choose from {sorted(scenarios())}", file=sys.stderr)
         return 2
     base_context = json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
     base_context["stage"] = args.stage
-    context, overrides = compressed_context(base_context, args.compress)
+    compress, notes = args.compress, []
+    if args.synthesized is None and args.calibrate:
+        print("measuring this machine to choose the time compression ...", flush=True)
+        calibration = calibrate(base_context, args.compress)
+        compress = calibration.factor
+        notes.append(f"time compressed /{compress:g}: {calibration.reason}")
+        print(f"  {notes[-1]}", flush=True)
+    context, overrides = compressed_context(base_context, compress)
+    known = scenarios(timeline_scale(args.scale, compress))
 
     for name in names:
         print(f"local cloud demo: scenario '{name}' - {known[name].description}")
@@ -130,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             overrides = context_differences(base_context, synthesized.context) if synthesized.context else []
             print(f"reusing the cloud assembly in {args.synthesized}", flush=True)
         else:
-            compressed = f"time settings / {args.compress:g}"
+            compressed = f"time settings / {compress:g}"
             print(f"synthesizing the CDK app (stage {args.stage}, {compressed}) ...", flush=True)
             synthesized = synthesize(context, outdir)
         print(f"  {len(synthesized.resources)} resources in {time.monotonic() - started:.1f}s", flush=True)
@@ -146,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
             _describe(cloud, log_dir)
             for name in names:
                 print(f"--- running '{name}'", flush=True)
-                run = ScenarioRun(cloud, known[name], overrides=overrides, progress=progress, seed=args.seed)
+                run = ScenarioRun(
+                    cloud, known[name], overrides=overrides, progress=progress, seed=args.seed, notes=notes
+                )
                 results.append(run.run())
                 progress.done()
                 _write(results[-1], args)

@@ -14,7 +14,7 @@ def summary(result: RunResult) -> dict[str, object]:
     """The report's numbers (also what the e2e tests assert on)."""
     counts = result.counts()
     accepted = len(result.accepted)
-    window = result.scenario.fault_window
+    window = result.fault_window
     data: dict[str, object] = {
         "accepted": accepted,
         "injected_directly": len(result.messages) - accepted,
@@ -92,7 +92,10 @@ def text(result: RunResult, png: Path | None = None) -> str:
         f"calls to the partner            {s['dependency_calls']}   "
         f"({s['calls_per_accepted']:.2f} per accepted message)",
     ]
-    if scenario.fault_window is not None:
+    lines.extend(f"timeline: {note}" for note in result.timeline_notes)
+    if result.drain_verdict is not None and not result.drain_verdict.drained:
+        lines.append(f"drain: {result.drain_verdict.detail}")
+    if result.fault_window is not None:
         lines += [
             f"  during the fault              {s['calls_during_fault']} calls for "
             f"{s['accepted_during_fault']} messages accepted meanwhile "
@@ -197,8 +200,8 @@ def timeline_png(result: RunResult, path: Path) -> Path:
     calls.legend(loc="upper right", fontsize=8)
 
     for axis in axes:
-        if result.scenario.fault_window is not None:
-            start, stop = result.scenario.fault_window
+        if result.fault_window is not None:
+            start, stop = result.fault_window
             axis.axvspan(start, stop, color="tab:red", alpha=0.08)
         axis.axvline(result.load_ended_s, color="grey", linestyle=":", linewidth=1)
         axis.grid(alpha=0.3)

@@ -37,6 +37,20 @@ SAMPLE_INTERVAL_S = 0.25
 CONSUMER_HANDLER = "lambdas.order_consumer."
 CIRCUIT_TRANSITION_MESSAGE = "circuit_transition"
 
+# The timeline adapts to the machine instead of failing on it (see ScenarioRun):
+# the fault lasts at least its nominal time, and at least FAULT_HOLD_AFTER_OPEN of it after the circuit
+# opened, however long opening took on this machine, up to MAX_FAULT_STRETCH x its nominal length.
+FAULT_HOLD_AFTER_OPEN = 0.5
+MAX_FAULT_STRETCH = 4.0
+# The drain keeps waiting past its nominal deadline while the backlog still shrinks, up to this many
+# times the nominal deadline; no progress for a visibility timeout (+ slack) is a stall, i.e. a defect.
+MAX_DRAIN_STRETCH = 3.0
+STALL_SLACK_S = 10.0
+
+DRAINED = "drained"
+STALLED = "stalled"
+TOO_SLOW = "too slow"
+
 
 # ------------------------------------------------------------------------------------------ time compression
 
@@ -54,8 +68,8 @@ def compressed_context(context: Mapping[str, Any], factor: float) -> tuple[dict[
     The stack is synthesized from this context, so the template itself carries the shorter timeouts
     (the queue's visibility timeout follows the function timeout) and everything downstream honours
     them. Values stay within stacks/config.py's bounds (a function timeout is at least 3 s, so a
-    visibility timeout is at least 19 s with a 1 s batching window). Not compressible here: the dependency
-    client's breaker cache (5 s, a code default), the partner's latencies and ``Retry-After``.
+    visibility timeout is at least 19 s with a 1 s batching window). Not compressible here: the
+    partner's latencies and ``Retry-After`` (whole seconds on the wire).
     """
     result = copy.deepcopy(dict(context))
     overrides: list[Override] = []
@@ -79,6 +93,7 @@ def compressed_context(context: Mapping[str, Any], factor: float) -> tuple[dict[
         for name, dependency in (block.get("dependencies") or {}).items():
             path = f"{prefix}.dependencies.{name}"
             scale(dependency, path, "breaker_recovery_seconds", 1)
+            scale(dependency, path, "breaker_cache_seconds", 1)
             scale(dependency, path, "attempt_timeout_ms", 50)
             scale(dependency, path, "connect_timeout_ms", 10)
             # The margin covers what an invocation still does after its last dependency call (idempotency
@@ -224,6 +239,18 @@ class Transition:
     to_state: str
 
 
+@dataclass(frozen=True)
+class DrainVerdict:
+    """How the wait for the queue to drain ended, and whose fault a failure is."""
+
+    outcome: str  # DRAINED | STALLED | TOO_SLOW
+    detail: str
+
+    @property
+    def drained(self) -> bool:
+        return self.outcome == DRAINED
+
+
 @dataclass
 class RunResult:
     scenario: Scenario
@@ -247,6 +274,10 @@ class RunResult:
     attempt_timeout_ms: float
     consumer_errors: int
     consumer_timeouts: int
+    # The fault as it happened: (started, dependency recovered), later than nominal on a slow machine.
+    fault_window: tuple[float, float] | None = None
+    timeline_notes: list[str] = field(default_factory=list)
+    drain_verdict: DrainVerdict | None = None
     metrics: dict[str, float] = field(default_factory=dict)
 
     # -- accounting --------------------------------------------------------------------------------
@@ -295,9 +326,9 @@ class RunResult:
 
     def drain_time_after_recovery(self) -> float | None:
         """Seconds from the partner's recovery until the order queue was empty (nothing in flight)."""
-        if self.scenario.fault_window is None:
+        if self.fault_window is None:
             return None
-        recovered = self.scenario.fault_window[1]
+        recovered = self.fault_window[1]
         after_load = max(recovered, self.load_ended_s)
         for sample in self.samples:
             if sample.t >= after_load and sample.visible == 0 and sample.in_flight == 0:
@@ -350,6 +381,8 @@ class ScenarioRun:
         progress: Callable[[Sample, ScenarioRun], None] | None = None,
         seed: int = 7,
         drain_timeout_s: float | None = None,
+        adaptive_timeline: bool = True,
+        notes: list[str] | None = None,
     ) -> None:
         self.cloud = cloud
         self.scenario = scenario
@@ -378,6 +411,14 @@ class ScenarioRun:
         self._calls_offset = 0.0
         self._errors_before = (0, 0)
         self._peak_before = 0
+        # A fixed schedule (the benchmark compares designs on the same one) or one that waits for the
+        # circuit to open before the dependency recovers (the demo and the tests: see _drive_partner).
+        self.adaptive_timeline = adaptive_timeline
+        self._fault_started: float | None = None
+        self._recovered: float | None = None
+        self._opened: float | None = None
+        self._extension = 0.0  # seconds the fault (and the load with it) ran past the nominal timeline
+        self.timeline_notes: list[str] = list(notes or [])
 
     def now(self) -> float:
         return time.monotonic() - self._t0
@@ -404,13 +445,13 @@ class ScenarioRun:
         try:
             self._load()
             load_ended = self.now()
-            drained = self._wait_for_drain()
+            verdict = self._wait_for_drain()
         finally:
             self._stop.set()
             for thread in threads:
                 thread.join(timeout=5)
             self.consumer.logs.on_record.remove(self._on_log)
-        return self._result(load_ended, drained)
+        return self._result(load_ended, verdict)
 
     def _wait_until_idle(self, timeout_s: float = 60.0) -> None:
         """A run starts from rest: order queue empty, consumer enabled, circuit closed (a cloud may be reused)."""
@@ -437,12 +478,65 @@ class ScenarioRun:
         return self._t0 - started
 
     def _drive_partner(self) -> None:
+        window = self.scenario.fault_window
         for phase in self.scenario.phases[1:]:
-            if self._stop.wait(max(0.0, phase.start_s - self.now())):
+            recovery = window is not None and phase.start_s == window[1]
+            if recovery and self.adaptive_timeline:
+                if not self._hold_fault(phase.start_s):
+                    return
+            elif self._stop.wait(max(0.0, phase.start_s - self.now())):
                 return
             self.partner.set_profile(phase.profile, phase.label)
+            now = self.now()
             with self._lock:
                 self._phase = phase.label
+                if window is not None and phase.start_s == window[0]:
+                    self._fault_started = now
+                if recovery:
+                    self._recovered = now
+                    self._extension = max(0.0, now - phase.start_s)
+
+    def _hold_fault(self, nominal_end: float) -> bool:
+        """Wait until the dependency may recover; False if the run was stopped meanwhile.
+
+        That is the nominal end of the fault, or later on a machine too slow for the circuit to open in
+        time: FAULT_HOLD_AFTER_OPEN of the nominal fault after it opened, at most MAX_FAULT_STRETCH times
+        the nominal fault. What a run is judged on (the breaker opened, the queue absorbed the fault)
+        then still happens, instead of the verdict depending on the machine's speed.
+        """
+        assert self.scenario.fault_window is not None
+        start, _ = self.scenario.fault_window
+        nominal = nominal_end - start
+        cap = start + MAX_FAULT_STRETCH * nominal
+        while True:
+            now = self.now()
+            with self._lock:
+                opened = self._opened
+                self._extension = max(0.0, now - nominal_end)
+            due = (
+                nominal_end if opened is None else max(nominal_end, opened + FAULT_HOLD_AFTER_OPEN * nominal)
+            )
+            if now >= cap:
+                self.timeline_notes.append(
+                    f"the circuit had not opened {now - start:.1f}s into the fault "
+                    f"({MAX_FAULT_STRETCH:g}x its nominal {nominal:.1f}s): the dependency recovered anyway"
+                )
+                return True
+            if opened is not None and now >= due:
+                if now - nominal_end > SAMPLE_INTERVAL_S:
+                    self.timeline_notes.append(
+                        f"fault held {now - nominal_end:.1f}s past its nominal end: the circuit opened at "
+                        f"{opened:.1f}s and the fault lasts at least {FAULT_HOLD_AFTER_OPEN * nominal:.1f}s "
+                        "after that (this machine is slower than the nominal timeline)"
+                    )
+                return True
+            if self._stop.wait(min(SAMPLE_INTERVAL_S, max(0.01, due - now) if opened else SAMPLE_INTERVAL_S)):
+                return False
+
+    def _load_end(self) -> float:
+        """The load runs as long after the recovery as the nominal timeline says."""
+        with self._lock:
+            return self.scenario.load_s + self._extension
 
     def _load(self) -> None:
         session = requests.Session()
@@ -455,7 +549,7 @@ class ScenarioRun:
         }
         while True:
             due = n * interval
-            if due >= self.scenario.load_s:
+            if due >= self._load_end():
                 break
             delay = due - self.now()
             if delay > 0:
@@ -538,19 +632,46 @@ class ScenarioRun:
             if len(self.messages) > before:
                 self.messages[-1].note = "rejected by partner"
 
-    def _wait_for_drain(self) -> bool:
-        deadline = self.now() + self.drain_timeout_s
+    def _wait_for_drain(self) -> DrainVerdict:
+        """Wait for the order queue to empty; past the nominal deadline, keep waiting while it drains.
+
+        A queue that stops shrinking for a visibility timeout (+ slack) is stuck: a behaviour defect. One
+        that still shrinks at MAX_DRAIN_STRETCH x the nominal deadline says the machine is too slow to
+        judge this run, not that a message was lost.
+        """
+        started = self.now()
+        deadline = started + self.drain_timeout_s
+        cap = started + MAX_DRAIN_STRETCH * self.drain_timeout_s
+        stall_s = self.poller.source.visibility_timeout_s + STALL_SLACK_S
         quiet_since: float | None = None
-        while self.now() < deadline:
+        lowest = math.inf
+        progressed = started
+        while True:
+            now = self.now()
             visible, in_flight = self.cloud.queue_depth(self.queue_url)
-            if visible == 0 and in_flight == 0 and self.poller.stats.in_flight == 0:
-                quiet_since = quiet_since or self.now()
-                if self.now() - quiet_since >= 1.0:
-                    return True
+            backlog = visible + in_flight
+            if backlog < lowest:
+                lowest, progressed = backlog, now
+            if backlog == 0 and self.poller.stats.in_flight == 0:
+                quiet_since = quiet_since or now
+                if now - quiet_since >= 1.0:
+                    return DrainVerdict(DRAINED, f"drained {now - started:.1f}s after the load ended")
             else:
                 quiet_since = None
+            if now >= deadline and now - progressed >= stall_s:
+                return DrainVerdict(
+                    STALLED,
+                    f"behaviour defect: {backlog} messages still queued and none drained for "
+                    f"{now - progressed:.0f}s (visibility timeout {self.poller.source.visibility_timeout_s}s)",
+                )
+            if now >= cap:
+                return DrainVerdict(
+                    TOO_SLOW,
+                    f"machine too slow to judge: {backlog} messages still queued but draining "
+                    f"{now - started:.0f}s after the load ended ({MAX_DRAIN_STRETCH:g}x the nominal "
+                    f"{self.drain_timeout_s:.0f}s)",
+                )
             time.sleep(SAMPLE_INTERVAL_S)
-        return False
 
     # -- observation ------------------------------------------------------------------------------
 
@@ -583,6 +704,8 @@ class ScenarioRun:
                     phase=self._phase,
                 )
                 self.samples.append(sample)
+                if self._fault_started is not None and self._opened is None and sample.circuit != "CLOSED":
+                    self._opened = t
             if self.progress is not None and t - last_progress >= 1.0:
                 last_progress = t
                 self.progress(sample, self)
@@ -603,7 +726,7 @@ class ScenarioRun:
 
     # -- the result -------------------------------------------------------------------------------
 
-    def _result(self, load_ended: float, drained: bool) -> RunResult:
+    def _result(self, load_ended: float, verdict: DrainVerdict) -> RunResult:
         dlq_messages = self.cloud.drain_queue(self.dlq_url)
         calls = [
             CallRecord(
@@ -628,7 +751,7 @@ class ScenarioRun:
             started_at=self._t0,
             load_ended_s=load_ended,
             ended_s=self.now(),
-            drained=drained,
+            drained=verdict.drained,
             samples=list(self.samples),
             messages=list(self.messages),
             rejected=dict(self.rejected),
@@ -641,6 +764,20 @@ class ScenarioRun:
             peak_consumer_in_flight=self.poller.stats.peak_in_flight,
             consumer_errors=self.consumer.errors - self._errors_before[0],
             consumer_timeouts=self.consumer.timeouts - self._errors_before[1],
+            fault_window=self._actual_fault_window(),
+            timeline_notes=list(self.timeline_notes),
+            drain_verdict=verdict,
+        )
+
+    def _actual_fault_window(self) -> tuple[float, float] | None:
+        nominal = self.scenario.fault_window
+        if nominal is None:
+            return None
+        with self._lock:
+            started, recovered = self._fault_started, self._recovered
+        return (
+            started if started is not None else nominal[0],
+            recovered if recovered is not None else nominal[1],
         )
 
 
@@ -653,7 +790,12 @@ def result_document(result: RunResult) -> dict[str, Any]:
         by_key[message.idempotency_key] = by_key.get(message.idempotency_key, 0) + 1
     return {
         "scenario": result.scenario.name,
-        "fault_window": result.scenario.fault_window,
+        "fault_window": result.fault_window,
+        "nominal_fault_window": result.scenario.fault_window,
+        "timeline_notes": result.timeline_notes,
+        "drain_verdict": None
+        if result.drain_verdict is None
+        else {"outcome": result.drain_verdict.outcome, "detail": result.drain_verdict.detail},
         "summary": report.summary(result),
         "drained": result.drained,
         "cap": result.cap,

@@ -2,12 +2,14 @@
 
 Every test in this folder is marked ``e2e``. The synthesized template is the real one
 (``stacks.application.build_app``), built from cdk.json's context with the stage's time settings
-divided by ``COMPRESS`` (localcloud.scenarios.compressed_context): the consumer's timeout becomes 3 s,
-so the order queue's visibility timeout is 19 s, and a scenario that makes messages fail still drains
+divided by ``COMPRESS`` (localcloud.scenarios.compressed_context), or less on a machine too slow for it
+(localcloud.calibration): at /10 the consumer's timeout becomes 3 s, so the order queue's visibility
+timeout is 19 s, and a scenario that makes messages fail still drains
 within about half a minute.
 
 The fault scenarios (test_scenarios.py) take most of the time, mostly waiting out visibility timeouts.
-When the session selected them, they start right after the synth in one background process
+When the session selected them, they start right after the synth in one background process, one per
+session also under xdist (the first worker to claim the shared directory starts it)
 (``python -m localcloud.demo --scenario outage,throttling,slow --synthesized ...``, i.e. ``make demo``
 on the session's template) and use the second core while the other e2e tests run here; the scenario
 tests then assert on the accounts it wrote (``--json-dir``).
@@ -15,16 +17,18 @@ tests then assert on the accounts it wrote (``--json-dir``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from localcloud.calibration import calibrate
 from localcloud.deploy import DeployedStack, Synthesized, deploy, synthesize
 from localcloud.emulator import Emulator
-from localcloud.scenarios import Override, compressed_context
+from localcloud.scenarios import compressed_context
 from tests.conftest import cdk_context
-from tests.e2e.support import COMPRESS, FaultRuns
+from tests.e2e.support import COMPRESS, Compressed, FaultRuns
 
 E2E_DIR = Path(__file__).resolve().parent
 
@@ -36,14 +40,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def compressed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Synthesized, list[Override]]:
-    context, overrides = compressed_context(cdk_context(stage="dev"), COMPRESS)
-    return synthesize(context, tmp_path_factory.mktemp("cdk.out")), overrides
+def compressed(tmp_path_factory: pytest.TempPathFactory) -> Compressed:
+    base = cdk_context(stage="dev")
+    calibration = calibrate(base, COMPRESS)
+    context, overrides = compressed_context(base, calibration.factor)
+    synthesized = synthesize(context, tmp_path_factory.mktemp("cdk.out"))
+    return Compressed(synthesized, overrides, calibration.factor, calibration.reason)
 
 
 @pytest.fixture(scope="session")
-def synthesized(compressed: tuple[Synthesized, list[Override]]) -> Synthesized:
-    return compressed[0]
+def synthesized(compressed: Compressed) -> Synthesized:
+    return compressed.synthesized
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +68,17 @@ def fault_scenarios_in_background(
     if not wanted:
         yield None
         return
-    synthesized: Synthesized = request.getfixturevalue("synthesized")
-    runs = FaultRuns(synthesized.outdir, tmp_path_factory.mktemp("fault-scenarios"))
+    # One runner for the whole session: under xdist the workers share the base temp's parent.
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    directory = shared / "fault-scenarios"
+    try:
+        directory.mkdir()  # atomic: exactly one worker gets to start the runner
+    except FileExistsError:
+        yield FaultRuns.attach(directory)
+        return
+    runs = FaultRuns.start(request.getfixturevalue("compressed"), directory)
     try:
         yield runs
     finally:

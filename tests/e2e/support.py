@@ -5,55 +5,126 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
 
-COMPRESS = 10.0
-SCENARIO_SCALE = 0.4  # the demo's timelines x 0.4: e.g. outage from 3.2 s to 8.8 s, load for 10.4 s
+from localcloud.calibration import timeline_scale
+from localcloud.deploy import Synthesized
+from localcloud.scenarios import Override
+from tests.waiting import MACHINE_TOO_SLOW
+
+COMPRESS = 10.0  # at most: localcloud.calibration lowers it on a machine too slow for it
+SCENARIO_SCALE = 0.4  # the demo's timelines x 0.4 (at /10): e.g. outage from 3.2 s to 8.8 s, load 10.4 s
+
+
+@dataclass(frozen=True)
+class Compressed:
+    """The session's synthesized stack, compressed by the factor calibrated for this machine."""
+
+    synthesized: Synthesized
+    overrides: list[Override]
+    factor: float
+    reason: str
+
+    @property
+    def scenario_scale(self) -> float:
+        return timeline_scale(SCENARIO_SCALE, self.factor)
+
+
 FAULT_SCENARIOS = ("outage", "throttling", "slow")
-FAULT_RUNS_TIMEOUT_S = 420
+# The runner prints progress every few seconds: silence this long means it is stuck (a defect). A run
+# that keeps printing is waited for up to the cap, past which the machine is too slow to judge it.
+FAULT_RUNS_SILENCE_S = 180
+FAULT_RUNS_CAP_S = 1500
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class FaultRuns:
-    """``python -m localcloud.demo`` running the fault scenarios back to back in a background process.
+    """``python -m localcloud.demo`` running the fault scenarios back to back in one background process.
 
-    ``result(name)`` waits for that scenario's account (``--json-dir``) and returns it.
+    One per test session, also under xdist: the first worker to claim ``directory`` starts it (``start``);
+    the others read the same directory (``attach``). ``result(name)`` waits for that scenario's account
+    (``--json-dir``); ``exit_status()`` for the runner's exit status (recorded in ``exit-status``).
     """
 
-    def __init__(self, synthesized_outdir: Path, directory: Path) -> None:
+    def __init__(self, directory: Path, process: subprocess.Popen[bytes] | None = None) -> None:
         self.directory = directory
-        self._log: IO[bytes] = open(directory / "demo.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.process = process
+        self._started = time.monotonic()
+
+    @classmethod
+    def start(cls, compressed: Compressed, directory: Path) -> FaultRuns:
+        log: IO[bytes] = open(directory / "demo.log", "wb")  # noqa: SIM115 - closed by the watcher
         command = [
             sys.executable, "-m", "localcloud.demo", "--scenario", ",".join(FAULT_SCENARIOS),
-            "--scale", str(SCENARIO_SCALE), "--synthesized", str(synthesized_outdir), "--seed", "11",
+            "--scale", str(SCENARIO_SCALE), "--compress", str(compressed.factor),
+            "--synthesized", str(compressed.synthesized.outdir), "--seed", "11",
             "--json-dir", str(directory), "--output", str(directory), "--no-picture",
         ]  # fmt: skip
-        self.process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=self._log, stderr=subprocess.STDOUT)
-        self._deadline = time.monotonic() + FAULT_RUNS_TIMEOUT_S
+        process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+        def record_exit() -> None:
+            status = process.wait()
+            log.close()
+            (directory / "exit-status.partial").write_text(str(status))
+            (directory / "exit-status.partial").replace(directory / "exit-status")
+
+        threading.Thread(target=record_exit, name="fault-runs-exit", daemon=True).start()
+        return cls(directory, process)
+
+    @classmethod
+    def attach(cls, directory: Path) -> FaultRuns:
+        return cls(directory)
 
     def log(self) -> str:
-        return (self.directory / "demo.log").read_text(errors="replace")[-4000:]
+        log = self.directory / "demo.log"
+        return log.read_text(errors="replace")[-4000:] if log.exists() else "(no log yet)"
+
+    def _wait_for(self, document: Path, what: str) -> None:
+        log = self.directory / "demo.log"
+        size, changed = -1, time.monotonic()
+        while not document.exists():
+            now = time.monotonic()
+            if (self.directory / "exit-status").exists() and not document.exists():
+                pytest.fail(f"{what}: the runner ended without it:\n{self.log()}")
+            current = log.stat().st_size if log.exists() else 0
+            if current != size:
+                size, changed = current, now
+            if now - changed > FAULT_RUNS_SILENCE_S:
+                pytest.fail(
+                    f"{what}: the runner printed nothing for {FAULT_RUNS_SILENCE_S}s: stuck\n{self.log()}"
+                )
+            if now - self._started > FAULT_RUNS_CAP_S:
+                pytest.fail(
+                    f"{MACHINE_TOO_SLOW}: {what} still not there after {FAULT_RUNS_CAP_S}s\n{self.log()}"
+                )
+            time.sleep(0.5)
 
     def result(self, name: str) -> dict[str, Any]:
         document = self.directory / f"{name}.json"
-        while not document.exists():
-            if self.process.poll() is not None or time.monotonic() > self._deadline:
-                pytest.fail(
-                    f"scenario {name} produced no result (runner exit {self.process.returncode}):\n{self.log()}"
-                )
-            time.sleep(0.5)
+        self._wait_for(document, f"scenario {name}'s result")
         return dict(json.loads(document.read_text()))
 
+    def exit_status(self) -> int:
+        document = self.directory / "exit-status"
+        self._wait_for(document, "the runner's exit status")
+        return int(document.read_text())
+
     def stop(self) -> None:
-        if self.process.poll() is None:
+        """The starting worker's teardown: let the runner finish (other workers may still read it)."""
+        if self.process is None:
+            return
+        try:
+            self.process.wait(timeout=max(1.0, FAULT_RUNS_CAP_S - (time.monotonic() - self._started)))
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
             self.process.terminate()  # the demo stops its local cloud and releases its ports on SIGTERM
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self._log.close()

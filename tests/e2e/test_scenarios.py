@@ -21,12 +21,10 @@ from typing import Any
 import requests
 
 from localcloud.cloud import LocalCloud
-from localcloud.deploy import Synthesized
-from localcloud.scenarios import Override, ScenarioRun, result_document, scenarios
+from localcloud.scenarios import ScenarioRun, result_document, scenarios
 from tests.conftest import cdk_context
-from tests.e2e.support import FAULT_SCENARIOS, SCENARIO_SCALE, FaultRuns
+from tests.e2e.support import FAULT_SCENARIOS, Compressed, FaultRuns
 
-SCALE = SCENARIO_SCALE
 MAX_ATTEMPTS = cdk_context()["service"]["dependencies"]["partner"]["max_attempts"]
 
 
@@ -78,10 +76,10 @@ def assert_the_queue_absorbed_the_fault(run: dict[str, Any]) -> None:
     assert summary["calls_per_message_during_fault"] < MAX_ATTEMPTS / 2, run["report"]
 
 
-def test_poison_messages_go_straight_to_the_dlq(compressed: tuple[Synthesized, list[Override]]) -> None:
-    synthesized, overrides = compressed
-    with LocalCloud(synthesized, seed=11) as cloud:
-        result = ScenarioRun(cloud, scenarios(SCALE)["poison"], overrides=overrides, seed=11).run()
+def test_poison_messages_go_straight_to_the_dlq(compressed: Compressed) -> None:
+    with LocalCloud(compressed.synthesized, seed=11) as cloud:
+        scenario = scenarios(compressed.scenario_scale)["poison"]
+        result = ScenarioRun(cloud, scenario, overrides=compressed.overrides, seed=11).run()
         run = result_document(result)
         summary = assert_conservation(run)
         poison = {m["note"]: m for m in run["messages"] if m["note"]}
@@ -168,4 +166,4 @@ def test_the_demo_judges_every_run_ok_and_exits_cleanly(fault_runs: FaultRuns) -
     for name in FAULT_SCENARIOS:
         assert fault_runs.result(name)["ok"], fault_runs.log()
         assert (fault_runs.directory / f"{name}-report.txt").read_text().startswith("\n=== scenario")
-    assert fault_runs.process.wait(timeout=60) == 0, fault_runs.log()
+    assert fault_runs.exit_status() == 0, fault_runs.log()
