@@ -19,10 +19,7 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_events as events
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
@@ -35,6 +32,7 @@ from lambdas.shared.dependency_client import (
     METRIC_UPSTREAM_CALLS,
     METRIC_UPSTREAM_ERRORS,
 )
+from stacks.alarm_topic import AlarmTopic
 from stacks.compliance import acknowledge
 from stacks.config import API_INTEGRATION_TIMEOUT_SECONDS, ServiceConfig
 from stacks.service_function import ServiceFunction
@@ -62,16 +60,13 @@ class ServiceMonitoring(Construct):
         self.config = config
         self.thresholds = config.alarms
         self.namespace = config.service_name
-        self.topic = sns.Topic(
+        self.alarm_topic = AlarmTopic(
             self,
             "AlarmTopic",
             display_name=f"{config.stack_name} alarms",
-            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
-            enforce_ssl=True,
+            removal_policy=config.removal_policy,
         )
-        # CloudWatch may only publish to an encrypted topic when the key lets it; the AWS-managed
-        # SNS key does, so alarms need nothing else.
-        self.topic.grant_publish(iam.ServicePrincipal("cloudwatch.amazonaws.com"))
+        self.topic = self.alarm_topic.topic
         self._action = actions.SnsAction(self.topic)
         self.alarms: list[cloudwatch.Alarm] = []
         # (alarm kind, logical path of the watched resource) for the coverage tests.
