@@ -13,12 +13,21 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from stacks.monitoring import ServiceMonitoring
+
 CIRCUIT_KEY_ATTRIBUTE = "id"
 CIRCUIT_TTL_ATTRIBUTE = "expiration"
 
 
 class CircuitBreakerStore(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, removal_policy: RemovalPolicy) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        removal_policy: RemovalPolicy,
+        monitoring: ServiceMonitoring,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.table = dynamodb.TableV2(
             self,
@@ -31,6 +40,7 @@ class CircuitBreakerStore(Construct):
             ),
             removal_policy=removal_policy,
         )
+        monitoring.watch_table("circuits", self.table)
 
         # Control plane, apart from the domain bus: breakers announce openings here so the
         # circuit controller can pause the consumers of that dependency.

@@ -62,7 +62,7 @@ class DownstreamDependency(Construct):
             monitoring.watch_function(f"{name}-demo", self.demo)
         else:
             self.base_url = settings.base_url
-        monitoring.watch_dependency(name)
+        monitoring.watch_dependency(name, falls_back=not settings.critical)
 
     def _deploy_demo_twin(self, config: ServiceConfig, layer: lambda_.ILayerVersion) -> str:
         self.fault_profile = ssm.StringParameter(

@@ -9,12 +9,18 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from constructs import Construct
 
+from lambdas.notifications_consumer import notifications
 from stacks.compliance import acknowledge
 from stacks.config import ConsumerSettings, ServiceConfig
 from stacks.downstream_dependency import DownstreamDependency
 from stacks.durable_queue import DurableQueue
 from stacks.monitoring import ServiceMonitoring
 from stacks.service_function import ServiceFunction
+
+# By handler package: the counter a consumer emits when it completes a record without doing the
+# work (its non-critical dependency was unavailable). The queue stays empty, so only that counter
+# shows the work is not being done.
+DEFERRED_WORK_METRICS = {notifications.__package__: notifications.METRIC_DEFERRED}
 
 
 class LoadLevelingConsumer(Construct):
@@ -99,6 +105,10 @@ class LoadLevelingConsumer(Construct):
         if self.owns_queue:
             monitoring.watch_queue(name, self.work.queue, self.work.dead_letter_queue)
         monitoring.watch_function(f"{name}-consumer", self.handler)
+        monitoring.watch_table(f"{name}-idempotency", self.idempotency_table)
+        deferred_metric = DEFERRED_WORK_METRICS.get(handler.rsplit(".", 2)[0])
+        if deferred_metric:
+            monitoring.watch_deferred_work(name, deferred_metric)
         acknowledge(
             self.handler,
             "Serverless::Serverless-LambdaDLQ",

@@ -18,11 +18,9 @@ from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
@@ -32,9 +30,11 @@ from lambdas.shared import log_fields as lf
 from lambdas.shared.dependency_client import (
     METRIC_CIRCUIT_REJECTIONS,
     METRIC_CIRCUIT_TRANSITION,
+    METRIC_FALLBACK_USED,
     METRIC_UPSTREAM_CALLS,
     METRIC_UPSTREAM_ERRORS,
 )
+from stacks.alarm_topic import AlarmTopic
 from stacks.compliance import acknowledge
 from stacks.config import API_INTEGRATION_TIMEOUT_SECONDS, ServiceConfig
 from stacks.service_function import ServiceFunction
@@ -46,6 +46,21 @@ UNHEALTHY_STATUS_CLASSES = ("5xx", "429", lf.STATUS_CLASS_TIMEOUT, lf.STATUS_CLA
 QUEUE_AGE, QUEUE_GROWING, DLQ_DEPTH = "queue-age", "queue-growing", "dlq-depth"
 THROTTLES, ERROR_RATE, DURATION, CONCURRENCY = "throttles", "error-rate", "duration", "concurrency"
 EXECUTIONS_FAILED = "executions-failed"
+TABLE_THROTTLES, TABLE_SYSTEM_ERRORS = "table-throttles", "table-system-errors"
+# SystemErrors is only published per operation (its CloudWatch name). Every item operation, and no
+# more: an alarm's metric math may read at most 10 metrics.
+TABLE_OPERATIONS = (
+    "GetItem",
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "Query",
+    "Scan",
+    "BatchGetItem",
+    "BatchWriteItem",
+    "TransactGetItems",
+    "TransactWriteItems",
+)
 
 
 @dataclass
@@ -62,16 +77,13 @@ class ServiceMonitoring(Construct):
         self.config = config
         self.thresholds = config.alarms
         self.namespace = config.service_name
-        self.topic = sns.Topic(
+        self.alarm_topic = AlarmTopic(
             self,
             "AlarmTopic",
             display_name=f"{config.stack_name} alarms",
-            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
-            enforce_ssl=True,
+            removal_policy=config.removal_policy,
         )
-        # CloudWatch may only publish to an encrypted topic when the key lets it; the AWS-managed
-        # SNS key does, so alarms need nothing else.
-        self.topic.grant_publish(iam.ServicePrincipal("cloudwatch.amazonaws.com"))
+        self.topic = self.alarm_topic.topic
         self._action = actions.SnsAction(self.topic)
         self.alarms: list[cloudwatch.Alarm] = []
         # (alarm kind, logical path of the watched resource) for the coverage tests.
@@ -89,6 +101,7 @@ class ServiceMonitoring(Construct):
                 ("consumer", "3. Consumers"),
                 ("dependency", "4. Dependencies"),
                 ("dlq", "5. Dead-letter queues"),
+                ("tables", "6. Tables"),
             )
         }
         self._account_concurrency_alarm()
@@ -277,8 +290,12 @@ class ServiceMonitoring(Construct):
             )
         )
 
-    def watch_dependency(self, name: str) -> None:
-        """Upstream errors by dependency (the client's EMF metrics) and its circuit."""
+    def watch_dependency(self, name: str, *, falls_back: bool) -> None:
+        """Upstream errors by dependency (the client's EMF metrics), its circuit and its fallback.
+
+        ``falls_back``: the dependency is non-critical, so its client answers with a fallback
+        instead of failing (a critical one never emits ``FallbackUsed``).
+        """
         per_class = {
             f"m{index}": self._dependency_metric(
                 METRIC_UPSTREAM_ERRORS, name, {lf.STATUS_CLASS: status_class}
@@ -317,6 +334,19 @@ class ServiceMonitoring(Construct):
             resource=None,
         )
         self._degraded_signals.append(circuit_alarm)
+        right: list[cloudwatch.IMetric] = [circuit_open]
+        if falls_back:
+            fallbacks = self._dependency_metric(METRIC_FALLBACK_USED, name, {})
+            self._alarm(
+                f"{name}-fallback-used",
+                fallbacks,
+                threshold=0,
+                description=f"Calls to the non-critical {name} dependency are answered by the fallback "
+                "(last known good or default): callers see stale or default data, or defer work",
+                kind="fallback-used",
+                resource=None,
+            )
+            right.append(fallbacks)
         calls = self._dependency_metric(METRIC_UPSTREAM_CALLS, name, {})
         by_status = cloudwatch.MathExpression(
             expression=(
@@ -328,10 +358,88 @@ class ServiceMonitoring(Construct):
         )
         self._columns["dependency"].widgets.append(
             cloudwatch.GraphWidget(
-                title=f"{name}: calls, errors by status class, circuit",
+                title=f"{name}: calls, errors by status class, circuit, fallback",
                 left=[calls, by_status],
-                right=[circuit_open],
+                right=right,
                 width=8,
+            )
+        )
+
+    def watch_deferred_work(self, name: str, metric_name: str) -> None:
+        """A consumer's counter of records it completed without doing the work (a non-critical
+        dependency was unavailable): the queue stays empty, so only this counter shows the backlog."""
+        deferred = cloudwatch.Metric(
+            namespace=self.namespace,
+            metric_name=metric_name,
+            # What Powertools ``Metrics(service=...)`` adds to every metric of the handler.
+            dimensions_map={"service": self.config.service_name},
+            period=PERIOD,
+            statistic="Sum",
+        )
+        self._alarm(
+            f"{name}-deferred",
+            deferred,
+            threshold=0,
+            description=f"The {name} consumer is deferring work ({metric_name}): it was not done and will "
+            "not be retried; replay the outage window from the archive once the dependency is back",
+            kind="deferred",
+            resource=None,
+        )
+        self._columns["consumer"].widgets.append(
+            cloudwatch.GraphWidget(title=f"{name}: deferred", left=[deferred], width=8)
+        )
+
+    def watch_table(self, name: str, table: dynamodb.ITableV2) -> None:
+        """A table the pipeline reads or writes on every record: throttled or failing requests
+        turn into retries, stuck circuits or lost idempotency."""
+        throttles = cloudwatch.MathExpression(
+            expression="FILL(reads, 0) + FILL(writes, 0)",
+            using_metrics={
+                "reads": table.metric("ReadThrottleEvents", period=PERIOD, statistic="Sum"),
+                "writes": table.metric("WriteThrottleEvents", period=PERIOD, statistic="Sum"),
+            },
+            label=f"{name} throttled reads + writes",
+            period=PERIOD,
+        )
+        self._alarm(
+            f"{name}-table-throttles",
+            throttles,
+            threshold=0,
+            periods=1,
+            description=f"Requests to the {name} table were throttled: on-demand capacity ramp-up, a hot "
+            "key, or the account's table limit",
+            kind=TABLE_THROTTLES,
+            resource=table,
+        )
+        per_operation = {
+            operation.lower(): table.metric(
+                "SystemErrors",
+                dimensions_map={"TableName": table.table_name, "Operation": operation},
+                period=PERIOD,
+                statistic="Sum",
+            )
+            for operation in TABLE_OPERATIONS
+        }
+        # FILL: an operation the callers never use publishes nothing, which would blank the sum.
+        system_errors = cloudwatch.MathExpression(
+            expression=" + ".join(f"FILL({key}, 0)" for key in per_operation),
+            using_metrics=per_operation,
+            label=f"{name} system errors",
+            period=PERIOD,
+        )
+        self._alarm(
+            f"{name}-table-system-errors",
+            system_errors,
+            threshold=0,
+            periods=1,
+            description=f"DynamoDB answered 500s for the {name} table: its callers are retrying; "
+            "check the AWS Health Dashboard",
+            kind=TABLE_SYSTEM_ERRORS,
+            resource=table,
+        )
+        self._columns["tables"].widgets.append(
+            cloudwatch.GraphWidget(
+                title=f"{name}: throttles, system errors", left=[throttles], right=[system_errors], width=8
             )
         )
 

@@ -83,6 +83,7 @@ class OrderStatusReadPath(Construct):
             "Invoked synchronously by API Gateway; the caller gets every error as a response",
         )
         monitoring.watch_function("order-status", self.handler)
+        monitoring.watch_table("order-status", self.table)
 
         by_id = api.orders.add_resource("{id}")
         by_id.add_method(

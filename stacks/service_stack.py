@@ -35,7 +35,9 @@ class ResilientServiceStack(Stack):
         self.config = config
         self.monitoring = ServiceMonitoring(self, "Monitoring", config=config)
         layer = lambda_packaging.dependencies_layer(self, "Dependencies")
-        self.circuits = CircuitBreakerStore(self, "CircuitBreaker", removal_policy=config.removal_policy)
+        self.circuits = CircuitBreakerStore(
+            self, "CircuitBreaker", removal_policy=config.removal_policy, monitoring=self.monitoring
+        )
         self.downstream = {
             name: DownstreamDependency(
                 self,

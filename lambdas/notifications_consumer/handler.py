@@ -53,6 +53,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.notifications_consumer.environment import NotificationsSettings
 from lambdas.notifications_consumer.notifications import (
+    METRIC_DEFERRED,
     NotificationDeferredError,
     NotificationRequest,
     PlannedNotification,
@@ -69,7 +70,6 @@ from lambdas.shared.poison import PoisonQueue
 # Scope of the idempotency records: the business operation, so a renamed function keeps its history.
 IDEMPOTENCY_KEY_PREFIX: Final = "notifications-consumer.notify"
 METRIC_SENT: Final = "NotificationsSent"
-METRIC_DEFERRED: Final = "NotificationsDeferred"
 METRIC_DUPLICATES: Final = "DuplicateEvents"
 DEFERRED_MESSAGE: Final = "notification deferred"
 _DUPLICATE: Final = "duplicate"

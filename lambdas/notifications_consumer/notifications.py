@@ -50,6 +50,9 @@ NOTIFICATIONS_PATH: Final = "/notifications"
 IDEMPOTENCY_KEY_HEADER: Final = "Idempotency-Key"
 REPLAYED_HEADER: Final = "Idempotent-Replayed"
 MAX_IDEMPOTENCY_KEY_LENGTH: Final = 255
+# Counted by the handler per deferred notification (EMF, dimension ``service``); the stack alarms on
+# it, so the name lives here, importable without the handler's environment.
+METRIC_DEFERRED: Final = "NotificationsDeferred"
 # The detail-types of the notifications subscription; anything else on this queue is misrouted.
 HANDLED_DETAIL_TYPES: Final = ("OrderCancelled", "CustomerUpdated")
 

@@ -8,7 +8,9 @@ from typing import Any
 
 from aws_cdk import aws_logs as logs
 
+from lambdas.notifications_consumer import notifications
 from lambdas.shared import log_fields as lf
+from lambdas.shared.dependency_client import METRIC_FALLBACK_USED
 from stacks.monitoring import insights_queries
 from tests.infra.conftest import Synthesized
 
@@ -194,3 +196,71 @@ def test_every_rule_alarms_on_failed_and_lost_deliveries(dev: Synthesized) -> No
     for logical_id in rules:
         names = _alarms_on(dev, {"Ref": logical_id})
         assert {"InvocationsFailedToBeSentToDlq", "FailedInvocations"} <= names, logical_id
+
+
+def test_every_table_has_throttle_and_system_error_alarms(dev: Synthesized) -> None:
+    tables = {**dev.of_type("AWS::DynamoDB::Table"), **dev.of_type("AWS::DynamoDB::GlobalTable")}
+    assert len(tables) >= 3  # circuits, order status, one idempotency table per consumer
+    for logical_id in tables:
+        names = _alarms_on(dev, {"Ref": logical_id})
+        assert {"ReadThrottleEvents", "WriteThrottleEvents", "SystemErrors"} <= names, logical_id
+    for alarm in dev.of_type("AWS::CloudWatch::Alarm").values():
+        metrics = alarm["Properties"].get("Metrics", [])
+        operations = {
+            d["Value"]
+            for m in metrics
+            if "MetricStat" in m and m["MetricStat"]["Metric"]["MetricName"] == "SystemErrors"
+            for d in m["MetricStat"]["Metric"]["Dimensions"]
+            if d["Name"] == "Operation"
+        }
+        if operations:
+            # What the breaker, idempotency and status code call; FILL: unused operations publish nothing.
+            assert {"GetItem", "PutItem", "UpdateItem", "DeleteItem"} <= operations
+            (expression,) = [m["Expression"] for m in metrics if "Expression" in m]
+            assert expression.count("FILL(") == len(operations) <= 10  # alarm metric math limit
+
+
+def test_fallback_alarm_watches_what_the_dependency_client_emits(dev: Synthesized) -> None:
+    """Namespace and ``service`` come from the callers' Powertools environment; ``dependency`` from theirs."""
+    alarms = [
+        a["Properties"]
+        for a in dev.of_type("AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == METRIC_FALLBACK_USED
+    ]
+    falling_back = sorted(name for name, s in dev.stack.config.dependencies.items() if not s.critical)
+    assert falling_back
+    by_dependency = {d["Value"]: a for a in alarms for d in a["Dimensions"] if d["Name"] == lf.DEPENDENCY}
+    assert sorted(by_dependency) == falling_back
+    for dependency, alarm in by_dependency.items():
+        callers = [
+            f["Properties"]["Environment"]["Variables"]
+            for f in dev.of_type("AWS::Lambda::Function").values()
+            if f["Properties"].get("Environment", {}).get("Variables", {}).get("DEPENDENCY_NAME")
+            == dependency
+        ]
+        assert callers, dependency
+        for env in callers:
+            assert alarm["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"]
+            assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {
+                lf.DEPENDENCY: dependency,
+                "service": env["POWERTOOLS_SERVICE_NAME"],
+            }
+
+
+def test_deferred_alarm_watches_what_the_notifications_consumer_emits(dev: Synthesized) -> None:
+    (function_id, function), *others = [
+        (k, f)
+        for k, f in dev.of_type("AWS::Lambda::Function").items()
+        if f["Properties"]["Handler"].startswith(f"{notifications.__package__}.")
+    ]
+    assert not others
+    env = function["Properties"]["Environment"]["Variables"]
+    (alarm,) = [
+        a["Properties"]
+        for a in dev.of_type("AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == notifications.METRIC_DEFERRED
+    ]
+    assert alarm["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"], function_id
+    # Powertools Metrics(service=...) puts exactly this dimension on the handler's metrics.
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
+    assert alarm["Statistic"] == "Sum" and alarm["Threshold"] == 0

@@ -8,6 +8,7 @@ moto DynamoDB, the DLQ on moto SQS, the API key in moto Secrets Manager, and the
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 
+from lambdas.notifications_consumer.notifications import METRIC_DEFERRED
 from lambdas.partner_api.faults import FaultDecision
 from lambdas.shared.env import ConfigurationError
 from localcloud.fault_dependency import FaultDependency
@@ -301,6 +303,20 @@ def test_an_outage_defers_notifications_without_holding_the_queue_or_storming(
     assert consumer.twin.total_calls == 4
     assert metric_total(consumer.output(), "NotificationsDeferred") == 3
     assert consumer.dlq() == []  # deferred is not poison
+
+
+def test_deferred_count_has_the_name_namespace_and_dimensions_the_alarm_watches(
+    make_consumer: ConsumerFactory,
+) -> None:
+    # stacks/monitoring.py alarms on METRIC_DEFERRED in POWERTOOLS_METRICS_NAMESPACE with {"service": ...}.
+    consumer = make_consumer()
+    consumer.twin.set_profile("outage")
+    assert consumer.invoke(sqs_record(consumer.event("OrderCancelled", order_cancelled()))) == []
+
+    (point,) = metric_points(consumer.output(), METRIC_DEFERRED)
+    assert point["_dimensions"] == {"service"}
+    assert point["service"] == os.environ["POWERTOOLS_SERVICE_NAME"]
+    assert point["_aws"]["CloudWatchMetrics"][0]["Namespace"] == os.environ["POWERTOOLS_METRICS_NAMESPACE"]
 
 
 def test_a_deferred_event_is_still_sent_by_a_later_delivery(make_consumer: ConsumerFactory) -> None:

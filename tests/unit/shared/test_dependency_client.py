@@ -16,6 +16,7 @@ from aws_lambda_powertools import Logger
 from lambdas.partner_api.faults import FaultDecision, FaultProfile
 from lambdas.shared import log_fields as lf
 from lambdas.shared.dependency_client import (
+    METRIC_FALLBACK_USED,
     BudgetExhaustedError,
     DependencyClient,
     DependencyUnavailableError,
@@ -303,6 +304,23 @@ def test_non_critical_dependency_falls_back_to_last_known_good_then_default(
     with pytest.raises(TransientUpstreamError):  # nothing cached and no default: the error surfaces
         client.get("/never-succeeded", remaining_ms=budget(5_000))
     assert len(metric_points(capsys.readouterr().out, "FallbackUsed")) == 2
+
+
+def test_fallback_count_has_the_dimensions_the_fallback_alarm_watches(
+    make_client: ClientFactory,
+    twin: FaultDependency,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # stacks/monitoring.py alarms on FallbackUsed with exactly {dependency, service} (set on every function).
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "resilient-test")
+    client = make_client(critical=False, max_attempts=1)
+    twin.set_profile("outage")
+    client.get("/health", remaining_ms=budget(5_000), fallback={"status": "unknown"})
+
+    (point,) = metric_points(capsys.readouterr().out, METRIC_FALLBACK_USED)
+    assert point["_dimensions"] == {lf.DEPENDENCY, "service"}
+    assert (point[lf.DEPENDENCY], point["service"]) == (client.policy.name, "resilient-test")
 
 
 def test_non_critical_dependency_falls_back_while_the_circuit_is_open(
