@@ -174,7 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="replay archived events for a time window (scripts/replay_events.py)",
         description="Replay events from the bus archive to the named rules (or subscribers) and wait for "
-        "the replay to finish. For events delivered but processed wrongly; DLQ contents are redriven instead.",
+        "the replay to finish. For events delivered but processed wrongly; DLQ contents are redriven instead. "
+        "At least one --subscriber or --rule is required; rules whose subscriber has side effects "
+        "(tagged side-effects: fulfilment, notifications) are refused without --allow-side-effects.",
     )
     replay.add_argument("--start", required=True, type=parse_time, help="window start, ISO 8601 with offset")
     replay.add_argument("--end", required=True, type=parse_time, help="window end, ISO 8601 with offset")
@@ -191,6 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         dest="subscribers",
         help="with --stack: a fan-out subscriber (e.g. ledger) whose rule to replay to (repeatable)",
+    )
+    replay.add_argument(
+        "--allow-side-effects",
+        action="store_true",
+        help="also replay to rules whose subscriber charges, ships or notifies (tagged side-effects)",
     )
     replay.add_argument("--name", help="replay name (default: <archive>-<start>-<random>)")
     replay.add_argument("--poll-seconds", type=float, default=10.0)
@@ -314,6 +321,7 @@ def _replay(args: argparse.Namespace, aws: Aws, console: Console) -> int:
         end=args.end,
         rules=args.rules,
         subscribers=args.subscribers,
+        allow_side_effects=args.allow_side_effects,
         name=args.name,
         poll_seconds=args.poll_seconds,
         timeout_seconds=args.timeout_seconds,

@@ -6,8 +6,13 @@ Three kinds of message end up in this pipeline's DLQs, told apart by their messa
                           it adds ERROR_CODE, ERROR_MESSAGE, RULE_ARN, TARGET_ARN, RETRY_ATTEMPTS,
                           EXHAUSTED_RETRY_CONDITION (docs/events.md).
 ``poison``                the order consumer quarantined a message that can never succeed; it adds
-                          QuarantineReason, QuarantineDetail, SourceMessageId (and keeps IdempotencyKey)
+                          QuarantineReason, QuarantineDetail, SourceMessageId, and IdempotencyKey: the key
+                          it was processed under, the producer's or else the original messageId
                           (lambdas/order_consumer/handler.py).
+
+A redrive (``StartMessageMoveTask``) carries body and message attributes but makes new messages with new
+message ids. So a redriven poison message is processed under the IdempotencyKey it carries, the one the
+order may already have been charged with, and the partner replays that charge instead of making another.
 ``processing``            no such attributes: the source queue's redrive policy moved it after
                           maxReceiveCount failed receives (a transient failure that outlasted the retries).
 """

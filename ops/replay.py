@@ -27,10 +27,16 @@ def run_replay(
     end: datetime,
     rules: list[str],
     subscribers: list[str],
+    allow_side_effects: bool,
     name: str | None,
     poll_seconds: float,
     timeout_seconds: float,
 ) -> int:
+    if not rules and not subscribers:
+        raise UsageError(
+            "name what to replay to with --subscriber or --rule: a replay to every rule makes every "
+            "subscriber (fulfilment and notifications included) process the events again"
+        )
     archive_name = archive or inventory.require_output("EventsArchiveName", "the archive", "--archive")
     if bus is None and inventory.stack is not None:
         bus = inventory.output("EventBusName")
@@ -41,11 +47,9 @@ def run_replay(
                 subscriber_rule_output(subscriber), f"subscriber {subscriber}'s rule", "--rule"
             )
         )
-    target = (
-        ", ".join(resolved) if resolved else "EVERY rule on the bus (every subscriber processes them again)"
-    )
     console.confirm(
-        f"replay the events archived in {archive_name} between {start.isoformat()} and {end.isoformat()} to {target}"
+        f"replay the events archived in {archive_name} between {start.isoformat()} and {end.isoformat()} "
+        f"to {', '.join(resolved)}" + (" (rules with side effects allowed)" if allow_side_effects else "")
     )
     try:
         report = replay(
@@ -54,6 +58,7 @@ def run_replay(
             start=start,
             end=end,
             rules=resolved,
+            allow_side_effects=allow_side_effects,
             bus=bus,
             name=name,
             poll_seconds=poll_seconds,

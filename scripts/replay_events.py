@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
-"""Replay archived events to the service bus (all rules, or only the ones named).
+"""Replay archived events to the service bus, to the rules named (at least one).
 
 What replays are for, and their caveats, are in docs/events.md. In short: a replay re-sends
-events the bus archived to the *same* bus, for a time window, optionally only to some rules.
-Use it when events were delivered but processed wrongly (a bug, since fixed); delivery
-failures and processing failures that ended in a DLQ are recovered with a DLQ redrive.
+events the bus archived to the *same* bus, for a time window, to the rules named. Use it when
+events were delivered but processed wrongly (a bug, since fixed); delivery failures and
+processing failures that ended in a DLQ are recovered with a DLQ redrive.
 
     python scripts/replay_events.py --archive <ArchiveName output> \\
         --start 2026-11-25T09:00:00Z --end 2026-11-25T10:30:00Z \\
-        --rule <FulfilmentRuleName output> [--rule ...] [--bus <EventBusName output>]
+        --rule <LedgerRuleName output> [--rule ...] [--bus <EventBusName output>]
+
+There is no "every rule" default: each subscriber processes replayed events again, so the
+rules are named. A rule tagged ``side-effects`` (the stack tags the rules whose subscriber
+calls a partner: fulfilment charges and ships, notifications sends) is refused unless
+``--allow-side-effects`` is given.
 
 Waits until the replay completes and prints a JSON report. Exit status: 0 replay completed,
 1 replay failed or was cancelled, 2 bad arguments (or a rule/bus/archive that does not
@@ -33,6 +38,9 @@ TERMINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED"}
 # EventBridge may take a few minutes to archive an event; AWS advises leaving 10 minutes.
 ARCHIVE_DELAY = timedelta(minutes=10)
 _NAME_LIMIT = 64
+# Tag on a rule whose subscriber has side effects outside the service (stacks/event_fanout.py sets it;
+# its value says what they are). Replaying to such a rule needs allow_side_effects.
+SIDE_EFFECTS_TAG = "side-effects"
 
 
 class ReplayError(Exception):
@@ -94,13 +102,19 @@ def _rule_arn(client: Any, rule: str, bus_name: str) -> str:
         raise ReplayError(f"no rule {rule!r} on the bus {bus_name}") from None
 
 
+def _side_effects(client: Any, rule_arn: str) -> str | None:
+    tags = client.list_tags_for_resource(ResourceARN=rule_arn).get("Tags", [])
+    return next((str(t["Value"]) for t in tags if t.get("Key") == SIDE_EFFECTS_TAG), None)
+
+
 def replay(
     client: Any,
     *,
     archive: str,
     start: datetime,
     end: datetime,
-    rules: Sequence[str] = (),
+    rules: Sequence[str],
+    allow_side_effects: bool = False,
     bus: str | None = None,
     name: str | None = None,
     poll_seconds: float = 10.0,
@@ -113,10 +127,18 @@ def replay(
     """Start a replay of ``archive`` for [start, end) and wait for it to finish.
 
     ``client`` is a boto3 EventBridge client. ``rules`` (names on the archive's bus, or ARNs)
-    limit the replay to those rules; empty means every rule on the bus.
+    are the rules to replay to; at least one. A rule tagged ``side-effects`` is refused unless
+    ``allow_side_effects``.
     """
     if start >= end:
         raise ReplayError("--start must be before --end")
+    if not rules:
+        # Without FilterArns EventBridge replays to every rule on the bus: every subscriber would
+        # process the window again, the ones that charge, ship or notify included.
+        raise ReplayError(
+            "name the rule(s) to replay to with --rule (or --subscriber in ops): a replay to every "
+            "rule makes every subscriber process the events again"
+        )
     warnings = []
     if end > now() - ARCHIVE_DELAY:
         warnings.append(
@@ -136,17 +158,23 @@ def replay(
             f"archive {archive} belongs to the bus {bus_name}, not {bus}: replays go to it only"
         )
     rule_arns = [_rule_arn(client, rule, bus_name) for rule in dict.fromkeys(rules)]
-    destination: dict[str, Any] = {"Arn": bus_arn}
-    if rule_arns:
-        destination["FilterArns"] = rule_arns
+    effects = {arn: effect for arn in rule_arns if (effect := _side_effects(client, arn)) is not None}
+    if effects and not allow_side_effects:
+        listed = "; ".join(f"{arn.rsplit('/', 1)[-1]}: {effect}" for arn, effect in effects.items())
+        raise ReplayError(
+            f"refusing to replay to rules whose subscriber has side effects ({listed}). Replay to "
+            "side-effect-free rules, or pass --allow-side-effects once you have checked that the "
+            "subscriber deduplicates these events"
+        )
+    warnings += [f"replaying to a rule with side effects: {effect}" for effect in effects.values()]
+    destination: dict[str, Any] = {"Arn": bus_arn, "FilterArns": rule_arns}
     replay_name = name or default_replay_name(archive, start)
     for warning in warnings:
         log(f"warning: {warning}")
-    target = ", ".join(rule_arns) if rule_arns else f"every rule on {bus_name}"
-    log(f"starting replay {replay_name}: {start.isoformat()} .. {end.isoformat()} -> {target}")
+    log(f"starting replay {replay_name}: {start.isoformat()} .. {end.isoformat()} -> {', '.join(rule_arns)}")
     client.start_replay(
         ReplayName=replay_name,
-        Description=f"scripts/replay_events.py: {len(rule_arns) or 'all'} rule(s)"[:512],
+        Description=f"scripts/replay_events.py: {len(rule_arns)} rule(s)"[:512],
         EventSourceArn=archive_arn,
         EventStartTime=start,
         EventEndTime=end,
@@ -199,7 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         dest="rules",
-        help="replay only to this rule (name on the bus, or ARN); repeat for several. Default: every rule",
+        help="replay to this rule (name on the bus, or ARN); repeat for several. Required: there is no "
+        "'every rule' default",
+    )
+    parser.add_argument(
+        "--allow-side-effects",
+        action="store_true",
+        help=f"also replay to rules tagged {SIDE_EFFECTS_TAG!r} (their subscriber charges, ships or notifies)",
     )
     parser.add_argument("--name", help="replay name (default: <archive>-<start>-<random>)")
     parser.add_argument("--poll-seconds", type=float, default=10.0)
@@ -221,6 +255,7 @@ def main(argv: Sequence[str] | None = None, client: Any = None) -> int:
             start=args.start,
             end=args.end,
             rules=args.rules,
+            allow_side_effects=args.allow_side_effects,
             bus=args.bus,
             name=args.name,
             poll_seconds=args.poll_seconds,

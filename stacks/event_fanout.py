@@ -13,18 +13,21 @@ Failure paths (docs/events.md):
   receives. Messages from the two paths are told apart by the ERROR_CODE / RULE_ARN message
   attributes EventBridge adds; a redrive (DLQ -> queue) recovers both;
 - events delivered but processed wrongly are replayed from the archive
-  (scripts/replay_events.py).
+  (scripts/replay_events.py), to named rules only. The reader of a subscription that calls a
+  partner declares it (``Subscription.declare_side_effects``): its rule is tagged, and the
+  replay tools refuse it unless told ``--allow-side-effects``.
 """
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration
+from aws_cdk import CfnOutput, Duration, Tags
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from lambdas.shared.events import DETAIL_TYPES
+from scripts.replay_events import SIDE_EFFECTS_TAG
 from stacks.config import EventSettings, ServiceConfig
 from stacks.durable_queue import DurableQueue
 from stacks.event_contracts import event_pattern
@@ -82,6 +85,14 @@ class Subscription(Construct):
                 max_event_age=Duration.seconds(settings.target_max_event_age_seconds),
             )
         )
+
+    def declare_side_effects(self, what: str) -> None:
+        """Tag the rule: its subscriber acts outside the service, so a replay to it is opt-in.
+
+        ``what`` becomes the tag value, shown when a replay is refused (tag values allow letters,
+        digits, spaces and ``_ . : / = + - @`` only).
+        """
+        Tags.of(self.rule).add(SIDE_EFFECTS_TAG, what)
 
     @property
     def queue(self) -> sqs.Queue:

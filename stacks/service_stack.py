@@ -69,6 +69,14 @@ class ResilientServiceStack(Stack):
             )
             for name, settings in config.consumers.items()
         }
+        for name, settings in config.consumers.items():
+            if settings.subscription:
+                self.fanout.subscriptions[settings.subscription].declare_side_effects(
+                    f"the {name} consumer calls the {settings.dependency} dependency"
+                )
+        self.fanout.subscriptions[config.workflows.subscription].declare_side_effects(
+            f"order fulfilment charges and ships at the {config.workflows.dependency} dependency"
+        )
         self.workflows = Workflows(
             self,
             "Workflows",

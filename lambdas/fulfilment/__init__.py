@@ -24,8 +24,10 @@ one call each (``single_call.py``). ``order_fulfilment.asl.json`` invokes each t
 and relies on:
 
 * the function timeout being 30 s (the Task ``TimeoutSeconds``);
-* side effects being idempotent on ``executionName + ":" + step`` (send it as the partner's
-  Idempotency-Key): Step Functions retries after ``States.Timeout`` when the outcome is unknown;
+* side effects being idempotent on the payment and the step (``PaymentReceived:<paymentId>:<step>``
+  as the partner's Idempotency-Key), never on ``executionName``: Step Functions retries after
+  ``States.Timeout`` when the outcome is unknown, and a replay or a re-run is a new execution for the
+  same payment;
 * errors surfacing as exception *class names* (Step Functions matches ``errorType`` exactly, base
   classes do not count): ``TransientUpstreamError`` / ``BudgetExhaustedError`` (retried, short backoff),
   ``DependencyUnavailableError`` / ``CircuitBreakerOpenError`` / ``CircuitOpen`` (retried, long

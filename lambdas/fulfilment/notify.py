@@ -2,7 +2,7 @@
 
 ``POST /notifications`` at the partner through the dependency client (time budget from the invocation,
 retries with full jitter, the shared Powertools circuit breaker) with ``Idempotency-Key:
-<executionName>:Notify``. Returns ``NotificationResult`` (orderId, notificationId, idempotencyKey,
+PaymentReceived:<paymentId>:Notify`` (the payment, not the execution: a replay or re-run is a duplicate). Returns ``NotificationResult`` (orderId, notificationId, idempotencyKey,
 replayed, attempts). Contract and error names: ``lambdas/fulfilment/tasks.py``.
 
 Non-critical, and handled by the workflow rather than by the client's fallback: a failure raises

@@ -2,7 +2,7 @@
 
 ``POST /shipments`` at the partner through the dependency client (time budget from the invocation,
 retries with full jitter, the shared Powertools circuit breaker) with ``Idempotency-Key:
-<executionName>:Ship``. Returns ``ShipmentResult`` (orderId, shipmentId, chargeId, idempotencyKey,
+PaymentReceived:<paymentId>:Ship`` (the payment, not the execution: a replay or re-run is a duplicate). Returns ``ShipmentResult`` (orderId, shipmentId, chargeId, idempotencyKey,
 replayed, attempts). Contract and error names: ``lambdas/fulfilment/tasks.py``.
 
 Environment: ``lambdas.fulfilment.environment.TaskSettings`` (parsed at init; a bad variable fails the

@@ -7,9 +7,12 @@ Every step receives (see ``lambdas/fulfilment/__init__.py``)::
 
 ``order`` is what the workflow starter builds from a PaymentReceived event (``FulfilmentOrder``). Each
 step makes one logical call to the partner (the client's budgeted retries and the shared Powertools
-breaker included) with ``Idempotency-Key: <executionName>:<step>``, the same on every Step Functions
-retry, so a retry after a timeout whose outcome is unknown replays the first side effect instead of
-repeating it. The step's result becomes ``$.<step>.result`` in the execution and the next step's input.
+breaker included) with ``Idempotency-Key: PaymentReceived:<paymentId>:<step>``: the business fact, not
+the execution. It is the same on every Step Functions retry (a retry after a timeout whose outcome is
+unknown replays the first side effect instead of repeating it) and in every other execution for the same
+payment: an archive replay or a re-run of a failed execution has a new execution name, and reaches the
+partner as a duplicate. The step's result becomes ``$.<step>.result`` in the execution and the next
+step's input.
 
 Errors keep the names the ASL matches: the client's ``TransientUpstreamError`` / ``BudgetExhaustedError``
 / ``DependencyUnavailableError`` / ``PermanentUpstreamError``, and ``ValidationError`` /
@@ -42,6 +45,7 @@ from lambdas.partner_api.service import (
 )
 from lambdas.shared import log_fields as lf
 from lambdas.shared.dependency_client import DependencyResponse, TransientUpstreamError
+from lambdas.shared.events import PaymentReceived, contract_for
 from lambdas.shared.models import AmountCents, ChargeRequest, ChargeResponse, Currency, Identifier
 
 Step = Literal["Charge", "Ship", "Notify"]
@@ -51,6 +55,8 @@ STEP_DIMENSION: Final = "step"
 # status_class of the error raised when a non-critical client hands back a fallback instead of a result.
 STATUS_CLASS_FALLBACK: Final = "fallback"
 NOTIFICATION_TEMPLATE: Final = "order_shipped"
+# The event an order is fulfilled for: its business key (not the execution) keys the partner calls.
+FULFILS: Final = contract_for(PaymentReceived)
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -70,7 +76,8 @@ class FulfilmentOrder(_Tolerant):
     orderId: Identifier
     amountCents: AmountCents
     currency: Currency
-    paymentId: Identifier | None = None
+    # Required: the partner calls are keyed on it (``TaskEvent.partner_idempotency_key``).
+    paymentId: Identifier
     # PaymentReceived does not carry the customer; the partner resolves it from the order when absent.
     customerId: Identifier | None = None
 
@@ -130,8 +137,12 @@ class TaskEvent(BaseModel):
 
     @property
     def partner_idempotency_key(self) -> str:
-        """``<executionName>:<step>``: unique per execution and step, identical on every retry."""
-        return f"{self.executionName}:{self.step}"
+        """``PaymentReceived:<paymentId>:<step>``: one per payment and step, whatever the execution.
+
+        Not the execution name: a replay or a re-run starts a new execution for the same payment, and
+        must reach the partner as a duplicate rather than charge and ship again.
+        """
+        return f"{FULFILS.business_key(self.order)}:{self.step}"
 
 
 def parse_task(event: Any, step: Step) -> TaskEvent:

@@ -148,7 +148,7 @@ def idempotency_key_for(record: SQSRecord) -> str:
 
 
 def quarantine(record: SQSRecord, reason: str, detail: str) -> None:
-    """Send a poison message to the DLQ. Raises if the send fails, so the record is retried instead."""
+    """Send a poison message to the DLQ with its effective IdempotencyKey. Raises if the send fails."""
     logger.error(
         "poison message quarantined",
         extra={"message_id": record.message_id, "reason": reason, "detail": detail},
@@ -158,14 +158,16 @@ def quarantine(record: SQSRecord, reason: str, detail: str) -> None:
         "QuarantineDetail": {"DataType": "String", "StringValue": detail[:MAX_ATTRIBUTE_CHARS] or reason},
         "SourceMessageId": {"DataType": "String", "StringValue": record.message_id},
     }
-    original_key = ((record.get("messageAttributes") or {}).get(IDEMPOTENCY_KEY_ATTRIBUTE) or {}).get(
+    producer_key = ((record.get("messageAttributes") or {}).get(IDEMPOTENCY_KEY_ATTRIBUTE) or {}).get(
         "stringValue"
     )
-    if original_key:
-        attributes[IDEMPOTENCY_KEY_ATTRIBUTE] = {
-            "DataType": "String",
-            "StringValue": original_key[:MAX_ATTRIBUTE_CHARS],
-        }
+    # The effective key travels with the message: a redrive is a new message (new messageId), and must be
+    # processed under the key the order may already have been charged with, so the partner replays it.
+    effective_key = producer_key or record.message_id
+    attributes[IDEMPOTENCY_KEY_ATTRIBUTE] = {
+        "DataType": "String",
+        "StringValue": effective_key[:MAX_ATTRIBUTE_CHARS],
+    }
     sqs.send_message(
         QueueUrl=settings.poison_message_queue_url, MessageBody=record.body, MessageAttributes=attributes
     )

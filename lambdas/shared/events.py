@@ -111,6 +111,20 @@ class EventContract:
         """The EventBridge ``source`` of this event in the service ``service_name``."""
         return f"{service_name}.{self.producer}"
 
+    def business_key(self, fields: object) -> str:
+        """``<detail-type>:<key field values>``, read from ``fields`` (the detail, or a model that
+        carries its key fields, e.g. the fulfilment order built from a PaymentReceived).
+
+        The business fact itself: the same for every redelivery, redrive and replay of the event,
+        so side effects keyed on it happen once however often the event is processed.
+        """
+        if not self.key_fields:
+            raise ValueError(f"{self.detail_type} has no key fields: its events have no business key")
+        values = [getattr(fields, name, None) for name in self.key_fields]
+        if missing := [name for name, value in zip(self.key_fields, values, strict=True) if value is None]:
+            raise ValueError(f"no {', '.join(missing)}: cannot key on the {self.detail_type}")
+        return ":".join((self.detail_type, *(str(value) for value in values)))
+
     @property
     def description(self) -> str:
         return " ".join((self.detail.__doc__ or self.detail_type).split())
@@ -126,11 +140,16 @@ BY_DETAIL_TYPE: Mapping[str, EventContract] = {c.detail_type: c for c in CONTRAC
 DETAIL_TYPES: tuple[str, ...] = tuple(BY_DETAIL_TYPE)
 
 
-def contract_of(detail: BaseModel) -> EventContract:
+def contract_for(detail_model: type[BaseModel]) -> EventContract:
+    """The contract whose detail is ``detail_model`` (refer to an event type by its model, not its name)."""
     for contract in CONTRACTS:
-        if type(detail) is contract.detail:
+        if detail_model is contract.detail:
             return contract
-    raise KeyError(f"{type(detail).__name__} is not an event contract")
+    raise KeyError(f"{detail_model.__name__} is not an event contract")
+
+
+def contract_of(detail: BaseModel) -> EventContract:
+    return contract_for(type(detail))
 
 
 def publish_request(detail: BaseModel) -> dict[str, Any]:
@@ -184,10 +203,11 @@ class ReceivedEvent:
 
         A replay exists to process again what was processed wrongly, so the key carries the
         replay's name: each replay runs once per event, retries inside it stay deduplicated.
+        Calls with side effects outside this service (a partner charge) must not use it: they
+        key on :meth:`EventContract.business_key`, which a replay does not change.
         """
         if self.contract.key_fields:
-            values = (str(getattr(self.detail, name)) for name in self.contract.key_fields)
-            identity = ":".join((self.contract.detail_type, *values))
+            identity = self.contract.business_key(self.detail)
         else:
             identity = f"{self.contract.detail_type}:{self.envelope.id}"
         if self.envelope.replay_name:

@@ -15,7 +15,9 @@ Execution input::
 PaymentReceived has no ``customerId``, so the order carries none.
 
 The execution name is derived from the event's idempotency key (``PaymentReceived:<paymentId>``; a
-replay from the archive adds ``#replay:<replay-name>``, so a replay deliberately runs again, once).
+replay from the archive adds ``#replay:<replay-name>``, so a replay deliberately runs again, once). Running
+again never charges or ships again: the tasks key their partner calls on the payment, not on the
+execution (``lambdas/fulfilment/tasks.py``), so a replayed execution reaches the partner as a duplicate.
 A redelivered event cannot start the work twice: Step Functions refuses a second Standard execution with
 the same name for 90 days (``ExecutionAlreadyExists``, counted here as success) and answers a repeat with
 the same name and input while the first still runs with that same execution.
@@ -53,10 +55,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lambdas.shared.env import ConfigurationError, read_required, validation_error_to_config_error
 from lambdas.shared.events import (
-    BY_DETAIL_TYPE,
     InvalidEventError,
     PaymentReceived,
     ReceivedEvent,
+    contract_for,
     parse_event,
 )
 
@@ -65,7 +67,7 @@ DIGEST_LENGTH: Final = 24  # hex characters of SHA-256: 96 bits
 # Step Functions forbids whitespace, brackets, wildcards, many punctuation and control characters in
 # names, and recommends ASCII letters, digits, '-' and '_' only (else CloudWatch logging breaks). Keep those.
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
-STARTS: Final = BY_DETAIL_TYPE["PaymentReceived"]
+STARTS: Final = contract_for(PaymentReceived)
 STATE_MACHINE_ARN_PATTERN: Final = (
     r"^arn:aws[a-z-]*:states:[a-z0-9-]+:[0-9]{12}:stateMachine:[A-Za-z0-9_-]{1,80}$"
 )

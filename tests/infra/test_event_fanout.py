@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
 from lambdas.shared.events import DETAIL_TYPES
+from scripts.replay_events import SIDE_EFFECTS_TAG
 from stacks.application import build_app
 from tests.conftest import cdk_context
 from tests.infra.conftest import Synthesized
@@ -178,6 +180,22 @@ def test_replay_inputs_are_stack_outputs(dev: Synthesized) -> None:
     for subscription in dev.stack.fanout.subscriptions.values():
         rule_id = dev.stack.get_logical_id(subscription.rule.node.default_child)
         assert {"Ref": rule_id} in [o["Value"] for o in outputs.values()], f"{rule_id} name is not an output"
+
+
+def test_rules_whose_subscriber_calls_a_partner_are_tagged_for_the_replay_tools(dev: Synthesized) -> None:
+    config = dev.stack.config
+    readers = {c.subscription for c in config.consumers.values() if c.subscription}
+    readers.add(config.workflows.subscription)
+    tagged = set()
+    for name, subscription in dev.stack.fanout.subscriptions.items():
+        rule_id = dev.stack.get_logical_id(subscription.rule.node.default_child)
+        tags = {t["Key"]: t["Value"] for t in dev.resources[rule_id]["Properties"].get("Tags", [])}
+        if SIDE_EFFECTS_TAG in tags:
+            tagged.add(name)
+            # EventBridge tag values: letters, digits, spaces and _ . : / = + - @ only.
+            assert re.fullmatch(r"[\w .:/=+\-@]{1,256}", tags[SIDE_EFFECTS_TAG]), tags[SIDE_EFFECTS_TAG]
+    assert tagged == readers
+    assert {"fulfilment", "notifications"} <= tagged and "ledger" not in tagged
 
 
 # -- async invocations and loops ----------------------------------------------------------------

@@ -146,10 +146,10 @@ def test_charge_fails_twice_with_503_then_succeeds_and_the_order_is_fulfilled_on
     charges = w.partner.calls("/charges")
     assert [c.status for c in charges] == [503, 503, 201]
     # Every attempt carried the same key, so the partner could never charge twice.
-    assert {c.idempotency_key for c in charges} == {"PaymentReceived-pay-7:Charge"}
+    assert {c.idempotency_key for c in charges} == {"PaymentReceived:pay-7:Charge"}
     assert w.partner.charges_by_order() == {"ord-7": 1}
-    assert [c.idempotency_key for c in w.partner.calls("/shipments")] == ["PaymentReceived-pay-7:Ship"]
-    assert [c.idempotency_key for c in w.partner.calls("/notifications")] == ["PaymentReceived-pay-7:Notify"]
+    assert [c.idempotency_key for c in w.partner.calls("/shipments")] == ["PaymentReceived:pay-7:Ship"]
+    assert [c.idempotency_key for c in w.partner.calls("/notifications")] == ["PaymentReceived:pay-7:Notify"]
     output = execution.output
     assert output["shipment"]["result"]["chargeId"] == output["charge"]["result"]["chargeId"]
     assert output["notification"]["result"]["notificationId"].startswith("nt_")
@@ -274,5 +274,72 @@ def test_the_starter_turns_one_payment_event_into_one_fulfilled_order(
 
     assert execution.status == "SUCCEEDED"
     assert w.partner.charges_by_order() == {"ord-7": 1}
-    assert [c.idempotency_key for c in w.partner.calls("/charges")] == [f"{name}:Charge"]
+    assert [c.idempotency_key for c in w.partner.calls("/charges")] == ["PaymentReceived:pay-7:Charge"]
     assert len(w.machine.sfn.list_executions(stateMachineArn=w.machine.arn)["executions"]) == 1
+
+
+def test_a_re_run_of_a_failed_execution_does_not_charge_again(world: Callable[..., World]) -> None:
+    """The failure record holds the input; re-running it (a new execution name) completes the order."""
+    w = world()
+    w.partner.enqueue(FaultDecision.passthrough(), FaultDecision.error(400))  # charged, shipment refused
+    failed = w.machine.run(order_input(), name="PaymentReceived-pay-7", timeout=60)
+    assert failed.status == "FAILED"
+    [record] = w.drain("failure")
+
+    rerun = w.machine.run(record["body"]["input"], name="PaymentReceived-pay-7-rerun-1", timeout=60)
+
+    assert rerun.status == "SUCCEEDED"
+    assert rerun.output["charge"]["result"]["replayed"] is True
+    assert w.partner.charges_by_order() == {"ord-7": 1}
+    assert {c.idempotency_key for c in w.partner.calls("/charges")} == {"PaymentReceived:pay-7:Charge"}
+
+
+def test_a_replayed_payment_event_runs_a_new_execution_that_charges_and_ships_nothing_new(
+    world: Callable[..., World], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An archive replay of a window holding the payment: the starter deliberately runs it again (new name)."""
+    w = world()
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", SOURCE_SERVICE)
+    monkeypatch.setenv("STATE_MACHINE_ARN", w.machine.arn)
+    starter = import_fresh("lambdas.workflow_starter.handler")
+    event = {
+        "version": "0",
+        "id": "evt-1",
+        "detail-type": "PaymentReceived",
+        "source": f"{SOURCE_SERVICE}.ingestion",
+        "time": "2026-11-25T09:31:01Z",
+        "detail": PAYMENT,
+    }
+    # EventBridge replays the archived event with a new id and the replay's name.
+    replayed = {**event, "id": "evt-replayed-1", "replay-name": "events-archive-20261125T0900-1a2b3c"}
+    names = []
+    for message_id, body in (("m-1", event), ("m-2", replayed)):
+        message = {
+            "messageId": message_id,
+            "receiptHandle": "rh",
+            "body": json.dumps(body),
+            "attributes": {"ApproximateReceiveCount": "1"},
+            "messageAttributes": {},
+            "md5OfBody": "",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:fulfilment",
+            "awsRegion": REGION,
+        }
+        lambda_context = FakeLambdaContext(function_name="fulfilment-starter")
+        assert starter.handler({"Records": [message]}, lambda_context)["batchItemFailures"] == []
+        [started] = [
+            e
+            for e in w.machine.sfn.list_executions(stateMachineArn=w.machine.arn)["executions"]
+            if e["name"] not in names
+        ]
+        names.append(started["name"])
+        assert w.machine.finish(started["executionArn"], timeout=60).status == "SUCCEEDED"
+
+    assert len(set(names)) == 2  # the replay ran again, as replays are meant to
+    assert w.partner.charges_by_order() == {"ord-7": 1}
+    assert len(w.partner._service.shipments) == len(w.partner._service.notifications) == 1
+    for path in ("/charges", "/shipments", "/notifications"):
+        # Both executions called the partner, with one key: the second call of each was a duplicate.
+        calls = w.partner.calls(path)
+        assert [c.status for c in calls] == [201, 201], path
+        assert len({c.idempotency_key for c in calls}) == 1, path

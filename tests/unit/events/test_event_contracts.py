@@ -235,6 +235,25 @@ def test_idempotency_keys_deduplicate_redeliveries_but_not_replays() -> None:
     assert update.idempotency_key == "CustomerUpdated:6a7e8feb-b491-4cf7-a9f1-bf3703467718"
 
 
+def test_the_business_key_is_the_same_for_a_replay_and_needs_every_key_field() -> None:
+    contract = contracts.contract_for(PaymentReceived)
+    live = parse_event(_envelope("PaymentReceived", VALID["PaymentReceived"]), source=SOURCE)
+    replayed = parse_event(
+        _envelope("PaymentReceived", VALID["PaymentReceived"], **{"replay-name": "fix-ledger-1"}),
+        source=SOURCE,
+    )
+
+    assert (
+        contract.business_key(live.detail)
+        == contract.business_key(replayed.detail)
+        == "PaymentReceived:pay-77"
+    )
+    with pytest.raises(ValueError, match="paymentId"):
+        contract.business_key(object())
+    with pytest.raises(ValueError, match="no key fields"):
+        contracts.contract_for(CustomerUpdated).business_key(VALID["CustomerUpdated"])
+
+
 # -- the generator and the config ---------------------------------------------------------------
 
 

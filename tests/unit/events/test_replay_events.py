@@ -70,11 +70,16 @@ def _expect_archive(stubber: Stubber) -> None:
     )
 
 
+def _expect_archive_and_rule(stubber: Stubber, tags: list[dict[str, str]] | None = None) -> None:
+    _expect_archive(stubber)
+    stubber.add_response("describe_rule", {"Arn": RULE_ARN}, {"Name": RULE, "EventBusName": BUS})
+    stubber.add_response("list_tags_for_resource", {"Tags": tags or []}, {"ResourceARN": RULE_ARN})
+
+
 def test_replays_the_window_to_the_named_rule_only_and_waits_for_completion(client: Any) -> None:
     clock = FakeClock()
     with Stubber(client) as stubber:
-        _expect_archive(stubber)
-        stubber.add_response("describe_rule", {"Arn": RULE_ARN}, {"Name": RULE, "EventBusName": BUS})
+        _expect_archive_and_rule(stubber)
         stubber.add_response(
             "start_replay",
             {"ReplayArn": "arn:replay", "State": "STARTING"},
@@ -103,23 +108,30 @@ def test_replays_the_window_to_the_named_rule_only_and_waits_for_completion(clie
     assert report.warnings == []
 
 
-def test_without_rules_the_replay_goes_to_every_rule_on_the_bus(client: Any) -> None:
+def test_without_a_rule_nothing_is_replayed(client: Any) -> None:
+    with Stubber(client) as stubber:  # no response queued: any AWS call would fail the test
+        with pytest.raises(ReplayError, match="name the rule"):
+            _run(client, rules=[])
+        stubber.assert_no_pending_responses()
+
+
+def test_a_rule_with_side_effects_is_refused_unless_allowed(client: Any) -> None:
+    charges = [{"Key": replay_events.SIDE_EFFECTS_TAG, "Value": "order fulfilment charges and ships"}]
     with Stubber(client) as stubber:
-        _expect_archive(stubber)
-        stubber.add_response(
-            "start_replay",
-            {"State": "STARTING"},
-            {
-                "ReplayName": "fix-ledger",
-                "Description": ANY,
-                "EventSourceArn": ARCHIVE_ARN,
-                "EventStartTime": START,
-                "EventEndTime": END,
-                "Destination": {"Arn": BUS_ARN},
-            },
-        )
-        stubber.add_response("describe_replay", {"State": "COMPLETED"}, {"ReplayName": "fix-ledger"})
-        assert _run(client).exit_code == 0
+        _expect_archive_and_rule(stubber, charges)
+        with pytest.raises(
+            ReplayError, match=f"{RULE}: order fulfilment charges and ships.*--allow-side-effects"
+        ):
+            _run(client, rules=[RULE])
+        stubber.assert_no_pending_responses()  # and no start_replay was sent
+
+    with Stubber(client) as stubber:
+        _expect_archive_and_rule(stubber, charges)
+        stubber.add_response("start_replay", {"State": "STARTING"})
+        stubber.add_response("describe_replay", {"State": "COMPLETED"})
+        report = _run(client, rules=[RULE], allow_side_effects=True)
+    assert report.exit_code == 0
+    assert report.warnings == ["replaying to a rule with side effects: order fulfilment charges and ships"]
 
 
 @pytest.mark.parametrize(("state", "code"), [("FAILED", 1), ("CANCELLED", 1)])
@@ -127,30 +139,30 @@ def test_a_failed_or_cancelled_replay_exits_non_zero_with_the_reason(
     client: Any, state: str, code: int
 ) -> None:
     with Stubber(client) as stubber:
-        _expect_archive(stubber)
+        _expect_archive_and_rule(stubber)
         stubber.add_response("start_replay", {"State": "STARTING"})
         stubber.add_response("describe_replay", {"State": state, "StateReason": "boom"})
-        report = _run(client)
+        report = _run(client, rules=[RULE])
     assert (report.state, report.exit_code, report.state_reason) == (state, code, "boom")
 
 
 def test_a_replay_still_running_at_the_timeout_exits_3_and_says_how_to_follow_it(client: Any) -> None:
     with Stubber(client) as stubber:
-        _expect_archive(stubber)
+        _expect_archive_and_rule(stubber)
         stubber.add_response("start_replay", {"State": "STARTING"})
         for _ in range(3):
             stubber.add_response("describe_replay", {"State": "RUNNING"})
-        report = _run(client, timeout_seconds=10)
+        report = _run(client, rules=[RULE], timeout_seconds=10)
     assert report.exit_code == 3
     assert "describe-replay --replay-name fix-ledger" in report.warnings[-1]
 
 
 def test_a_window_too_recent_for_the_archive_is_warned_about(client: Any) -> None:
     with Stubber(client) as stubber:
-        _expect_archive(stubber)
+        _expect_archive_and_rule(stubber)
         stubber.add_response("start_replay", {"State": "STARTING"})
         stubber.add_response("describe_replay", {"State": "COMPLETED"})
-        report = _run(client, now=lambda: END + timedelta(minutes=2))
+        report = _run(client, rules=[RULE], now=lambda: END + timedelta(minutes=2))
     assert any("10 minutes" in w for w in report.warnings)
 
 
@@ -172,7 +184,7 @@ def test_a_replay_that_cannot_do_what_was_asked_is_never_started(
         if kwargs.get("rules") == ["no-such-rule"]:
             stubber.add_client_error("describe_rule", service_error_code="ResourceNotFoundException")
         with pytest.raises(ReplayError, match=message):
-            _run(client, **kwargs)
+            _run(client, **{"rules": [RULE], **kwargs})
         stubber.assert_no_pending_responses()  # and no start_replay was sent
 
 
@@ -187,8 +199,9 @@ def test_main_prints_a_json_report_and_maps_states_to_exit_codes(
     client: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["--archive", ARCHIVE, "--start", "2026-11-25T09:00:00Z", "--end", "2026-11-25T10:30:00Z"]
+    argv += ["--rule", RULE]
     with Stubber(client) as stubber:
-        _expect_archive(stubber)
+        _expect_archive_and_rule(stubber)
         stubber.add_response("start_replay", {"State": "STARTING"})
         stubber.add_response("describe_replay", {"State": "FAILED", "StateReason": "no permission"})
         assert replay_events.main([*argv, "--poll-seconds", "0"], client=client) == 1
@@ -200,6 +213,8 @@ def test_main_prints_a_json_report_and_maps_states_to_exit_codes(
     with pytest.raises(SystemExit) as usage:
         replay_events.main(["--archive", ARCHIVE])
     assert usage.value.code == 2
+    assert replay_events.main(argv[:-2], client=client) == 2  # no --rule: refused before any call
+    assert "name the rule" in capsys.readouterr().err
 
 
 @mock_aws
@@ -214,3 +229,22 @@ def test_against_an_emulated_bus_the_replay_completes() -> None:
     assert report.replay_name.startswith(f"{ARCHIVE}-20261125T0900-")
     described = events.describe_replay(ReplayName=report.replay_name)
     assert described["Destination"] == {"Arn": bus_arn, "FilterArns": [rule_arn]}
+
+
+@mock_aws
+def test_against_an_emulated_bus_a_tagged_rule_is_refused_and_an_untagged_one_replayed() -> None:
+    events = boto3.client("events", region_name=REGION)
+    bus_arn = events.create_event_bus(Name=BUS)["EventBusArn"]
+    events.create_archive(ArchiveName=ARCHIVE, EventSourceArn=bus_arn)
+    events.put_rule(
+        Name="fulfilment",
+        EventBusName=BUS,
+        EventPattern='{"source": ["x"]}',
+        Tags=[{"Key": replay_events.SIDE_EFFECTS_TAG, "Value": "order fulfilment charges and ships"}],
+    )
+    events.put_rule(Name=RULE, EventBusName=BUS, EventPattern='{"source": ["x"]}')
+
+    with pytest.raises(ReplayError, match="fulfilment: order fulfilment charges and ships"):
+        _run(events, rules=[RULE, "fulfilment"])
+    assert events.list_replays()["Replays"] == []
+    assert _run(events, rules=[RULE]).exit_code == 0

@@ -108,17 +108,17 @@ def make_tasks(
 # ---------------------------------------------------------------------------------------------- charge
 
 
-def test_charge_captures_the_payment_with_the_execution_step_key(make_tasks: TasksFactory) -> None:
+def test_charge_captures_the_payment_with_the_payment_step_key(make_tasks: TasksFactory) -> None:
     t = make_tasks()
 
     result = t.run("Charge", task_event("Charge", execution="PaymentReceived-pay-1-abc"))
 
     assert result["orderId"] == "ord-1" and result["chargeId"].startswith("ch_")
     assert (result["amountCents"], result["currency"]) == (1250, "EUR")
-    assert result["idempotencyKey"] == "PaymentReceived-pay-1-abc:Charge"
+    assert result["idempotencyKey"] == "PaymentReceived:pay-1:Charge"
     assert (result["replayed"], result["attempts"]) == (False, 1)
     [call] = t.twin.calls("/charges")
-    assert (call.status, call.idempotency_key) == (201, "PaymentReceived-pay-1-abc:Charge")
+    assert (call.status, call.idempotency_key) == (201, "PaymentReceived:pay-1:Charge")
     assert t.twin.charges_by_order() == {"ord-1": 1}  # the twin checked the API key from the secret
     points = metric_points(t.output(), tasks.STEP_SUCCEEDED_METRIC)
     assert [p["step"] for p in points] == ["Charge"]
@@ -145,8 +145,32 @@ def test_a_workflow_retry_after_a_transient_failure_charges_once(make_tasks: Tas
     result = t.run("Charge", task_event("Charge", attempt=1))  # Step Functions' retry: same payload
 
     assert result["chargeId"].startswith("ch_")
-    assert {c.idempotency_key for c in t.twin.calls("/charges")} == {"exec-1:Charge"}
+    assert {c.idempotency_key for c in t.twin.calls("/charges")} == {"PaymentReceived:pay-1:Charge"}
     assert t.twin.charges_by_order() == {"ord-1": 1}
+
+
+def test_a_replay_or_re_run_in_a_new_execution_reaches_the_partner_as_a_duplicate(
+    make_tasks: TasksFactory,
+) -> None:
+    """An archive replay (``...#replay:<name>``) or a re-run of a failed execution: new name, same payment."""
+    t = make_tasks()
+    first_charge, first_shipment = t.charge_and_ship(execution="PaymentReceived-pay-1")
+    first_note = t.run(
+        "Notify",
+        task_event("Notify", execution="PaymentReceived-pay-1", charge=first_charge, shipment=first_shipment),
+    )
+
+    rerun = "PaymentReceived-pay-1-replay-4f2a9c"
+    charge, shipment = t.charge_and_ship(execution=rerun)
+    note = t.run("Notify", task_event("Notify", execution=rerun, charge=charge, shipment=shipment))
+
+    assert t.twin.charges_by_order() == {"ord-1": 1}
+    assert charge["replayed"] and charge["chargeId"] == first_charge["chargeId"]
+    assert shipment["replayed"] and shipment["shipmentId"] == first_shipment["shipmentId"]
+    assert note["replayed"] and note["notificationId"] == first_note["notificationId"]
+    assert len(t.twin._service.shipments) == len(t.twin._service.notifications) == 1
+    for path in ("/charges", "/shipments", "/notifications"):
+        assert len({c.idempotency_key for c in t.twin.calls(path)}) == 1, path
 
 
 def test_a_rejected_charge_is_a_permanent_error_and_not_retried(make_tasks: TasksFactory) -> None:
@@ -208,6 +232,8 @@ def test_no_time_left_fails_before_calling(make_tasks: TasksFactory) -> None:
         task_event("Ship"),  # a Ship event sent to the Charge function
         {**task_event("Charge"), "order": {**ORDER, "amountCents": "12.50"}},
         {**task_event("Charge"), "executionName": ""},
+        # Without the payment there is nothing to key the charge on that a re-run would repeat.
+        {**task_event("Charge"), "order": {k: v for k, v in ORDER.items() if k != "paymentId"}},
         {**task_event("Charge"), "unexpected": True},
     ],
 )
@@ -230,9 +256,9 @@ def test_ship_books_the_shipment_of_the_charge(make_tasks: TasksFactory) -> None
 
     assert shipment["shipmentId"].startswith("sh_")
     assert (shipment["orderId"], shipment["chargeId"]) == ("ord-1", charge["chargeId"])
-    assert shipment["idempotencyKey"] == "exec-1:Ship"
+    assert shipment["idempotencyKey"] == "PaymentReceived:pay-1:Ship"
     [call] = t.twin.calls("/shipments")
-    assert call.idempotency_key == "exec-1:Ship"
+    assert call.idempotency_key == "PaymentReceived:pay-1:Ship"
 
 
 def test_a_retry_after_an_unknown_outcome_causes_one_shipment(make_tasks: TasksFactory) -> None:
@@ -283,7 +309,7 @@ def test_a_permanently_rejected_shipment_is_a_permanent_error(make_tasks: TasksF
 # ---------------------------------------------------------------------------------------------- notify
 
 
-def test_notify_sends_one_notification_per_execution(make_tasks: TasksFactory) -> None:
+def test_notify_sends_one_notification_per_payment(make_tasks: TasksFactory) -> None:
     t = make_tasks()
     charge, shipment = t.charge_and_ship()
     event = task_event("Notify", charge=charge, shipment=shipment)
@@ -291,7 +317,10 @@ def test_notify_sends_one_notification_per_execution(make_tasks: TasksFactory) -
     first = t.run("Notify", event)
     replay = t.run("Notify", {**event, "attempt": 1})
 
-    assert first["notificationId"].startswith("nt_") and first["idempotencyKey"] == "exec-1:Notify"
+    assert (
+        first["notificationId"].startswith("nt_")
+        and first["idempotencyKey"] == "PaymentReceived:pay-1:Notify"
+    )
     assert replay["notificationId"] == first["notificationId"] and replay["replayed"]
     assert len(t.twin._service.notifications) == 1
 

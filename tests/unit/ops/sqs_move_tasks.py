@@ -8,7 +8,8 @@ through boto3; only the server side is emulated here). Semantics kept from the S
 * without DestinationArn each message goes back to the queue it was dead-lettered from; a message sent
   to the DLQ directly has none, and then (as here) the task fails;
 * messages keep body, message attributes and their original SentTimestamp; their receive count starts
-  again (a redriven message is a new delivery to the destination).
+  again, and they get a new MessageId (the SQS Developer Guide: redriven messages are new messages with a
+  new message ID), so a consumer that keys on the messageId sees a redriven message as a new one.
 
 Simplification: the move happens at once when the task starts (the rate is recorded, not applied), and the
 task is COMPLETED by the first ListMessageMoveTasks.
@@ -58,6 +59,7 @@ def _start(self: SQSResponse) -> ActionResult:
             # would send it straight back to the DLQ on its first receive.
             message.approximate_receive_count = 0
             message.approximate_first_receive_timestamp = None
+            message.id = str(uuid.uuid4())
             destination.add_message(message)
             moved += 1
     TASKS.setdefault(source_arn, []).insert(

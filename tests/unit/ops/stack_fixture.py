@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from scripts.replay_events import SIDE_EFFECTS_TAG
+
 SOURCE = "resilient-orders.ingestion"
 STACK = "resilient-orders-test"
 BUS = "resilient-orders-test-bus"
@@ -22,9 +24,13 @@ def _queue(redrive_to: str | None = None) -> dict[str, Any]:
     return {"Type": "AWS::SQS::Queue", "Properties": properties}
 
 
-def _rule(bus: tuple[str, str], pattern: dict[str, Any], queue: str, dlq: str) -> dict[str, Any]:
+def _rule(
+    bus: tuple[str, str], pattern: dict[str, Any], queue: str, dlq: str, side_effects: str | None = None
+) -> dict[str, Any]:
     # moto resolves Ref of an AWS::Events::EventBus to its model, not its name: name it literally.
     logical_id, name = bus
+    # As stacks/service_stack.py tags the rules whose subscriber calls a partner.
+    tags = [{"Key": SIDE_EFFECTS_TAG, "Value": side_effects}] if side_effects else []
     return {
         "Type": "AWS::Events::Rule",
         "DependsOn": [logical_id],
@@ -40,6 +46,7 @@ def _rule(bus: tuple[str, str], pattern: dict[str, Any], queue: str, dlq: str) -
                     "RetryPolicy": {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 20},
                 }
             ],
+            "Tags": tags,
         },
     }
 
@@ -56,6 +63,7 @@ TEMPLATE: dict[str, Any] = {
             {"source": [SOURCE], "detail-type": ["OrderCancelled", "PaymentReceived"]},
             "EventsFulfilmentWorkQueueBA03BC9D",
             "EventsFulfilmentWorkDeadLetterQueueF0A04F31",
+            side_effects="order fulfilment charges and ships at the partner dependency",
         ),
         "EventsNotificationsWorkDeadLetterQueue3F73D618": _queue(),
         "EventsNotificationsWorkQueue1F99B048": _queue("EventsNotificationsWorkDeadLetterQueue3F73D618"),
@@ -64,6 +72,7 @@ TEMPLATE: dict[str, Any] = {
             {"source": [SOURCE], "detail-type": ["OrderCancelled", "CustomerUpdated"]},
             "EventsNotificationsWorkQueue1F99B048",
             "EventsNotificationsWorkDeadLetterQueue3F73D618",
+            side_effects="the notifications consumer calls the notifier dependency",
         ),
         # A rule whose DLQ no queue redrives into: only EventBridge writes to it.
         "WorkflowsCircuitEventsBus1234ABCD": {

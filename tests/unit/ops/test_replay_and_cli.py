@@ -64,6 +64,7 @@ def test_replay_to_a_subscriber_resolves_its_rule_from_the_stack(stack: Deployed
         end.isoformat(),
         "--poll-seconds",
         "0",
+        "--allow-side-effects",
         "--yes",
     )
 
@@ -78,7 +79,7 @@ def test_replay_to_a_subscriber_resolves_its_rule_from_the_stack(stack: Deployed
     assert [e.get("replay-name") for e in replayed] == [report["replay_name"]]
 
 
-def test_replay_needs_confirmation_and_names_every_rule_when_none_is_given(stack: DeployedStack) -> None:
+def test_replay_without_a_subscriber_or_rule_is_refused(stack: DeployedStack) -> None:
     start, end = archive_with_one_event(stack)
 
     result = run(
@@ -91,12 +92,41 @@ def test_replay_needs_confirmation_and_names_every_rule_when_none_is_given(stack
         start.isoformat(),
         "--end",
         end.isoformat(),
+        "--yes",
     )
 
-    assert result.code == 3
-    assert "EVERY rule on the bus" in result.err
+    assert result.code == 2
+    assert "name what to replay to with --subscriber or --rule" in result.err
     events = boto3.client("events", region_name=REGION)
     assert events.list_replays()["Replays"] == []
+
+
+def test_replay_to_a_subscriber_with_side_effects_needs_the_explicit_flag(
+    stack: DeployedStack, sqs: Any
+) -> None:
+    start, end = archive_with_one_event(stack)
+    drain(sqs, stack.fulfilment_queue)
+
+    result = run(
+        "--stack",
+        stack.name,
+        "replay",
+        "--archive",
+        ARCHIVE,
+        "--subscriber",
+        "fulfilment",
+        "--start",
+        start.isoformat(),
+        "--end",
+        end.isoformat(),
+        "--yes",
+    )
+
+    assert result.code == 2
+    assert "order fulfilment charges and ships" in result.err and "--allow-side-effects" in result.err
+    events = boto3.client("events", region_name=REGION)
+    assert events.list_replays()["Replays"] == []
+    assert drain(sqs, stack.fulfilment_queue) == []
 
 
 def test_replay_errors_from_the_script_are_usage_errors(stack: DeployedStack) -> None:
@@ -104,6 +134,8 @@ def test_replay_errors_from_the_script_are_usage_errors(stack: DeployedStack) ->
         "replay",
         "--archive",
         "no-such-archive",
+        "--rule",
+        "some-rule",
         "--start",
         "2026-11-25T09:00:00Z",
         "--end",

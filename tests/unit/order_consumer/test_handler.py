@@ -313,6 +313,22 @@ def test_an_order_the_partner_rejects_is_quarantined(make_consumer: ConsumerFact
     assert consumer.charge_calls() == 1  # a 4xx is never retried
 
 
+def test_quarantine_keeps_the_effective_idempotency_key(make_consumer: ConsumerFactory) -> None:
+    """Without a producer key the messageId was the key: the DLQ copy carries it, for a redrive."""
+    consumer = make_consumer(partner_api_key="a-different-key")  # the partner answers 401
+    attribute = consumer.module.IDEMPOTENCY_KEY_ATTRIBUTE
+
+    assert consumer.invoke(sqs_record(order("ord-1"), message_id="m-1-no-key")) == []
+    assert consumer.invoke(sqs_record(order("ord-2"), message_id="m-2-key", idempotency_key="client-2")) == []
+
+    attributes = [m["MessageAttributes"] for m in consumer.dlq()]
+    assert [(a["SourceMessageId"]["StringValue"], a[attribute]["StringValue"]) for a in attributes] == [
+        ("m-1-no-key", "m-1-no-key"),
+        ("m-2-key", "client-2"),
+    ]
+    assert [c.idempotency_key for c in consumer.twin.calls("/charges")] == ["m-1-no-key", "client-2"]
+
+
 def test_a_record_without_time_left_fails_before_calling(make_consumer: ConsumerFactory) -> None:
     consumer = make_consumer()
     record = sqs_record(order("ord-1"))

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from lambdas.partner_api.faults import FaultDecision
 from ops.cli import main as ops_main
 from tests.unit.helpers import REGION
 from tests.unit.ops.sqs_move_tasks import message_move_tasks
@@ -69,12 +71,8 @@ def poll_once(consumer: Consumer, queue_url: str, queue_arn: str) -> int:
     return len(messages)
 
 
-def test_an_order_dead_lettered_by_an_outage_is_redriven_and_charged_once(
-    make_consumer: ConsumerFactory,  # noqa: F811
-    move_tasks: None,
-) -> None:
-    consumer = make_consumer(ORDER_STATUS_TABLE_NAME="order-status")
-    create_status_table(consumer.breaker.client, "order-status")
+def orders_queue(consumer: Consumer) -> tuple[str, str]:
+    """The consumer's source queue, whose redrive policy targets the consumer's DLQ: (url, arn)."""
     sqs = consumer.sqs
     dlq_arn = sqs.get_queue_attributes(QueueUrl=consumer.dlq_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
@@ -90,6 +88,17 @@ def test_an_order_dead_lettered_by_an_outage_is_redriven_and_charged_once(
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
+    return queue_url, queue_arn
+
+
+def test_an_order_dead_lettered_by_an_outage_is_redriven_and_charged_once(
+    make_consumer: ConsumerFactory,  # noqa: F811
+    move_tasks: None,
+) -> None:
+    consumer = make_consumer(ORDER_STATUS_TABLE_NAME="order-status")
+    create_status_table(consumer.breaker.client, "order-status")
+    sqs = consumer.sqs
+    queue_url, queue_arn = orders_queue(consumer)
     sqs.send_message(
         QueueUrl=queue_url,
         MessageBody=json.dumps(order("ord-7")),
@@ -133,3 +142,46 @@ def test_an_order_dead_lettered_by_an_outage_is_redriven_and_charged_once(
         ]["ApproximateNumberOfMessages"]
         == "0"
     )
+
+
+def test_a_quarantined_order_without_a_producer_key_is_redriven_under_its_original_key(
+    make_consumer: ConsumerFactory,  # noqa: F811
+    move_tasks: None,
+) -> None:
+    """The partner charged, but the answer was lost, then it refused the retry: the order is quarantined.
+
+    The redriven message is a new message (new messageId). Processed under a new key it would be charged
+    a second time; under the key the quarantine kept (the original messageId) the partner replays it.
+    """
+    consumer = make_consumer(DEPENDENCY_ATTEMPT_TIMEOUT_MS="300")
+    queue_url, queue_arn = orders_queue(consumer)
+    consumer.sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(order("ord-8")))  # no key
+    # Attempt 1 is served after the client gave up (charged, unconfirmed); attempt 2 is refused (400).
+    consumer.twin.enqueue(FaultDecision.passthrough(latency_ms=800), FaultDecision.error(400))
+
+    assert poll_once(consumer, queue_url, queue_arn) == 1
+    deadline = time.monotonic() + 3
+    while not consumer.twin.charges_by_order() and time.monotonic() < deadline:
+        time.sleep(0.02)  # the slow request is still being served after the client left
+    assert consumer.twin.charges_by_order() == {"ord-8": 1}
+    [original_key] = {c.idempotency_key for c in consumer.twin.calls("/charges")}  # both attempts
+    [quarantined] = consumer.dlq()
+    attributes = quarantined["MessageAttributes"]
+    assert attributes["QuarantineReason"]["StringValue"] == "rejected_by_dependency"
+    assert attributes[consumer.module.IDEMPOTENCY_KEY_ATTRIBUTE]["StringValue"] == original_key
+    assert attributes["SourceMessageId"]["StringValue"] == original_key  # the messageId was the key
+    consumer.sqs.change_message_visibility(
+        QueueUrl=consumer.dlq_url, ReceiptHandle=quarantined["ReceiptHandle"], VisibilityTimeout=0
+    )
+
+    redriven = io.StringIO()
+    code = ops_main(["--region", REGION, "dlq", "redrive", consumer.dlq_url, "--yes"], stdout=redriven)
+    assert code == 0, redriven.getvalue()
+    [moved] = consumer.sqs.receive_message(QueueUrl=queue_url, VisibilityTimeout=0).get("Messages", [])
+    assert moved["MessageId"] != original_key  # a new message, as SQS redrives make them
+    while poll_once(consumer, queue_url, queue_arn):
+        pass
+
+    assert consumer.twin.charges_by_order() == {"ord-8": 1}
+    *_, retried = consumer.twin.calls("/charges")
+    assert (retried.status, retried.idempotency_key) == (201, original_key)  # replayed by the partner
