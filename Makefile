@@ -9,7 +9,10 @@ CDK := node_modules/.bin/cdk
 STAGE ?= dev
 SCENARIO ?= outage
 # Two workers: the end-to-end scenarios and state machines spend most of their time waiting.
-PYTEST_ARGS ?= -n 2
+# --durations: every run reports its slowest tests, so the ones that only wait stay visible.
+PYTEST_ARGS ?= -n 2 --durations=15
+# test-under-load: how often the suite runs in a row beside CPU-burning processes.
+LOAD_RUNS ?= 3
 
 # jsii prints an end-of-life banner on Node 20 at every start; silence that banner only.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -17,11 +20,12 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 
 PY_SOURCES := app.py stacks lambdas localcloud schemas scripts ops bench tests
 
-.PHONY: help install synth lint lint-templates test demo bench clean
+.PHONY: help install synth lint lint-templates test test-under-load demo bench clean
 
 help:
 	@echo "make demo     run the pipeline locally on an embedded AWS emulator (main job; SCENARIO=outage|slow|throttling|poison)"
 	@echo "make test     every check: lint, synth + cdk-nag, cfn-lint, ASL validation, all tests"
+	@echo "make test-under-load  the suite $(LOAD_RUNS) times in a row, then the demo, beside two CPU-burning processes"
 	@echo "make synth    synthesize the stack for STAGE=$(STAGE) and summarize it"
 	@echo "make bench    this architecture vs the naive design under the same faults (docs/benchmarks.md)"
 	@echo "make clean    remove build output"
@@ -53,6 +57,11 @@ lint-templates: synth
 
 test: lint lint-templates
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# A verdict must not depend on how busy the machine is (scripts/under_load.py).
+test-under-load: install
+	$(PY) scripts/under_load.py --burners 2 --runs $(LOAD_RUNS) -- $(MAKE) --no-print-directory test \
+		-- $(MAKE) --no-print-directory demo
 
 demo: install
 	$(PY) -m localcloud.demo --scenario $(SCENARIO)
