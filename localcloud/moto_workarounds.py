@@ -911,6 +911,9 @@ def install_cloudformation_resource_support() -> None:
       something references one (the dashboard's ``Fn::GetAtt Alarm.Arn``): then ``CreateStack`` failed
       with "Fn::GetAtt references undefined resource". Alarms are created with ``PutMetricAlarm`` now
       (composite ones with their rule), so ``DescribeAlarms`` lists them; moto never evaluates them.
+    * ``AWS::KMS::Key`` with ``Tags`` crashed (``KeyError: 'TagKey'``): CloudFormation's tags are
+      ``Key``/``Value`` pairs, moto's KMS tagger wants ``TagKey``/``TagValue``; they are converted, and a
+      ``KeyPolicy`` object is serialised as ``CreateKey`` would receive it.
     * ``AWS::StepFunctions::StateMachine`` only read ``DefinitionString``: ``Definition`` (object),
       ``DefinitionSubstitutions`` (``${Name}`` placeholders, what CDK's ``DefinitionBody.fromFile`` plus
       substitutions produce) and ``DefinitionS3Location`` (read back from the emulated S3 bucket) are now
@@ -931,6 +934,7 @@ def install_cloudformation_resource_support() -> None:
     from moto.awslambda.models import LambdaVersion
     from moto.cloudformation import parsing
     from moto.events.models import Archive, EventBus
+    from moto.kms.models import Key
     from moto.ssm.models import Parameter
     from moto.stepfunctions.models import StateMachine
 
@@ -942,6 +946,7 @@ def install_cloudformation_resource_support() -> None:
             "parameter_create": Parameter.__dict__["create_from_cloudformation_json"],
             "archive_create": Archive.__dict__["create_from_cloudformation_json"],
             "state_machine_create": StateMachine.__dict__["create_from_cloudformation_json"],
+            "key_create": Key.__dict__["create_from_cloudformation_json"],
             "generate_resource_name": parsing.generate_resource_name,
             "version_getatt": LambdaVersion.__dict__.get("get_cfn_attribute"),
             "bus_physical_id": EventBus.__dict__.get("physical_resource_id"),
@@ -951,6 +956,7 @@ def install_cloudformation_resource_support() -> None:
     parameter_create = originals["parameter_create"].__func__
     archive_create = originals["archive_create"].__func__
     state_machine_create = originals["state_machine_create"].__func__
+    key_create = originals["key_create"].__func__
     generate_resource_name = originals["generate_resource_name"]
 
     def create_parameter(
@@ -961,6 +967,16 @@ def install_cloudformation_resource_support() -> None:
         if isinstance(properties.get("Tags"), dict):
             properties["Tags"] = [{"Key": k, "Value": v} for k, v in properties["Tags"].items()]
         return parameter_create(cls, resource_name, cloudformation_json, *args, **kw)
+
+    def create_key(cls: Any, resource_name: str, cloudformation_json: dict, *args: Any, **kw: Any) -> Any:
+        properties = cloudformation_json["Properties"]
+        properties["Tags"] = [
+            {"TagKey": tag.get("Key", tag.get("TagKey")), "TagValue": tag.get("Value", tag.get("TagValue"))}
+            for tag in properties.get("Tags") or []
+        ]
+        if isinstance(properties.get("KeyPolicy"), dict):
+            properties["KeyPolicy"] = json.dumps(properties["KeyPolicy"])
+        return key_create(cls, resource_name, cloudformation_json, *args, **kw)
 
     def create_archive(cls: Any, resource_name: str, cloudformation_json: dict, *args: Any, **kw: Any) -> Any:
         properties = cloudformation_json["Properties"]
@@ -1005,6 +1021,7 @@ def install_cloudformation_resource_support() -> None:
 
     Parameter.create_from_cloudformation_json = classmethod(create_parameter)  # type: ignore[method-assign,assignment]
     Archive.create_from_cloudformation_json = classmethod(create_archive)  # type: ignore[method-assign,assignment]
+    Key.create_from_cloudformation_json = classmethod(create_key)  # type: ignore[method-assign,assignment]
     StateMachine.create_from_cloudformation_json = classmethod(create_state_machine)  # type: ignore[method-assign,assignment]
     parsing.generate_resource_name = generate_name
     LambdaVersion.get_cfn_attribute = version_getatt  # type: ignore[attr-defined]
