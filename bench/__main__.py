@@ -17,14 +17,15 @@ from types import FrameType
 from bench import cost, report
 from bench.results import DesignResult
 from bench.runner import run_architecture, run_naive
+from localcloud.calibration import DEFAULT_COMPRESS, calibrate, timeline_scale
 from localcloud.cloud import LocalCloud
 from localcloud.deploy import synthesize
 from localcloud.scenarios import Scenario, compressed_context, scenarios
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-COMPRESS = 10.0
-API_LIMIT_S = 29.0 / COMPRESS  # API Gateway's integration limit, scaled like the stack's time settings
-NAIVE_FUNCTION_TIMEOUT_S = 3.0  # the naive functions' timeout (30 s, scaled; the local cloud's minimum)
+# Both designs run on time compressed by the factor calibrated for this machine (localcloud/calibration.py):
+API_LIMIT_S = 29.0  # API Gateway's integration limit, scaled like the stack's time settings
+NAIVE_FUNCTION_TIMEOUT_S = 30.0  # the naive functions' timeout, scaled (3 s at least, like the stack's)
 NEIGHBOUR_POOL = 50  # shared concurrency slots in the noisy-neighbour scenario (account limit 1000 / 20)
 
 
@@ -56,7 +57,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     started = time.monotonic()
     load_before = os.getloadavg()[0]
-    scale = 0.2 if args.quick else args.scale
+    context = json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
+    context["stage"] = "dev"
+    print("measuring this machine to choose the time compression ...", flush=True)
+    calibration = calibrate(context, DEFAULT_COMPRESS)
+    compress = calibration.factor
+    print(f"  time compressed /{compress:g}: {calibration.reason}", flush=True)
+    api_limit_s = API_LIMIT_S / compress
+    naive_timeout_s = max(3.0, NAIVE_FUNCTION_TIMEOUT_S / compress)
+    scale = timeline_scale(0.2 if args.quick else args.scale, compress)
     catalogue = scenarios(scale)
     plan: list[tuple[str, Scenario, int | None]] = [("outage", catalogue["outage"], None)]
     if not args.quick:
@@ -69,14 +78,12 @@ def main(argv: list[str] | None = None) -> int:
                 NEIGHBOUR_POOL,
             ),
         ]
-    context = json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
-    context["stage"] = "dev"
-    context, _overrides = compressed_context(context, COMPRESS)
+    context, _overrides = compressed_context(context, compress)
     results: list[tuple[DesignResult, DesignResult]] = []
     imports: list[cost.ImportCost] = []
     cost_errors: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-cdk.out-") as outdir:
-        print(f"synthesizing (time settings / {COMPRESS:g}) ...", flush=True)
+        print(f"synthesizing (time settings / {compress:g}) ...", flush=True)
         synthesized = synthesize(context, outdir)
         cloud = LocalCloud(synthesized, seed=7)
         try:
@@ -84,10 +91,10 @@ def main(argv: list[str] | None = None) -> int:
             for label, scenario, pool in plan:
                 print(f"[{time.monotonic() - started:6.1f}s] {label}: naive chain ...", flush=True)
                 naive = run_naive(
-                    scenario, api_limit_s=API_LIMIT_S, function_timeout_s=NAIVE_FUNCTION_TIMEOUT_S, pool=pool
+                    scenario, api_limit_s=api_limit_s, function_timeout_s=naive_timeout_s, pool=pool
                 )
                 print(f"[{time.monotonic() - started:6.1f}s] {label}: this architecture ...", flush=True)
-                drain_timeout = 35.0 if args.quick else None
+                drain_timeout = 35.0 * DEFAULT_COMPRESS / compress if args.quick else None
                 architecture, _ = run_architecture(cloud, scenario, pool=pool, drain_timeout_s=drain_timeout)
                 results.append((naive, architecture))
             if not args.quick:
@@ -125,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         command=command,
         machine=machine,
         scale=scale,
-        api_limit_s=API_LIMIT_S,
-        naive_function_timeout_s=NAIVE_FUNCTION_TIMEOUT_S,
+        api_limit_s=api_limit_s,
+        naive_function_timeout_s=naive_timeout_s,
         neighbour_pool=NEIGHBOUR_POOL,
         scenarios={label: catalogue_entry for label, catalogue_entry, _ in plan},
         results=results,

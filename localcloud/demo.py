@@ -69,6 +69,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         action="store_false",
         help="use --compress as given instead of lowering it for a slow or busy machine",
     )
+    parser.add_argument(
+        "--note", action="append", default=[], help="a line for every report (e.g. how --compress was chosen)"
+    )
     parser.add_argument("--stage", default="dev", help="cdk.json stage to synthesize (default dev)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where the picture and logs go")
     parser.add_argument("--seed", type=int, default=7)
@@ -127,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     base_context = json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
     base_context["stage"] = args.stage
-    compress, notes = args.compress, []
+    compress, notes = args.compress, list(args.note)
     if args.synthesized is None and args.calibrate:
         print("measuring this machine to choose the time compression ...", flush=True)
         calibration = calibrate(base_context, args.compress)

@@ -494,7 +494,8 @@ class ScenarioRun:
                     self._fault_started = now
                 if recovery:
                     self._recovered = now
-                    self._extension = max(0.0, now - phase.start_s)
+                    if self.adaptive_timeline:  # a fixed schedule's load is fixed too
+                        self._extension = max(0.0, now - phase.start_s)
 
     def _hold_fault(self, nominal_end: float) -> bool:
         """Wait until the dependency may recover; False if the run was stopped meanwhile.

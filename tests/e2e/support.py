@@ -64,6 +64,7 @@ class FaultRuns:
             sys.executable, "-m", "localcloud.demo", "--scenario", ",".join(FAULT_SCENARIOS),
             "--scale", str(SCENARIO_SCALE), "--compress", str(compressed.factor),
             "--synthesized", str(compressed.synthesized.outdir), "--seed", "11",
+            "--note", f"time compressed /{compressed.factor:g}: {compressed.reason}",
             "--json-dir", str(directory), "--output", str(directory), "--no-picture",
         ]  # fmt: skip
         process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
