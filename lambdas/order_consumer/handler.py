@@ -54,7 +54,7 @@ from lambdas.order_consumer.processing import (
 )
 from lambdas.order_consumer.status_recording import StatusRecorder
 from lambdas.shared.api_key import load_api_key
-from lambdas.shared.batch_budget import BatchBudget
+from lambdas.shared.batch_budget import BatchBudget, most_received_first
 from lambdas.shared.circuit_events import circuit_event_hook
 from lambdas.shared.dependency_client import DependencyClient, PermanentUpstreamError
 from lambdas.shared.models import Order
@@ -225,7 +225,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     idempotency_config.register_lambda_context(context)
     batch_budget.start(context.get_remaining_time_in_millis)
     response = process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
+        event=most_received_first(event), record_handler=record_handler, processor=processor, context=context
     )
     batch_budget.release_unclaimed()
     failed = len(response.get("batchItemFailures", []))

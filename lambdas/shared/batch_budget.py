@@ -7,7 +7,9 @@ record; once the time left cannot fit a call, the remaining records are not touc
 ``release_unclaimed`` makes them visible again immediately (ChangeMessageVisibility 0), so another
 invocation with a full budget takes them now instead of after the visibility timeout.
 
-Never re-sent to the queue: Lambda's recursive-loop detection stops SQS -> Lambda -> SQS chains.
+A release still counts as a receive, so records are worked on most-received first
+(``most_received_first``). Never re-sent to the queue: Lambda's recursive-loop detection stops
+SQS -> Lambda -> SQS chains.
 """
 
 from __future__ import annotations
@@ -25,6 +27,17 @@ RELEASE_FAILED_MESSAGE: Final = (
 )
 # ChangeMessageVisibilityBatch takes at most ten entries.
 _SQS_BATCH_LIMIT: Final = 10
+
+
+def most_received_first(event: dict[str, Any]) -> dict[str, Any]:
+    """The event with its records ordered by ``ApproximateReceiveCount``, highest first (stable).
+
+    Every receive counts toward the queue's maxReceiveCount, a release included. When time runs short,
+    the records left unattempted are then the ones furthest from the DLQ, not the same unlucky tail again.
+    """
+    records = list(event.get("Records") or [])
+    records.sort(key=lambda record: -int((record.get("attributes") or {}).get("ApproximateReceiveCount", 1)))
+    return {**event, "Records": records}
 
 
 class NotAttemptedError(Exception):

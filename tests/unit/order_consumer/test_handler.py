@@ -383,6 +383,18 @@ def test_records_without_time_for_a_call_are_not_attempted_and_released_at_once(
     assert len(idempotency) == 1
 
 
+def test_the_record_closest_to_the_dlq_is_worked_on_first(make_consumer: ConsumerFactory) -> None:
+    consumer = make_consumer()
+    fresh = [sqs_record(order(f"ord-{n}")) for n in range(3)]
+    veteran = sqs_record(order("ord-veteran"))
+    veteran["attributes"]["ApproximateReceiveCount"] = "4"  # one more failed receive and it is dead-lettered
+
+    failed = consumer.invoke(*fresh, veteran, context=_ShrinkingContext(consumer.twin, after_first_call_ms=0))
+
+    assert consumer.twin.charges_by_order() == {"ord-veteran": 1}
+    assert sorted(failed) == sorted(r["messageId"] for r in fresh)
+
+
 def test_with_time_for_a_call_every_record_is_attempted(make_consumer: ConsumerFactory) -> None:
     consumer = make_consumer()
     context = _ShrinkingContext(consumer.twin, after_first_call_ms=2_300)

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from lambdas.shared.batch_budget import BatchBudget, NotAttemptedError
+from lambdas.shared.batch_budget import BatchBudget, NotAttemptedError, most_received_first
 from tests.unit.helpers import REGION
 
 LOGGER = logging.getLogger("test")
@@ -93,3 +93,16 @@ def test_a_failed_release_is_logged_not_raised(
     with caplog.at_level(logging.WARNING):
         assert budget.release_unclaimed() == 0
     assert "return after the visibility timeout" in caplog.text
+
+
+def test_records_received_most_often_come_first_and_ties_keep_their_order() -> None:
+    def record(message_id: str, receives: int) -> dict[str, Any]:
+        return {"messageId": message_id, "attributes": {"ApproximateReceiveCount": str(receives)}}
+
+    event = {"Records": [record("a", 1), record("b", 4), record("c", 1), record("d", 2)], "other": 1}
+
+    ordered = most_received_first(event)
+
+    assert [r["messageId"] for r in ordered["Records"]] == ["b", "d", "a", "c"]
+    assert ordered["other"] == 1
+    assert [r["messageId"] for r in event["Records"]] == ["a", "b", "c", "d"]  # the input is left alone
