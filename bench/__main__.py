@@ -17,7 +17,7 @@ from types import FrameType
 from bench import cost, report
 from bench.results import DesignResult
 from bench.runner import run_architecture, run_naive
-from localcloud.calibration import DEFAULT_COMPRESS, calibrate, timeline_scale
+from localcloud.calibration import DEFAULT_COMPRESS, calibrate, rate_scale, timeline_scale
 from localcloud.cloud import LocalCloud
 from localcloud.deploy import synthesize
 from localcloud.scenarios import Scenario, compressed_context, scenarios
@@ -53,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     if args.render is not None:
         data = json.loads(args.render.read_text())
-        print(report.write(report.from_json(data, scenarios(data["scale"])), args.output))
+        print(
+            report.write(
+                report.from_json(data, scenarios(data["scale"], data.get("rate_scale", 1.0))), args.output
+            )
+        )
         return 0
     started = time.monotonic()
     load_before = os.getloadavg()[0]
@@ -66,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     api_limit_s = API_LIMIT_S / compress
     naive_timeout_s = max(3.0, NAIVE_FUNCTION_TIMEOUT_S / compress)
     scale = timeline_scale(0.2 if args.quick else args.scale, compress)
-    catalogue = scenarios(scale)
+    catalogue = scenarios(scale, rate_scale(compress))
     plan: list[tuple[str, Scenario, int | None]] = [("outage", catalogue["outage"], None)]
     if not args.quick:
         plan += [
@@ -123,10 +127,11 @@ def main(argv: list[str] | None = None) -> int:
             synth = cost.synth_cost()
         except Exception as exc:
             cost_errors.append(f"synth time: {exc}")
-    command = "python -m bench" + (" --quick" if args.quick else f" --scale {scale:g}")
+    command = "python -m bench" + (" --quick" if args.quick else f" --scale {args.scale:g}")
     machine = (
         f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
-        f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+        f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; "
+        f"time compressed /{compress:g} ({calibration.reason})"
     )
     document = report.Document(
         command=command,
@@ -145,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     markdown = report.write(document, args.output)
     if args.json is not None:
-        args.json.write_text(json.dumps(report.as_json(document), indent=2))
+        args.json.write_text(
+            json.dumps({**report.as_json(document), "rate_scale": rate_scale(compress)}, indent=2)
+        )
     print(markdown.read_text())
     return 0
 

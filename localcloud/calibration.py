@@ -117,6 +117,11 @@ def timeline_scale(scale: float, factor: float) -> float:
     return scale * DEFAULT_COMPRESS / factor
 
 
+def rate_scale(factor: float) -> float:
+    """And slow their load down as much, so a scenario sends the same orders in compressed time."""
+    return factor / DEFAULT_COMPRESS
+
+
 def calibrate(context: Mapping[str, Any], requested: float = DEFAULT_COMPRESS) -> Calibration:
     if requested <= 1:
         return Calibration(requested, requested, 0.0, 0.0, "no compression asked for")

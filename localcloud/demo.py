@@ -28,7 +28,7 @@ from pathlib import Path
 from types import FrameType
 
 from localcloud import report
-from localcloud.calibration import DEFAULT_COMPRESS, calibrate, timeline_scale
+from localcloud.calibration import DEFAULT_COMPRESS, calibrate, rate_scale, timeline_scale
 from localcloud.cloud import LocalCloud
 from localcloud.deploy import Synthesized, synthesize
 from localcloud.scenarios import (
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         notes.append(f"time compressed /{compress:g}: {calibration.reason}")
         print(f"  {notes[-1]}", flush=True)
     context, overrides = compressed_context(base_context, compress)
-    known = scenarios(timeline_scale(args.scale, compress))
+    known = scenarios(timeline_scale(args.scale, compress), rate_scale(compress))
 
     for name in names:
         print(f"local cloud demo: scenario '{name}' - {known[name].description}")

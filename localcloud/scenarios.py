@@ -142,8 +142,9 @@ class Scenario:
     poison: bool = False
 
 
-def scenarios(scale: float = 1.0) -> dict[str, Scenario]:
-    """The named scenarios; ``scale`` shrinks their timelines (the e2e tests use 0.4)."""
+def scenarios(scale: float = 1.0, rate_scale: float = 1.0) -> dict[str, Scenario]:
+    """The named scenarios; ``scale`` shrinks their timelines (the e2e tests use 0.4), ``rate_scale`` their
+    load (with a calibrated compression both follow the factor: the same orders over a longer timeline)."""
 
     def s(seconds: float) -> float:
         return round(seconds * scale, 2)
@@ -163,7 +164,7 @@ def scenarios(scale: float = 1.0) -> dict[str, Scenario]:
                 PartnerPhase(start, fault, name),
                 PartnerPhase(end, baseline, "recovered"),
             ),
-            load_rate=rate,
+            load_rate=rate * rate_scale,
             load_s=s(12 + fault_s),
             fault_window=(start, end),
         )
@@ -194,7 +195,7 @@ def scenarios(scale: float = 1.0) -> dict[str, Scenario]:
             description="healthy partner; poison messages: a reused Idempotency-Key with another order, "
             "a malformed message written straight to the queue, an order the partner rejects (422)",
             phases=(PartnerPhase(0, healthy, "healthy"),),
-            load_rate=10,
+            load_rate=10 * rate_scale,
             load_s=s(12),
             fault_window=None,
             poison=True,

@@ -13,9 +13,9 @@ from typing import IO, Any
 
 import pytest
 
-from localcloud.calibration import timeline_scale
+from localcloud.calibration import rate_scale, timeline_scale
 from localcloud.deploy import Synthesized
-from localcloud.scenarios import Override
+from localcloud.scenarios import Override, Scenario, scenarios
 from tests.waiting import MACHINE_TOO_SLOW
 
 COMPRESS = 10.0  # at most: localcloud.calibration lowers it on a machine too slow for it
@@ -31,9 +31,9 @@ class Compressed:
     factor: float
     reason: str
 
-    @property
-    def scenario_scale(self) -> float:
-        return timeline_scale(SCENARIO_SCALE, self.factor)
+    def scenarios(self) -> dict[str, Scenario]:
+        """The scenarios at the test scale, stretched (and their load slowed) as the factor asks."""
+        return scenarios(timeline_scale(SCENARIO_SCALE, self.factor), rate_scale(self.factor))
 
 
 FAULT_SCENARIOS = ("outage", "throttling", "slow")

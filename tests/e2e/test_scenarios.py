@@ -21,7 +21,7 @@ from typing import Any
 import requests
 
 from localcloud.cloud import LocalCloud
-from localcloud.scenarios import ScenarioRun, result_document, scenarios
+from localcloud.scenarios import ScenarioRun, result_document
 from tests.conftest import cdk_context
 from tests.e2e.support import FAULT_SCENARIOS, Compressed, FaultRuns
 
@@ -78,7 +78,7 @@ def assert_the_queue_absorbed_the_fault(run: dict[str, Any]) -> None:
 
 def test_poison_messages_go_straight_to_the_dlq(compressed: Compressed) -> None:
     with LocalCloud(compressed.synthesized, seed=11) as cloud:
-        scenario = scenarios(compressed.scenario_scale)["poison"]
+        scenario = compressed.scenarios()["poison"]
         result = ScenarioRun(cloud, scenario, overrides=compressed.overrides, seed=11).run()
         run = result_document(result)
         summary = assert_conservation(run)
