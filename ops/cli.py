@@ -16,6 +16,7 @@ from typing import TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas.reconciler.contract import CONTROL_OUTPUT
 from ops import circuit, consumer, dlq
 from ops.aws import Aws
 from ops.console import Console
@@ -391,7 +392,12 @@ def _circuit_action(args: argparse.Namespace, aws: Aws, console: Console) -> int
             "without --stack the consumers of this circuit were not checked: `consumer status` shows them"
         )
         return code
-    consumer.resume_paused(aws, console, consumer.control_of(_explicit(args, aws)), args.name)
+    inventory = _explicit(args, aws)
+    if inventory.output(CONTROL_OUTPUT) is None:
+        # A stack deployed before the reconciler: the circuit is closed, its consumers unknown here.
+        console.info(f"stack {args.stack} has no {CONTROL_OUTPUT} output: its consumers were not checked")
+        return code
+    consumer.resume_paused(aws, console, consumer.control_of(inventory), args.name)
     return code
 
 
