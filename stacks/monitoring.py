@@ -560,8 +560,8 @@ class ServiceMonitoring(Construct):
         self.degraded = cloudwatch.CompositeAlarm(
             self,
             "PipelineDegraded",
-            alarm_description="The pipeline is degraded: a circuit is open, work is ageing in a queue, "
-            "messages reached a DLQ, or the API failed to store requests",
+            alarm_description="The pipeline is degraded: a circuit is open, a consumer stays paused, work is "
+            "ageing in a queue, messages reached a DLQ, or the API failed to store requests",
             alarm_rule=cloudwatch.AlarmRule.any_of(*self._degraded_signals),
         )
         self.degraded.add_alarm_action(self._action)
