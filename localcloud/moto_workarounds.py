@@ -921,6 +921,7 @@ def install_cloudformation_resource_support() -> None:
 
     Still skipped by moto (harmless for running the data path; ``DeployedStack.not_emulated`` lists them):
     ``AWS::SQS::QueuePolicy``, ``AWS::SNS::TopicPolicy``, ``AWS::Logs::QueryDefinition``,
+    ``AWS::Lambda::EventInvokeConfig`` (the scheduled reconciler's; the local cloud runs no schedules),
     ``AWS::ApiGateway::Stage``, ``Model``, ``RequestValidator``, ``GatewayResponse`` and ``Account`` (the
     local front door reads the API's pieces from the template itself).
 

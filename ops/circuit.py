@@ -23,6 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from lambdas.reconciler.contract import is_circuit_record
 from ops.aws import Aws, error_code
 from ops.console import Console
 from ops.errors import EXIT_OK, OpsError, UsageError
@@ -110,7 +111,8 @@ def _unchanged_condition(item: dict[str, Any] | None) -> tuple[str, dict[str, st
 def list_circuits(aws: Aws, console: Console, table: str, now: Callable[[], float] = time.time) -> int:
     items: list[dict[str, Any]] = []
     for page in aws.client("dynamodb").get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
-        items += page.get("Items", [])
+        # The controller's locks and operators' consumer holds live in the same table: not circuits.
+        items += [item for item in page.get("Items", []) if is_circuit_record(_s(item, KEY) or "")]
     shown = [describe(_s(item, KEY) or "?", item, now()) for item in items]
     console.info(f"{len(shown)} circuit record(s) in {table} (a circuit without a record is CLOSED):")
     for circuit in sorted(shown, key=lambda c: c["name"]):

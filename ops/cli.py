@@ -16,7 +16,8 @@ from typing import TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ops import circuit, dlq
+from lambdas.reconciler.contract import CONTROL_OUTPUT
+from ops import circuit, consumer, dlq
 from ops.aws import Aws
 from ops.console import Console
 from ops.errors import EXIT_FAILED, EXIT_USAGE, OpsError
@@ -72,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = _common()
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Operate the resilient-serverless pipeline: dead-letter queues, replays, circuits.",
+        description="Operate the resilient-serverless pipeline: dead-letter queues, replays, circuits, consumers.",
         epilog="docs/runbook.md maps every alarm to a command. Destructive commands ask first (or --yes).",
         parents=[_common()],
     )
@@ -220,12 +221,55 @@ def build_parser() -> argparse.ArgumentParser:
     for action, text in (
         ("show", "a circuit's state"),
         ("open", "force a circuit OPEN: callers fail fast until a probe after the recovery time"),
-        ("close", "force a circuit CLOSED: callers call the dependency again"),
+        (
+            "close",
+            "force a circuit CLOSED: callers call the dependency again; with --stack, also resume its "
+            "paused consumers (asked separately)",
+        ),
     ):
         sub = circuit_commands.add_parser(action, parents=[common], help=text, description=text)
         sub.add_argument("name", metavar="NAME", help="circuit name: the dependency's DEPENDENCY_NAME")
         sub.add_argument("--table", help=table_help)
         sub.set_defaults(handler=_circuit_action, circuit_action=action)
+
+    # -- consumer -------------------------------------------------------------------------------
+    consumer_parser = commands.add_parser(
+        "consumer",
+        help="show, pause or resume the load-leveling consumers (their event source mappings)",
+        description="The consumers of the stack (its ConsumerControl output): needs --stack.",
+    )
+    consumer_commands = consumer_parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    consumer_status = consumer_commands.add_parser(
+        "status",
+        parents=[common],
+        help="each consumer: mapping state and since when, circuit, running controller, hold",
+        description="Each consumer's mapping state and since when, its circuit's state, the controller "
+        "executions running for it, an operator's hold, and what the reconciler will do next.",
+    )
+    consumer_status.set_defaults(handler=_consumer_status)
+    consumer_pause = consumer_commands.add_parser(
+        "pause",
+        parents=[common],
+        help="disable a consumer's mapping and hold it paused (the reconciler leaves it)",
+        description="Disable the consumer's event source mapping; its messages wait in the queue. A hold "
+        "keeps the reconciler from resuming it until --hold-minutes have passed.",
+    )
+    consumer_pause.add_argument("name", metavar="NAME", help="consumer name, e.g. orders")
+    consumer_pause.add_argument(
+        "--hold-minutes", type=_positive_int, default=240, help="how long the reconciler leaves it (240)"
+    )
+    consumer_pause.add_argument(
+        "--reason", default="paused with ops consumer pause", help="kept with the hold"
+    )
+    consumer_pause.set_defaults(handler=_consumer_pause)
+    consumer_resume = consumer_commands.add_parser(
+        "resume",
+        parents=[common],
+        help="enable a consumer's mapping and remove its hold",
+        description="Enable the consumer's event source mapping and remove an operator's hold.",
+    )
+    consumer_resume.add_argument("name", metavar="NAME", help="consumer name, e.g. orders")
+    consumer_resume.set_defaults(handler=_consumer_resume)
 
     # -- drill ----------------------------------------------------------------------------------
     drill_parser = commands.add_parser("drill", help="rehearse a failure on a non-production stage")
@@ -340,9 +384,36 @@ def _circuit_action(args: argparse.Namespace, aws: Aws, console: Console) -> int
     table = _table(args, aws)
     if args.circuit_action == "show":
         return circuit.show(aws, console, table, args.name)
-    return circuit.force(
-        aws, console, table, args.name, "OPEN" if args.circuit_action == "open" else "CLOSED"
+    if args.circuit_action == "open":
+        return circuit.force(aws, console, table, args.name, "OPEN")
+    code = circuit.force(aws, console, table, args.name, "CLOSED")
+    if not args.stack:
+        console.info(
+            "without --stack the consumers of this circuit were not checked: `consumer status` shows them"
+        )
+        return code
+    inventory = _explicit(args, aws)
+    if inventory.output(CONTROL_OUTPUT) is None:
+        # A stack deployed before the reconciler: the circuit is closed, its consumers unknown here.
+        console.info(f"stack {args.stack} has no {CONTROL_OUTPUT} output: its consumers were not checked")
+        return code
+    consumer.resume_paused(aws, console, consumer.control_of(inventory), args.name)
+    return code
+
+
+def _consumer_status(args: argparse.Namespace, aws: Aws, console: Console) -> int:
+    return consumer.status(aws, console, consumer.control_of(_explicit(args, aws)))
+
+
+def _consumer_pause(args: argparse.Namespace, aws: Aws, console: Console) -> int:
+    control = consumer.control_of(_explicit(args, aws))
+    return consumer.pause(
+        aws, console, control, args.name, hold_minutes=args.hold_minutes, reason=args.reason
     )
+
+
+def _consumer_resume(args: argparse.Namespace, aws: Aws, console: Console) -> int:
+    return consumer.resume(aws, console, consumer.control_of(_explicit(args, aws)), args.name)
 
 
 # -------------------------------------------------------------------------------------------- entry point

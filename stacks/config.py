@@ -181,6 +181,23 @@ class WorkflowSettings(_Model):
     controller_max_probes: int = Field(default=20, ge=1, le=20)
 
 
+class ReconcilerSettings(_Model):
+    """The consumer reconciler: no event source mapping stays disabled without someone owning it."""
+
+    # How often it compares each mapping with its circuit and its controller (EventBridge rate).
+    schedule_minutes: int = Field(default=1, ge=1, le=60)
+    # A consumer paused this long alarms, whoever paused it (an outage this long deserves a person too).
+    paused_alarm_minutes: int = Field(default=30, ge=2, le=1_440)
+
+    @model_validator(mode="after")
+    def _alarm_after_a_run(self) -> ReconcilerSettings:
+        if self.paused_alarm_minutes <= self.schedule_minutes:
+            raise ValueError(
+                "paused_alarm_minutes must be > schedule_minutes (the metric comes from each run)"
+            )
+        return self
+
+
 class FaultInjectionSettings(_Model):
     """AWS FIS experiments; never in production (validated below)."""
 
@@ -238,6 +255,7 @@ class ServiceConfig(_Model):
     orders_consumer: str = "orders"
     events: EventSettings = EventSettings()
     workflows: WorkflowSettings = WorkflowSettings()
+    reconciler: ReconcilerSettings = ReconcilerSettings()
     fault_injection: FaultInjectionSettings = FaultInjectionSettings()
     status: StatusSettings = StatusSettings()
     dependencies: dict[str, DependencySettings] = Field(min_length=1)

@@ -26,6 +26,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct, IConstruct
 
+from lambdas.reconciler.contract import DIMENSION_CONSUMER, METRIC_PAUSED_SECONDS
 from lambdas.shared import log_fields as lf
 from lambdas.shared.dependency_client import (
     METRIC_CIRCUIT_REJECTIONS,
@@ -46,6 +47,7 @@ UNHEALTHY_STATUS_CLASSES = ("5xx", "429", lf.STATUS_CLASS_TIMEOUT, lf.STATUS_CLA
 QUEUE_AGE, QUEUE_GROWING, DLQ_DEPTH = "queue-age", "queue-growing", "dlq-depth"
 THROTTLES, ERROR_RATE, DURATION, CONCURRENCY = "throttles", "error-rate", "duration", "concurrency"
 EXECUTIONS_FAILED = "executions-failed"
+CONSUMER_PAUSED = "consumer-paused"
 TABLE_THROTTLES, TABLE_SYSTEM_ERRORS = "table-throttles", "table-system-errors"
 # SystemErrors is only published per operation (its CloudWatch name). Every item operation, and no
 # more: an alarm's metric math may read at most 10 metrics.
@@ -389,6 +391,35 @@ class ServiceMonitoring(Construct):
             cloudwatch.GraphWidget(title=f"{name}: deferred", left=[deferred], width=8)
         )
 
+    def watch_paused_consumer(self, name: str, paused_minutes: int) -> cloudwatch.Alarm:
+        """How long the consumer's event source mapping has been disabled, as the reconciler measures
+        it every run (lambdas/reconciler). MISSING keeps the last state: no datapoint means the
+        reconciler did not run (its own alarms say so), not that the consumer runs again."""
+        paused = cloudwatch.Metric(
+            namespace=self.namespace,
+            metric_name=METRIC_PAUSED_SECONDS,
+            dimensions_map={"service": self.config.service_name, DIMENSION_CONSUMER: name},
+            period=PERIOD,
+            statistic="Maximum",
+        )
+        alarm = self._alarm(
+            f"{name}-consumer-paused",
+            paused,
+            threshold=paused_minutes * 60,
+            periods=1,
+            description=f"The {name} consumer has been paused (event source mapping disabled) for more than "
+            f"{paused_minutes} minutes: a long outage, an operator's hold, or a controller that gave up; "
+            "see the runbook (ops consumer status)",
+            kind=CONSUMER_PAUSED,
+            resource=None,
+            missing=cloudwatch.TreatMissingData.MISSING,
+        )
+        self._degraded_signals.append(alarm)
+        self._columns["consumer"].widgets.append(
+            cloudwatch.GraphWidget(title=f"{name}: paused seconds", left=[paused], width=8)
+        )
+        return alarm
+
     def watch_table(self, name: str, table: dynamodb.ITableV2) -> None:
         """A table the pipeline reads or writes on every record: throttled or failing requests
         turn into retries, stuck circuits or lost idempotency."""
@@ -529,8 +560,8 @@ class ServiceMonitoring(Construct):
         self.degraded = cloudwatch.CompositeAlarm(
             self,
             "PipelineDegraded",
-            alarm_description="The pipeline is degraded: a circuit is open, work is ageing in a queue, "
-            "messages reached a DLQ, or the API failed to store requests",
+            alarm_description="The pipeline is degraded: a circuit is open, a consumer stays paused, work is "
+            "ageing in a queue, messages reached a DLQ, or the API failed to store requests",
             alarm_rule=cloudwatch.AlarmRule.any_of(*self._degraded_signals),
         )
         self.degraded.add_alarm_action(self._action)

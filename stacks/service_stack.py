@@ -10,6 +10,7 @@ from constructs import Construct
 from stacks import lambda_packaging
 from stacks.circuit_breaker import CircuitBreakerStore
 from stacks.config import ServiceConfig
+from stacks.consumer_reconciler import ConsumerReconciler
 from stacks.downstream_dependency import DownstreamDependency
 from stacks.event_fanout import EventFanout
 from stacks.fault_injection import FaultInjection
@@ -88,6 +89,17 @@ class ResilientServiceStack(Stack):
             fulfilment_queue=self.fanout.subscriptions[config.workflows.subscription],
             monitoring=self.monitoring,
         )
+        self.reconciler = ConsumerReconciler(
+            self,
+            "ConsumerReconciler",
+            config=config,
+            layer=layer,
+            circuits=self.circuits,
+            consumers=self.consumers,
+            controller=self.workflows.controller,
+            controller_inputs=self.workflows.controller_inputs,
+            monitoring=self.monitoring,
+        )
         self.ingestion = IngestionApi(
             self,
             "Ingestion",
@@ -117,7 +129,7 @@ class ResilientServiceStack(Stack):
                 stop_alarms=self.monitoring.harm_alarms,
             )
         functions = [c.handler for c in self.consumers.values()] + list(self.workflows.functions.values())
-        functions += [self.workflows.starter, self.order_status.handler]
+        functions += [self.workflows.starter, self.order_status.handler, self.reconciler.function]
         functions += [d.demo for d in self.downstream.values() if d.demo is not None]
         self.monitoring.add_queries([f.log_group for f in functions])
         self.monitoring.finish()

@@ -87,6 +87,8 @@ class Workflows(Construct):
         self._monitoring = monitoring
         dependency = dependencies[self.settings.dependency]
         self.functions: dict[str, ServiceFunction] = {}
+        # circuit -> the controller input its rules send (the reconciler restarts it with the same).
+        self.controller_inputs: dict[str, dict] = {}
 
         clock = self._task_function(
             "Clock", "lambdas.fulfilment.clock.handler", "Unix clock of the circuit workflows"
@@ -259,6 +261,7 @@ class Workflows(Construct):
                 "maxProbes": self.settings.controller_max_probes,
             },
         }
+        self.controller_inputs[name] = controller_input
         opened = events.Rule(
             self,
             f"{_pascal(name)}CircuitOpened",

@@ -30,6 +30,9 @@ KNOWN_NOT_EMULATED = {
     "AWS::ApiGateway::Model",
     "AWS::ApiGateway::RequestValidator",
     "AWS::ApiGateway::GatewayResponse",
+    # The reconciler's async-invoke settings (no retries, on-failure queue): the local cloud runs no
+    # schedules, so nothing invokes it asynchronously there.
+    "AWS::Lambda::EventInvokeConfig",
 }
 # Types whose Ref the rest of the local cloud reads: each must have a physical id.
 NEEDS_PHYSICAL_ID = {

@@ -98,7 +98,7 @@ def test_the_new_dependency_gets_a_breaker_credentials_alarms_and_a_pause(extend
     rules = [
         r["Properties"]
         for r in extended.of_type("AWS::Events::Rule").values()
-        if r["Properties"]["EventPattern"].get("detail") == {"dependency": ["inventory"]}
+        if r["Properties"].get("EventPattern", {}).get("detail") == {"dependency": ["inventory"]}
     ]
     assert len(rules) == 1
 

@@ -76,6 +76,11 @@ def test_unknown_stage_is_named() -> None:
             "consumers.orders.idempotency_ttl_seconds must be >= the queue retention (4 days = 345600 s)",
         ),
         (lambda c: c["service"]["workflows"].update(task_concurrency=1), "workflows.task_concurrency"),
+        (
+            lambda c: c["service"]["reconciler"].update(schedule_minutes=30),
+            "paused_alarm_minutes must be > schedule_minutes",
+        ),
+        (lambda c: c["service"]["reconciler"].update(schedule_minutes=0), "reconciler.schedule_minutes"),
     ],
 )
 def test_a_bad_or_missing_value_fails_with_its_key(mutate, key: str) -> None:

@@ -1,0 +1,113 @@
+"""Scheduled (every ``reconciler.schedule_minutes``): no consumer stays paused without someone owning it.
+
+Thin: parses the control document once per execution environment, runs one reconciliation
+(reconcile.py, decisions in decisions.py), publishes one ``ConsumerPausedSeconds`` datapoint per
+consumer (0 when it runs; the paused alarm watches it) and a counter per kind of intervention, and
+fails the invocation if any consumer or circuit could not be reconciled (its error alarm), after
+reconciling all the others.
+
+Environment: ``CONSUMER_CONTROL`` (lambdas/reconciler/contract.py), ``POWERTOOLS_SERVICE_NAME``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+from pydantic import ValidationError
+
+from lambdas.reconciler.contract import (
+    CONTROL_ENV,
+    DIMENSION_CONSUMER,
+    METRIC_CONTROLLERS_RESTARTED,
+    METRIC_PAUSED_SECONDS,
+    METRIC_RESUMED,
+    METRIC_STALE_LOCKS_CLEARED,
+    ConsumerControl,
+)
+from lambdas.reconciler.decisions import Action
+from lambdas.reconciler.reconcile import Reconciler, Report
+from lambdas.shared.env import ConfigurationError, read_required
+
+ACTED = (Action.RESUME, Action.RESTART_CONTROLLER)
+
+
+class ReconciliationError(RuntimeError):
+    """Some consumers or circuits could not be reconciled this run (the others were)."""
+
+
+def load_control(env: Any) -> ConsumerControl:
+    raw = read_required(env, {"control": CONTROL_ENV})["control"]
+    try:
+        return ConsumerControl.model_validate_json(raw)
+    except ValidationError as error:
+        raise ConfigurationError(f"{CONTROL_ENV}: {error}") from None
+
+
+# ------------------------------------------------------------------ execution-environment init (once)
+SERVICE = read_required(os.environ, {"service": "POWERTOOLS_SERVICE_NAME"})["service"]
+control = load_control(os.environ)
+logger = Logger(service=SERVICE)
+metrics = Metrics(service=SERVICE)
+_config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
+reconciler = Reconciler(
+    control,
+    lambda_client=boto3.client("lambda", config=_config),
+    dynamodb=boto3.client("dynamodb", config=_config),
+    stepfunctions=boto3.client("stepfunctions", config=_config),
+    clock=time.time,
+)
+
+
+def publish(report: Report) -> None:
+    for decision in report.decisions:
+        with single_metric(
+            name=METRIC_PAUSED_SECONDS,
+            unit=MetricUnit.Seconds,
+            value=decision.paused_seconds,
+            default_dimensions={"service": SERVICE},
+        ) as metric:
+            metric.add_dimension(name=DIMENSION_CONSUMER, value=decision.consumer)
+        fields = {
+            "consumer": decision.consumer,
+            "circuit": decision.circuit,
+            "action": str(decision.action),
+            "paused_seconds": decision.paused_seconds,
+            "reason": decision.reason,
+        }
+        if decision.action in ACTED:
+            logger.warning("consumer_reconciled", extra=fields)
+        else:
+            logger.info("consumer_observed", extra=fields)
+    for circuit, owner in report.stale_locks_cleared.items():
+        logger.warning("stale_controller_lock_cleared", extra={"circuit": circuit, "owner": owner})
+    for circuit, execution in report.restarted.items():
+        logger.warning("controller_restarted", extra={"circuit": circuit, "execution": execution})
+    metrics.add_metric(name=METRIC_RESUMED, unit=MetricUnit.Count, value=len(report.resumed))
+    metrics.add_metric(name=METRIC_CONTROLLERS_RESTARTED, unit=MetricUnit.Count, value=len(report.restarted))
+    metrics.add_metric(
+        name=METRIC_STALE_LOCKS_CLEARED, unit=MetricUnit.Count, value=len(report.stale_locks_cleared)
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    report = reconciler.run()
+    publish(report)
+    summary = {
+        "resumed": report.resumed,
+        "restarted": report.restarted,
+        "staleLocksCleared": report.stale_locks_cleared,
+        "paused": {d.consumer: d.paused_seconds for d in report.decisions if d.paused_seconds},
+    }
+    if report.errors:
+        logger.error("reconciliation_incomplete", extra={"errors": report.errors})
+        raise ReconciliationError(f"could not reconcile {sorted(report.errors)}: {report.errors}")
+    return summary
