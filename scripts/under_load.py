@@ -32,7 +32,9 @@ def _commands(words: list[str]) -> list[list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python scripts/under_load.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python scripts/under_load.py", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--burners", type=int, default=2, help="CPU-burning processes beside the runs")
     parser.add_argument("--runs", type=int, default=3, help="how often the first command runs in a row")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [-- COMMAND ...]")
