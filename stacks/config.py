@@ -221,6 +221,10 @@ class AlarmSettings(_Model):
     account_concurrency_limit: int = Field(default=1_000, ge=10)
     unreserved_concurrency_floor: int = Field(default=100, ge=1)
     evaluation_periods: int = Field(default=3, ge=1)
+    # The alarm that pauses a dependency's consumers: this share of logical calls (after retries) failed,
+    # in a minute with at least dependency_min_calls calls (fewer say too little to pause on).
+    dependency_failure_rate_percent: int = Field(default=50, ge=1, le=100)
+    dependency_min_calls: int = Field(default=10, ge=1)
 
 
 class ServiceConfig(_Model):
