@@ -68,6 +68,14 @@ class DependencySettings(_Model):
 
     # None: deploy the demo partner API with the stack and call it.
     base_url: str | None = Field(default=None, pattern=r"^https://\S+$")
+    # The Secrets Manager secret (complete ARN) holding the key the partner issued, created and rotated
+    # by you. None: the stack generates a random placeholder, which only its demo twin accepts; so
+    # production stages must name a secret (validated below), and consumers never call a real partner
+    # with a key nobody issued.
+    api_key_secret_arn: str | None = Field(
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[^:]+-[A-Za-z0-9]{6}$",
+    )
     critical: bool = True
     max_attempts: int = Field(default=3, ge=1, le=10)
     base_delay_ms: int = Field(default=100, ge=1)
@@ -238,6 +246,10 @@ class AlarmSettings(_Model):
     account_concurrency_limit: int = Field(default=1_000, ge=10)
     unreserved_concurrency_floor: int = Field(default=100, ge=1)
     evaluation_periods: int = Field(default=3, ge=1)
+    # The alarm that pauses a dependency's consumers: this share of logical calls (after retries) failed,
+    # in a minute with at least dependency_min_calls calls (fewer say too little to pause on).
+    dependency_failure_rate_percent: int = Field(default=50, ge=1, le=100)
+    dependency_min_calls: int = Field(default=10, ge=1)
 
 
 class ServiceConfig(_Model):
@@ -331,6 +343,12 @@ class ServiceConfig(_Model):
             )
         if self.production and any(d.base_url is None for d in self.dependencies.values()):
             raise ValueError("production stages must point every dependency at a real base_url")
+        placeholders = sorted(n for n, d in self.dependencies.items() if d.api_key_secret_arn is None)
+        if self.production and placeholders:
+            raise ValueError(
+                f"production stages must name the API key secret of every dependency "
+                f"(dependencies.<name>.api_key_secret_arn), not deploy a generated placeholder: {placeholders}"
+            )
         return self
 
     @property

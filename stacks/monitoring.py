@@ -29,12 +29,18 @@ from constructs import Construct, IConstruct
 from lambdas.reconciler.contract import DIMENSION_CONSUMER, METRIC_PAUSED_SECONDS
 from lambdas.shared import log_fields as lf
 from lambdas.shared.dependency_client import (
+    CALL_OUTCOME_CONFIGURATION,
+    CALL_OUTCOMES,
+    CALL_OUTCOMES_FAILED,
+    DIMENSION_OUTCOME,
     METRIC_CIRCUIT_REJECTIONS,
     METRIC_CIRCUIT_TRANSITION,
     METRIC_FALLBACK_USED,
+    METRIC_LOGICAL_CALLS,
     METRIC_UPSTREAM_CALLS,
     METRIC_UPSTREAM_ERRORS,
 )
+from lambdas.shared.stores import METRIC_IDEMPOTENCY_STORE_ERRORS
 from stacks.alarm_topic import AlarmTopic
 from stacks.compliance import acknowledge
 from stacks.config import API_INTEGRATION_TIMEOUT_SECONDS, ServiceConfig
@@ -91,7 +97,11 @@ class ServiceMonitoring(Construct):
         # (alarm kind, logical path of the watched resource) for the coverage tests.
         self.coverage: dict[str, set[str]] = {}
         self._degraded_signals: list[cloudwatch.IAlarm] = []
+        # Per dependency: the alarm whose ALARM state starts the circuit controller (stacks/workflows.py):
+        # the failure RATE of logical calls after retries, with a minimum number of calls.
         self.upstream_error_alarms: dict[str, cloudwatch.Alarm] = {}
+        # Per dependency: any failed attempt (a retry may have fixed it); for paging and dashboards only.
+        self.upstream_attempt_alarms: dict[str, cloudwatch.Alarm] = {}
         # Alarms that mean harm beyond a planned fault (work parked in a DLQ, requests not stored,
         # events lost): the stop conditions of fault-injection experiments.
         self.harm_alarms: list[cloudwatch.Alarm] = []
@@ -107,6 +117,7 @@ class ServiceMonitoring(Construct):
             )
         }
         self._account_concurrency_alarm()
+        self._idempotency_store_alarm()
         if self.thresholds.email:
             # An undeliverable notification must not vanish either.
             undelivered = sqs.Queue(
@@ -310,12 +321,28 @@ class ServiceMonitoring(Construct):
             label=f"{name} upstream errors",
             period=PERIOD,
         )
-        self.upstream_error_alarms[name] = self._alarm(
+        # Sensitive: one failed attempt is enough, even one a retry fixed. Pages; never pauses anything.
+        self.upstream_attempt_alarms[name] = self._alarm(
             f"{name}-upstream-errors",
             upstream_errors,
             threshold=0,
-            description=f"The {name} dependency answered 5xx/429 or timed out / refused connections",
+            description=f"Attempts at the {name} dependency answered 5xx/429 or timed out / refused "
+            "connections (retries may have absorbed them)",
             kind="upstream-errors",
+            resource=None,
+        )
+        self.upstream_error_alarms[name] = self._logical_failure_rate_alarm(name)
+        configuration = self._dependency_metric(
+            METRIC_LOGICAL_CALLS, name, {DIMENSION_OUTCOME: CALL_OUTCOME_CONFIGURATION}
+        )
+        self._alarm(
+            f"{name}-configuration-errors",
+            configuration,
+            threshold=0,
+            periods=1,
+            description=f"The {name} dependency refused our API key (401/403, also after re-reading the "
+            "secret) or a route (another 4xx): records wait in the queue; fix the key or the deployment",
+            kind="dependency-configuration",
             resource=None,
         )
         opened = self._dependency_metric(METRIC_CIRCUIT_TRANSITION, name, {"to_state": "OPEN"})
@@ -365,6 +392,56 @@ class ServiceMonitoring(Construct):
                 right=right,
                 width=8,
             )
+        )
+
+    def _logical_failure_rate_alarm(self, name: str) -> cloudwatch.Alarm:
+        """Failed logical calls (after retries) / logical calls, judged only above a minimum of calls."""
+        outcomes = {
+            f"o{index}": self._dependency_metric(METRIC_LOGICAL_CALLS, name, {DIMENSION_OUTCOME: outcome})
+            for index, outcome in enumerate(CALL_OUTCOMES)
+        }
+        failed = " + ".join(
+            f"FILL(o{index}, 0)"
+            for index, outcome in enumerate(CALL_OUTCOMES)
+            if outcome in CALL_OUTCOMES_FAILED
+        )
+        total = " + ".join(f"FILL({key}, 0)" for key in outcomes)
+        minimum = self.thresholds.dependency_min_calls
+        rate = cloudwatch.MathExpression(
+            expression=f"IF(({total}) >= {minimum}, 100 * ({failed}) / ({total}), 0)",
+            using_metrics=outcomes,
+            label=f"{name} failed logical calls (%)",
+            period=PERIOD,
+        )
+        percent = self.thresholds.dependency_failure_rate_percent
+        return self._alarm(
+            f"{name}-failure-rate",
+            rate,
+            threshold=percent,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            description=f"At least {percent}% of calls to {name} failed after their retries (at least "
+            f"{minimum} calls a minute): its consumers are paused by the circuit controller",
+            kind="dependency-failure-rate",
+            resource=None,
+        )
+
+    def _idempotency_store_alarm(self) -> None:
+        errors = cloudwatch.Metric(
+            namespace=self.namespace,
+            metric_name=METRIC_IDEMPOTENCY_STORE_ERRORS,
+            dimensions_map={"service": self.config.service_name},
+            period=PERIOD,
+            statistic="Sum",
+        )
+        self._alarm(
+            "idempotency-store-unavailable",
+            errors,
+            threshold=0,
+            periods=1,
+            description="A consumer could not read or write its idempotency table: the records stay in "
+            "their queue (never processed unguarded) until the table answers again",
+            kind="idempotency-store",
+            resource=None,
         )
 
     def watch_deferred_work(self, name: str, metric_name: str) -> None:

@@ -32,4 +32,6 @@ and relies on:
   classes do not count): ``TransientUpstreamError`` / ``BudgetExhaustedError`` (retried, short backoff),
   ``DependencyUnavailableError`` / ``CircuitBreakerOpenError`` / ``CircuitOpen`` (retried, long
   backoff), ``PermanentUpstreamError`` / ``ValidationError`` (never retried: recorded and failed).
+  ``UpstreamConfigurationError`` (the partner refused our key or route) has no retrier either: the
+  final ``States.ALL`` Catch records and fails it, after it counted toward the shared breaker.
 """

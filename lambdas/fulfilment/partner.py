@@ -1,7 +1,8 @@
 """The partner dependency as the fulfilment tasks see it: the client, the API key, the circuit hook.
 
 Built once per execution environment (module import of a task handler) from ``TaskSettings``, with the
-pieces the consumers use: ``load_api_key`` (the secret is read once) and the CircuitOpened hook
+pieces the consumers use: ``api_key_provider`` (the secret cached with a max age and re-read once on a
+401/403, by the client) and the CircuitOpened hook
 (``lambdas/shared/circuit_events.py``), so the tasks and the consumers call the partner, trip the
 shared Powertools circuit and announce openings the same way.
 """
@@ -14,7 +15,7 @@ from typing import Any, Final
 from aws_lambda_powertools import Logger
 
 from lambdas.fulfilment.environment import TaskSettings
-from lambdas.shared.api_key import API_KEY_HEADER, load_api_key
+from lambdas.shared.api_key import api_key_provider
 from lambdas.shared.circuit_events import circuit_event_hook
 from lambdas.shared.dependency_client import DependencyClient
 
@@ -24,17 +25,14 @@ IDEMPOTENCY_KEY_HEADER: Final = "Idempotency-Key"
 @dataclass(frozen=True)
 class Partner:
     client: DependencyClient
-    api_key: str | None
 
     @property
     def name(self) -> str:
         return self.client.policy.name
 
     def headers(self, idempotency_key: str | None = None) -> dict[str, str]:
-        headers = {IDEMPOTENCY_KEY_HEADER: idempotency_key} if idempotency_key is not None else {}
-        if self.api_key is not None:
-            headers[API_KEY_HEADER] = self.api_key
-        return headers
+        # The API key is the client's (its credentials), not a per-call header.
+        return {IDEMPOTENCY_KEY_HEADER: idempotency_key} if idempotency_key is not None else {}
 
 
 def connect(settings: TaskSettings, logger: Logger, *, events_client: Any = None) -> Partner:
@@ -50,6 +48,7 @@ def connect(settings: TaskSettings, logger: Logger, *, events_client: Any = None
         settings.dependency,
         breaker_table_name=settings.circuit_breaker_table_name,
         logger=logger,
+        credentials=api_key_provider(settings),
         on_transition=hook,
     )
-    return Partner(client=client, api_key=load_api_key(settings))
+    return Partner(client=client)

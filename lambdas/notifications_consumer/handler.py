@@ -7,27 +7,32 @@ each are in ``notifications.py``). Per record:
                    idempotency key (Powertools idempotency, DynamoDB ``IDEMPOTENCY_TABLE_NAME``): a
                    redelivered or duplicated event replays the stored result without calling the partner
                    (``DuplicateEvents``), and the same key goes to the partner as ``Idempotency-Key``.
-  * deferred       the dependency is down, too slow for the time budget, or its circuit is open, and being
-                   non-critical (DEPENDENCY_CRITICAL=false) its client answered with the fallback: nothing was
-                   sent. Logged as ``notification deferred`` (event id, detail-type, event time, key) and
+  * deferred       the dependency is down or its circuit is open, and being non-critical
+                   (DEPENDENCY_CRITICAL=false) its client answered with the fallback: nothing was sent. Logged as ``notification deferred`` (event id, detail-type, event time, key) and
                    counted as ``NotificationsDeferred``; the record SUCCEEDS, so an unavailable notifier never
                    holds the queue. No idempotency record is kept for it: a later delivery of the same event
                    can still send it, and an archive replay of the outage window sends what was deferred.
   * poison         cannot succeed as it is: not an EventBridge event or not the expected source, an invalid
                    detail, a detail-type this consumer does not handle, a key that cannot be a header, a key
-                   already used for a different notification, or a 4xx from the partner. Sent straight to
+                   already used for a different notification, or a partner answer that says "never" (400, 422 or an
+                   explicit partner code; ``lambdas/shared/dependency_client.py``). Sent straight to
                    the DLQ (``POISON_MESSAGE_QUEUE_URL``) with the reason (``lambdas/shared/poison.py``) and
                    counted as ``PoisonMessages``; if that send fails the record fails and reaches the DLQ
                    through the redrive policy instead.
   * not attempted  once the invocation's remaining time cannot fit a full attempt, the remaining records
                    are not touched: reported in ``batchItemFailures`` and made visible again at once
                    (``lambdas/shared/batch_budget.py``) instead of being deferred unsent.
-  * retried        anything else (the idempotency table unavailable, the same event in progress elsewhere,
-                   a 2xx without a notificationId, or transient errors when the dependency is configured
-                   critical) is reported in ``batchItemFailures`` and comes back after the visibility timeout.
+  * retried        anything else is reported in ``batchItemFailures`` and comes back after the visibility
+                   timeout: a call that started but ran out of the invocation's time (``BudgetExhaustedError``:
+                   our shortfall, never a fallback, so never deleted unsent), the partner refusing our key or
+                   route (401/403 after one re-read of the secret, another unexpected 4xx: counted toward the
+                   breaker, never quarantined), the idempotency table unavailable (``IdempotencyStoreErrors``,
+                   alarmed), the same event in progress elsewhere, a 2xx without a notificationId, or
+                   transient errors when the dependency is configured critical.
 
 Module import = execution-environment init: environment parsed (fails fast naming the variables), API key
-read once, breaker/idempotency persistence and the SQS client created once.
+provider (cached with a max age), breaker/idempotency persistence (short SDK timeouts) and the SQS client
+created once.
 """
 
 from __future__ import annotations
@@ -47,7 +52,10 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyPersistenceLayerError,
+    IdempotencyValidationError,
+)
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -61,11 +69,12 @@ from lambdas.notifications_consumer.notifications import (
     plan,
     send_notification,
 )
-from lambdas.shared.api_key import load_api_key
+from lambdas.shared.api_key import api_key_provider
 from lambdas.shared.batch_budget import BatchBudget, most_received_first
 from lambdas.shared.circuit_events import circuit_event_hook
 from lambdas.shared.dependency_client import DependencyClient, PermanentUpstreamError
 from lambdas.shared.poison import PoisonQueue
+from lambdas.shared.stores import TABLE_CLIENT_CONFIG, idempotency_store_unavailable
 
 # Scope of the idempotency records: the business operation, so a renamed function keeps its history.
 IDEMPOTENCY_KEY_PREFIX: Final = "notifications-consumer.notify"
@@ -80,11 +89,12 @@ logger = Logger(service=settings.service_name)
 tracer = Tracer(service=settings.service_name)
 metrics = Metrics(service=settings.service_name)
 
-API_KEY = load_api_key(settings)
+api_key = api_key_provider(settings)
 dependency = DependencyClient(
     settings.dependency,
     breaker_table_name=settings.circuit_breaker_table_name,
     logger=logger,
+    credentials=api_key,
     on_transition=circuit_event_hook(
         bus_name=settings.circuit_events_bus_name,
         service_name=settings.service_name,
@@ -115,7 +125,9 @@ idempotency_config = IdempotencyConfig(
     expires_after_seconds=settings.idempotency_ttl_seconds,
     response_hook=_mark_duplicate,
 )
-idempotency_store = DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name)
+idempotency_store = DynamoDBPersistenceLayer(
+    table_name=settings.idempotency_table_name, boto_config=TABLE_CLIENT_CONFIG
+)
 
 
 @idempotent_function(
@@ -130,7 +142,6 @@ def notify_once(work: dict[str, Any], remaining_ms: Callable[[], int]) -> dict[s
         dependency,
         NotificationRequest.model_validate(work["notification"]),
         idempotency_key=work["idempotencyKey"],
-        api_key=API_KEY,
         remaining_ms=remaining_ms,
     )
     return sent.model_dump()
@@ -187,6 +198,9 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> dict[str
             )
             metrics.add_metric(name=METRIC_DEFERRED, unit=MetricUnit.Count, value=1)
             return {"deferred": planned.idempotency_key}
+        except IdempotencyPersistenceLayerError as exc:
+            idempotency_store_unavailable(exc, logger=logger, metrics=metrics)
+            raise
         except IdempotencyValidationError:
             detail = f"key {planned.idempotency_key!r} was already used for a different notification"
             poison.quarantine(record, "idempotency_key_reused", detail, _event_attributes(planned))

@@ -34,7 +34,6 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lambdas.shared.api_key import API_KEY_HEADER
 from lambdas.shared.dependency_client import DependencyClient
 from lambdas.shared.events import (
     BY_DETAIL_TYPE,
@@ -187,18 +186,17 @@ def send_notification(
     request: NotificationRequest,
     *,
     idempotency_key: str,
-    api_key: str | None,
     remaining_ms: Callable[[], int],
 ) -> SentNotification:
     """POST {base}/notifications once (with the client's retries, breaker and fallback).
 
     Raises NotificationDeferredError when a non-critical client answers with its fallback,
-    PermanentUpstreamError for a 4xx, UnconfirmedNotificationError for a 2xx without a notificationId;
-    a critical client's transient errors propagate as they are.
+    PermanentUpstreamError for a request the partner says can never succeed,
+    UnconfirmedNotificationError for a 2xx without a notificationId; everything else the client raises
+    (a budget that ran out, a refused key or route, a critical client's transient errors) propagates as
+    it is. The client adds the API key (its ``credentials``).
     """
     headers = {IDEMPOTENCY_KEY_HEADER: idempotency_key}
-    if api_key is not None:
-        headers[API_KEY_HEADER] = api_key
     response = client.post(
         NOTIFICATIONS_PATH,
         json=request.model_dump(mode="json", exclude_none=True),

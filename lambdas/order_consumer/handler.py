@@ -11,17 +11,26 @@ Per record:
                             records are not touched: reported in ``batchItemFailures`` and made visible
                             again at once (``lambdas/shared/batch_budget.py``), so a batch never runs past
                             its timeout because of how many records it took.
+  * configuration        -> the partner refused our key (401/403, after one re-read of the secret) or our
+                            route (another unexpected 4xx): reported in ``batchItemFailures``, NOT
+                            quarantined and the order not marked failed (nothing is wrong with it). The
+                            failure counts toward the circuit breaker, so a misconfigured fleet pauses
+                            the consumer, and toward the dependency's failure-rate alarm.
+  * idempotency table down -> reported in ``batchItemFailures`` (never charged unguarded), logged and
+                            counted as ``IdempotencyStoreErrors`` (``lambdas/shared/stores.py``), alarmed.
   * permanent failure    -> quarantined, see below.
 
 Poison messages (invalid JSON, schema violation, invalid idempotency key, an idempotency key reused with a
-different order, or an order the partner rejects with a 4xx) can never succeed, so retrying them only
+different order, or an order the partner rejects as one that can never succeed: 400, 422 or an explicit
+partner code, see ``lambdas/shared/dependency_client.py``) can never succeed, so retrying them only
 burns concurrency and delays the DLQ alarm by ``maxReceiveCount`` visibility timeouts. They are sent
 straight to the DLQ (``POISON_MESSAGE_QUEUE_URL``) with the reason as message attributes, and reported as
 processed ONLY after that send succeeded. If the send fails the record is reported as failed, so it is
 retried and still reaches the DLQ through the redrive policy: a poison message is never silently dropped.
 
 Module import = execution-environment init: environment parsed (fails fast with the variable names), API
-key read once, HTTP session, breaker/idempotency persistence and SQS client created once.
+key provider (cached with a max age, so a rotated key arrives without a redeploy), HTTP session,
+breaker/idempotency persistence (short SDK timeouts) and SQS client created once.
 """
 
 from __future__ import annotations
@@ -41,7 +50,10 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyPersistenceLayerError,
+    IdempotencyValidationError,
+)
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -53,16 +65,17 @@ from lambdas.order_consumer.processing import (
     validate_idempotency_key,
 )
 from lambdas.order_consumer.status_recording import StatusRecorder
-from lambdas.shared.api_key import load_api_key
+from lambdas.shared.api_key import api_key_provider
 from lambdas.shared.batch_budget import BatchBudget, most_received_first
 from lambdas.shared.circuit_events import circuit_event_hook
 from lambdas.shared.dependency_client import DependencyClient, PermanentUpstreamError
 from lambdas.shared.models import Order
+from lambdas.shared.poison import PoisonQueue
+from lambdas.shared.stores import TABLE_CLIENT_CONFIG, idempotency_store_unavailable
 
 IDEMPOTENCY_KEY_ATTRIBUTE: Final = "IdempotencyKey"
 # Scope of the idempotency records: the business operation, so a renamed function keeps its history.
 IDEMPOTENCY_KEY_PREFIX: Final = "order-consumer.charge"
-MAX_ATTRIBUTE_CHARS: Final = 1024
 
 # ------------------------------------------------------------------ execution-environment init (once)
 settings = ConsumerSettings.from_environment(os.environ)
@@ -70,7 +83,7 @@ logger = Logger(service=settings.service_name)
 tracer = Tracer(service=settings.service_name)
 metrics = Metrics(service=settings.service_name)
 
-API_KEY = load_api_key(settings)
+api_key = api_key_provider(settings)
 # Announce circuit openings (CIRCUIT_EVENTS_BUS_NAME) so the circuit controller pauses this consumer.
 circuit_events = circuit_event_hook(
     bus_name=settings.circuit_events_bus_name,
@@ -82,9 +95,11 @@ dependency = DependencyClient(
     settings.dependency,
     breaker_table_name=settings.circuit_breaker_table_name,
     logger=logger,
+    credentials=api_key,
     on_transition=circuit_events,
 )
 sqs = boto3.client("sqs")
+poison = PoisonQueue(sqs, settings.poison_message_queue_url, logger=logger, metrics=metrics)
 # A record is started only while a full attempt still fits; the rest go back to the queue at once.
 batch_budget = BatchBudget(
     sqs, required_ms=settings.dependency.full_attempt_budget_ms, logger=logger, metrics=metrics
@@ -112,7 +127,9 @@ idempotency_config = IdempotencyConfig(
     expires_after_seconds=settings.idempotency_ttl_seconds,
     response_hook=_count_replay,
 )
-idempotency_store = DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name)
+idempotency_store = DynamoDBPersistenceLayer(
+    table_name=settings.idempotency_table_name, boto_config=TABLE_CLIENT_CONFIG
+)
 
 
 @idempotent_function(
@@ -130,7 +147,6 @@ def charge_once(charge: dict[str, Any], remaining_ms: Callable[[], int]) -> dict
         dependency,
         order,
         idempotency_key=charge["idempotencyKey"],
-        api_key=API_KEY,
         remaining_ms=remaining_ms,
     )
     return result.model_dump()
@@ -148,30 +164,17 @@ def idempotency_key_for(record: SQSRecord) -> str:
 
 
 def quarantine(record: SQSRecord, reason: str, detail: str) -> None:
-    """Send a poison message to the DLQ with its effective IdempotencyKey. Raises if the send fails."""
-    logger.error(
-        "poison message quarantined",
-        extra={"message_id": record.message_id, "reason": reason, "detail": detail},
-    )
-    attributes = {
-        "QuarantineReason": {"DataType": "String", "StringValue": reason},
-        "QuarantineDetail": {"DataType": "String", "StringValue": detail[:MAX_ATTRIBUTE_CHARS] or reason},
-        "SourceMessageId": {"DataType": "String", "StringValue": record.message_id},
-    }
+    """Send a poison message to the DLQ with its effective IdempotencyKey. Raises if the send fails.
+
+    ``PoisonQueue`` logs "quarantined" and counts it only once the send succeeded.
+    """
     producer_key = ((record.get("messageAttributes") or {}).get(IDEMPOTENCY_KEY_ATTRIBUTE) or {}).get(
         "stringValue"
     )
     # The effective key travels with the message: a redrive is a new message (new messageId), and must be
     # processed under the key the order may already have been charged with, so the partner replays it.
     effective_key = producer_key or record.message_id
-    attributes[IDEMPOTENCY_KEY_ATTRIBUTE] = {
-        "DataType": "String",
-        "StringValue": effective_key[:MAX_ATTRIBUTE_CHARS],
-    }
-    sqs.send_message(
-        QueueUrl=settings.poison_message_queue_url, MessageBody=record.body, MessageAttributes=attributes
-    )
-    metrics.add_metric(name="PoisonMessages", unit=MetricUnit.Count, value=1)
+    poison.quarantine(record, reason, detail, {IDEMPOTENCY_KEY_ATTRIBUTE: effective_key})
 
 
 @tracer.capture_method
@@ -194,6 +197,9 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> dict[str
                 charge={"idempotencyKey": key, "order": order.model_dump(mode="json")},
                 remaining_ms=lambda_context.get_remaining_time_in_millis,
             )
+    except IdempotencyPersistenceLayerError as exc:
+        idempotency_store_unavailable(exc, logger=logger, metrics=metrics)
+        raise
     except IdempotencyValidationError:
         quarantine(record, "idempotency_key_reused", f"key {key!r} was already used for a different order")
         order_status.failed(order.orderId, "idempotency_key_reused")
@@ -202,8 +208,8 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> dict[str
         quarantine(record, "rejected_by_dependency", str(exc))
         order_status.failed(order.orderId, "rejected_by_dependency", str(exc))
         return {"quarantined": "rejected_by_dependency"}
-    # Anything else (transient upstream errors, open circuit, idempotency in progress) propagates:
-    # BatchProcessor reports this record in batchItemFailures and it is retried from the queue.
+    # Anything else (transient upstream errors, a refused key or route, open circuit, idempotency in
+    # progress) propagates: BatchProcessor reports this record in batchItemFailures and it is retried.
     # Includes idempotent replays (counted separately as IdempotentReplays): records completed, not charges.
     metrics.add_metric(name="OrdersProcessed", unit=MetricUnit.Count, value=1)
     order_status.done(order.orderId, result["chargeId"])

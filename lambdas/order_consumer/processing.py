@@ -7,7 +7,6 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from lambdas.shared.api_key import API_KEY_HEADER
 from lambdas.shared.dependency_client import DependencyClient
 from lambdas.shared.models import ChargeRequest, ChargeResponse, Order
 
@@ -67,13 +66,13 @@ def charge_order(
     order: Order,
     *,
     idempotency_key: str,
-    api_key: str | None,
     remaining_ms: Callable[[], int],
 ) -> ChargeResult:
-    """POST {base}/charges once (with the client's retries); the Idempotency-Key makes retries safe."""
+    """POST {base}/charges once (with the client's retries); the Idempotency-Key makes retries safe.
+
+    The client adds the API key (its ``credentials``).
+    """
     headers = {IDEMPOTENCY_KEY_HEADER: idempotency_key}
-    if api_key is not None:
-        headers[API_KEY_HEADER] = api_key
     request = ChargeRequest.for_order(order)
     response = client.post(
         CHARGES_PATH, json=request.model_dump(mode="json"), headers=headers, remaining_ms=remaining_ms

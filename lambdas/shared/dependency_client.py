@@ -8,15 +8,30 @@ What it does, in the order a call goes through it:
 2. Circuit breaker (Powertools ``circuit_breaker``, state in DynamoDB shared by every execution
    environment): an open circuit rejects the call without touching the network. The breaker sees ONE
    outcome per logical call (after the retry loop) and only transient failures count.
-3. Retry loop: retries connection errors, timeouts, 5xx and 429 with exponential backoff and full jitter,
-   honouring ``Retry-After``; never retries other 4xx. Retries exist only here: the ``requests`` adapter
-   has retries disabled so they never stack.
+3. Retry loop: each answer is classified by what it means (``classify_status``):
+     * transient (retried with exponential backoff and full jitter, honouring ``Retry-After``): connection
+       errors, timeouts, 5xx, 429, 408, 409, 423, 425 and 3xx (redirects are not followed: a 3xx is a
+       partner-side state, such as a deploy in progress, not a fault of this request);
+     * permanent (``PermanentUpstreamError``, the caller quarantines): 400, 422, or any 4xx whose body
+       carries an explicit partner code in ``PERMANENT_ERROR_CODES``: only what can never succeed;
+     * configuration (``UpstreamConfigurationError``): 401/403 (after ONE re-read of the credentials and
+       one more attempt, when the re-read found a new key) and every other 4xx (e.g. 404 after a deploy
+       changed a route). Nothing is wrong with the record: it fails without quarantine, and the failure
+       counts toward the breaker so a misconfigured fleet pauses instead of draining its queue.
+   Retries exist only here: the ``requests`` adapter has retries disabled so they never stack.
 4. Fallback: for a non-critical dependency a transient failure or an open circuit returns the
-   last-known-good body (per method + path) or a caller-supplied default instead of raising.
+   last-known-good body (per method + path) or a caller-supplied default instead of raising. A local
+   time shortfall (``BudgetExhaustedError``) never falls back: the caller keeps the work for a later
+   invocation with a full budget instead of reporting it done.
+
+Time spent before the first attempt (the breaker's own DynamoDB read) is ours, not the dependency's: a
+call that made no attempt raises ``BudgetExhaustedError`` without counting toward the breaker.
 
 Observability: one structured log line per attempt (field names in ``log_fields``), EMF metrics
-``UpstreamCalls``, ``UpstreamLatency``, ``UpstreamErrors`` (dimensions dependency + status_class),
-``FallbackUsed``, ``CircuitOpenRejections`` and ``CircuitTransition`` (dimensions dependency + to_state).
+``UpstreamCalls``, ``UpstreamLatency``, ``UpstreamErrors`` (per attempt; dimensions dependency +
+status_class), ``UpstreamLogicalCalls`` (one per logical call that reached the dependency, after retries;
+dimensions dependency + outcome, values ``CALL_OUTCOMES``), ``FallbackUsed``, ``CircuitOpenRejections``
+and ``CircuitTransition`` (dimensions dependency + to_state).
 """
 
 from __future__ import annotations
@@ -57,6 +72,7 @@ from lambdas.shared.env import (
     read_required,
     validation_error_to_config_error,
 )
+from lambdas.shared.stores import TABLE_CLIENT_CONFIG
 
 __all__ = [
     "BudgetExhaustedError",
@@ -66,7 +82,9 @@ __all__ = [
     "DependencyUnavailableError",
     "PermanentUpstreamError",
     "TransientUpstreamError",
+    "UpstreamConfigurationError",
     "UpstreamError",
+    "classify_status",
     "create_session",
     "parse_retry_after",
     "shared_session",
@@ -85,6 +103,38 @@ METRIC_FALLBACK_USED: Final = "FallbackUsed"
 METRIC_CIRCUIT_REJECTIONS: Final = "CircuitOpenRejections"
 METRIC_CIRCUIT_TRANSITION: Final = "CircuitTransition"
 DIMENSION_TO_STATE: Final = "to_state"
+# One data point per logical call (all its attempts), by what it finally meant. The alarm that pauses
+# consumers reads the failure RATE of these (stacks/monitoring.py), not single attempts.
+METRIC_LOGICAL_CALLS: Final = "UpstreamLogicalCalls"
+DIMENSION_OUTCOME: Final = "outcome"
+CALL_OUTCOME_SUCCESS: Final = "success"
+CALL_OUTCOME_TRANSIENT: Final = "transient"  # still failing after the retries (incl. budget after a try)
+CALL_OUTCOME_PERMANENT: Final = "permanent"  # the request can never succeed (quarantined by callers)
+CALL_OUTCOME_CONFIGURATION: Final = "configuration"  # credentials or route wrong: ours to fix
+CALL_OUTCOMES: Final = (
+    CALL_OUTCOME_SUCCESS,
+    CALL_OUTCOME_TRANSIENT,
+    CALL_OUTCOME_PERMANENT,
+    CALL_OUTCOME_CONFIGURATION,
+)
+# Outcomes that say the dependency (or our configuration of it) is unusable: these pause consumers.
+CALL_OUTCOMES_FAILED: Final = (CALL_OUTCOME_TRANSIENT, CALL_OUTCOME_CONFIGURATION)
+
+# -- what an answer means (classify_status)
+VERDICT_SUCCESS: Final = "success"
+VERDICT_TRANSIENT: Final = "transient"
+VERDICT_PERMANENT: Final = "permanent"
+VERDICT_AUTH: Final = "auth"
+VERDICT_CONFIGURATION: Final = "configuration"
+# 4xx that say "not now" rather than "never": timeout, conflict / still in progress, locked, too early.
+TRANSIENT_CLIENT_STATUSES: Final = frozenset({408, 409, 423, 425, 429})
+# The only statuses that say the request itself can never succeed.
+PERMANENT_STATUSES: Final = frozenset({400, 422})
+AUTH_STATUSES: Final = frozenset({401, 403})
+# Partner error bodies are {"error": <code>, "message": ...} (lambdas/partner_api/service.py); these codes
+# mean "never", whatever the status (409 idempotency_conflict: the key was used for another body).
+ERROR_CODE_FIELD: Final = "error"
+PERMANENT_ERROR_CODES: Final = frozenset({"idempotency_conflict"})
 CIRCUIT_HOOK_FAILED_MESSAGE: Final = "circuit_transition_hook_failed"
 
 
@@ -180,7 +230,15 @@ class UpstreamError(Exception):
 
 
 class PermanentUpstreamError(UpstreamError):
-    """4xx other than 429: our request is wrong. Never retried and never counted by the circuit breaker."""
+    """400, 422 or an explicit partner code: this request can never succeed. Never retried, never counted."""
+
+
+class UpstreamConfigurationError(UpstreamError):
+    """401/403 (after a credential re-read) or another unexpected 4xx: our key or route is wrong.
+
+    Not the record's fault, so callers must not quarantine it; counted by the breaker, so a misconfigured
+    fleet pauses its consumers instead of failing every record.
+    """
 
 
 class TransientUpstreamError(UpstreamError):
@@ -225,6 +283,32 @@ class DependencyResponse:
     attempts: int = 0
     from_fallback: bool = False
     fallback_source: str | None = None  # "last_known_good" | "default"
+
+
+class CredentialSource(Protocol):
+    """Headers that authenticate a call (e.g. ``lambdas.shared.api_key.ApiKeyProvider``)."""
+
+    def headers(self) -> Mapping[str, str]: ...
+
+    def refresh(self) -> bool:
+        """Re-read the credentials; True when they changed (so another attempt may succeed)."""
+        ...
+
+
+def classify_status(status: int, body: Any = None) -> str:
+    """What an HTTP answer means for the call: one of the ``VERDICT_*`` values."""
+    if 200 <= status < 300:
+        return VERDICT_SUCCESS
+    code = body.get(ERROR_CODE_FIELD) if isinstance(body, dict) else None
+    if 400 <= status < 500 and code in PERMANENT_ERROR_CODES:
+        return VERDICT_PERMANENT
+    if status >= 500 or status < 400 or status in TRANSIENT_CLIENT_STATUSES:
+        return VERDICT_TRANSIENT
+    if status in PERMANENT_STATUSES:
+        return VERDICT_PERMANENT
+    if status in AUTH_STATUSES:
+        return VERDICT_AUTH
+    return VERDICT_CONFIGURATION
 
 
 def status_class_for(status: int) -> str:
@@ -296,6 +380,15 @@ class _Call:
     started: float
     budget_ms: float
     attempts: int = 0
+    credentials_refreshed: bool = False
+
+
+class _NoAttemptMade(Exception):  # internal signal: never leaves the client
+    """Raised inside the breaker when the budget ran out before any attempt: not counted as a failure."""
+
+    def __init__(self, error: BudgetExhaustedError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -324,6 +417,8 @@ class DependencyClient:
         Defaults to the environment-wide ``shared_session()``.
     sleep, clock, wall_clock, rng:
         Injected in tests; ``clock`` is monotonic seconds, ``wall_clock`` epoch seconds (HTTP-dates).
+    credentials:
+        Adds the authentication headers to every attempt; re-read once per call on a 401/403.
     on_transition:
         Called with every ``CircuitTransition`` this environment makes, after it is logged and counted
         (e.g. to announce openings on an event bus). Its exceptions are logged and swallowed: a hook never
@@ -346,13 +441,16 @@ class DependencyClient:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        credentials: CredentialSource | None = None,
         on_transition: Callable[[CircuitTransition], None] | None = None,
     ) -> None:
         if breaker_store is None:
             if not breaker_table_name:
                 raise ConfigurationError("DependencyClient needs breaker_store or breaker_table_name")
+            # Short timeouts, standard retries (TABLE_CLIENT_CONFIG): a slow circuit table must not eat the
+            # call's budget (reads fail open; an injected client keeps its own config).
             breaker_store = CircuitBreakerDynamoDBPersistence(
-                table_name=breaker_table_name, boto3_client=dynamodb_client
+                table_name=breaker_table_name, boto3_client=dynamodb_client, boto_config=TABLE_CLIENT_CONFIG
             )
         self.policy = policy
         self._store = breaker_store
@@ -368,14 +466,16 @@ class DependencyClient:
         self._wall_clock = wall_clock
         self._rng = rng or random.Random()
         self._transition_hook = on_transition
+        self._credentials = credentials
         self._last_good: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._last_good_lock = threading.Lock()
         self._breaker_config = CircuitBreakerConfig(
             failure_threshold=policy.breaker_failure_threshold,
             recovery_timeout=policy.breaker_recovery_seconds,
             success_threshold=policy.breaker_success_threshold,
-            # Only dependency health counts: a 4xx (our bug) or a budget we never had must not trip it.
-            handled_exceptions=(TransientUpstreamError,),
+            # A poison request or a budget we never had must not trip it; a sick dependency and a wrong
+            # key or route must (the second pauses consumers instead of failing every record).
+            handled_exceptions=(TransientUpstreamError, UpstreamConfigurationError),
             local_cache_max_age=(
                 policy.breaker_cache_seconds if breaker_cache_seconds is None else breaker_cache_seconds
             ),
@@ -420,8 +520,9 @@ class DependencyClient:
         ``route`` is the template logged instead of the concrete path (defaults to ``path``).
         ``fallback`` is the default returned for a non-critical dependency when nothing was cached yet.
 
-        Raises PermanentUpstreamError, TransientUpstreamError (incl. BudgetExhaustedError) and
-        DependencyUnavailableError, except where a non-critical dependency's fallback applies.
+        Raises PermanentUpstreamError, UpstreamConfigurationError, TransientUpstreamError (incl.
+        BudgetExhaustedError) and DependencyUnavailableError, except where a non-critical dependency's
+        fallback applies (never to BudgetExhaustedError).
         """
         call = _Call(
             method=method.upper(),
@@ -444,8 +545,19 @@ class DependencyClient:
         except CircuitBreakerOpenError as exc:
             unavailable = self._unavailable(call, exc.circuit)
             return self._fallback_or_raise(call, unavailable, fallback)
+        except _NoAttemptMade as exc:
+            raise exc.error from None
         except TransientUpstreamError as exc:
+            if exc.attempts:  # a call that never reached the dependency is no data point about it
+                self._count_logical_call(CALL_OUTCOME_TRANSIENT)
             return self._fallback_or_raise(call, exc, fallback)
+        except PermanentUpstreamError:
+            self._count_logical_call(CALL_OUTCOME_PERMANENT)
+            raise
+        except UpstreamConfigurationError:
+            self._count_logical_call(CALL_OUTCOME_CONFIGURATION)
+            raise
+        self._count_logical_call(CALL_OUTCOME_SUCCESS)
         if not self.policy.critical:
             self._remember(call, response.body)
         return response
@@ -457,11 +569,17 @@ class DependencyClient:
         url = f"{self.policy.base_url}{call.path}"
         while True:
             timeout = self._attempt_timeout(call)
-            if timeout is None:  # sleeps are checked before sleeping, so this is rare (a slow clock jump)
-                raise self._error(
+            if timeout is None:  # sleeps are checked before sleeping: the breaker's read or a clock jump
+                error = self._error(
                     BudgetExhaustedError, call, "ran out of time budget", None, lf.STATUS_CLASS_TIMEOUT
                 )
+                if call.attempts == 0:  # our own I/O used the time: says nothing about the dependency
+                    raise _NoAttemptMade(error)  # type: ignore[arg-type]
+                raise error
             call.attempts += 1
+            headers = call.headers
+            if self._credentials is not None:
+                headers = {**headers, **self._credentials.headers()}
             attempt_started = self._clock()
             status: int | None = None
             http_response: requests.Response | None = None
@@ -470,7 +588,7 @@ class DependencyClient:
                     call.method,
                     url,
                     json=call.json_body,
-                    headers=call.headers,
+                    headers=headers,
                     timeout=(timeout.connect_s, timeout.read_s),
                     allow_redirects=False,
                 )
@@ -482,22 +600,29 @@ class DependencyClient:
                 # ConnectTimeout is a ConnectionError: the host could not be reached in time.
                 status_class = lf.STATUS_CLASS_CONNECTION
             latency_ms = (self._clock() - attempt_started) * 1000.0
-            succeeded = http_response is not None and status is not None and 200 <= status < 300
+            body = _decode_body(http_response) if http_response is not None else None
+            verdict = classify_status(status, body) if status is not None else VERDICT_TRANSIENT
+            succeeded = http_response is not None and verdict == VERDICT_SUCCESS
             self._emit_attempt_metrics(None if succeeded else status_class, latency_ms)
 
             if succeeded and http_response is not None:
                 self._log_attempt(call, status, status_class, latency_ms, circuit, lf.OUTCOME_SUCCESS)
                 return DependencyResponse(
-                    status=status,
-                    body=_decode_body(http_response),
-                    headers=dict(http_response.headers),
-                    attempts=call.attempts,
+                    status=status, body=body, headers=dict(http_response.headers), attempts=call.attempts
                 )
 
-            if status is not None and status < 500 and status != 429:
-                # 4xx (and an unexpected 3xx: redirects are not followed) means our request is wrong.
+            if verdict == VERDICT_AUTH and self._refreshed_credentials(call):
+                # A rotated key: retry at once with the new one (no backoff; it is not a dependency fault).
+                self._log_attempt(call, status, status_class, latency_ms, circuit, lf.OUTCOME_RETRY)
+                continue
+            if verdict == VERDICT_PERMANENT:
                 self._log_attempt(call, status, status_class, latency_ms, circuit, lf.OUTCOME_PERMANENT)
                 raise self._error(PermanentUpstreamError, call, "was rejected", status, status_class)
+            if verdict in (VERDICT_AUTH, VERDICT_CONFIGURATION):
+                self._log_attempt(call, status, status_class, latency_ms, circuit, lf.OUTCOME_CONFIGURATION)
+                raise self._error(
+                    UpstreamConfigurationError, call, "was refused (key or route)", status, status_class
+                )
 
             retry_after = parse_retry_after(
                 http_response.headers.get("Retry-After") if http_response is not None else None,
@@ -548,6 +673,13 @@ class DependencyClient:
                 backoff_ms=delay_s * 1000.0,
             )
             self._sleep(delay_s)
+
+    def _refreshed_credentials(self, call: _Call) -> bool:
+        """Re-read the credentials once per call; True when they changed, so one more attempt is worth it."""
+        if self._credentials is None or call.credentials_refreshed:
+            return False
+        call.credentials_refreshed = True
+        return self._credentials.refresh()
 
     def _error(
         self,
@@ -659,7 +791,8 @@ class DependencyClient:
                 self._last_good.popitem(last=False)
 
     def _fallback_or_raise(self, call: _Call, error: UpstreamError, fallback: Any) -> DependencyResponse:
-        if self.policy.critical:
+        # A budget that ran out is our shortfall: a fallback would report undone work as done.
+        if self.policy.critical or isinstance(error, BudgetExhaustedError):
             raise error
         with self._last_good_lock:
             cached = self._last_good.get((call.method, call.path), NO_FALLBACK)
@@ -731,6 +864,9 @@ class DependencyClient:
             pass
         if error_class is not None:
             self._count(METRIC_UPSTREAM_ERRORS, {**dims, lf.STATUS_CLASS: error_class})
+
+    def _count_logical_call(self, outcome: str) -> None:
+        self._count(METRIC_LOGICAL_CALLS, {lf.DEPENDENCY: self.policy.name, DIMENSION_OUTCOME: outcome})
 
     def _count(self, name: str, dimensions: dict[str, str]) -> None:
         # single_metric: dimensions belong to this data point only, not to the handler's Metrics flush.

@@ -226,6 +226,8 @@ def parse_event(body: str | bytes | Mapping[str, Any], *, source: str) -> Receiv
         envelope = EventEnvelope.model_validate(raw)
     except (ValueError, TypeError) as error:  # ValidationError is a ValueError
         raise InvalidEventError(f"not an EventBridge event: {error}") from None
+    except RecursionError:  # nested deeper than the parser goes: it would fail the same way every time
+        raise InvalidEventError("not an EventBridge event: JSON nested too deeply") from None
     if envelope.source != source:
         raise InvalidEventError(f"unexpected source {envelope.source!r} (expected {source!r})")
     contract = BY_DETAIL_TYPE.get(envelope.detail_type)

@@ -36,7 +36,8 @@ TO_STATE: Final = "to_state"
 OUTCOME_SUCCESS: Final = "success"
 OUTCOME_RETRY: Final = "retry"  # attempt failed, another attempt will follow
 OUTCOME_GIVE_UP: Final = "give_up"  # retryable failure, but attempts or budget ran out
-OUTCOME_PERMANENT: Final = "permanent"  # non-retryable 4xx
+OUTCOME_PERMANENT: Final = "permanent"  # the request can never succeed (400, 422, a partner code)
+OUTCOME_CONFIGURATION: Final = "configuration"  # 401/403 after a key re-read, or another 4xx
 OUTCOME_CIRCUIT_OPEN: Final = "circuit_open"  # rejected without calling the dependency
 
 # Values of STATUS_CLASS that are not derived from an HTTP status.

@@ -142,7 +142,7 @@ def _event_id(body: str) -> str | None:
     """The envelope's id when the body is at least a JSON object with one, for the logs of a bad event."""
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     value = document.get("id") if isinstance(document, dict) else None
     return value if isinstance(value, str) else None
@@ -154,7 +154,9 @@ logger = Logger(service=settings.service_name)
 tracer = Tracer(service=settings.service_name)
 metrics = Metrics(service=settings.service_name)
 sfn = boto3.client("stepfunctions", config=Config(retries={"mode": "standard", "max_attempts": 3}))
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every record is poison is still a batch answered: each failed record goes back to the
+# queue (and on to the DLQ) on its own; raising would make the invocation an error and retry them all.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 @tracer.capture_method

@@ -185,3 +185,15 @@ def test_every_function_handler_exists_in_the_code_asset(dev: Synthesized, proje
             t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)
         }
         assert attribute in defined, f"{logical_id}: {module} defines no {attribute}"
+
+
+def test_production_calls_partners_with_the_secrets_it_names_and_generates_none(prod: Synthesized) -> None:
+    configured = {d.api_key_secret_arn for d in prod.stack.config.dependencies.values()}
+    assert None not in configured
+    assert prod.of_type("AWS::SecretsManager::Secret") == {}  # no generated placeholder key
+    used = {
+        f["Properties"]["Environment"]["Variables"]["DEPENDENCY_API_KEY_SECRET_ARN"]
+        for f in prod.of_type("AWS::Lambda::Function").values()
+        if "DEPENDENCY_API_KEY_SECRET_ARN" in f["Properties"].get("Environment", {}).get("Variables", {})
+    }
+    assert used and used <= configured

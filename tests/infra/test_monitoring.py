@@ -10,7 +10,16 @@ from aws_cdk import aws_logs as logs
 
 from lambdas.notifications_consumer import notifications
 from lambdas.shared import log_fields as lf
-from lambdas.shared.dependency_client import METRIC_FALLBACK_USED
+from lambdas.shared.dependency_client import (
+    CALL_OUTCOME_CONFIGURATION,
+    CALL_OUTCOMES,
+    CALL_OUTCOMES_FAILED,
+    DIMENSION_OUTCOME,
+    METRIC_FALLBACK_USED,
+    METRIC_LOGICAL_CALLS,
+    METRIC_UPSTREAM_ERRORS,
+)
+from lambdas.shared.stores import METRIC_IDEMPOTENCY_STORE_ERRORS
 from stacks.monitoring import insights_queries
 from tests.infra.conftest import Synthesized
 
@@ -264,3 +273,90 @@ def test_deferred_alarm_watches_what_the_notifications_consumer_emits(dev: Synth
     # Powertools Metrics(service=...) puts exactly this dimension on the handler's metrics.
     assert alarm["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
     assert alarm["Statistic"] == "Sum" and alarm["Threshold"] == 0
+
+
+def _dimensions(metric: dict[str, Any]) -> dict[str, Any]:
+    return {d["Name"]: d["Value"] for d in metric["MetricStat"]["Metric"].get("Dimensions", [])}
+
+
+def _alarm_id_of(rule: dict[str, Any]) -> str:
+    [arn] = rule["EventPattern"]["resources"]
+    return str(arn["Fn::GetAtt"][0])
+
+
+def test_the_controller_starts_on_the_failure_rate_of_logical_calls(dev: Synthesized) -> None:
+    """Not on single attempts (a 429 a retry fixed): failed logical calls / all, above a minimum count."""
+    alarms = dev.of_type("AWS::CloudWatch::Alarm")
+    rules = [
+        r["Properties"]
+        for r in dev.of_type("AWS::Events::Rule").values()
+        if r["Properties"]["EventPattern"].get("source") == ["aws.cloudwatch"]
+    ]
+    thresholds = dev.stack.config.alarms
+    for dependency in (dev.stack.config.workflows.dependency,):
+        [rule] = [
+            r for r in rules if f'\\"circuit\\":\\"{dependency}\\"' in json.dumps(r["Targets"][0]["Input"])
+        ]
+        alarm = alarms[_alarm_id_of(rule)]["Properties"]
+        metrics = [m for m in alarm["Metrics"] if "MetricStat" in m]
+        assert {m["MetricStat"]["Metric"]["MetricName"] for m in metrics} == {METRIC_LOGICAL_CALLS}
+        assert all(m["MetricStat"]["Metric"]["Namespace"] == dev.stack.config.service_name for m in metrics)
+        by_outcome = {_dimensions(m)[DIMENSION_OUTCOME]: m["Id"] for m in metrics}
+        assert set(by_outcome) == set(CALL_OUTCOMES)
+        # The dimensions the client emits (lambdas/shared/dependency_client.py), plus Powertools' service.
+        assert all(
+            _dimensions(m)
+            == {
+                lf.DEPENDENCY: dependency,
+                DIMENSION_OUTCOME: outcome,
+                "service": dev.stack.config.service_name,
+            }
+            for outcome, m in ((_dimensions(m)[DIMENSION_OUTCOME], m) for m in metrics)
+        )
+        [expression] = [m["Expression"] for m in alarm["Metrics"] if "Expression" in m]
+        assert f">= {thresholds.dependency_min_calls}" in expression
+        numerator = expression.split("100 * (", 1)[1].split(") / (", 1)[0]
+        assert {key for outcome, key in by_outcome.items() if f"FILL({key}, 0)" in numerator} == {
+            by_outcome[outcome] for outcome in CALL_OUTCOMES_FAILED
+        }
+        assert alarm["Threshold"] == thresholds.dependency_failure_rate_percent
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def test_per_attempt_errors_and_refused_keys_still_alarm_without_starting_the_controller(
+    dev: Synthesized,
+) -> None:
+    alarms = dev.of_type("AWS::CloudWatch::Alarm")
+    controller_alarms = {
+        _alarm_id_of(r["Properties"])
+        for r in dev.of_type("AWS::Events::Rule").values()
+        if r["Properties"]["EventPattern"].get("source") == ["aws.cloudwatch"]
+    }
+    for dependency in dev.stack.config.dependencies:
+        attempt = [
+            k
+            for k, a in alarms.items()
+            if any(
+                n == METRIC_UPSTREAM_ERRORS and f'"Value": "{dependency}"' in d for n, d in _alarm_metrics(a)
+            )
+        ]
+        assert len(attempt) == 1 and not set(attempt) & controller_alarms
+        configuration = [
+            a["Properties"]
+            for a in alarms.values()
+            if a["Properties"].get("MetricName") == METRIC_LOGICAL_CALLS
+            and {"Name": DIMENSION_OUTCOME, "Value": CALL_OUTCOME_CONFIGURATION}
+            in a["Properties"]["Dimensions"]
+            and {"Name": lf.DEPENDENCY, "Value": dependency} in a["Properties"]["Dimensions"]
+        ]
+        assert len(configuration) == 1 and configuration[0]["Threshold"] == 0
+
+
+def test_an_unavailable_idempotency_table_is_alarmed(dev: Synthesized) -> None:
+    [alarm] = [
+        a["Properties"]
+        for a in dev.of_type("AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == METRIC_IDEMPOTENCY_STORE_ERRORS
+    ]
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": dev.stack.config.service_name}]
+    assert alarm["Namespace"] == dev.stack.config.service_name and alarm["Threshold"] == 0

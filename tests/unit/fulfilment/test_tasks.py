@@ -174,13 +174,27 @@ def test_a_replay_or_re_run_in_a_new_execution_reaches_the_partner_as_a_duplicat
 
 
 def test_a_rejected_charge_is_a_permanent_error_and_not_retried(make_tasks: TasksFactory) -> None:
-    t = make_tasks(partner_api_key="another-key")  # the partner answers 401
+    t = make_tasks()
+    t.twin.enqueue(FaultDecision.error(422))
 
     error = t.error_of("Charge", task_event("Charge"))
 
     assert type(error).__name__ == "PermanentUpstreamError"  # MaxAttempts 0 in the ASL
     assert len(t.twin.calls("/charges")) == 1  # no client retry either
-    assert t.breaker.state(t.dependency) in (None, "CLOSED")  # a 4xx says nothing about its health
+    assert t.breaker.state(t.dependency) in (None, "CLOSED")  # a bad request says nothing about its health
+
+
+def test_a_refused_key_is_a_configuration_error_that_counts_toward_the_breaker(
+    make_tasks: TasksFactory,
+) -> None:
+    t = make_tasks(partner_api_key="another-key", BREAKER_FAILURE_THRESHOLD="1")  # the partner answers 401
+
+    error = t.error_of("Charge", task_event("Charge"))
+
+    # No retrier in the ASL names it: the final Catch records and fails the step, as for a permanent error.
+    assert type(error).__name__ == "UpstreamConfigurationError"
+    assert len(t.twin.calls("/charges")) == 1  # the re-read secret held the same key: no second attempt
+    assert t.breaker.state(t.dependency) == "OPEN"
 
 
 def test_an_open_circuit_fails_fast_as_dependency_unavailable(make_tasks: TasksFactory) -> None:
@@ -378,7 +392,7 @@ class _StubClient:
     ],
 )
 def test_a_2xx_that_does_not_confirm_the_charge_is_unconfirmed(body: Any) -> None:
-    partner = Partner(client=_StubClient(body), api_key=None)  # type: ignore[arg-type]
+    partner = Partner(client=_StubClient(body))  # type: ignore[arg-type]
 
     with pytest.raises(UnconfirmedResultError):
         tasks.charge(partner, tasks.parse_task(task_event("Charge"), "Charge"), remaining_ms=lambda: 30_000)

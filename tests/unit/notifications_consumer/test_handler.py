@@ -17,7 +17,7 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.secrets import SecretsProvider
 
 from lambdas.notifications_consumer.notifications import METRIC_DEFERRED
 from lambdas.partner_api.faults import FaultDecision
@@ -185,14 +185,15 @@ def make_consumer(
         for name, value in env.items():
             monkeypatch.setenv(name, value)
 
+        # Reads that reach Secrets Manager (the Parameters cache answers the others).
         secret_reads: list[str] = []
-        real_get_secret = parameters.get_secret
+        real_get = SecretsProvider._get
 
-        def counting_get_secret(name: str, *args: Any, **kwargs: Any) -> Any:
+        def counting_get(provider: SecretsProvider, name: str, **kwargs: Any) -> Any:
             secret_reads.append(name)
-            return real_get_secret(name, *args, **kwargs)
+            return real_get(provider, name, **kwargs)
 
-        monkeypatch.setattr(parameters, "get_secret", counting_get_secret)
+        monkeypatch.setattr(SecretsProvider, "_get", counting_get)
         module = import_fresh(HANDLER)
         return Consumer(
             module=module,
@@ -349,6 +350,36 @@ def test_a_record_without_time_for_a_call_stays_in_the_queue_unsent(make_consume
     assert metric_total(out, "RecordsNotAttempted") == 1
 
 
+def test_a_call_that_ran_out_of_time_mid_way_stays_in_the_queue_unsent(
+    make_consumer: ConsumerFactory,
+) -> None:
+    """Started, then the wait for another attempt did not fit: our shortfall, not an outage to defer."""
+    consumer = make_consumer()
+    consumer.twin.enqueue(FaultDecision.throttle(retry_after_seconds=60))
+    record = sqs_record(consumer.event("OrderCancelled", order_cancelled("ord-4")))
+
+    assert consumer.invoke(record) == [record["messageId"]]
+
+    assert len(consumer.notification_calls()) == 1
+    out = consumer.output()
+    assert metric_total(out, "NotificationsDeferred") == 0
+    assert "notification deferred" not in [r["message"] for r in log_records(out)]
+    assert consumer.dlq() == []
+
+
+def test_a_refused_key_keeps_the_record_neither_deferred_nor_quarantined(
+    make_consumer: ConsumerFactory,
+) -> None:
+    consumer = make_consumer(partner_api_key="a-different-key")  # 401, also after re-reading the secret
+    record = sqs_record(consumer.event("OrderCancelled", order_cancelled("ord-5")))
+
+    assert consumer.invoke(record) == [record["messageId"]]
+
+    assert [c.status for c in consumer.notification_calls()] == [401]
+    assert metric_total(consumer.output(), "NotificationsDeferred") == 0
+    assert consumer.dlq() == []
+
+
 def test_a_critical_notifier_keeps_records_in_the_queue_instead(make_consumer: ConsumerFactory) -> None:
     consumer = make_consumer(DEPENDENCY_CRITICAL="true")
     consumer.twin.set_profile("outage")
@@ -399,6 +430,16 @@ def test_malformed_envelopes_go_straight_to_the_dlq(make_consumer: ConsumerFacto
     assert metric_total(out, "PoisonMessages") == 5
     logged = [r for r in log_records(out) if r["message"] == "poison message quarantined"]
     assert len(logged) == 5
+
+
+def test_a_deeply_nested_body_is_quarantined_at_once(make_consumer: ConsumerFactory) -> None:
+    consumer = make_consumer()
+    nested = sqs_record("[" * 100_000 + "]" * 100_000)
+
+    assert consumer.invoke(nested) == []  # not retried maxReceiveCount times: it fails the same way
+
+    assert reasons(consumer.dlq()) == ["invalid_event"]
+    assert consumer.twin.total_calls == 0
 
 
 def test_unknown_and_unhandled_detail_types_go_to_the_dlq(make_consumer: ConsumerFactory) -> None:

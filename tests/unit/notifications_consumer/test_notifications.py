@@ -126,13 +126,9 @@ class FakeClient:
 REQUEST = NotificationRequest(template="customer_updated", customerId="cust-1")
 
 
-def send(client: FakeClient, api_key: str | None = "k-1") -> Any:
+def send(client: FakeClient) -> Any:
     return send_notification(
-        client,
-        REQUEST,
-        idempotency_key="CustomerUpdated:evt-1",
-        api_key=api_key,
-        remaining_ms=lambda: 10_000,
+        client, REQUEST, idempotency_key="CustomerUpdated:evt-1", remaining_ms=lambda: 10_000
     )
 
 
@@ -147,14 +143,9 @@ def test_a_sent_notification_is_confirmed_by_its_id() -> None:
     [call] = client.calls
     assert call["path"] == "/notifications"
     assert call["json"] == {"template": "customer_updated", "customerId": "cust-1"}  # no null orderId
-    assert call["headers"] == {"Idempotency-Key": "CustomerUpdated:evt-1", "x-api-key": "k-1"}
+    # The API key is the client's credentials (re-read on a 401/403), never a per-call header here.
+    assert call["headers"] == {"Idempotency-Key": "CustomerUpdated:evt-1"}
     assert call["fallback"] is None  # a non-critical client answers an outage with a fallback, never raises
-
-
-def test_without_an_api_key_no_key_header_is_sent() -> None:
-    client = FakeClient(DependencyResponse(status=201, body={"notificationId": "nt_1"}))
-    send(client, api_key=None)
-    assert client.calls[0]["headers"] == {"Idempotency-Key": "CustomerUpdated:evt-1"}
 
 
 def test_a_replay_at_the_partner_is_reported() -> None:

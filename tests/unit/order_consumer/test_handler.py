@@ -16,10 +16,16 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.secrets import SecretsProvider
 
-from lambdas.partner_api.faults import FaultProfile
+from lambdas.partner_api.faults import FaultDecision, FaultProfile
+from lambdas.shared.dependency_client import (
+    CALL_OUTCOME_CONFIGURATION,
+    DIMENSION_OUTCOME,
+    METRIC_LOGICAL_CALLS,
+)
 from lambdas.shared.env import ConfigurationError
+from lambdas.shared.stores import IDEMPOTENCY_STORE_UNAVAILABLE_MESSAGE, METRIC_IDEMPOTENCY_STORE_ERRORS
 from localcloud.fault_dependency import FaultDependency
 from tests.unit.helpers import (
     REGION,
@@ -145,14 +151,15 @@ def make_consumer(
         for name, value in env.items():
             monkeypatch.setenv(name, value)
 
+        # Reads that reach Secrets Manager (the Parameters cache answers the others).
         secret_reads: list[str] = []
-        real_get_secret = parameters.get_secret
+        real_get = SecretsProvider._get
 
-        def counting_get_secret(name: str, *args: Any, **kwargs: Any) -> Any:
+        def counting_get(provider: SecretsProvider, name: str, **kwargs: Any) -> Any:
             secret_reads.append(name)
-            return real_get_secret(name, *args, **kwargs)
+            return real_get(provider, name, **kwargs)
 
-        monkeypatch.setattr(parameters, "get_secret", counting_get_secret)
+        monkeypatch.setattr(SecretsProvider, "_get", counting_get)
         module = import_fresh(HANDLER)
         return Consumer(
             module=module,
@@ -302,20 +309,115 @@ def test_a_reused_key_with_a_different_order_is_quarantined(make_consumer: Consu
     assert consumer.charge_calls() == 1
 
 
-def test_an_order_the_partner_rejects_is_quarantined(make_consumer: ConsumerFactory) -> None:
-    consumer = make_consumer(partner_api_key="a-different-key")  # the partner answers 401
+@pytest.mark.parametrize("status", [400, 422])
+def test_an_order_the_partner_rejects_is_quarantined(make_consumer: ConsumerFactory, status: int) -> None:
+    consumer = make_consumer()
+    consumer.twin.enqueue(FaultDecision.error(status))
     record = sqs_record(order("ord-1"))
 
     assert consumer.invoke(record) == []
 
     [quarantined] = consumer.dlq()
     assert quarantined["MessageAttributes"]["QuarantineReason"]["StringValue"] == "rejected_by_dependency"
-    assert consumer.charge_calls() == 1  # a 4xx is never retried
+    assert consumer.charge_calls() == 1  # a request that can never succeed is never retried
+
+
+def test_a_refused_key_fails_the_record_without_quarantine_and_counts_toward_the_breaker(
+    make_consumer: ConsumerFactory,
+) -> None:
+    # The partner expects another key than the secret holds: 401, also after re-reading the secret.
+    consumer = make_consumer(partner_api_key="a-different-key", BREAKER_FAILURE_THRESHOLD="2")
+    records = [sqs_record(order(f"ord-{n}")) for n in range(3)]
+
+    assert consumer.invoke(*records) == [r["messageId"] for r in records]
+
+    assert consumer.dlq() == []  # nothing is wrong with the orders
+    assert consumer.charge_calls() == 2  # one attempt each (the re-read found no new key), then the circuit
+    assert consumer.breaker.state(consumer.module.settings.dependency.name) == "OPEN"
+    # Read at init, then one forced re-read: a wrong key does not turn every record into a secret read.
+    assert len(consumer.secret_reads) == 2
+    out = consumer.output()
+    assert "PoisonMessages" not in out
+    logical = metric_points(out, METRIC_LOGICAL_CALLS)
+    assert [p[DIMENSION_OUTCOME] for p in logical] == [CALL_OUTCOME_CONFIGURATION] * 2
+
+
+@pytest.mark.parametrize("status", [404, 405])
+def test_a_refused_route_fails_the_record_without_quarantine(
+    make_consumer: ConsumerFactory, status: int
+) -> None:
+    consumer = make_consumer()
+    consumer.twin.enqueue(FaultDecision.error(status))
+    record = sqs_record(order("ord-1"))
+
+    assert consumer.invoke(record) == [record["messageId"]]
+    assert consumer.dlq() == []
+    assert consumer.charge_calls() == 1
+
+
+@pytest.mark.parametrize("status", [408, 409, 423, 425, 307])
+def test_not_now_answers_are_retried_like_a_5xx(make_consumer: ConsumerFactory, status: int) -> None:
+    consumer = make_consumer()
+    consumer.twin.enqueue(FaultDecision.error(status))
+
+    assert consumer.invoke(sqs_record(order("ord-1"))) == []
+    assert consumer.charge_calls() == 2 and consumer.twin.charges_by_order() == {"ord-1": 1}
+    assert consumer.dlq() == []
+
+
+def test_a_rotated_key_is_re_read_once_and_the_call_retried(make_consumer: ConsumerFactory) -> None:
+    consumer = make_consumer(partner_api_key="rotated-key")
+    secret_arn = consumer.module.settings.dependency_api_key_secret_arn
+    boto3.client("secretsmanager", region_name=REGION).put_secret_value(
+        SecretId=secret_arn, SecretString="rotated-key"
+    )  # rotated after this environment cached the old key
+
+    assert consumer.invoke(sqs_record(order("ord-1"))) == []
+
+    assert [c.status for c in consumer.twin.calls("/charges")] == [401, 201]
+    assert len(consumer.secret_reads) == 2
+    assert consumer.dlq() == []
+
+
+def test_quarantined_is_logged_only_after_the_dlq_send_succeeded(make_consumer: ConsumerFactory) -> None:
+    missing = f"https://sqs.{REGION}.amazonaws.com/123456789012/does-not-exist"
+    consumer = make_consumer(POISON_MESSAGE_QUEUE_URL=missing)
+    poison = sqs_record("{not json")
+
+    assert consumer.invoke(poison) == [poison["messageId"]]  # retried; the redrive policy gets it
+
+    messages = [r["message"] for r in log_records(consumer.output())]
+    assert "poison message quarantined" not in messages
+    assert "poison message not quarantined: the record is retried" in messages
+
+
+def test_an_unavailable_idempotency_table_keeps_the_message_and_is_counted(
+    make_consumer: ConsumerFactory,
+) -> None:
+    consumer = make_consumer(IDEMPOTENCY_TABLE_NAME="no-such-table")
+    record = sqs_record(order("ord-1"))
+
+    assert consumer.invoke(record) == [record["messageId"]]
+
+    assert consumer.charge_calls() == 0  # never charged unguarded
+    assert consumer.dlq() == []
+    out = consumer.output()
+    assert metric_points(out, METRIC_IDEMPOTENCY_STORE_ERRORS)[0][METRIC_IDEMPOTENCY_STORE_ERRORS] == [1.0]
+    assert IDEMPOTENCY_STORE_UNAVAILABLE_MESSAGE in [r["message"] for r in log_records(out)]
+
+
+def test_the_idempotency_and_circuit_tables_use_short_timeouts(make_consumer: ConsumerFactory) -> None:
+    module = make_consumer().module
+    for client in (module.idempotency_store.client, module.dependency._store.client):
+        config = client.meta.config
+        assert (config.connect_timeout, config.read_timeout) == (1, 1)
+        assert (config.retries["mode"], config.retries["total_max_attempts"]) == ("standard", 3)
 
 
 def test_quarantine_keeps_the_effective_idempotency_key(make_consumer: ConsumerFactory) -> None:
     """Without a producer key the messageId was the key: the DLQ copy carries it, for a redrive."""
-    consumer = make_consumer(partner_api_key="a-different-key")  # the partner answers 401
+    consumer = make_consumer()
+    consumer.twin.enqueue(FaultDecision.error(422), FaultDecision.error(422))
     attribute = consumer.module.IDEMPOTENCY_KEY_ATTRIBUTE
 
     assert consumer.invoke(sqs_record(order("ord-1"), message_id="m-1-no-key")) == []

@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
-from lambdas.partner_api.faults import FaultProfile
+from lambdas.partner_api.faults import FaultDecision, FaultProfile
 from lambdas.shared.order_status import OrderState, OrderStatus, OrderStatusRepository
 from tests.unit.helpers import REGION, metric_points
 from tests.unit.order_consumer.test_handler import (  # noqa: F401 - make_consumer is a fixture
@@ -78,13 +78,27 @@ def test_an_order_the_partner_rejects_is_failed_with_the_reason(
     make_consumer: ConsumerFactory,  # noqa: F811
     statuses: OrderStatusRepository,
 ) -> None:
-    consumer = consumer_with_status(make_consumer, partner_api_key="a-different-key")
+    consumer = consumer_with_status(make_consumer)
+    consumer.twin.enqueue(FaultDecision.error(422))
 
     assert consumer.invoke(sqs_record(order("ord-1"))) == []
 
     status = status_of(statuses, "ord-1")
     assert status.status is OrderState.FAILED and status.reason == "rejected_by_dependency"
-    assert status.detail and "401" in status.detail
+    assert status.detail and "422" in status.detail
+
+
+def test_an_order_refused_for_our_key_is_not_failed(
+    make_consumer: ConsumerFactory,  # noqa: F811
+    statuses: OrderStatusRepository,
+) -> None:
+    """A 401/403 says our configuration is wrong, not the order: it waits in the queue, not failed."""
+    consumer = consumer_with_status(make_consumer, partner_api_key="a-different-key")
+    record = sqs_record(order("ord-1"))
+
+    assert consumer.invoke(record) == [record["messageId"]]
+
+    assert status_of(statuses, "ord-1").status is not OrderState.FAILED
 
 
 def test_a_valid_order_with_an_invalid_key_is_failed(

@@ -80,7 +80,6 @@ def test_charge_order_sends_the_charge_with_its_idempotency_key(
         client,
         Order.model_validate(ORDER),
         idempotency_key="idem-7",
-        api_key=None,
         remaining_ms=lambda: 10_000,
     )
 
@@ -92,8 +91,8 @@ def test_charge_order_sends_the_charge_with_its_idempotency_key(
 
 def test_a_retried_charge_is_charged_once(client: DependencyClient, twin: FaultDependency) -> None:
     order = Order.model_validate(ORDER)
-    first = charge_order(client, order, idempotency_key="idem-7", api_key=None, remaining_ms=lambda: 10_000)
-    again = charge_order(client, order, idempotency_key="idem-7", api_key=None, remaining_ms=lambda: 10_000)
+    first = charge_order(client, order, idempotency_key="idem-7", remaining_ms=lambda: 10_000)
+    again = charge_order(client, order, idempotency_key="idem-7", remaining_ms=lambda: 10_000)
 
     assert again.chargeId == first.chargeId
     assert twin.charges_by_order() == {"ord-7": 1}
@@ -130,6 +129,5 @@ def test_an_unconfirmed_charge_is_an_error(response: DependencyResponse) -> None
             StubClient(response),  # type: ignore[arg-type]
             Order.model_validate(ORDER),
             idempotency_key="k",
-            api_key=None,
             remaining_ms=lambda: 10_000,
         )

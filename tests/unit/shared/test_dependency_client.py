@@ -16,12 +16,19 @@ from aws_lambda_powertools import Logger
 from lambdas.partner_api.faults import FaultDecision, FaultProfile
 from lambdas.shared import log_fields as lf
 from lambdas.shared.dependency_client import (
+    CALL_OUTCOME_CONFIGURATION,
+    CALL_OUTCOME_PERMANENT,
+    CALL_OUTCOME_SUCCESS,
+    CALL_OUTCOME_TRANSIENT,
+    DIMENSION_OUTCOME,
     METRIC_FALLBACK_USED,
+    METRIC_LOGICAL_CALLS,
     BudgetExhaustedError,
     DependencyClient,
     DependencyUnavailableError,
     PermanentUpstreamError,
     TransientUpstreamError,
+    UpstreamConfigurationError,
     create_session,
 )
 from localcloud.fault_dependency import FaultDependency
@@ -398,7 +405,7 @@ def test_one_structured_log_line_per_attempt_with_the_route_template(
         headers={"Idempotency-Key": "k"},
         remaining_ms=budget(5_000),
     )
-    with pytest.raises(PermanentUpstreamError):
+    with pytest.raises(UpstreamConfigurationError):  # 404: a route of ours the partner does not know
         client.get("/orders/ord-123/charges", route="/orders/{orderId}/charges", remaining_ms=budget(5_000))
 
     lines = [r for r in log_records(stream.getvalue()) if r["message"] == lf.UPSTREAM_CALL_MESSAGE]
@@ -409,7 +416,7 @@ def test_one_structured_log_line_per_attempt_with_the_route_template(
     assert summary == [
         ("POST", "/charges", 502, "5xx", 1, lf.OUTCOME_RETRY),
         ("POST", "/charges", 201, "2xx", 2, lf.OUTCOME_SUCCESS),
-        ("GET", "/orders/{orderId}/charges", 404, "4xx", 1, lf.OUTCOME_PERMANENT),
+        ("GET", "/orders/{orderId}/charges", 404, "4xx", 1, lf.OUTCOME_CONFIGURATION),
     ]
     for record in lines:
         assert record[lf.DEPENDENCY] == client.policy.name
@@ -422,3 +429,186 @@ def test_one_structured_log_line_per_attempt_with_the_route_template(
 def test_client_requires_a_breaker_store(twin: FaultDependency) -> None:
     with pytest.raises(ValueError, match="breaker_store or breaker_table_name"):
         DependencyClient(make_policy(twin.base_url))
+
+
+# ---------------------------------------------------------------------------------------- classification
+
+
+@pytest.mark.parametrize("status", [400, 422])
+def test_only_what_can_never_succeed_is_permanent(
+    make_client: ClientFactory, twin: FaultDependency, status: int
+) -> None:
+    twin.enqueue(FaultDecision.error(status))
+    with pytest.raises(PermanentUpstreamError) as caught:
+        post_charge(make_client(max_attempts=5))
+    assert caught.value.status == status and twin.total_calls == 1
+
+
+def test_an_explicit_partner_code_is_permanent_whatever_the_status(
+    make_client: ClientFactory, twin: FaultDependency
+) -> None:
+    client = make_client(max_attempts=5)
+    assert post_charge(client, key="k-conflict").status == 201
+    # The same key with another body: the partner answers 409 {"error": "idempotency_conflict"}.
+    with pytest.raises(PermanentUpstreamError) as caught:
+        post_charge(client, key="k-conflict", json={**VALID_CHARGE, "amountCents": 9})
+    assert caught.value.status == 409 and twin.total_calls == 2
+
+
+@pytest.mark.parametrize("status", [408, 409, 423, 425, 301, 307])
+def test_not_now_answers_are_retried(
+    make_client: ClientFactory, twin: FaultDependency, vclock: VirtualClock, status: int
+) -> None:
+    twin.enqueue(FaultDecision.error(status))
+    response = post_charge(make_client(max_attempts=3))
+    assert response.status == 201 and response.attempts == 2 and len(vclock.sleeps) == 1
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 405])
+def test_a_refused_key_or_route_is_a_configuration_error_counted_by_the_breaker(
+    make_client: ClientFactory, twin: FaultDependency, breaker_table: BreakerTable, status: int
+) -> None:
+    client = make_client(max_attempts=5, breaker_failure_threshold=2)
+    twin.enqueue(*[FaultDecision.error(status)] * 2)
+
+    for _ in range(2):
+        with pytest.raises(UpstreamConfigurationError) as caught:
+            post_charge(client)
+        assert caught.value.status == status
+
+    assert twin.total_calls == 2  # never retried (no credentials to re-read here)
+    assert breaker_table.state(client.policy.name) == "OPEN"  # a misconfigured fleet pauses
+
+
+class _Credentials:
+    """A key the test rotates: ``refresh`` reads ``next_key`` (what a re-read of the secret would find)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.next_key = key
+        self.refreshes = 0
+
+    def headers(self) -> dict[str, str]:
+        return {"x-api-key": self.key}
+
+    def refresh(self) -> bool:
+        self.refreshes += 1
+        changed = self.next_key != self.key
+        self.key = self.next_key
+        return changed
+
+
+def test_a_401_re_reads_the_key_once_and_retries_with_the_new_one(
+    twin: FaultDependency, breaker_table: BreakerTable, vclock: VirtualClock
+) -> None:
+    credentials = _Credentials("old-key")
+    credentials.next_key = "new-key"
+    with FaultDependency(api_key="new-key", seed=1) as partner:
+        client = DependencyClient(
+            make_policy(partner.base_url, max_attempts=1),
+            breaker_table_name=breaker_table.name,
+            dynamodb_client=breaker_table.client,
+            session=create_session(),
+            sleep=vclock.sleep,
+            clock=vclock.monotonic,
+            credentials=credentials,
+        )
+        response = post_charge(client)
+        statuses = [c.status for c in partner.calls("/charges")]
+
+    assert response.status == 201
+    assert statuses == [401, 201]  # one more attempt even with max_attempts=1: the key changed
+    assert credentials.refreshes == 1 and vclock.sleeps == []  # no backoff: not a dependency fault
+
+
+def test_a_401_with_an_unchanged_key_fails_after_one_re_read(
+    breaker_table: BreakerTable, vclock: VirtualClock
+) -> None:
+    credentials = _Credentials("wrong-key")
+    with FaultDependency(api_key="right-key", seed=1) as partner:
+        client = DependencyClient(
+            make_policy(partner.base_url, max_attempts=5),
+            breaker_table_name=breaker_table.name,
+            dynamodb_client=breaker_table.client,
+            session=create_session(),
+            sleep=vclock.sleep,
+            clock=vclock.monotonic,
+            credentials=credentials,
+        )
+        with pytest.raises(UpstreamConfigurationError):
+            post_charge(client)
+        calls = partner.total_calls
+
+    assert calls == 1 and credentials.refreshes == 1
+
+
+# ---------------------------------------------------------------------------------------- local shortfalls
+
+
+def test_a_budget_used_up_before_the_first_attempt_does_not_count_toward_the_breaker(
+    make_client: ClientFactory, twin: FaultDependency, breaker_table: BreakerTable, vclock: VirtualClock
+) -> None:
+    client = make_client(breaker_failure_threshold=1)
+    real_read = client._store.get_state
+
+    def slow_read(name: str) -> Any:  # the circuit table took the whole budget to answer
+        vclock.offset += 10.0
+        return real_read(name)
+
+    client._store.get_state = slow_read  # type: ignore[method-assign]
+
+    with pytest.raises(BudgetExhaustedError) as caught:
+        post_charge(client, ms=5_000)
+
+    assert caught.value.attempts == 0 and twin.total_calls == 0
+    assert breaker_table.state(client.policy.name) in (None, "CLOSED")
+
+
+def test_a_non_critical_call_that_ran_out_of_budget_mid_way_does_not_fall_back(
+    make_client: ClientFactory, twin: FaultDependency
+) -> None:
+    client = make_client(critical=False, max_attempts=3)
+    assert not client.get("/health", remaining_ms=budget(5_000)).from_fallback  # a last-known-good exists
+    twin.enqueue(FaultDecision.throttle(retry_after_seconds=30))  # the wait cannot fit the budget
+
+    with pytest.raises(BudgetExhaustedError) as caught:
+        client.get("/health", remaining_ms=budget(5_000), fallback={"status": "unknown"})
+
+    assert caught.value.attempts == 1  # it started: a fallback now would report undone work as done
+
+
+# ---------------------------------------------------------------------------------------- logical calls
+
+
+def test_one_logical_call_data_point_per_call_after_retries(
+    make_client: ClientFactory,
+    twin: FaultDependency,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # stacks/monitoring.py reads METRIC_LOGICAL_CALLS with exactly {dependency, outcome, service}.
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "resilient-test")
+    client = make_client(max_attempts=2)
+    twin.enqueue(FaultDecision.throttle(retry_after_seconds=0))  # retried, then fine: one success
+    post_charge(client)
+    twin.enqueue(FaultDecision.error(503), FaultDecision.error(503))
+    with pytest.raises(TransientUpstreamError):
+        post_charge(client)
+    twin.enqueue(FaultDecision.error(422))
+    with pytest.raises(PermanentUpstreamError):
+        post_charge(client)
+    twin.enqueue(FaultDecision.error(404))
+    with pytest.raises(UpstreamConfigurationError):
+        post_charge(client)
+    with pytest.raises(BudgetExhaustedError):  # never reached the dependency: no data point
+        post_charge(client, ms=100)
+
+    points = metric_points(capsys.readouterr().out, METRIC_LOGICAL_CALLS)
+    assert [p[DIMENSION_OUTCOME] for p in points] == [
+        CALL_OUTCOME_SUCCESS,
+        CALL_OUTCOME_TRANSIENT,
+        CALL_OUTCOME_PERMANENT,
+        CALL_OUTCOME_CONFIGURATION,
+    ]
+    assert all(p["_dimensions"] == {lf.DEPENDENCY, DIMENSION_OUTCOME, "service"} for p in points)
+    assert all(p[lf.DEPENDENCY] == client.policy.name and p[METRIC_LOGICAL_CALLS] == [1.0] for p in points)

@@ -98,6 +98,26 @@ def test_production_must_point_at_real_dependencies() -> None:
         _build("prod", demo_only)
 
 
+def test_production_must_not_deploy_a_generated_placeholder_key() -> None:
+    def generated_key(context: dict[str, Any]) -> None:
+        context["stages"]["prod"]["dependencies"]["notifier"].pop("api_key_secret_arn")
+
+    with pytest.raises(ConfigError, match=r"API key secret of every dependency.*\['notifier'\]"):
+        _build("prod", generated_key)
+
+
+def test_non_production_stages_may_use_the_generated_placeholder() -> None:
+    assert all(d.api_key_secret_arn is None for d in _build("dev").dependencies.values())
+
+
+def test_the_api_key_secret_must_be_a_complete_secret_arn() -> None:
+    def partial_arn(context: dict[str, Any]) -> None:
+        context["stages"]["prod"]["dependencies"]["partner"]["api_key_secret_arn"] = "partner-api-key"
+
+    with pytest.raises(ConfigError, match="api_key_secret_arn"):
+        _build("prod", partial_arn)
+
+
 def test_config_is_immutable() -> None:
     config = _build()
     with pytest.raises(Exception, match="frozen"):

@@ -11,7 +11,6 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from lambdas.shared.env import ConfigurationError
 from tests.unit.helpers import (
@@ -254,24 +253,40 @@ def test_malformed_events_fail_their_record_for_the_dlq_and_are_logged(
     assert len(metric_points(out, "InvalidEvents")) == 1
 
 
-def test_a_batch_of_only_malformed_events_is_returned_whole(make_starter: Callable[..., Starter]) -> None:
+def test_a_batch_of_only_malformed_events_is_answered_record_by_record(
+    make_starter: Callable[..., Starter],
+) -> None:
+    """Every record failed (each goes on to the DLQ), but the invocation itself did not: no raise."""
     starter = make_starter()
-    with pytest.raises(BatchProcessingError):
-        starter.invoke(record("{not json"), record(envelope("x")))
+    malformed = [record("{not json"), record(envelope("x"))]
+
+    assert starter.invoke(*malformed) == [r["messageId"] for r in malformed]
     assert starter.executions() == {}
+
+
+def test_a_deeply_nested_body_is_malformed_not_a_crash(make_starter: Callable[..., Starter]) -> None:
+    starter = make_starter()
+    nested = record("[" * 100_000 + "]" * 100_000)
+
+    assert starter.invoke(nested) == [nested["messageId"]]
+    [error] = [
+        r for r in log_records(starter.output()) if r["level"] == "ERROR" and "invalid event" in r["message"]
+    ]
+    assert "nested too deeply" in error["reason"]
 
 
 def test_step_functions_errors_fail_the_records_for_a_retry(make_starter: Callable[..., Starter]) -> None:
     starter = make_starter(STATE_MACHINE_ARN=f"arn:aws:states:{REGION}:123456789012:stateMachine:missing")
 
-    with pytest.raises(BatchProcessingError) as raised:
-        starter.invoke(
-            record(envelope(starter.source)),
-            record(envelope(starter.source, {**PAYMENT, "paymentId": "pay-2"})),
-        )
-    assert "StateMachineDoesNotExist" in str(raised.value)
-    [warning] = {r["message"] for r in log_records(starter.output()) if r["level"] == "WARNING"}
-    assert warning == "could not start: the record is retried"
+    records = [
+        record(envelope(starter.source)),
+        record(envelope(starter.source, {**PAYMENT, "paymentId": "pay-2"})),
+    ]
+
+    assert starter.invoke(*records) == [r["messageId"] for r in records]
+    warnings = [r for r in log_records(starter.output()) if r["level"] == "WARNING"]
+    assert {r["message"] for r in warnings} == {"could not start: the record is retried"}
+    assert all("StateMachineDoesNotExist" in r["error"] for r in warnings)
 
 
 def test_the_accepted_source_can_be_overridden(make_starter: Callable[..., Starter]) -> None:
@@ -280,8 +295,7 @@ def test_the_accepted_source_can_be_overridden(make_starter: Callable[..., Start
     assert starter.module.settings.event_source == "other-service.ingestion"
     assert starter.invoke(record(envelope("other-service.ingestion"))) == []
     bad = record(envelope(starter.source))  # the default source is no longer accepted
-    with pytest.raises(BatchProcessingError):
-        starter.invoke(bad)
+    assert starter.invoke(bad) == [bad["messageId"]]
 
 
 @pytest.mark.parametrize(
