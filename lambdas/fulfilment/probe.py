@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.fulfilment.environment import Canary, ProbeSettings
 from lambdas.fulfilment.errors import CanaryNotDryRunError, DependencyUnhealthyError, ValidationError
-from lambdas.fulfilment.single_call import SingleCallResponse, SingleCaller
+from lambdas.fulfilment.single_call import SingleCaller, SingleCallResponse
 from lambdas.shared import log_fields as lf
 from lambdas.shared.api_key import API_KEY_HEADER, load_api_key
 

@@ -278,11 +278,12 @@ class PartnerService:
 
     def _dry_run(self, path: str, headers: Mapping[str, str], body: bytes | str | None) -> PartnerResult:
         """Everything the real POST checks, then nothing: no charge, shipment or notification, no ledger entry."""
-        model: type[BaseModel] = {
+        models: dict[str, type[BaseModel]] = {
             CHARGES_PATH: ChargeRequest,
             SHIPMENTS_PATH: ShipmentRequest,
             NOTIFICATIONS_PATH: NotificationRequest,
-        }[path]
+        }
+        model = models[path]
         checked = _checked_request(headers, body, model)
         if isinstance(checked, HttpResponse):
             return PartnerResult(checked)
