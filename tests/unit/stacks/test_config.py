@@ -165,3 +165,13 @@ def test_a_resumed_consumer_doubles_from_the_resume_level_to_its_maximum(
     from stacks.config import WorkflowSettings
 
     assert WorkflowSettings(controller_resume_concurrency=start).resume_levels(maximum) == levels
+
+
+@pytest.mark.parametrize("factor", [5, 10, 30, 100])
+def test_the_local_clouds_compressed_context_is_still_a_valid_config(factor: int) -> None:
+    """Compressing breaker_recovery_seconds alone broke the controller's probe budget; its clock moves with it."""
+    from localcloud.scenarios import compressed_context
+
+    context, _ = compressed_context(cdk_context(), factor)
+    config = ServiceConfig.from_context(context["service"], context["stages"], "dev")
+    assert config.workflows.controller_max_pause_seconds <= _build().workflows.controller_max_pause_seconds
