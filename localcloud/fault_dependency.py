@@ -298,15 +298,15 @@ class FaultDependency:
 
     def _serve(self, request: _Handler) -> None:
         arrived = self._clock()
+        path = request.path.split("?", 1)[0]
         with self._lock:
             t = arrived - self._started_at
             phase = self._phase_at(t)
-            decision = self._scripted.popleft() if self._scripted else phase.profile.decide(self._rng)
+            decision = self._scripted.popleft() if self._scripted else phase.profile.decide(self._rng, path)
             self._total_calls += 1
             self._calls_per_phase[phase.label] += 1
             self._in_flight += 1
             self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
-        path = request.path.split("?", 1)[0]
         response: HttpResponse | None = None
         charge_order: str | None = None
         new_charge = False

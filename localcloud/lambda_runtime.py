@@ -14,10 +14,12 @@ does what the Lambda service would, from what the emulator's CloudFormation crea
   timeout is reported as ``Task timed out`` and its result discarded, as Lambda would (the thread cannot be
   killed, so its side effects still happen, like a real timed-out invocation's partial work).
 * ``SqsEventSourcePoller`` honours one ``AWS::Lambda::EventSourceMapping``: ``BatchSize``,
-  ``MaximumBatchingWindowInSeconds``, ``ScalingConfig.MaximumConcurrency`` (as that many poller threads,
-  each with its own environment: real parallelism), ``FunctionResponseTypes: ReportBatchItemFailures``
-  (delete only the successes; any malformed response fails the whole batch), and the ``Enabled`` state
-  (re-read every second, so ``UpdateEventSourceMapping`` pauses and resumes it). Failed messages are not
+  ``MaximumBatchingWindowInSeconds``, ``ScalingConfig.MaximumConcurrency`` (as that many active poller
+  threads, each with its own environment: real parallelism), ``FunctionResponseTypes:
+  ReportBatchItemFailures`` (delete only the successes; any malformed response fails the whole batch), and
+  the ``Enabled`` state. State and MaximumConcurrency are re-read every second, so
+  ``UpdateEventSourceMapping`` pauses, resumes and re-scales it at run time (the circuit controller resumes
+  at 2 and ramps up): a slot above the current maximum finishes its batch, then idles. Failed messages are not
   touched: they become visible again when the queue's visibility timeout expires, and the emulator's
   redrive policy moves them to the DLQ after ``maxReceiveCount`` receives.
 """
@@ -397,28 +399,47 @@ class SqsEventSourcePoller:
         self.function = function
         self._emulator = emulator
         self._region = region
-        self.concurrency = min(source.max_concurrency or default_concurrency, function.limit)
+        self._default_concurrency = default_concurrency
+        self.concurrency = self._bounded(source.max_concurrency)
         self.stats = PollerStats()
         self._stop = threading.Event()
         self._enabled = threading.Event()
         self._enabled.set()
         self._queue_lock = threading.Lock()
+        self._scale_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._sqs = emulator.client("sqs", retries=3)
         self._lambda = emulator.client("lambda")
 
     def start(self) -> SqsEventSourcePoller:
         self.function.warm(self.concurrency)
-        for index in range(self.concurrency):
-            thread = threading.Thread(
-                target=self._slot, name=f"poller-{self.function.config.name[-12:]}-{index}", daemon=True
-            )
-            self._threads.append(thread)
         watcher = threading.Thread(target=self._watch_mapping, name="poller-mapping-watch", daemon=True)
         self._threads.append(watcher)
-        for thread in self._threads:
-            thread.start()
+        watcher.start()
+        self._scale_to(self.concurrency)
         return self
+
+    def _bounded(self, maximum: int | None) -> int:
+        return max(1, min(maximum or self._default_concurrency, self.function.limit))
+
+    def _scale_to(self, concurrency: int) -> None:
+        """``concurrency`` slots are active from now on; threads are started as needed, never more than used."""
+        with self._scale_lock:
+            self.concurrency = concurrency
+            started = sum(1 for t in self._threads if t.name.startswith("poller-slot"))
+            new = [
+                threading.Thread(
+                    target=self._slot,
+                    args=(index,),
+                    name=f"poller-slot-{self.function.config.name[-12:]}-{index}",
+                    daemon=True,
+                )
+                for index in range(started, concurrency)
+            ]
+            self._threads.extend(new)
+        # Environments beyond the warmed ones cold-start on first use (Function.acquire), as on Lambda.
+        for thread in new:
+            thread.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop receiving; waits for running invocations (up to ``timeout_s``) so they can settle."""
@@ -441,21 +462,28 @@ class SqsEventSourcePoller:
     def _watch_mapping(self) -> None:
         while not self._stop.wait(MAPPING_REFRESH_S):
             try:
-                state = self._lambda.get_event_source_mapping(UUID=self.source.uuid).get("State", "Enabled")
+                mapping = self._lambda.get_event_source_mapping(UUID=self.source.uuid)
             except Exception:
                 continue  # a transient emulator error must not pause delivery
+            state = mapping.get("State", "Enabled")
             if state in ("Enabled", "Enabling", "Updating"):
                 self._enabled.set()
             else:
                 self._enabled.clear()
+            concurrency = self._bounded((mapping.get("ScalingConfig") or {}).get("MaximumConcurrency"))
+            if concurrency != self.concurrency:
+                self._scale_to(concurrency)
 
     # -- one concurrency slot: gather a batch, invoke, settle --------------------------------------
 
-    def _slot(self) -> None:
+    def _slot(self, index: int) -> None:
         rng = random.Random()
         while not self._stop.is_set():
             if not self._enabled.is_set():
                 self._enabled.wait(0.5)
+                continue
+            if index >= self.concurrency:  # above the mapping's current MaximumConcurrency: idle
+                self._stop.wait(EMPTY_POLL_INTERVAL_S)
                 continue
             try:
                 messages = self._gather()

@@ -102,6 +102,12 @@ def compressed_context(context: Mapping[str, Any], factor: float) -> tuple[dict[
             scale(dependency, path, "safety_margin_ms", 500)
             scale(dependency, path, "base_delay_ms", 1)
             scale(dependency, path, "max_delay_ms", max(1, dependency.get("base_delay_ms", 1)))
+        # The circuit controller's clock moves with the recovery window it probes at (the pause budget
+        # is validated against it), and its resume ramp with it.
+        workflows = block.get("workflows") or {}
+        scale(workflows, f"{prefix}.workflows", "controller_max_pause_seconds", 60)
+        scale(workflows, f"{prefix}.workflows", "controller_probe_interval_seconds", 1)
+        scale(workflows, f"{prefix}.workflows", "controller_ramp_step_seconds", 1)
     return result, overrides
 
 

@@ -8,6 +8,7 @@ builds one immutable object; a bad or missing value fails synth with the key pat
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -23,6 +24,12 @@ LOG_RETENTION_DAYS = (
 # API Gateway cuts every integration off at 29 s; latency alarms are measured against it.
 API_INTEGRATION_TIMEOUT_SECONDS = 29
 _NAME = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
+# circuit_controller.asl.json's TimeoutSeconds, and the bounds its CheckInputValues state guards.
+CONTROLLER_TIMEOUT_SECONDS = 28_800
+CONTROLLER_MAX_RECOVERY_SECONDS = 900
+CONTROLLER_MAX_REQUIRED_SUCCESSES = 10
+# Probes per pause at most: each loop writes ~25 history events and a Standard execution holds 25,000.
+CONTROLLER_MAX_PROBES_PER_PAUSE = 720
 
 
 def log_retention(days: int) -> logs.RetentionDays:
@@ -63,6 +70,53 @@ class ApiSettings(_Model):
         return self
 
 
+SIDE_EFFECT_FREE_METHODS = ("GET", "HEAD")
+
+
+class CanarySettings(_Model):
+    """The request the circuit controller's probe sends: what the real calls exercise, without their effect.
+
+    A GET/HEAD canary is read-only by HTTP's contract. Any other method is sent with ``Dry-Run: true``
+    (and a fixed ``Idempotency-Key``) and counts as healthy only if the answer echoes ``Dry-Run: true``,
+    so a partner that ignored the header is unhealthy, not charged again and again
+    (``lambdas/fulfilment/probe.py``).
+    """
+
+    method: Literal["GET", "HEAD", "POST", "PUT"] = "GET"
+    path: str = Field(
+        default="/health", pattern=r"^/[A-Za-z0-9/_.~%-]*(\?[A-Za-z0-9=&_.~%-]*)?$", max_length=512
+    )
+    # JSON body (only for POST/PUT), e.g. a charge the partner validates but, in a dry run, never makes.
+    body: dict[str, Any] | list[Any] | None = None
+    # Healthy iff the canary answers one of these (2xx: anything else is an upstream error anyway).
+    expected_statuses: list[int] = Field(default_factory=lambda: [200], min_length=1, max_length=10)
+
+    @model_validator(mode="after")
+    def _request(self) -> CanarySettings:
+        if self.body is not None and self.method in SIDE_EFFECT_FREE_METHODS:
+            raise ValueError(f"canary.body: a {self.method} canary takes no body")
+        if self.body is not None and len(json.dumps(self.body)) > 4_096:
+            raise ValueError("canary.body must serialise to at most 4096 bytes")
+        bad = [s for s in self.expected_statuses if not 200 <= s <= 299]
+        if bad or len(set(self.expected_statuses)) != len(self.expected_statuses):
+            raise ValueError(
+                f"canary.expected_statuses must be distinct 2xx codes, got {self.expected_statuses}"
+            )
+        return self
+
+    def environment_value(self) -> str:
+        """``PROBE_CANARY`` of the probe function (parsed by ``lambdas.fulfilment.environment.Canary``)."""
+        return json.dumps(
+            {
+                "method": self.method,
+                "path": self.path,
+                "body": self.body,
+                "expectedStatuses": self.expected_statuses,
+            },
+            separators=(",", ":"),
+        )
+
+
 class DependencySettings(_Model):
     """A downstream HTTP dependency and how to protect callers from it."""
 
@@ -91,6 +145,8 @@ class DependencySettings(_Model):
     breaker_cache_seconds: int = Field(default=5, ge=0, le=300)
     # Reserved concurrency of the demo twin deployed when base_url is None.
     demo_capacity: int = Field(default=10, ge=1, le=1_000)
+    # What the circuit controller probes while the circuit is open (default: today's GET /health).
+    canary: CanarySettings = CanarySettings()
 
     @model_validator(mode="after")
     def _delays(self) -> DependencySettings:
@@ -183,10 +239,25 @@ class WorkflowSettings(_Model):
     log_level: Literal["ALL", "ERROR", "FATAL", "OFF"] = "ALL"
     # Execution data can hold customer data; off unless a stage needs it for debugging.
     include_execution_data: bool = False
-    controller_probe_interval_seconds: int = Field(default=10, ge=1)
-    controller_max_backoff_seconds: int = Field(default=300, ge=1)
-    # circuit_controller.asl.json validates 1..20 probes (its worst case must fit the machine timeout).
-    controller_max_probes: int = Field(default=20, ge=1, le=20)
+    # The circuit controller (statemachines/circuit_controller.asl.json). While the circuit is open it
+    # probes every breaker_recovery_seconds of the dependency, never longer (so a long outage does not
+    # delay closing), then every controller_probe_interval_seconds until breaker_success_threshold
+    # consecutive probes passed.
+    controller_probe_interval_seconds: int = Field(default=10, ge=1, le=300)
+    # Give up (ConsumerLeftPaused, alarmed) on the first failed probe this long after pausing. With
+    # the ramp and a last probe cycle it must fit the machine's TimeoutSeconds (CONTROLLER_TIMEOUT_SECONDS).
+    controller_max_pause_seconds: int = Field(default=14_400, ge=60, le=14_400)
+    # Resume gently: MaximumConcurrency starts here (2 is the API minimum) and doubles every
+    # controller_ramp_step_seconds, while the circuit stays closed, up to the consumer's max_concurrency.
+    controller_resume_concurrency: int = Field(default=2, ge=2, le=1_000)
+    controller_ramp_step_seconds: int = Field(default=30, ge=1, le=300)
+
+    def resume_levels(self, max_concurrency: int) -> list[int]:
+        """The MaximumConcurrency levels of a resumed consumer: the resume level doubling up to its maximum."""
+        levels = [min(self.controller_resume_concurrency, max_concurrency)]
+        while levels[-1] < max_concurrency:
+            levels.append(min(2 * levels[-1], max_concurrency))
+        return levels
 
 
 class ReconcilerSettings(_Model):
@@ -337,6 +408,25 @@ class ServiceConfig(_Model):
                 f"events.subscription_visibility_timeout_seconds ({starter_visibility}) must be >= 6 x "
                 f"workflows.starter_timeout_seconds ({self.workflows.starter_timeout_seconds})"
             )
+        for name in self.paused_dependencies:
+            dependency = self.dependencies[name]
+            prefix = f"dependencies.{name}"
+            if dependency.breaker_recovery_seconds > CONTROLLER_MAX_RECOVERY_SECONDS:
+                raise ValueError(
+                    f"{prefix}.breaker_recovery_seconds must be <= {CONTROLLER_MAX_RECOVERY_SECONDS}: the circuit "
+                    "controller probes once per recovery window"
+                )
+            if dependency.breaker_success_threshold > CONTROLLER_MAX_REQUIRED_SUCCESSES:
+                raise ValueError(
+                    f"{prefix}.breaker_success_threshold must be <= {CONTROLLER_MAX_REQUIRED_SUCCESSES} "
+                    "(the circuit controller's input bound)"
+                )
+            probes = self.workflows.controller_max_pause_seconds / dependency.breaker_recovery_seconds
+            if probes > CONTROLLER_MAX_PROBES_PER_PAUSE:
+                raise ValueError(
+                    f"workflows.controller_max_pause_seconds / {prefix}.breaker_recovery_seconds is "
+                    f"{probes:.0f} probes; at most {CONTROLLER_MAX_PROBES_PER_PAUSE} fit one execution's history"
+                )
         if self.production and self.fault_injection.enabled:
             raise ValueError(
                 "fault_injection.enabled: fault-injection experiments are for non-production stages"
@@ -350,6 +440,12 @@ class ServiceConfig(_Model):
                 f"(dependencies.<name>.api_key_secret_arn), not deploy a generated placeholder: {placeholders}"
             )
         return self
+
+    @property
+    def paused_dependencies(self) -> list[str]:
+        """Critical dependencies with consumers: the circuit controller pauses those consumers."""
+        used = {c.dependency for c in self.consumers.values()}
+        return [name for name, d in self.dependencies.items() if d.critical and name in used]
 
     @property
     def stack_name(self) -> str:

@@ -13,6 +13,7 @@ state needs.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
@@ -27,7 +28,7 @@ from constructs import Construct
 
 from stacks.circuit_breaker import CircuitBreakerStore
 from stacks.compliance import acknowledge
-from stacks.config import ServiceConfig, log_retention
+from stacks.config import DependencySettings, ServiceConfig, WorkflowSettings, log_retention
 from stacks.downstream_dependency import DownstreamDependency
 from stacks.event_fanout import Subscription
 from stacks.load_leveling_consumer import LoadLevelingConsumer
@@ -111,7 +112,13 @@ class Workflows(Construct):
             "One call, breaker in the workflow",
             dependency,
         )
-        probe = self._task_function("Probe", "lambdas.fulfilment.probe.handler", "Health probe", dependency)
+        probe = self._task_function(
+            "Probe",
+            "lambdas.fulfilment.probe.handler",
+            "Canary probe (a dry run of a real call)",
+            dependency,
+            extra_environment={"PROBE_CANARY": dependency.settings.canary.environment_value()},
+        )
 
         self.failures = DeadLetterSink(self, "FulfilmentFailures", name="fulfilment-failures", config=config,
                                        monitoring=monitoring)  # fmt: skip
@@ -157,7 +164,9 @@ class Workflows(Construct):
                 "ProbeFunctionArn": probe.alias.function_arn,
             },
         )
-        circuits.table.grant(self.controller, "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+        circuits.table.grant(
+            self.controller, "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
+        )
         for task in (clock, probe):
             task.alias.grant_invoke(self.controller)
         for name, settings in dependencies.items():
@@ -172,8 +181,14 @@ class Workflows(Construct):
     # -- pieces --------------------------------------------------------------------------------
 
     def _task_function(
-        self, name: str, handler: str, description: str, dependency: DownstreamDependency | None = None
+        self,
+        name: str,
+        handler: str,
+        description: str,
+        dependency: DownstreamDependency | None = None,
+        extra_environment: dict[str, str] | None = None,
     ) -> ServiceFunction:
+        environment = {**(dependency.environment() if dependency else {}), **(extra_environment or {})}
         function = ServiceFunction(
             self,
             f"{name}Task",
@@ -183,7 +198,7 @@ class Workflows(Construct):
             layer=self._layer,
             timeout=TASK_TIMEOUT,
             reserved_concurrency=self.settings.task_concurrency,
-            environment=dependency.environment() if dependency else None,
+            environment=environment or None,
         )
         if dependency:
             dependency.grant_call(function.function)
@@ -249,18 +264,10 @@ class Workflows(Construct):
                     resources=[consumer.event_source_mapping_source.event_source_mapping_arn],
                 )
             )
-        settings = dependency.settings
-        controller_input = {
-            "circuit": name,
-            "eventSourceMappingUuids": [c.event_source_mapping_id for c in consumers],
-            "config": {
-                "recoverySeconds": settings.breaker_recovery_seconds,
-                "maxBackoffSeconds": self.settings.controller_max_backoff_seconds,
-                "probeIntervalSeconds": self.settings.controller_probe_interval_seconds,
-                "requiredSuccesses": settings.breaker_success_threshold,
-                "maxProbes": self.settings.controller_max_probes,
-            },
-        }
+        controller_input = controller_input_for(
+            name, dependency.settings, {c.event_source_mapping_id: c.settings.max_concurrency for c in consumers},
+            self.settings,
+        )  # fmt: skip
         self.controller_inputs[name] = controller_input
         opened = events.Rule(
             self,
@@ -341,6 +348,35 @@ class Workflows(Construct):
             acknowledge(starter, rule, reason)
         self._monitoring.watch_function("fulfilment-starter", starter)
         return starter
+
+
+def controller_input_for(
+    circuit: str,
+    dependency: DependencySettings,
+    mappings: dict[str, int],
+    workflows: WorkflowSettings,
+) -> dict[str, Any]:
+    """The circuit controller's input for one dependency: its paused mappings (uuid -> max_concurrency).
+
+    Every mapping gets the same number of ramp levels (its own levels, the last repeated), so the
+    controller steps them together; stacks/config.py has validated every number.
+    """
+    levels = {uuid: workflows.resume_levels(maximum) for uuid, maximum in mappings.items()}
+    steps = max(len(ramp) for ramp in levels.values())
+    return {
+        "circuit": circuit,
+        "eventSourceMappings": [
+            {"uuid": uuid, "levels": ramp + [ramp[-1]] * (steps - len(ramp))} for uuid, ramp in levels.items()
+        ],
+        "config": {
+            "recoverySeconds": dependency.breaker_recovery_seconds,
+            "probeIntervalSeconds": workflows.controller_probe_interval_seconds,
+            "requiredSuccesses": dependency.breaker_success_threshold,
+            "maxPauseSeconds": workflows.controller_max_pause_seconds,
+            "rampStepSeconds": workflows.controller_ramp_step_seconds,
+            "rampSteps": steps,
+        },
+    }
 
 
 def _pascal(name: str) -> str:

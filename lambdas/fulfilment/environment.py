@@ -8,7 +8,8 @@ variable (DEPENDENCY_*, BREAKER_*); optional DEPENDENCY_API_KEY_SECRET_ARN. Thes
 the Powertools breaker (the workflow is the breaker), so they need neither the circuit table nor the bus.
 
 ``ProbeSettings`` (``probe``): as above, plus optional PROBE_TIMEOUT_MS (default 2000): the whole
-probe, connect + read, must fit in it.
+probe, connect + read, must fit in it; and optional PROBE_CANARY, the JSON request it sends
+(``stacks.config.CanarySettings.environment_value``; default ``GET /health`` expecting 200).
 
 ``TaskSettings`` (``charge``, ``ship``, ``notify``): as above, plus CIRCUIT_BREAKER_TABLE_NAME (required)
 and CIRCUIT_EVENTS_BUS_NAME (optional; CircuitOpened events are published only when it is set).
@@ -17,9 +18,9 @@ and CIRCUIT_EVENTS_BUS_NAME (optional; CircuitOpened events are published only w
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Json, ValidationError
 
 from lambdas.shared.dependency_client import DependencyPolicy
 from lambdas.shared.env import ConfigurationError, read_required, validation_error_to_config_error
@@ -59,12 +60,29 @@ class CallerSettings(BaseModel):
             raise validation_error_to_config_error(exc, {**cls.REQUIRED, **cls.OPTIONAL}, cls) from None
 
 
+class Canary(BaseModel):
+    """The probe's request; validated at synth by ``stacks.config.CanarySettings``, shape-checked here."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: Literal["GET", "HEAD", "POST", "PUT"] = "GET"
+    path: str = Field(default="/health", pattern=r"^/")
+    body: dict[str, Any] | list[Any] | None = None
+    expectedStatuses: tuple[int, ...] = Field(default=(200,), min_length=1)
+
+    @property
+    def read_only(self) -> bool:
+        return self.method in ("GET", "HEAD")
+
+
 class ProbeSettings(CallerSettings):
     probe_timeout_ms: int = Field(default=2000, ge=100, le=25_000)
+    probe_canary: Json[Canary] = Canary()
 
     OPTIONAL: ClassVar[dict[str, str]] = {
         **CallerSettings.OPTIONAL,
         "probe_timeout_ms": "PROBE_TIMEOUT_MS",
+        "probe_canary": "PROBE_CANARY",
     }
 
 

@@ -9,8 +9,10 @@ names here are:
                            and circuit_breaker list it with ``PermanentUpstreamError``).
 ``UnconfirmedResultError`` the partner answered 2xx but the body does not confirm this order's side
                            effect: no retrier matches it, so the step's Catch records it for a person.
-``DependencyUnhealthyError`` the health route answered 2xx but reported itself unhealthy (probe only;
-                           the controller treats every probe error the same).
+``DependencyUnhealthyError`` the canary answered 2xx but not an expected status, or reported itself
+                           unhealthy (probe only; the controller treats every probe error the same).
+``CanaryNotDryRunError``   a canary that is not GET/HEAD came back without ``Dry-Run: true``: the
+                           partner may have acted on it (probe only; logged as an error).
 """
 
 from __future__ import annotations
@@ -25,4 +27,8 @@ class UnconfirmedResultError(Exception):
 
 
 class DependencyUnhealthyError(Exception):
-    """The dependency's health route answered, but not with a healthy status."""
+    """The dependency's canary answered, but not with a healthy status."""
+
+
+class CanaryNotDryRunError(DependencyUnhealthyError):
+    """A side-effecting canary came back without ``Dry-Run: true``: the partner may have acted on it."""

@@ -1,6 +1,12 @@
 """``${ProbeFunctionArn}`` of ``circuit_controller.asl.json``: is the dependency healthy again?
 
-``GET /health`` once, within a short budget (``PROBE_TIMEOUT_MS``, default 2 s, and never beyond the
+The dependency's canary (``PROBE_CANARY``: method, path, optional JSON body, expected statuses; default
+``GET /health`` expecting 200) once, so the probe exercises what the real calls use: a health route can
+answer 200 while charges fail. A canary that is not GET/HEAD is sent with ``Dry-Run: true`` and a fixed
+``Idempotency-Key`` (``canary-<dependency>``) and is healthy only if the answer echoes ``Dry-Run: true``:
+a partner that ignored the header is reported unhealthy (``CanaryNotDryRunError``) and, thanks to the
+fixed key, charged at most once, never once per probe. The demo partner honours the header
+(``lambdas/partner_api/service.py``). Once, within a short budget (``PROBE_TIMEOUT_MS``, default 2 s, and never beyond the
 invocation's remaining time), without retries or the Powertools breaker: the controller's probe loop is
 the retry, with its own capped backoff.
 
@@ -10,7 +16,8 @@ Healthy -> returns ``{"healthy": true, "status": <2xx>, "latencyMs": <float>, "p
 Unhealthy -> raises; the Probe state catches every error (``States.ALL`` -> ProbeFailed), so the name
 only tells people what happened: ``TransientUpstreamError`` (5xx, 429, timeout, connection),
 ``PermanentUpstreamError`` (a 4xx: the route or the key is wrong, which is not healthy either),
-``BudgetExhaustedError``, ``DependencyUnhealthyError`` (2xx with a body whose ``status`` is not "ok"),
+``BudgetExhaustedError``, ``DependencyUnhealthyError`` (a 2xx that is not an expected status, or a body
+whose ``status`` is not "ok"), ``CanaryNotDryRunError`` (a side-effecting canary that was not a dry run),
 ``ValidationError`` (bad event, or a ``circuit`` that is not this function's dependency).
 
 Environment: ``lambdas.fulfilment.environment.ProbeSettings``.
@@ -28,13 +35,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from lambdas.fulfilment.environment import ProbeSettings
-from lambdas.fulfilment.errors import DependencyUnhealthyError, ValidationError
-from lambdas.fulfilment.single_call import SingleCaller
+from lambdas.fulfilment.environment import Canary, ProbeSettings
+from lambdas.fulfilment.errors import CanaryNotDryRunError, DependencyUnhealthyError, ValidationError
+from lambdas.fulfilment.single_call import SingleCaller, SingleCallResponse
 from lambdas.shared import log_fields as lf
 from lambdas.shared.api_key import API_KEY_HEADER, load_api_key
 
-HEALTH_PATH: Final = "/health"
+DRY_RUN_HEADER: Final = "Dry-Run"
+IDEMPOTENCY_KEY_HEADER: Final = "Idempotency-Key"
 HEALTHY_STATUSES: Final = frozenset({"ok", "healthy", "pass", "up"})
 
 
@@ -53,6 +61,29 @@ def parse_probe(event: Any, dependency: str) -> ProbeEvent:
     if probe.circuit != dependency:
         raise ValidationError(f"this function probes {dependency!r}, not the circuit {probe.circuit!r}")
     return probe
+
+
+def canary_headers(canary: Canary, dependency: str) -> dict[str, str]:
+    if canary.read_only:
+        return {}
+    return {DRY_RUN_HEADER: "true", IDEMPOTENCY_KEY_HEADER: f"canary-{dependency}"}
+
+
+def check_canary_response(canary: Canary, dependency: str, response: SingleCallResponse) -> None:
+    """Raise unless the answer is what a healthy dependency gives this canary."""
+    target = f"{dependency} {canary.method} {canary.path}"
+    if not canary.read_only:
+        echoed = {k.lower(): v for k, v in response.headers.items()}.get(DRY_RUN_HEADER.lower(), "")
+        if echoed.strip().lower() != "true":
+            raise CanaryNotDryRunError(f"{target} answered {response.status} without {DRY_RUN_HEADER}: true")
+    if response.status not in canary.expectedStatuses:
+        raise DependencyUnhealthyError(
+            f"{target} answered {response.status}, expected one of {list(canary.expectedStatuses)}"
+        )
+    if not reported_healthy(response.body):
+        raise DependencyUnhealthyError(
+            f"{target} answered {response.status} but reports status {response.body.get('status')!r}"
+        )
 
 
 def reported_healthy(body: Any) -> bool:
@@ -85,21 +116,22 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.error("invalid probe event", extra={lf.ERROR: str(exc)})
         metrics.add_metric(name="ProbesUnhealthy", unit=MetricUnit.Count, value=1)
         raise
+    canary = settings.probe_canary
     try:
         response = caller.call(
-            "GET",
-            HEALTH_PATH,
+            canary.method,
+            canary.path,
+            json=canary.body,
+            headers=canary_headers(canary, settings.dependency.name),
             remaining_ms=context.get_remaining_time_in_millis,
             budget_cap_ms=settings.probe_timeout_ms,
             circuit="controller:OPEN",
         )
-        if not reported_healthy(response.body):
-            raise DependencyUnhealthyError(
-                f"{settings.dependency.name} {HEALTH_PATH} answered {response.status} but reports "
-                f"status {response.body.get('status')!r}"
-            )
+        check_canary_response(canary, settings.dependency.name, response)
     except Exception as exc:
         metrics.add_metric(name="ProbesUnhealthy", unit=MetricUnit.Count, value=1)
+        if isinstance(exc, CanaryNotDryRunError):
+            logger.error("probe: the canary was not a dry run", extra={lf.ERROR: str(exc)})
         logger.warning("probe: unhealthy", extra={"probe": probe.probe, lf.ERROR: type(exc).__name__})
         raise
     metrics.add_metric(name="ProbesHealthy", unit=MetricUnit.Count, value=1)

@@ -76,6 +76,9 @@ class FaultProfile(BaseModel):
     throttle_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     retry_after_seconds: int | None = Field(default=1, ge=0, le=3600)
     retry_after_format: Literal["seconds", "http-date"] = "seconds"
+    # Only requests to these paths are faulted (None: every path). ["/charges"] is a partner whose
+    # health route answers 200 while charges fail.
+    paths: tuple[str, ...] | None = None
 
     @field_validator("error_status")
     @classmethod
@@ -84,9 +87,14 @@ class FaultProfile(BaseModel):
             raise ValueError("use throttle_rate for 429 responses")
         return value
 
-    def decide(self, rng: random.Random) -> FaultDecision:
-        """Draw one decision. Always consumes exactly three random numbers so a seeded rng replays exactly."""
+    def decide(self, rng: random.Random, path: str | None = None) -> FaultDecision:
+        """Draw one decision. Always consumes exactly three random numbers so a seeded rng replays exactly.
+
+        A request to a path outside ``paths`` passes untouched (no latency either).
+        """
         jitter_draw, throttle_draw, error_draw = rng.random(), rng.random(), rng.random()
+        if self.paths is not None and (path or "").split("?", 1)[0].rstrip("/") not in self.paths:
+            return FaultDecision.passthrough()
         latency = self.latency_ms + jitter_draw * self.latency_jitter_ms
         if throttle_draw < self.throttle_rate:
             return FaultDecision.throttle(self.retry_after_seconds, self.retry_after_format, latency)
@@ -103,6 +111,8 @@ PRESETS: Final[dict[str, FaultProfile]] = {
     "slow": FaultProfile(latency_ms=8000),
     "throttling": FaultProfile(throttle_rate=1.0, retry_after_seconds=1),
     "error_rate": FaultProfile(error_rate=0.3, error_status=500),
+    # Charges fail while GET /health stays 200: what a health-path probe cannot see.
+    "charges_down": FaultProfile(error_rate=1.0, error_status=503, paths=("/charges",)),
 }
 # Baseline each preset degrades from when used as a two-phase scenario (e.g. 200 ms -> 8 s).
 BASELINES: Final[dict[str, FaultProfile]] = {"slow": FaultProfile(latency_ms=200)}

@@ -112,7 +112,7 @@ class PartnerApp:
             body = base64.b64decode(body)
 
         profile = self.fault_profile()
-        decision = profile.decide(self._rng)
+        decision = profile.decide(self._rng, path)
         if decision.latency_ms > 0:
             self._sleep(decision.latency_ms / 1000.0)
         if decision.status is not None:

@@ -6,6 +6,11 @@ Routes:
     POST /shipments      -> 201 ShipmentResponse                  (x-api-key + Idempotency-Key required)
     POST /notifications  -> 201 NotificationResponse              (x-api-key + Idempotency-Key required)
                             templates: order_shipped, order_cancelled, customer_updated (NOTIFICATION_FIELDS)
+Dry run: a POST with header ``Dry-Run: true`` is checked exactly like the real call (API key,
+Idempotency-Key, body) and answered ``200 {"dryRun": true, "route": ...}`` with the response header
+``Dry-Run: true``, but creates nothing and records nothing in the ledger (so it never replays or conflicts
+with a real call). The circuit controller's canary uses it; fault injection happens before routing, so a
+dry run fails whenever the real call would.
 Every POST route is idempotent the same way:
     same Idempotency-Key + same body      -> the original result, header Idempotent-Replayed: true
     same Idempotency-Key + different body -> 409
@@ -36,6 +41,7 @@ from lambdas.shared.models import ChargeRequest, ChargeResponse, ErrorResponse, 
 
 IDEMPOTENCY_KEY_HEADER: Final = "idempotency-key"
 REPLAYED_HEADER: Final = "Idempotent-Replayed"
+DRY_RUN_HEADER: Final = "Dry-Run"
 MAX_IDEMPOTENCY_KEY_LENGTH: Final = 255
 MAX_BODY_BYTES: Final = 64 * 1024
 JSON_HEADERS: Final = {"Content-Type": "application/json"}
@@ -261,12 +267,29 @@ class PartnerService:
                 return PartnerResult(
                     error_response(401, "unauthorized", f"missing or invalid {API_KEY_HEADER}")
                 )
+            if lowered.get(DRY_RUN_HEADER.lower(), "").strip().lower() == "true":
+                return self._dry_run(path, lowered, body)
             if path == CHARGES_PATH:
                 return self._charge(lowered, body)
             if path == SHIPMENTS_PATH:
                 return self._ship(lowered, body)
             return self._notify(lowered, body)
         return PartnerResult(error_response(404, "not_found", f"no route for {method} {path}"))
+
+    def _dry_run(self, path: str, headers: Mapping[str, str], body: bytes | str | None) -> PartnerResult:
+        """Everything the real POST checks, then nothing: no charge, shipment or notification, no ledger entry."""
+        models: dict[str, type[BaseModel]] = {
+            CHARGES_PATH: ChargeRequest,
+            SHIPMENTS_PATH: ShipmentRequest,
+            NOTIFICATIONS_PATH: NotificationRequest,
+        }
+        model = models[path]
+        checked = _checked_request(headers, body, model)
+        if isinstance(checked, HttpResponse):
+            return PartnerResult(checked)
+        return PartnerResult(
+            HttpResponse(200, {"dryRun": True, "route": path}, {**JSON_HEADERS, DRY_RUN_HEADER: "true"})
+        )
 
     def _charge(self, headers: Mapping[str, str], body: bytes | str | None) -> PartnerResult:
         outcome = _idempotent_post(headers, body, ChargeRequest, self.ledger)
@@ -297,6 +320,24 @@ def _idempotent_post(
     ledger: IdempotentLedger[RequestT, ResultT],
 ) -> HttpResponse | tuple[ResultT, HttpResponse, bool]:
     """Validate key and body, then create or replay: an error response, or (result, 201 response, replayed)."""
+    checked = _checked_request(headers, body, request_model)
+    if isinstance(checked, HttpResponse):
+        return checked
+    key, request = checked
+    try:
+        result, replayed = ledger.record(key, request)
+    except IdempotencyConflictError:
+        return error_response(409, "idempotency_conflict", "Idempotency-Key reused with a different body")
+    headers_out = dict(JSON_HEADERS)
+    if replayed:
+        headers_out[REPLAYED_HEADER] = "true"
+    return result, HttpResponse(201, result.model_dump(exclude_none=True), headers_out), replayed
+
+
+def _checked_request(
+    headers: Mapping[str, str], body: bytes | str | None, request_model: type[RequestT]
+) -> HttpResponse | tuple[str, RequestT]:
+    """(Idempotency-Key, parsed body), or the 400 the real call would get."""
     key = (headers.get(IDEMPOTENCY_KEY_HEADER) or "").strip()
     if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
         return error_response(400, "invalid_idempotency_key", "Idempotency-Key header required")
@@ -308,14 +349,7 @@ def _idempotent_post(
     except ValidationError as exc:
         fields = ", ".join(".".join(str(part) for part in err["loc"]) or "body" for err in exc.errors())
         return error_response(400, "invalid_request", f"invalid fields: {fields}")
-    try:
-        result, replayed = ledger.record(key, request)
-    except IdempotencyConflictError:
-        return error_response(409, "idempotency_conflict", "Idempotency-Key reused with a different body")
-    headers_out = dict(JSON_HEADERS)
-    if replayed:
-        headers_out[REPLAYED_HEADER] = "true"
-    return result, HttpResponse(201, result.model_dump(exclude_none=True), headers_out), replayed
+    return key, request
 
 
 def fault_response(status: int, retry_after: str | None) -> HttpResponse:

@@ -277,3 +277,54 @@ def test_a_disabled_mapping_pauses_delivery_until_it_is_enabled_again(emulator: 
     finally:
         poller.stop()
     assert sum(len(call["bodies"]) for call in runtime_handlers.CALLS) == 2
+
+
+def test_active_slots_follow_the_mappings_maximum_concurrency_at_run_time(emulator: Emulator) -> None:
+    """The circuit controller resumes a consumer at MaximumConcurrency 2 and ramps it: the poller follows."""
+    lambda_ = emulator.client("lambda")
+    iam = emulator.client("iam")
+    role = iam.create_role(RoleName=f"r-{uuid.uuid4().hex[:6]}", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("runtime_handlers.py", "")
+    name = f"scaled-{uuid.uuid4().hex[:6]}"
+    lambda_.create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=role,
+        Handler="x.handler",
+        Code={"ZipFile": buffer.getvalue()},
+    )
+    queue = make_queue(emulator, visibility_s=30)
+    mapping = lambda_.create_event_source_mapping(
+        EventSourceArn=queue[1], FunctionName=name, BatchSize=1, ScalingConfig={"MaximumConcurrency": 2}
+    )["UUID"]
+    poller = make_poller(
+        emulator,
+        make_function(emulator, name=name),
+        queue,
+        batch_size=1,
+        max_concurrency=2,
+        mapping_uuid=mapping,
+    ).start()
+
+    def busiest(seconds: float) -> int:
+        peak, deadline = 0, time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with poller.stats.lock:
+                peak = max(peak, poller.stats.in_flight)
+            time.sleep(0.01)
+        return peak
+
+    try:
+        send(emulator, queue[0], *["sleep:0.5"] * 100)
+        assert busiest(2.0) == 2
+        lambda_.update_event_source_mapping(UUID=mapping, ScalingConfig={"MaximumConcurrency": 6})
+        eventually(lambda: poller.concurrency == 6)
+        assert busiest(2.0) == 6
+        lambda_.update_event_source_mapping(UUID=mapping, ScalingConfig={"MaximumConcurrency": 3})
+        eventually(lambda: poller.concurrency == 3)
+        time.sleep(0.6)  # slots above the new maximum finish their batch, then idle
+        assert busiest(1.5) == 3
+    finally:
+        poller.stop()

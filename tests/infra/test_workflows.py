@@ -109,7 +109,8 @@ def test_controller_may_pause_exactly_the_consumers_of_its_dependency(dev: Synth
     assert dev.stack.resolve(mapping_id)["Ref"] in json.dumps(pause["Resource"])
     circuit_table = dev.stack.get_logical_id(dev.stack.circuits.table.node.default_child)
     (table,) = [s for s in statements if any(a.startswith("dynamodb:") for a in _actions(s))]
-    assert set(_actions(table)) == {"dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    # GetItem: the resume ramp reads the circuit record (real calls still succeed?) before each step.
+    assert set(_actions(table)) == {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
     assert table["Resource"] == {"Fn::GetAtt": [circuit_table, "Arn"]}
 
 
@@ -145,7 +146,26 @@ def test_controller_starts_on_a_circuit_opening_and_on_the_error_alarm(dev: Synt
         for rule in (opened, alarmed[0]):
             controller_input = json.dumps(rule["Targets"][0]["Input"])
             assert f'\\"circuit\\":\\"{dependency}\\"' in controller_input
-            assert "eventSourceMappingUuids" in controller_input and "requiredSuccesses" in controller_input
+            assert "eventSourceMappings" in controller_input and "requiredSuccesses" in controller_input
+            # Resume gently: 2, then doubling up to the consumer's max_concurrency, one step at a time.
+            orders = dev.stack.config.consumers["orders"]
+            levels = dev.stack.config.workflows.resume_levels(orders.max_concurrency)
+            assert levels[0] == 2 and levels[-1] == orders.max_concurrency
+            assert f'\\"levels\\":{json.dumps(levels, separators=(",", ":"))}' in controller_input
+            assert f'\\"rampSteps\\":{len(levels)}' in controller_input
+            assert "maxBackoffSeconds" not in controller_input and "maxProbes" not in controller_input
+
+
+def test_the_probe_sends_the_dependencys_canary(dev: Synthesized) -> None:
+    probe_id = dev.stack.get_logical_id(dev.stack.workflows.functions["Probe"].function.node.default_child)
+    variables = dev.of_type("AWS::Lambda::Function")[probe_id]["Properties"]["Environment"]["Variables"]
+    canary = json.loads(variables["PROBE_CANARY"])
+    assert canary == {
+        "method": "POST",
+        "path": "/charges",
+        "body": {"orderId": "canary-probe", "amountCents": 1, "currency": "EUR"},
+        "expectedStatuses": [200],
+    }
 
 
 def test_every_event_source_leaves_six_timeouts_of_visibility(dev: Synthesized) -> None:

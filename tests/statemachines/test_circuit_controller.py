@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import threading
+import time
 import zipfile
 from collections.abc import Callable
 from typing import Any
@@ -22,11 +24,13 @@ CIRCUIT = "partner-api"
 LOCK_ID = f"{CIRCUIT}#controller"
 FAST = {
     "recoverySeconds": 1,
-    "maxBackoffSeconds": 1,
     "probeIntervalSeconds": 0,
     "requiredSuccesses": 2,
-    "maxProbes": 5,
+    "maxPauseSeconds": 3600,
+    "rampStepSeconds": 0,
 }
+MAX_CONCURRENCY = 5
+LEVELS = [2, 4, 5]  # WorkflowSettings().resume_levels(5)
 
 
 def _zip() -> bytes:
@@ -61,7 +65,10 @@ def consumer(aws: None, dynamodb: Any) -> dict[str, str]:
         Code={"ZipFile": _zip()},
     )
     mapping = lam.create_event_source_mapping(
-        EventSourceArn=queue_arn, FunctionName="order-consumer", BatchSize=10
+        EventSourceArn=queue_arn,
+        FunctionName="order-consumer",
+        BatchSize=10,
+        ScalingConfig={"MaximumConcurrency": MAX_CONCURRENCY},
     )
     return {"queue_url": queue_url, "uuid": mapping["UUID"]}
 
@@ -114,12 +121,21 @@ def controller(
     )
 
 
-def controller_input(uuid: str, **config: int) -> dict[str, Any]:
-    return {"circuit": CIRCUIT, "eventSourceMappingUuids": [uuid], "config": {**FAST, **config}}
+def controller_input(uuid: str, *others: str, levels: list[int] = LEVELS, **config: int) -> dict[str, Any]:
+    return {
+        "circuit": CIRCUIT,
+        "eventSourceMappings": [{"uuid": u, "levels": levels} for u in (uuid, *others)],
+        "config": {**FAST, "rampSteps": len(levels), **config},
+    }
 
 
 def mapping_state(uuid: str) -> str:
     return boto3.client("lambda", region_name=REGION).get_event_source_mapping(UUID=uuid)["State"]
+
+
+def mapping_concurrency(uuid: str) -> int | None:
+    mapping = boto3.client("lambda", region_name=REGION).get_event_source_mapping(UUID=uuid)
+    return (mapping.get("ScalingConfig") or {}).get("MaximumConcurrency")
 
 
 def read_record(key: str) -> dict[str, Any] | None:
@@ -196,16 +212,18 @@ def test_pauses_the_consumer_and_resumes_after_consecutive_healthy_probes(
     assert execution.states.index("CloseCircuit") < execution.states.index("EnableConsumers")
 
 
-def test_gives_up_loudly_and_leaves_the_consumer_paused(
-    controller: Machine, consumer: dict[str, str], register: Callable[..., Any]
+def test_gives_up_loudly_at_the_deadline_and_leaves_the_consumer_paused(
+    controller: Machine, consumer: dict[str, str], fake_clock: FakeClock, register: Callable[..., Any]
 ) -> None:
     powertools().save_open(CIRCUIT, failure_count=5, opened_at=1)
-    probe = Probe(consumer["uuid"], False)
+    # Every failed probe takes the (fake) clock 1000 s further: the third one is past the 2500 s deadline.
+    probe = Probe(consumer["uuid"], False, on_call=lambda: fake_clock.advance(1000))
     register("probe", probe.handler)
 
-    execution = controller.run(controller_input(consumer["uuid"], maxProbes=3))
+    execution = controller.run(controller_input(consumer["uuid"], maxPauseSeconds=2500))
 
-    assert (execution.status, execution.error) == ("FAILED", "CircuitStillOpen")
+    assert (execution.status, execution.error) == ("FAILED", "ConsumerLeftPaused")
+    assert "maxPauseSeconds" in (execution.cause or "")
     assert probe.calls == 3
     assert mapping_state(consumer["uuid"]) == "Disabled"
     assert read_record(CIRCUIT)["state"] == "OPEN"  # type: ignore[index]
@@ -257,7 +275,262 @@ def test_second_controller_for_the_same_circuit_stands_down(
 
 
 def test_invalid_input_is_rejected(controller: Machine, consumer: dict[str, str]) -> None:
-    execution = controller.run(controller_input(consumer["uuid"], maxProbes=0))
+    execution = controller.run(controller_input(consumer["uuid"], requiredSuccesses=0))
 
     assert (execution.status, execution.error) == ("FAILED", "InvalidInput")
     assert mapping_state(consumer["uuid"]) == "Enabled"
+
+
+# ------------------------------------------------------------------------------ close fast, resume gently
+
+
+class MappingWatcher:
+    """Records every (state, MaximumConcurrency) the mapping goes through; ``on_change`` sees each new one."""
+
+    def __init__(self, uuid: str, on_change: Callable[[tuple[str, int | None]], None] | None = None) -> None:
+        self.uuid = uuid
+        self.on_change = on_change
+        self.seen: list[tuple[str, int | None]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> MappingWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            mapping = boto3.client("lambda", region_name=REGION).get_event_source_mapping(UUID=self.uuid)
+            now = (mapping["State"], (mapping.get("ScalingConfig") or {}).get("MaximumConcurrency"))
+            if not self.seen or self.seen[-1] != now:
+                self.seen.append(now)
+                if self.on_change:
+                    self.on_change(now)
+
+
+def waits(execution: Any, state: str = "WaitBeforeProbe") -> list[int]:
+    """The seconds each visit of a Wait state waited (from its input in the history)."""
+    entered = [e["stateEnteredEventDetails"] for e in execution.events if "stateEnteredEventDetails" in e]
+    return [json.loads(d["input"])["loop"]["waitSeconds"] for d in entered if d["name"] == state]
+
+
+def entered_at(execution: Any, state: str) -> list[float]:
+    return [
+        e["timestamp"].timestamp()
+        for e in execution.events
+        if e.get("stateEnteredEventDetails", {}).get("name") == state
+    ]
+
+
+def test_a_long_outage_closes_within_one_recovery_window_and_one_probe_interval(
+    controller: Machine, consumer: dict[str, str], fake_clock: FakeClock, register: Callable[..., Any]
+) -> None:
+    powertools().save_open(CIRCUIT, failure_count=5, opened_at=fake_clock.now)
+    failures = 8
+    # Each failed probe is 15 (fake) minutes of outage: two hours down, then healthy.
+    probe = Probe(consumer["uuid"], *[False] * failures, True, on_call=lambda: fake_clock.advance(900))
+    register("probe", probe.handler)
+
+    execution = controller.run(
+        controller_input(consumer["uuid"], recoverySeconds=2, probeIntervalSeconds=1, maxPauseSeconds=14_400)
+    )
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert probe.calls == failures + 2
+    # The wait never grows past the recovery window, however many probes failed (it used to double).
+    assert waits(execution) == [2] * (failures + 1) + [1]
+    # Recovered right after the last failed probe: closed one window + one interval (+ probe time) later.
+    last_failure = entered_at(execution, "ProbeFailed")[-1]
+    closed = entered_at(execution, "CloseCircuit")[0]
+    assert 3 <= closed - last_failure < 3 + 10  # 2 s window + 1 s interval; the old growth was 2**8 s
+    assert read_record(CIRCUIT)["state"] == "CLOSED"  # type: ignore[index]
+
+
+def test_resumes_half_open_and_ramps_to_the_configured_maximum(
+    controller: Machine, consumer: dict[str, str], fake_clock: FakeClock, register: Callable[..., Any]
+) -> None:
+    powertools().save_open(CIRCUIT, failure_count=5, opened_at=fake_clock.now)
+    register("probe", Probe(consumer["uuid"], True).handler)
+
+    with MappingWatcher(consumer["uuid"]) as watcher:
+        execution = controller.run(controller_input(consumer["uuid"], rampStepSeconds=1))
+        time.sleep(0.2)
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert watcher.seen == [("Enabled", 5), ("Disabled", 5), ("Enabled", 2), ("Enabled", 4), ("Enabled", 5)]
+    # Each step checked that real calls still succeed (the consumers' breaker kept the record CLOSED).
+    assert execution.states.count("CheckCircuitClosed") == len(LEVELS) - 1
+    assert read_record(LOCK_ID) is None
+
+
+def test_pauses_again_when_the_circuit_reopens_during_the_ramp(
+    controller: Machine, consumer: dict[str, str], fake_clock: FakeClock, register: Callable[..., Any]
+) -> None:
+    powertools().save_open(CIRCUIT, failure_count=5, opened_at=fake_clock.now)
+    probe = Probe(consumer["uuid"], True)
+    register("probe", probe.handler)
+    reopened = threading.Event()
+
+    def consumers_breaker_trips(seen: tuple[str, int | None]) -> None:
+        # Real calls at concurrency 2 fail: the consumers' breaker opens the circuit again (once).
+        if seen == ("Enabled", 2) and not reopened.is_set():
+            reopened.set()
+            powertools().save_open(CIRCUIT, failure_count=5, opened_at=fake_clock.now)
+
+    with MappingWatcher(consumer["uuid"], consumers_breaker_trips) as watcher:
+        execution = controller.run(controller_input(consumer["uuid"], rampStepSeconds=1))
+        time.sleep(0.2)
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert watcher.seen == [
+        ("Enabled", 5), ("Disabled", 5), ("Enabled", 2),  # resumed; the circuit opened again
+        ("Disabled", 2), ("Enabled", 2), ("Enabled", 4), ("Enabled", 5),  # paused, probed, resumed gently
+    ]  # fmt: skip
+    assert execution.states.count("DisableConsumers") == 2 and probe.calls == 4
+    assert "RaiseConcurrency" not in execution.states[: execution.states.index("ReadClockForRepause")]
+    assert read_record(CIRCUIT)["state"] == "CLOSED"  # type: ignore[index]
+
+
+def test_a_circuit_reopening_after_the_deadline_leaves_the_consumer_paused(
+    controller: Machine, consumer: dict[str, str], fake_clock: FakeClock, register: Callable[..., Any]
+) -> None:
+    powertools().save_open(CIRCUIT, failure_count=5, opened_at=fake_clock.now)
+    register("probe", Probe(consumer["uuid"], True).handler)
+
+    def reopens_late(seen: tuple[str, int | None]) -> None:
+        if seen == ("Enabled", 2):
+            fake_clock.advance(7200)
+            powertools().save_open(CIRCUIT, failure_count=5, opened_at=fake_clock.now)
+
+    with MappingWatcher(consumer["uuid"], reopens_late):
+        execution = controller.run(
+            controller_input(consumer["uuid"], rampStepSeconds=1, maxPauseSeconds=3600)
+        )
+
+    assert (execution.status, execution.error) == ("FAILED", "ConsumerLeftPaused")
+    assert execution.states.count("DisableConsumers") == 2 and "MarkGiveUp" in execution.states
+    assert mapping_state(consumer["uuid"]) == "Disabled"
+    assert read_record(LOCK_ID) is None
+
+
+# ------------------------------------------------------------------------------ failure paths after a pause
+
+
+@pytest.fixture
+def failing_updates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[[Callable[[str, dict[str, Any]], bool]], None]:
+    """failing_updates(when): UpdateEventSourceMapping calls with ``when(uuid, spec)`` true are refused (400)."""
+    from moto.awslambda.models import LambdaBackend
+    from moto.core.exceptions import JsonRESTError
+
+    original = LambdaBackend.update_event_source_mapping
+
+    def install(when: Callable[[str, dict[str, Any]], bool]) -> None:
+        def update(self: Any, uuid: str, spec: dict[str, Any]) -> Any:
+            if when(uuid, spec):
+                raise JsonRESTError("InvalidParameterValueException", "injected by the test")
+            return original(self, uuid, spec)
+
+        monkeypatch.setattr(LambdaBackend, "update_event_source_mapping", update)
+
+    return install
+
+
+def test_a_failed_pause_re_enables_the_consumers_and_fails_distinctly(
+    controller: Machine,
+    consumer: dict[str, str],
+    register: Callable[..., Any],
+    failing_updates: Callable[..., None],
+) -> None:
+    powertools().save_open(CIRCUIT, failure_count=5, opened_at=1)
+    register("probe", Probe(consumer["uuid"], True).handler)
+    other = consumer["uuid"]
+    queue_arn = boto3.client("sqs", region_name=REGION).get_queue_attributes(
+        QueueUrl=consumer["queue_url"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    second = boto3.client("lambda", region_name=REGION).create_event_source_mapping(
+        EventSourceArn=queue_arn, FunctionName="order-consumer", BatchSize=10
+    )["UUID"]
+    # The second mapping refuses to be disabled (and only that).
+    failing_updates(lambda uuid, spec: uuid == second and spec.get("Enabled") is False)
+
+    execution = controller.run(controller_input(other, second))
+
+    assert (execution.status, execution.error) == ("FAILED", "PauseFailed")
+    assert "RestoreConsumers" in execution.states and "Probe" not in execution.states
+    assert mapping_state(other) == "Enabled" and mapping_state(second) == "Enabled"
+    assert read_record(LOCK_ID) is None
+
+
+def test_a_pause_that_cannot_be_undone_fails_as_consumer_left_paused(
+    controller: Machine, consumer: dict[str, str], register: Callable[..., Any]
+) -> None:
+    powertools().save_open(CIRCUIT, failure_count=5, opened_at=1)
+    register("probe", Probe(consumer["uuid"], True).handler)
+    missing = "00000000-0000-0000-0000-000000000000"  # neither disabled nor re-enabled
+
+    execution = controller.run(controller_input(consumer["uuid"], missing))
+
+    assert (execution.status, execution.error) == ("FAILED", "ConsumerLeftPaused")
+    assert "RestoreFailed" in execution.states
+    assert read_record(LOCK_ID) is None
+
+
+def test_a_failed_close_leaves_the_consumer_paused_and_says_so(
+    controller: Machine, consumer: dict[str, str], register: Callable[..., Any]
+) -> None:
+    powertools().save_open(CIRCUIT, failure_count=5, opened_at=1)
+
+    def table_gone() -> None:
+        if probe.calls == 2:  # the last healthy probe: the record cannot be closed any more
+            boto3.client("dynamodb", region_name=REGION).delete_table(TableName=TABLE)
+
+    probe = Probe(consumer["uuid"], True, on_call=table_gone)
+    register("probe", probe.handler)
+
+    execution = controller.run(controller_input(consumer["uuid"]))
+
+    assert (execution.status, execution.error) == ("FAILED", "ConsumerLeftPaused")
+    assert "CloseFailed" in execution.states and "EnableConsumers" not in execution.states
+    assert mapping_state(consumer["uuid"]) == "Disabled"
+
+
+def test_a_failed_enable_fails_as_consumer_left_paused(
+    controller: Machine,
+    consumer: dict[str, str],
+    register: Callable[..., Any],
+    failing_updates: Callable[..., None],
+) -> None:
+    powertools().save_open(CIRCUIT, failure_count=5, opened_at=1)
+    register("probe", Probe(consumer["uuid"], True).handler)
+    failing_updates(lambda uuid, spec: spec.get("Enabled") is True)
+
+    execution = controller.run(controller_input(consumer["uuid"]))
+
+    assert (execution.status, execution.error) == ("FAILED", "ConsumerLeftPaused")
+    assert "EnableFailed" in execution.states
+    assert mapping_state(consumer["uuid"]) == "Disabled"
+    assert read_record(CIRCUIT)["state"] == "CLOSED"  # type: ignore[index]
+    assert read_record(LOCK_ID) is None
+
+
+def test_a_failed_ramp_step_fails_distinctly_with_the_consumer_running(
+    controller: Machine,
+    consumer: dict[str, str],
+    register: Callable[..., Any],
+    failing_updates: Callable[..., None],
+) -> None:
+    powertools().save_open(CIRCUIT, failure_count=5, opened_at=1)
+    register("probe", Probe(consumer["uuid"], True).handler)
+    failing_updates(lambda uuid, spec: "Enabled" not in spec and "ScalingConfig" in spec)
+
+    execution = controller.run(controller_input(consumer["uuid"]))
+
+    assert (execution.status, execution.error) == ("FAILED", "ConsumerRampIncomplete")
+    assert (mapping_state(consumer["uuid"]), mapping_concurrency(consumer["uuid"])) == ("Enabled", 2)
+    assert read_record(LOCK_ID) is None

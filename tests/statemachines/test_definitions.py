@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
+from stacks.config import (
+    CONTROLLER_MAX_RECOVERY_SECONDS,
+    CONTROLLER_MAX_REQUIRED_SUCCESSES,
+    CONTROLLER_TIMEOUT_SECONDS,
+    ConsumerSettings,
+    WorkflowSettings,
+)
 from tests.statemachines import asl
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -181,35 +189,65 @@ def test_machine_timeout_outlasts_the_worst_case_path(machine: str) -> None:
     assert _longest_path_seconds(definition) <= definition["TimeoutSeconds"]
 
 
-def test_controller_timeout_outlasts_its_worst_case_under_the_input_bounds() -> None:
+def _upper_bound(model: type[BaseModel], field: str) -> int:
+    [bound] = [m.le for m in model.model_fields[field].metadata if getattr(m, "le", None) is not None]
+    return int(bound)
+
+
+def test_controller_timeout_outlasts_its_worst_case_under_the_config_bounds() -> None:
+    """The deadline (maxPauseSeconds) ends every pause in ConsumerLeftPaused before the machine times out.
+
+    Worst case: the deadline passes just after a failed probe checked it; that loop finishes, then every
+    probe passes, the consumers resume and ramp to the top, and at the last step the circuit is open
+    again: the re-pause sees the deadline and gives up.
+    """
     definition = load(asl.CIRCUIT_CONTROLLER)
     states = definition["States"]
+    assert definition["TimeoutSeconds"] == CONTROLLER_TIMEOUT_SECONDS
     bounds = {
         rule["Variable"].removeprefix("$.config."): rule["NumericLessThanEquals"]
         for rule in states["CheckInputValues"]["Choices"][0]["And"]
         if "NumericLessThanEquals" in rule
     }
+    assert bounds["recoverySeconds"] == CONTROLLER_MAX_RECOVERY_SECONDS
+    assert bounds["requiredSuccesses"] == CONTROLLER_MAX_REQUIRED_SUCCESSES
+    assert bounds["probeIntervalSeconds"] == _upper_bound(
+        WorkflowSettings, "controller_probe_interval_seconds"
+    )
+    max_pause = _upper_bound(WorkflowSettings, "controller_max_pause_seconds")
+    ramp_step = _upper_bound(WorkflowSettings, "controller_ramp_step_seconds")
+    ramp_levels = len(WorkflowSettings().resume_levels(_upper_bound(ConsumerSettings, "max_concurrency")))
     task = asl.worst_case_task_seconds
 
     def map_task(name: str) -> float:
         [inner] = asl.tasks(states[name]["ItemProcessor"]).values()
         return task(inner)
 
-    longest_wait = max(bounds["recoverySeconds"], bounds["maxBackoffSeconds"], bounds["probeIntervalSeconds"])
-    per_probe = (
-        longest_wait
-        + task(states["Probe"])
-        + task(states["ReadClockForReopen"])
-        + task(states["ReopenCircuit"])
+    probe = task(states["Probe"])
+    failed_loop = (
+        bounds["recoverySeconds"] + probe + task(states["ReadClockForReopen"]) + task(states["ReopenCircuit"])
     )
+    passing_probes = (
+        bounds["recoverySeconds"]
+        + probe
+        + (bounds["requiredSuccesses"] - 1) * (bounds["probeIntervalSeconds"] + probe)
+    )
+    ramp = (ramp_levels - 1) * (ramp_step + task(states["CheckCircuitClosed"]) + map_task("RaiseConcurrency"))
     worst = (
         task(states["ReadClock"])
         + task(states["AcquireControllerLock"])
         + task(states["EnsureCircuitOpen"])
         + map_task("DisableConsumers")
-        + bounds["maxProbes"] * per_probe
+        + max_pause
+        + failed_loop
+        + passing_probes
         + task(states["CloseCircuit"])
         + map_task("EnableConsumers")
+        + ramp
+        + ramp_step
+        + task(states["CheckCircuitClosed"])
+        + task(states["ReadClockForRepause"])
+        + map_task("DisableConsumers")
         + task(states["ReleaseControllerLock"])
     )
     assert worst <= definition["TimeoutSeconds"]

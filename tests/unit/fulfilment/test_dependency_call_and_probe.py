@@ -5,6 +5,7 @@ Both make exactly one attempt and never touch the Powertools breaker: their work
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,7 +15,11 @@ from typing import Any
 import boto3
 import pytest
 
-from lambdas.partner_api.faults import FaultDecision, FaultProfile
+from lambdas.fulfilment.environment import Canary
+from lambdas.fulfilment.errors import CanaryNotDryRunError
+from lambdas.fulfilment.single_call import SingleCallResponse
+from lambdas.partner_api.faults import FaultDecision, FaultProfile, preset
+from lambdas.shared.env import ConfigurationError
 from localcloud.fault_dependency import FaultDependency
 from tests.unit.fulfilment.support import API_KEY, dependency_env
 from tests.unit.helpers import REGION, FakeLambdaContext, closed_port, import_fresh, log_records, unique_name
@@ -246,3 +251,58 @@ def test_a_2xx_health_body_that_reports_a_status_must_report_a_healthy_one(
     make_callers: CallersFactory, body: Any, healthy: bool
 ) -> None:
     assert make_callers().probe_module.reported_healthy(body) is healthy
+
+
+DRY_RUN_CHARGE = json.dumps(
+    {"method": "POST", "path": "/charges", "body": CHARGE, "expectedStatuses": [200]}, separators=(",", ":")
+)
+
+
+def test_a_dry_run_charge_canary_is_healthy_and_charges_nobody(make_callers: CallersFactory) -> None:
+    c = make_callers(PROBE_CANARY=DRY_RUN_CHARGE)
+
+    for number in range(3):
+        assert c.probe(number=number)["status"] == 200
+
+    calls = c.twin.calls()
+    assert [(call.method, call.path, call.status) for call in calls] == [("POST", "/charges", 200)] * 3
+    assert {call.idempotency_key for call in calls} == {f"canary-{c.circuit}"}
+    assert c.twin.charges_by_order() == {}  # the side effect never happened
+
+
+def test_the_canary_fails_while_charges_fail_although_health_passes(make_callers: CallersFactory) -> None:
+    health = make_callers()
+    canary = make_callers(PROBE_CANARY=DRY_RUN_CHARGE)
+    for c in (health, canary):
+        c.twin.set_profile(preset("charges_down"))
+
+    assert health.probe()["healthy"] is True  # GET /health: the blind spot the canary closes
+    assert error_name(canary.probe) == "TransientUpstreamError"
+    assert [call.status for call in canary.twin.calls("/charges")] == [503]
+    assert canary.twin.charges_by_order() == {}
+
+
+def test_a_side_effecting_canary_the_partner_did_not_dry_run_is_unhealthy(
+    make_callers: CallersFactory,
+) -> None:
+    probe = make_callers().probe_module
+    canary = Canary.model_validate_json(DRY_RUN_CHARGE)
+    created = SingleCallResponse(status=201, body={"chargeId": "ch_1"}, headers={"Content-Type": "json"})
+
+    with pytest.raises(CanaryNotDryRunError):
+        probe.check_canary_response(canary, "partner", created)
+    # The header goes out with a fixed key, so a partner that ignores it charges once, never per probe.
+    assert probe.canary_headers(canary, "partner") == {"Dry-Run": "true", "Idempotency-Key": "canary-partner"}
+    assert probe.canary_headers(Canary(), "partner") == {}
+
+
+def test_a_canary_answer_outside_the_expected_statuses_is_unhealthy(make_callers: CallersFactory) -> None:
+    c = make_callers(PROBE_CANARY='{"method":"GET","path":"/health","expectedStatuses":[204]}')
+
+    assert error_name(c.probe) == "DependencyUnhealthyError"
+    assert [call.status for call in c.twin.calls("/health")] == [200]
+
+
+def test_a_malformed_canary_fails_at_init(make_callers: CallersFactory) -> None:
+    with pytest.raises(ConfigurationError, match="PROBE_CANARY"):
+        make_callers(PROBE_CANARY='{"method":"DELETE","path":"/charges"}')

@@ -73,10 +73,23 @@ def test_invalid_profiles_are_rejected(document: dict[str, object]) -> None:
 
 
 def test_presets() -> None:
-    assert set(PRESETS) == {"healthy", "outage", "slow", "throttling", "error_rate"}
+    assert set(PRESETS) == {"healthy", "outage", "slow", "throttling", "error_rate", "charges_down"}
     rng = random.Random(0)
     assert preset("outage").decide(rng).status == 503
     assert preset("slow").decide(rng).latency_ms == 8000
     assert preset("throttling").decide(rng).status == 429
     with pytest.raises(ValueError, match="unknown fault preset"):
         preset("meteor")
+
+
+def test_a_profile_scoped_to_paths_faults_only_those_and_draws_the_same_numbers() -> None:
+    charges_down = preset("charges_down")
+    rng_scoped, rng_plain = random.Random(7), random.Random(7)
+
+    assert charges_down.decide(rng_scoped, "/charges").status == 503
+    assert charges_down.decide(rng_scoped, "/charges?x=1").status == 503
+    assert charges_down.decide(rng_scoped, "/health") == FaultDecision.passthrough()
+    assert charges_down.decide(rng_scoped, None) == FaultDecision.passthrough()
+    for _ in range(4):
+        FaultProfile().decide(rng_plain)
+    assert rng_scoped.random() == rng_plain.random()  # a seeded run replays whatever the paths

@@ -86,3 +86,46 @@ def test_unknown_routes_and_methods(service: PartnerService) -> None:
 
 def test_no_api_key_configured_means_no_authentication(service: PartnerService) -> None:
     assert service.handle("POST", "/charges", headers(api_key=None), CHARGE, None).response.status == 201
+
+
+def dry_run(**kwargs: str | None) -> dict[str, str]:
+    return {**headers(**kwargs), "Dry-Run": "true"}  # type: ignore[arg-type]
+
+
+def test_a_dry_run_charge_is_checked_like_a_real_one_but_creates_nothing(service: PartnerService) -> None:
+    result = service.handle("POST", "/charges", dry_run(idempotency_key="canary-partner"), CHARGE, KEY)
+
+    assert (result.response.status, result.response.body) == (200, {"dryRun": True, "route": "/charges"})
+    assert result.response.headers["Dry-Run"] == "true"
+    assert result.charge is None and len(service.ledger) == 0
+    # Not even the key is taken: a real call with it later is a first call, not a replay or a conflict.
+    real = service.handle("POST", "/charges", headers("canary-partner"), CHARGE.replace("1250", "99"), KEY)
+    assert real.response.status == 201 and not real.replayed and len(service.ledger) == 1
+
+
+@pytest.mark.parametrize(
+    ("request_headers", "body", "status"),
+    [
+        (dry_run(api_key="wrong"), CHARGE, 401),
+        (dry_run(idempotency_key=None), CHARGE, 400),
+        (dry_run(), '{"orderId": "ord-1"}', 400),
+    ],
+)
+def test_a_dry_run_fails_where_the_real_call_would(
+    service: PartnerService, request_headers: dict[str, str], body: str, status: int
+) -> None:
+    assert service.handle("POST", "/charges", request_headers, body, KEY).response.status == status
+    assert len(service.ledger) == 0
+
+
+@pytest.mark.parametrize("path", ["/shipments", "/notifications"])
+def test_every_post_route_has_a_dry_run(service: PartnerService, path: str) -> None:
+    body = (
+        {"orderId": "ord-1", "chargeId": "ch_1"}
+        if path == "/shipments"
+        else {"template": "customer_updated", "customerId": "c-1"}
+    )
+    result = service.handle("POST", path, dry_run(), json.dumps(body), KEY)
+
+    assert result.response.status == 200 and result.response.body["dryRun"] is True
+    assert len(service.shipments) == 0 and len(service.notifications) == 0

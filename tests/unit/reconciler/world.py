@@ -23,12 +23,14 @@ from lambdas.reconciler.contract import (
 from tests.unit.helpers import REGION, create_key_table
 
 ACCOUNT = "123456789012"
+# The controller's input as stacks.workflows.controller_input_for builds it (opaque to the reconciler).
 CONFIG = {
     "recoverySeconds": 30,
-    "maxBackoffSeconds": 300,
     "probeIntervalSeconds": 10,
     "requiredSuccesses": 2,
-    "maxProbes": 20,
+    "maxPauseSeconds": 14_400,
+    "rampStepSeconds": 30,
+    "rampSteps": 3,
 }
 
 
@@ -142,7 +144,11 @@ def build_world(
             "circuits": {
                 circuit: {
                     "circuit": circuit,
-                    "eventSourceMappingUuids": [mappings[c] for c, d in consumers.items() if d == circuit],
+                    "eventSourceMappings": [
+                        {"uuid": mappings[c], "levels": [2, 4, 5]}
+                        for c, d in consumers.items()
+                        if d == circuit
+                    ],
                     "config": CONFIG,
                 }
                 for circuit in paused_circuits

@@ -81,6 +81,44 @@ def test_unknown_stage_is_named() -> None:
             "paused_alarm_minutes must be > schedule_minutes",
         ),
         (lambda c: c["service"]["reconciler"].update(schedule_minutes=0), "reconciler.schedule_minutes"),
+        # The canary: a request the real calls use, never with a side effect of its own.
+        (
+            lambda c: c["service"]["dependencies"]["partner"]["canary"].update(method="DELETE"),
+            "dependencies.partner.canary.method",
+        ),
+        (
+            lambda c: c["service"]["dependencies"]["partner"]["canary"].update(method="GET"),
+            "canary.body: a GET canary takes no body",
+        ),
+        (
+            lambda c: c["service"]["dependencies"]["partner"]["canary"].update(expected_statuses=[201, 500]),
+            "canary.expected_statuses must be distinct 2xx codes",
+        ),
+        (
+            lambda c: c["service"]["dependencies"]["partner"]["canary"].update(path="charges"),
+            "dependencies.partner.canary.path",
+        ),
+        # The probe interval is the recovery window, so the probe budget follows from it.
+        (
+            lambda c: c["service"]["dependencies"]["partner"].update(breaker_recovery_seconds=901),
+            "dependencies.partner.breaker_recovery_seconds must be <= 900",
+        ),
+        (
+            lambda c: c["service"]["dependencies"]["partner"].update(breaker_recovery_seconds=10),
+            "workflows.controller_max_pause_seconds / dependencies.partner.breaker_recovery_seconds is 1440",
+        ),
+        (
+            lambda c: c["service"]["workflows"].update(controller_max_pause_seconds=28_800),
+            "workflows.controller_max_pause_seconds",
+        ),
+        (
+            lambda c: c["service"]["workflows"].update(controller_resume_concurrency=1),
+            "workflows.controller_resume_concurrency",
+        ),
+        (
+            lambda c: c["service"]["workflows"].update(controller_max_backoff_seconds=300),
+            "workflows.controller_max_backoff_seconds: Extra inputs are not permitted",
+        ),
     ],
 )
 def test_a_bad_or_missing_value_fails_with_its_key(mutate, key: str) -> None:
@@ -122,3 +160,43 @@ def test_config_is_immutable() -> None:
     config = _build()
     with pytest.raises(Exception, match="frozen"):
         config.consumers["orders"].batch_size = 99  # type: ignore[misc]
+
+
+def test_a_non_critical_dependency_is_not_held_to_the_controller_bounds() -> None:
+    # The notifier's consumer falls back instead of pausing: no controller probes it.
+    config = _build(
+        mutate=lambda c: c["service"]["dependencies"]["notifier"].update(breaker_recovery_seconds=5)
+    )
+    assert config.paused_dependencies == ["partner"]
+
+
+def test_the_default_canary_is_the_health_route_and_the_partner_probes_a_dry_run_charge() -> None:
+    from stacks.config import CanarySettings
+
+    assert CanarySettings().environment_value() == (
+        '{"method":"GET","path":"/health","body":null,"expectedStatuses":[200]}'
+    )
+    partner = _build().dependencies["partner"].canary
+    assert (partner.method, partner.path, partner.expected_statuses) == ("POST", "/charges", [200])
+
+
+@pytest.mark.parametrize(
+    ("start", "maximum", "levels"),
+    [(2, 5, [2, 4, 5]), (2, 2, [2]), (2, 20, [2, 4, 8, 16, 20]), (4, 3, [3]), (2, 1000, [2, 4, 8, 16, 32, 64, 128, 256, 512, 1000])],
+)  # fmt: skip
+def test_a_resumed_consumer_doubles_from_the_resume_level_to_its_maximum(
+    start: int, maximum: int, levels: list[int]
+) -> None:
+    from stacks.config import WorkflowSettings
+
+    assert WorkflowSettings(controller_resume_concurrency=start).resume_levels(maximum) == levels
+
+
+@pytest.mark.parametrize("factor", [5, 10, 30, 100])
+def test_the_local_clouds_compressed_context_is_still_a_valid_config(factor: int) -> None:
+    """Compressing breaker_recovery_seconds alone broke the controller's probe budget; its clock moves with it."""
+    from localcloud.scenarios import compressed_context
+
+    context, _ = compressed_context(cdk_context(), factor)
+    config = ServiceConfig.from_context(context["service"], context["stages"], "dev")
+    assert config.workflows.controller_max_pause_seconds <= _build().workflows.controller_max_pause_seconds
