@@ -107,7 +107,11 @@ poison = PoisonQueue(sqs, settings.poison_message_queue_url, logger=logger, metr
 # A record is started only while a full attempt still fits; the rest go back to the queue at once
 # (a fallback for a call we had no time for would delete a notification that was never sent).
 batch_budget = BatchBudget(
-    sqs, required_ms=settings.dependency.full_attempt_budget_ms, logger=logger, metrics=metrics
+    sqs,
+    required_ms=settings.dependency.full_attempt_budget_ms,
+    reserve_ms=settings.dependency.safety_margin_ms,
+    logger=logger,
+    metrics=metrics,
 )
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 

@@ -102,7 +102,11 @@ sqs = boto3.client("sqs")
 poison = PoisonQueue(sqs, settings.poison_message_queue_url, logger=logger, metrics=metrics)
 # A record is started only while a full attempt still fits; the rest go back to the queue at once.
 batch_budget = BatchBudget(
-    sqs, required_ms=settings.dependency.full_attempt_budget_ms, logger=logger, metrics=metrics
+    sqs,
+    required_ms=settings.dependency.full_attempt_budget_ms,
+    reserve_ms=settings.dependency.safety_margin_ms,
+    logger=logger,
+    metrics=metrics,
 )
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 # Order status (accepted -> processing -> done / failed) for GET /orders/{id}; a no-op without the table.

@@ -14,6 +14,7 @@ SQS -> Lambda -> SQS chains.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
@@ -57,9 +58,14 @@ class _SupportsMetrics(Protocol):
 class BatchBudget:
     """Per invocation: ``start``, then ``claim`` per record, then ``release_unclaimed`` once.
 
-    ``required_ms`` is what one record needs left to be worth starting (for a dependency call:
-    ``DependencyPolicy.full_attempt_budget_ms``).
+    A record is started only while the time left fits the slower of: ``required_ms`` (for a dependency
+    call, ``DependencyPolicy.full_attempt_budget_ms``), and the slowest of this environment's last
+    ``RECENT_RECORDS`` records plus ``reserve_ms`` (what the invocation still does after its last record).
+    Measured, because a record's own bookkeeping (idempotency and status writes) can cost more than its
+    call: a slow store, a busy host.
     """
+
+    RECENT_RECORDS: Final = 10
 
     def __init__(
         self,
@@ -68,25 +74,44 @@ class BatchBudget:
         required_ms: int,
         logger: _SupportsLog,
         metrics: _SupportsMetrics | None = None,
+        reserve_ms: int = 0,
     ) -> None:
         self._sqs = sqs_client
         self.required_ms = required_ms
+        self.reserve_ms = reserve_ms
         self._logger = logger
         self._metrics = metrics
         self._remaining_ms: Callable[[], int] = lambda: 0
         self._unclaimed: list[SQSRecord] = []
         self._queue_urls: dict[str, str] = {}
+        self._recent_ms: deque[int] = deque(maxlen=self.RECENT_RECORDS)
+        self._claimed_with_ms: int | None = None  # time left when the record in progress was claimed
+
+    @property
+    def needed_ms(self) -> int:
+        """Time a record needs left to be started now."""
+        slowest = max(self._recent_ms, default=0)
+        return max(self.required_ms, slowest + self.reserve_ms)
 
     def start(self, remaining_ms: Callable[[], int]) -> None:
         self._remaining_ms = remaining_ms
         self._unclaimed = []
+        self._claimed_with_ms = None
 
     def claim(self, record: SQSRecord) -> None:
         """Return if the record may be processed now; raise NotAttemptedError (after noting it) if not."""
         left = self._remaining_ms()
-        if self._unclaimed or left < self.required_ms:
+        self._close_record(left)
+        needed = self.needed_ms
+        if self._unclaimed or left < needed:
             self._unclaimed.append(record)
-            raise NotAttemptedError(f"{left} ms left, a record needs {self.required_ms} ms")
+            raise NotAttemptedError(f"{left} ms left, a record needs {needed} ms")
+        self._claimed_with_ms = left
+
+    def _close_record(self, left: int) -> None:
+        if self._claimed_with_ms is not None:
+            self._recent_ms.append(max(0, self._claimed_with_ms - left))
+            self._claimed_with_ms = None
 
     @property
     def unclaimed(self) -> list[SQSRecord]:
@@ -98,6 +123,7 @@ class BatchBudget:
         Counted as ``RecordsNotAttempted``. A failed release costs only time (the record returns after its
         visibility timeout), so it is logged, never raised: the batch response must still reach Lambda.
         """
+        self._close_record(self._remaining_ms())
         if not self._unclaimed:
             return 0
         released = 0

@@ -485,6 +485,22 @@ def test_records_without_time_for_a_call_are_not_attempted_and_released_at_once(
     assert len(idempotency) == 1
 
 
+def test_a_record_is_not_started_when_one_as_slow_as_the_last_would_overrun(
+    make_consumer: ConsumerFactory,
+) -> None:
+    consumer = make_consumer()
+    # 10 s left; each record takes 3.5 s (slow bookkeeping), though a bare attempt needs only 2.3 s.
+    context = _TickingContext(consumer.twin, start_ms=10_000, per_call_ms=3_500)
+    records = [sqs_record(order(f"ord-{n}")) for n in range(3)]
+
+    failed = consumer.invoke(*records, context=context)
+
+    # After two records 3 s are left: enough for an attempt (2.3 s), not for a record like the last two
+    # (3.5 s + the 0.1 s margin): started, it would have run the invocation past its timeout.
+    assert consumer.twin.charges_by_order() == {"ord-0": 1, "ord-1": 1}
+    assert failed == [records[2]["messageId"]]
+
+
 def test_the_record_closest_to_the_dlq_is_worked_on_first(make_consumer: ConsumerFactory) -> None:
     consumer = make_consumer()
     fresh = [sqs_record(order(f"ord-{n}")) for n in range(3)]
@@ -497,9 +513,21 @@ def test_the_record_closest_to_the_dlq_is_worked_on_first(make_consumer: Consume
     assert sorted(failed) == sorted(r["messageId"] for r in fresh)
 
 
+class _TickingContext(FakeLambdaContext):
+    """Time left shrinks by ``per_call_ms`` with every call the partner received."""
+
+    def __init__(self, twin: FaultDependency, start_ms: int, per_call_ms: int) -> None:
+        super().__init__()
+        self.twin, self.start_ms, self.per_call_ms = twin, start_ms, per_call_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.start_ms - self.per_call_ms * self.twin.total_calls
+
+
 def test_with_time_for_a_call_every_record_is_attempted(make_consumer: ConsumerFactory) -> None:
     consumer = make_consumer()
-    context = _ShrinkingContext(consumer.twin, after_first_call_ms=2_300)
+    # 2.5 s left, 0.1 s per record: a full attempt (2.3 s) still fits before the third record.
+    context = _TickingContext(consumer.twin, start_ms=2_500, per_call_ms=100)
 
     assert consumer.invoke(*(sqs_record(order(f"ord-{n}")) for n in range(3)), context=context) == []
     assert len(consumer.twin.charges_by_order()) == 3

@@ -46,7 +46,9 @@ def queue(aws: None) -> tuple[Any, str]:
 def test_records_are_claimed_while_time_is_left_and_released_at_once_after(queue: tuple[Any, str]) -> None:
     sqs, url = queue
     records = received(sqs, url, 4)
-    left = iter([5_000, 1_200, 900, 5_000])  # the clock the handler would read, record by record
+    left = iter(
+        [5_000, 4_900, 900, 800, 800]
+    )  # the clock the handler would read: per record, then at the end
     budget = BatchBudget(sqs, required_ms=1_000, logger=LOGGER)
     budget.start(lambda: next(left))
 
@@ -106,3 +108,27 @@ def test_records_received_most_often_come_first_and_ties_keep_their_order() -> N
     assert [r["messageId"] for r in ordered["Records"]] == ["b", "d", "a", "c"]
     assert ordered["other"] == 1
     assert [r["messageId"] for r in event["Records"]] == ["a", "b", "c", "d"]  # the input is left alone
+
+
+def test_a_record_is_started_only_if_one_as_slow_as_the_recent_ones_still_fits(
+    queue: tuple[Any, str],
+) -> None:
+    sqs, url = queue
+    records = received(sqs, url, 4)
+    # Time left at each claim, then at the end: the first record took 2 s (its bookkeeping was slow).
+    left = iter([9_000, 7_000, 4_400, 4_400])
+    budget = BatchBudget(sqs, required_ms=1_000, reserve_ms=500, logger=LOGGER)
+    budget.start(lambda: next(left))
+
+    budget.claim(records[0])
+    assert budget.needed_ms == 1_000  # nothing measured yet: the configured floor
+    budget.claim(records[1])  # 7 s left >= 2 s + 0.5 s
+    assert budget.needed_ms == 2_500
+    budget.claim(records[2])  # the second took 2.6 s: 4.4 s left >= 2.6 s + 0.5 s
+    assert budget.needed_ms == 3_100
+    budget.release_unclaimed()  # closes the third record: it took no time
+
+    # The next invocation remembers this environment's slowest recent record.
+    budget.start(lambda: 3_000)
+    with pytest.raises(NotAttemptedError, match="needs 3100 ms"):
+        budget.claim(records[3])
