@@ -17,7 +17,7 @@ from types import FrameType
 from bench import cost, report
 from bench.results import DesignResult
 from bench.runner import run_architecture, run_naive
-from localcloud.calibration import DEFAULT_COMPRESS, calibrate, rate_scale, timeline_scale
+from localcloud.calibration import DEFAULT_COMPRESS, calibrate, timeline_scale
 from localcloud.cloud import LocalCloud
 from localcloud.deploy import synthesize
 from localcloud.scenarios import Scenario, compressed_context, scenarios
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     api_limit_s = API_LIMIT_S / compress
     naive_timeout_s = max(3.0, NAIVE_FUNCTION_TIMEOUT_S / compress)
     scale = timeline_scale(0.2 if args.quick else args.scale, compress)
-    catalogue = scenarios(scale, rate_scale(compress))
+    catalogue = scenarios(scale, calibration.rate_scale)
     plan: list[tuple[str, Scenario, int | None]] = [("outage", catalogue["outage"], None)]
     if not args.quick:
         plan += [
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     markdown = report.write(document, args.output)
     if args.json is not None:
         args.json.write_text(
-            json.dumps({**report.as_json(document), "rate_scale": rate_scale(compress)}, indent=2)
+            json.dumps({**report.as_json(document), "rate_scale": calibration.rate_scale}, indent=2)
         )
     print(markdown.read_text())
     return 0

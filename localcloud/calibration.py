@@ -1,13 +1,20 @@
-"""How much this machine can compress time: measured before the stack is synthesized.
+"""How much this machine can compress time, and how much load it can carry: measured before synthesis.
 
 The local cloud divides the stage's time settings by a factor so a scenario takes a minute, not ten.
-What must not shrink with it is the work a handler does around its dependency calls: every emulated
-AWS call costs real CPU time, the consumer's environments share one interpreter (so its
-``max_concurrency`` batches compete for one core), and on a busy machine all of it takes several times
-longer. So before synthesizing, that is measured: ``max_concurrency`` threads each make a batch's worth
-of emulated DynamoDB calls at once, and the factor is lowered until the compressed function timeout
-still fits that batch time (times ``HTTP_OVERHEAD`` for the emulator's HTTP round trips) plus a full
-dependency attempt, with ``HEADROOM``. The report prints the choice and why.
+What does not shrink with it is the work around each dependency call: every emulated AWS call costs real
+CPU, and the whole local cloud (emulator, front door, partner twin, every consumer environment) shares
+one interpreter. So before synthesizing, ``max_concurrency`` threads each make a batch's worth of
+emulated DynamoDB calls at once, and from that:
+
+* the factor is lowered until the compressed consumer timeout fits a full dependency attempt plus
+  ``MIN_RECORDS`` records, with ``HEADROOM``;
+* the scenarios' load is slowed to ``UTILISATION`` of what the consumers can then process, so the queue
+  drains between faults on this machine as it would in the cloud.
+
+A record costs about ``RECORD_COST_RATIO`` times its share of the measured batch: the measurement calls
+moto in process, while a record in the local cloud also crosses HTTP twice per call and shares the
+interpreter with the front door, the partner twin and the pollers (fitted on 2-core machines, quiet and
+busy). The report prints the choice and why.
 """
 
 from __future__ import annotations
@@ -23,9 +30,12 @@ DEFAULT_COMPRESS = 10.0
 # Emulated AWS calls a consumer makes per record around its dependency call (order status accepted,
 # processing, done; idempotency in progress, completed; the batch's share of the rest).
 CALLS_PER_RECORD = 6
-# The measurement calls moto in process; the local cloud reaches it over HTTP on loopback.
-HTTP_OVERHEAD = 1.5
+RECORD_COST_RATIO = 8.0
+MIN_RECORDS = 3
 HEADROOM = 1.5
+UTILISATION = 0.6
+PEAK_RATE = 10.0  # orders/s of the busiest scenario at the default compression
+BATCHING_WINDOW_MS = 1_000.0  # the event source's batching window (not compressed)
 
 
 @dataclass(frozen=True)
@@ -33,7 +43,8 @@ class Calibration:
     requested: float
     factor: float
     batch_ms: float  # measured: one batch's emulated calls, with every slot of the consumer busy
-    needed_timeout_ms: float
+    record_ms: float  # estimated: one record in the local cloud
+    rate_scale: float  # the scenarios' load, relative to their nominal rates at /10
     reason: str
 
 
@@ -84,32 +95,43 @@ def _consumer(context: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any
 def choose_factor(
     context: Mapping[str, Any], requested: float, batch_ms: float, *, minimum_timeout_s: float = 3
 ) -> Calibration:
-    """The largest factor <= ``requested`` whose compressed order consumer still fits a measured batch."""
+    """The largest factor <= ``requested`` that fits ``MIN_RECORDS`` records, and the load that fits it."""
     consumer, dependency = _consumer(context)
+    record_ms = RECORD_COST_RATIO * batch_ms / consumer["batch_size"]
 
-    def needed_ms(factor: float) -> float:
-        attempt_ms = (
+    def attempt_ms(factor: float) -> float:
+        # Compressed as localcloud.scenarios.compressed_context does (the margin is kept >= 500 ms).
+        return (
             max(500.0, dependency["safety_margin_ms"] / factor)
             + dependency["connect_timeout_ms"] / factor
             + dependency["attempt_timeout_ms"] / factor
         )
-        return HEADROOM * (attempt_ms + HTTP_OVERHEAD * batch_ms)
 
     def timeout_ms(factor: float) -> float:
         return 1000.0 * max(minimum_timeout_s, math.ceil(consumer["timeout_seconds"] / factor))
 
+    def fits(factor: float) -> bool:
+        return timeout_ms(factor) >= HEADROOM * (attempt_ms(factor) + MIN_RECORDS * record_ms)
+
     candidates = [requested, *range(math.ceil(requested) - 1, 0, -1)]
-    factor = float(next((f for f in candidates if timeout_ms(f) >= needed_ms(f)), 1))
-    needed = needed_ms(factor)
+    factor = float(next((f for f in candidates if fits(f)), 1))
+    per_invocation = max(
+        1, min(consumer["batch_size"], math.floor((timeout_ms(factor) - attempt_ms(factor)) / record_ms))
+    )
+    capacity = (
+        consumer["max_concurrency"] * per_invocation / (per_invocation * record_ms + BATCHING_WINDOW_MS)
+    )
+    rate = min(factor / DEFAULT_COMPRESS, UTILISATION * capacity * 1000.0 / PEAK_RATE)
     measured = (
         f"a batch's emulated calls took {batch_ms / 1000:.1f}s with all {consumer['max_concurrency']} "
-        f"consumer slots busy, so a batch needs about {needed / 1000:.1f}s (with headroom)"
+        f"consumer slots busy (about {record_ms / 1000:.2f}s per record here)"
     )
-    if factor == requested:
-        reason = f"{measured}; the consumer's timeout is {timeout_ms(factor) / 1000:.0f}s"
-    else:
-        reason = f"lowered from {requested:g}: {measured}; the consumer's timeout is now {timeout_ms(factor) / 1000:.0f}s"
-    return Calibration(requested, factor, batch_ms, needed, reason)
+    lowered = "" if factor == requested else f"lowered from {requested:g}: "
+    reason = (
+        f"{lowered}{measured}; consumer timeout {timeout_ms(factor) / 1000:.0f}s, "
+        f"load x{rate:.2f} of the nominal /10 rates (capacity about {capacity * 1000:.1f} orders/s)"
+    )
+    return Calibration(requested, factor, batch_ms, record_ms, rate, reason)
 
 
 def timeline_scale(scale: float, factor: float) -> float:
@@ -124,7 +146,7 @@ def rate_scale(factor: float) -> float:
 
 def calibrate(context: Mapping[str, Any], requested: float = DEFAULT_COMPRESS) -> Calibration:
     if requested <= 1:
-        return Calibration(requested, requested, 0.0, 0.0, "no compression asked for")
+        return Calibration(requested, requested, 0.0, 0.0, rate_scale(requested), "no compression asked for")
     consumer, _ = _consumer(context)
     # The slower of two measurements: a busy machine's noise should lower the factor, not raise it.
     batch_ms = max(

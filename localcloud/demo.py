@@ -70,6 +70,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         help="use --compress as given instead of lowering it for a slow or busy machine",
     )
     parser.add_argument(
+        "--load-scale",
+        type=float,
+        help="the scenarios' load relative to their nominal rates (default: what calibration chose, or "
+        "--compress / 10 without it)",
+    )
+    parser.add_argument(
         "--note", action="append", default=[], help="a line for every report (e.g. how --compress was chosen)"
     )
     parser.add_argument("--stage", default="dev", help="cdk.json stage to synthesize (default dev)")
@@ -130,15 +136,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     base_context = json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
     base_context["stage"] = args.stage
-    compress, notes = args.compress, list(args.note)
+    compress, load, notes = args.compress, args.load_scale, list(args.note)
     if args.synthesized is None and args.calibrate:
         print("measuring this machine to choose the time compression ...", flush=True)
         calibration = calibrate(base_context, args.compress)
-        compress = calibration.factor
+        compress, load = calibration.factor, calibration.rate_scale
         notes.append(f"time compressed /{compress:g}: {calibration.reason}")
         print(f"  {notes[-1]}", flush=True)
     context, overrides = compressed_context(base_context, compress)
-    known = scenarios(timeline_scale(args.scale, compress), rate_scale(compress))
+    known = scenarios(timeline_scale(args.scale, compress), rate_scale(compress) if load is None else load)
 
     for name in names:
         print(f"local cloud demo: scenario '{name}' - {known[name].description}")

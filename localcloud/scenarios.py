@@ -812,6 +812,7 @@ def result_document(result: RunResult) -> dict[str, Any]:
         "consumer_timeouts": result.consumer_timeouts,
         "peak_consumer_in_flight": result.peak_consumer_in_flight,
         "peak_dependency_in_flight": result.peak_dependency_in_flight,
+        "attempt_timeout_ms": result.attempt_timeout_ms,
         "transitions": [{"t": t.t, "from": t.from_state, "to": t.to_state} for t in result.transitions],
         "record_transitions": [
             {"t": t.t, "from": t.from_state, "to": t.to_state} for t in result.record_transitions

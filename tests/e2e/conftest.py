@@ -45,7 +45,7 @@ def compressed(tmp_path_factory: pytest.TempPathFactory) -> Compressed:
     calibration = calibrate(base, COMPRESS)
     context, overrides = compressed_context(base, calibration.factor)
     synthesized = synthesize(context, tmp_path_factory.mktemp("cdk.out"))
-    return Compressed(synthesized, overrides, calibration.factor, calibration.reason)
+    return Compressed(synthesized, overrides, calibration.factor, calibration.rate_scale, calibration.reason)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from typing import IO, Any
 
 import pytest
 
-from localcloud.calibration import rate_scale, timeline_scale
+from localcloud.calibration import timeline_scale
 from localcloud.deploy import Synthesized
 from localcloud.scenarios import Override, Scenario, scenarios
 from tests.waiting import MACHINE_TOO_SLOW
@@ -29,11 +29,12 @@ class Compressed:
     synthesized: Synthesized
     overrides: list[Override]
     factor: float
+    load_scale: float
     reason: str
 
     def scenarios(self) -> dict[str, Scenario]:
         """The scenarios at the test scale, stretched (and their load slowed) as the factor asks."""
-        return scenarios(timeline_scale(SCENARIO_SCALE, self.factor), rate_scale(self.factor))
+        return scenarios(timeline_scale(SCENARIO_SCALE, self.factor), self.load_scale)
 
 
 FAULT_SCENARIOS = ("outage", "throttling", "slow")
@@ -63,7 +64,8 @@ class FaultRuns:
         command = [
             sys.executable, "-m", "localcloud.demo", "--scenario", ",".join(FAULT_SCENARIOS),
             "--scale", str(SCENARIO_SCALE), "--compress", str(compressed.factor),
-            "--synthesized", str(compressed.synthesized.outdir), "--seed", "11",
+            "--load-scale", str(compressed.load_scale), "--synthesized", str(compressed.synthesized.outdir),
+            "--seed", "11",
             "--note", f"time compressed /{compressed.factor:g}: {compressed.reason}",
             "--json-dir", str(directory), "--output", str(directory), "--no-picture",
         ]  # fmt: skip

@@ -1,31 +1,46 @@
-"""Choosing the time compression from how fast this machine runs a batch's emulated AWS calls."""
+"""Choosing the time compression and the load from how fast this machine runs a batch's emulated calls."""
 
 from __future__ import annotations
 
 import math
 
-from localcloud.calibration import DEFAULT_COMPRESS, choose_factor, measure_batch_ms, timeline_scale
+from localcloud.calibration import (
+    DEFAULT_COMPRESS,
+    HEADROOM,
+    MIN_RECORDS,
+    choose_factor,
+    measure_batch_ms,
+    timeline_scale,
+)
 from tests.conftest import cdk_context
 
 CONTEXT = cdk_context(stage="dev")
 CONSUMER = CONTEXT["service"]["consumers"]["orders"]
 
 
-def test_a_quiet_machine_gets_the_requested_compression() -> None:
-    calibration = choose_factor(CONTEXT, DEFAULT_COMPRESS, batch_ms=300)
+def test_a_fast_machine_gets_the_requested_compression_and_the_nominal_load() -> None:
+    calibration = choose_factor(CONTEXT, DEFAULT_COMPRESS, batch_ms=100)
 
     assert calibration.factor == DEFAULT_COMPRESS
-    assert "took 0.3s" in calibration.reason
+    assert calibration.rate_scale == 1.0
+    assert "took 0.1s" in calibration.reason
 
 
-def test_a_busy_machine_gets_less_compression_so_a_batch_still_fits_the_timeout() -> None:
-    calibration = choose_factor(CONTEXT, DEFAULT_COMPRESS, batch_ms=2_000)
+def test_a_busy_machine_gets_less_compression_so_records_still_fit_the_timeout() -> None:
+    calibration = choose_factor(CONTEXT, DEFAULT_COMPRESS, batch_ms=1_600)
 
-    # At /10 the consumer has 3 s; the batch alone needs 1.5 x 1.5 x 2 s = 4.5 s.
     assert 1 <= calibration.factor < DEFAULT_COMPRESS
-    # compressed_context rounds a compressed timeout up to whole seconds
-    assert math.ceil(CONSUMER["timeout_seconds"] / calibration.factor) * 1000 >= calibration.needed_timeout_ms
+    timeout_ms = math.ceil(CONSUMER["timeout_seconds"] / calibration.factor) * 1000
+    assert timeout_ms >= HEADROOM * MIN_RECORDS * calibration.record_ms
     assert calibration.reason.startswith("lowered from 10")
+
+
+def test_the_load_follows_what_the_consumers_can_process_here() -> None:
+    quiet, busy = (choose_factor(CONTEXT, DEFAULT_COMPRESS, batch_ms=ms) for ms in (600, 1_600))
+
+    # Never more than the stretched timeline asks for, and less on a slower machine.
+    assert quiet.rate_scale <= quiet.factor / DEFAULT_COMPRESS
+    assert busy.rate_scale < quiet.rate_scale
 
 
 def test_the_slower_the_machine_the_lower_the_factor() -> None:
@@ -40,6 +55,5 @@ def test_timelines_stretch_as_the_factor_shrinks() -> None:
     assert timeline_scale(0.4, 5) == 0.8
 
 
-def test_a_batch_is_measured_with_every_slot_busy() -> None:
-    one = measure_batch_ms(concurrency=1, calls=20)
-    assert 0 < one < 60_000
+def test_a_batch_is_measured_on_the_emulator() -> None:
+    assert 0 < measure_batch_ms(concurrency=2, calls=10) < 60_000
