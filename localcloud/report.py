@@ -59,7 +59,7 @@ def text(result: RunResult, png: Path | None = None) -> str:
         "",
         "partner timeline:  "
         + "  ->  ".join(f"{p.label} @ {p.start_s:.0f}s" for p in scenario.phases)
-        + f"   (load {scenario.load_rate:g} orders/s for {scenario.load_s:g}s)",
+        + f"   (load {scenario.load_rate:.3g} orders/s for {scenario.load_s:.3g}s)",
     ]
     if result.overrides:
         lines.append("time-compressed stage config (context override used for this synth):")
