@@ -238,8 +238,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     response = process_partial_response(
         event=most_received_first(event), record_handler=record_handler, processor=processor, context=context
     )
-    batch_budget.release_unclaimed()
     failed = len(response.get("batchItemFailures", []))
+    batch_budget.release_unclaimed(attempted_failures=failed - len(batch_budget.unclaimed))
     if failed:
         metrics.add_metric(name="RecordsRetried", unit=MetricUnit.Count, value=failed)
     return response

@@ -23,6 +23,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 METRIC_RECORDS_NOT_ATTEMPTED: Final = "RecordsNotAttempted"
 NOT_ATTEMPTED_MESSAGE: Final = "records not attempted: no time left in this invocation; released"
+NOT_RELEASED_MESSAGE: Final = (
+    "records not attempted: no time left; left to the visibility timeout, attempted records failed"
+)
 RELEASE_FAILED_MESSAGE: Final = (
     "release of records not attempted failed; they return after the visibility timeout"
 )
@@ -117,8 +120,14 @@ class BatchBudget:
     def unclaimed(self) -> list[SQSRecord]:
         return list(self._unclaimed)
 
-    def release_unclaimed(self) -> int:
+    def release_unclaimed(self, attempted_failures: int = 0) -> int:
         """Make every unclaimed record visible again now; returns how many were released.
+
+        Only while the records this invocation did attempt all succeeded: then time ran short because the
+        batch was large, and another environment can take the rest at once. When attempted records failed
+        (the dependency is slow or failing), the rest wait out the visibility timeout like them: every
+        receive counts toward maxReceiveCount, and hurrying work back to a struggling dependency would
+        walk it into the DLQ.
 
         Counted as ``RecordsNotAttempted``. A failed release costs only time (the record returns after its
         visibility timeout), so it is logged, never raised: the batch response must still reach Lambda.
@@ -127,6 +136,13 @@ class BatchBudget:
         if not self._unclaimed:
             return 0
         released = 0
+        if attempted_failures > 0:
+            self._logger.info(
+                NOT_RELEASED_MESSAGE,
+                extra={"not_attempted": len(self._unclaimed), "attempted_failures": attempted_failures},
+            )
+            self._count_not_attempted()
+            return 0
         for queue_arn, records in self._by_queue().items():
             try:
                 queue_url = self._queue_url(queue_arn)
@@ -147,11 +163,14 @@ class BatchBudget:
         self._logger.info(
             NOT_ATTEMPTED_MESSAGE, extra={"not_attempted": len(self._unclaimed), "released": released}
         )
+        self._count_not_attempted()
+        return released
+
+    def _count_not_attempted(self) -> None:
         if self._metrics is not None:
             self._metrics.add_metric(
                 name=METRIC_RECORDS_NOT_ATTEMPTED, unit=MetricUnit.Count, value=len(self._unclaimed)
             )
-        return released
 
     def _by_queue(self) -> dict[str, list[SQSRecord]]:
         grouped: dict[str, list[SQSRecord]] = {}

@@ -524,6 +524,28 @@ class _TickingContext(FakeLambdaContext):
         return self.start_ms - self.per_call_ms * self.twin.total_calls
 
 
+def test_when_attempted_records_failed_the_rest_are_not_hurried_back(make_consumer: ConsumerFactory) -> None:
+    consumer = make_consumer()
+    consumer.twin.set_profile("outage")
+    queue_url = consumer.sqs.create_queue(QueueName="orders", Attributes={"VisibilityTimeout": "300"})[
+        "QueueUrl"
+    ]
+    for n in range(1, 4):
+        consumer.sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(order(f"ord-{n}")))
+    taken = consumer.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=3, VisibilityTimeout=300)
+    records = [
+        {**sqs_record(m["Body"], message_id=m["MessageId"]), "receiptHandle": m["ReceiptHandle"]}
+        for m in taken["Messages"]
+    ]
+
+    failed = consumer.invoke(*records, context=_ShrinkingContext(consumer.twin, after_first_call_ms=2_299))
+
+    assert sorted(failed) == sorted(r["messageId"] for r in records)  # one failed, two not attempted
+    assert consumer.charge_calls() == 2  # one record's two attempts, nothing more
+    # All three wait out the visibility timeout: none is handed straight back to the failing partner.
+    assert "Messages" not in consumer.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
+
+
 def test_with_time_for_a_call_every_record_is_attempted(make_consumer: ConsumerFactory) -> None:
     consumer = make_consumer()
     # 2.5 s left, 0.1 s per record: a full attempt (2.3 s) still fits before the third record.

@@ -132,3 +132,17 @@ def test_a_record_is_started_only_if_one_as_slow_as_the_recent_ones_still_fits(
     budget.start(lambda: 3_000)
     with pytest.raises(NotAttemptedError, match="needs 3100 ms"):
         budget.claim(records[3])
+
+
+def test_after_failed_attempts_the_rest_wait_out_the_visibility_timeout(queue: tuple[Any, str]) -> None:
+    """A struggling dependency: releasing at once would only spend receives toward the DLQ."""
+    sqs, url = queue
+    records = received(sqs, url, 4)
+    budget = BatchBudget(sqs, required_ms=1_000, logger=LOGGER)
+    budget.start(lambda: 0)
+    for record in records:
+        with pytest.raises(NotAttemptedError):
+            budget.claim(record)
+
+    assert budget.release_unclaimed(attempted_failures=1) == 0
+    assert "Messages" not in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)  # still in flight
