@@ -104,15 +104,9 @@ dependency = DependencyClient(
 )
 sqs = boto3.client("sqs")
 poison = PoisonQueue(sqs, settings.poison_message_queue_url, logger=logger, metrics=metrics)
-# A record is started only while a full attempt still fits; the rest go back to the queue at once
-# (a fallback for a call we had no time for would delete a notification that was never sent).
-batch_budget = BatchBudget(
-    sqs,
-    required_ms=settings.dependency.full_attempt_budget_ms,
-    reserve_ms=settings.dependency.safety_margin_ms,
-    logger=logger,
-    metrics=metrics,
-)
+# A record is started only while it still fits; records without time go back to the queue untouched
+# (not a fallback, which would count a call we never made).
+batch_budget = BatchBudget.for_dependency(sqs, settings.dependency, logger=logger, metrics=metrics)
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 

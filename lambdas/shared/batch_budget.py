@@ -90,6 +90,19 @@ class BatchBudget:
         self._recent_ms: deque[int] = deque(maxlen=self.RECENT_RECORDS)
         self._claimed_with_ms: int | None = None  # time left when the record in progress was claimed
 
+    @classmethod
+    def for_dependency(
+        cls, sqs_client: Any, policy: Any, *, logger: _SupportsLog, metrics: _SupportsMetrics | None = None
+    ) -> BatchBudget:
+        """For a consumer of one dependency: a full attempt at least, the policy's margin kept in reserve."""
+        return cls(
+            sqs_client,
+            required_ms=policy.full_attempt_budget_ms,
+            reserve_ms=policy.safety_margin_ms,
+            logger=logger,
+            metrics=metrics,
+        )
+
     @property
     def needed_ms(self) -> int:
         """Time a record needs left to be started now."""
