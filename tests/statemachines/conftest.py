@@ -44,7 +44,21 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     moto_workarounds.install_all()
     with mock_aws(config=SFN_CONFIG):  # type: ignore[arg-type]
         yield
+        stop_running_executions(boto3.client("stepfunctions", region_name=REGION))
     moto_workarounds.clear_inprocess_functions()
+
+
+def stop_running_executions(sfn: Any) -> None:
+    """Stop what a test left running (a failed assertion, a loser it did not wait for).
+
+    moto's executions are threads that outlive the test: left running, one would call the next test's
+    handlers (registered under the same names) and write into its tables, failing a test that is fine.
+    A stopped execution ends at its next state instead.
+    """
+    for machine in sfn.list_state_machines()["stateMachines"]:
+        running = sfn.list_executions(stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING")
+        for execution in running["executions"]:
+            sfn.stop_execution(executionArn=execution["executionArn"], error="TestEnded")
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import sys
+import threading
 import urllib.request
 import uuid
 import zipfile
@@ -215,3 +217,53 @@ def test_works_under_a_threaded_moto_server_in_the_same_process(threaded_server:
     assert description["status"] == "SUCCEEDED", description.get("cause")
     [message] = sqs.receive_message(QueueUrl=queue_url).get("Messages", [])
     assert json.loads(message["Body"]) == {"orderId": "o-5", "ok": True}
+
+
+@pytest.fixture
+def rapid_thread_switching() -> Iterator[None]:
+    """Switch threads every microsecond, so any unlocked check-then-write interleaves (quiet or busy)."""
+    saved = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(saved)
+
+
+def test_racing_conditional_writes_have_exactly_one_winner(
+    dynamodb: Any, rapid_thread_switching: None
+) -> None:
+    dynamodb.create_table(
+        TableName="elections",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    winners: dict[str, list[int]] = {}
+
+    def claim(item: str, contender: int) -> None:
+        try:
+            dynamodb.update_item(
+                TableName="elections",
+                Key={"id": {"S": item}},
+                UpdateExpression="SET #owner = :me",
+                ConditionExpression="attribute_not_exists(#owner)",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":me": {"N": str(contender)}},
+            )
+        except dynamodb.exceptions.ConditionalCheckFailedException:
+            return
+        winners.setdefault(item, []).append(contender)
+
+    items = [f"election-{n}" for n in range(20)]
+    for item in items:
+        contenders = [threading.Thread(target=claim, args=(item, n)) for n in range(4)]
+        for thread in contenders:
+            thread.start()
+        for thread in contenders:
+            thread.join()
+
+    assert {item: len(winners.get(item, [])) for item in items} == dict.fromkeys(items, 1)
+    for item in items:
+        owner = dynamodb.get_item(TableName="elections", Key={"id": {"S": item}})["Item"]["owner"]["N"]
+        assert winners[item] == [int(owner)]
