@@ -26,6 +26,9 @@ class DurableQueue(Construct):
         removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
+        # What its consumer needs to know to pace its retries (QUEUE_* in lambdas/shared/consumer_settings.py).
+        self.visibility_timeout_seconds = int(visibility_timeout.to_seconds())
+        self.max_receive_count = max_receive_count
         if retention.to_seconds() >= DLQ_RETENTION.to_seconds():
             # A message keeps its original enqueue time when moved, so a DLQ that expires no
             # later than its source would delete redriven messages on arrival.

@@ -83,6 +83,8 @@ class LoadLevelingConsumer(Construct):
                 "IDEMPOTENCY_TABLE_NAME": self.idempotency_table.table_name,
                 "IDEMPOTENCY_TTL_SECONDS": str(settings.idempotency_ttl_seconds),
                 "POISON_MESSAGE_QUEUE_URL": self.work.dead_letter_queue.queue_url,
+                "QUEUE_VISIBILITY_TIMEOUT_SECONDS": str(self.work.visibility_timeout_seconds),
+                "QUEUE_MAX_RECEIVE_COUNT": str(self.work.max_receive_count),
             },
         )
         function = self.handler.function

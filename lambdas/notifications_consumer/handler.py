@@ -22,7 +22,8 @@ each are in ``notifications.py``). Per record:
   * not attempted  once the invocation's remaining time cannot fit a full attempt, the remaining records
                    are not touched: reported in ``batchItemFailures`` and made visible again at once
                    (``lambdas/shared/batch_budget.py``) instead of being deferred unsent.
-  * retried        anything else is reported in ``batchItemFailures`` and comes back after the visibility
+  * retried        anything else is reported in ``batchItemFailures``; dependency failures come back after a
+                   jittered backoff (``lambdas/shared/retry_visibility.py``), the rest after the visibility
                    timeout: a call that started but ran out of the invocation's time (``BudgetExhaustedError``:
                    our shortfall, never a fallback, so never deleted unsent), the partner refusing our key or
                    route (401/403 after one re-read of the secret, another unexpected 4xx: counted toward the
@@ -74,6 +75,7 @@ from lambdas.shared.batch_budget import BatchBudget, most_received_first
 from lambdas.shared.circuit_events import circuit_event_hook
 from lambdas.shared.dependency_client import DependencyClient, PermanentUpstreamError
 from lambdas.shared.poison import PoisonQueue
+from lambdas.shared.retry_visibility import RetryVisibility, failures_of
 from lambdas.shared.stores import TABLE_CLIENT_CONFIG, idempotency_store_unavailable
 
 # Scope of the idempotency records: the business operation, so a renamed function keeps its history.
@@ -108,6 +110,9 @@ poison = PoisonQueue(sqs, settings.poison_message_queue_url, logger=logger, metr
 # (not a fallback, which would count a call we never made).
 batch_budget = BatchBudget.for_dependency(sqs, settings.dependency, logger=logger, metrics=metrics)
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+# Records that failed because of the dependency come back when a call can succeed, not after the
+# visibility timeout.
+retry_visibility = RetryVisibility(sqs, settings.backoff, logger=logger, metrics=metrics)
 
 
 def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
@@ -234,6 +239,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     )
     failed = len(response.get("batchItemFailures", []))
     batch_budget.release_unclaimed(attempted_failures=failed - len(batch_budget.unclaimed))
+    retry_visibility.apply(failures_of(processor))
     if failed:
         metrics.add_metric(name="RecordsRetried", unit=MetricUnit.Count, value=failed)
     return response

@@ -5,8 +5,11 @@ Per record:
                             ``IdempotencyKey`` message attribute, else the SQS messageId; the same key is
                             sent to the partner as ``Idempotency-Key``), reported as success;
   * transient failure    -> (5xx / 429 / timeout / connection / budget / open circuit / charge in progress
-                            elsewhere) reported in ``batchItemFailures``: the message stays in the queue and
-                            comes back after its visibility timeout. An open circuit fails in milliseconds.
+                            elsewhere) reported in ``batchItemFailures``: the message stays in the queue. An
+                            open circuit fails in milliseconds. Dependency failures come back when a call can
+                            succeed (open circuit: when it lets a probe through; otherwise a jittered backoff
+                            on the receive count; ``lambdas/shared/retry_visibility.py``), the others after
+                            the visibility timeout.
   * no time left         -> once the invocation's remaining time cannot fit a full attempt, the remaining
                             records are not touched: reported in ``batchItemFailures`` and made visible
                             again at once (``lambdas/shared/batch_budget.py``), so a batch never runs past
@@ -71,6 +74,7 @@ from lambdas.shared.circuit_events import circuit_event_hook
 from lambdas.shared.dependency_client import DependencyClient, PermanentUpstreamError
 from lambdas.shared.models import Order
 from lambdas.shared.poison import PoisonQueue
+from lambdas.shared.retry_visibility import RetryVisibility, failures_of
 from lambdas.shared.stores import TABLE_CLIENT_CONFIG, idempotency_store_unavailable
 
 IDEMPOTENCY_KEY_ATTRIBUTE: Final = "IdempotencyKey"
@@ -104,6 +108,9 @@ poison = PoisonQueue(sqs, settings.poison_message_queue_url, logger=logger, metr
 # (not a fallback, which would count a call we never made).
 batch_budget = BatchBudget.for_dependency(sqs, settings.dependency, logger=logger, metrics=metrics)
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+# Records that failed because of the dependency come back when a call can succeed, not after the
+# visibility timeout.
+retry_visibility = RetryVisibility(sqs, settings.backoff, logger=logger, metrics=metrics)
 # Order status (accepted -> processing -> done / failed) for GET /orders/{id}; a no-op without the table.
 order_status = StatusRecorder.create(settings.order_status_table_name, logger=logger, metrics=metrics)
 
@@ -234,6 +241,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     )
     failed = len(response.get("batchItemFailures", []))
     batch_budget.release_unclaimed(attempted_failures=failed - len(batch_budget.unclaimed))
+    retry_visibility.apply(failures_of(processor))
     if failed:
         metrics.add_metric(name="RecordsRetried", unit=MetricUnit.Count, value=failed)
     return response

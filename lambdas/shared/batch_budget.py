@@ -21,6 +21,8 @@ from typing import Any, Final, Protocol
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from lambdas.shared.message_visibility import MessageVisibility
+
 METRIC_RECORDS_NOT_ATTEMPTED: Final = "RecordsNotAttempted"
 NOT_ATTEMPTED_MESSAGE: Final = "records not attempted: no time left in this invocation; released"
 NOT_RELEASED_MESSAGE: Final = (
@@ -29,8 +31,6 @@ NOT_RELEASED_MESSAGE: Final = (
 RELEASE_FAILED_MESSAGE: Final = (
     "release of records not attempted failed; they return after the visibility timeout"
 )
-# ChangeMessageVisibilityBatch takes at most ten entries.
-_SQS_BATCH_LIMIT: Final = 10
 
 
 def most_received_first(event: dict[str, Any]) -> dict[str, Any]:
@@ -79,14 +79,13 @@ class BatchBudget:
         metrics: _SupportsMetrics | None = None,
         reserve_ms: int = 0,
     ) -> None:
-        self._sqs = sqs_client
+        self._visibility = MessageVisibility(sqs_client)
         self.required_ms = required_ms
         self.reserve_ms = reserve_ms
         self._logger = logger
         self._metrics = metrics
         self._remaining_ms: Callable[[], int] = lambda: 0
         self._unclaimed: list[SQSRecord] = []
-        self._queue_urls: dict[str, str] = {}
         self._recent_ms: deque[int] = deque(maxlen=self.RECENT_RECORDS)
         self._claimed_with_ms: int | None = None  # time left when the record in progress was claimed
 
@@ -148,7 +147,6 @@ class BatchBudget:
         self._close_record(self._remaining_ms())
         if not self._unclaimed:
             return 0
-        released = 0
         if attempted_failures > 0:
             self._logger.info(
                 NOT_RELEASED_MESSAGE,
@@ -156,46 +154,17 @@ class BatchBudget:
             )
             self._count_not_attempted()
             return 0
-        for queue_arn, records in self._by_queue().items():
-            try:
-                queue_url = self._queue_url(queue_arn)
-                for start in range(0, len(records), _SQS_BATCH_LIMIT):
-                    chunk = records[start : start + _SQS_BATCH_LIMIT]
-                    response = self._sqs.change_message_visibility_batch(
-                        QueueUrl=queue_url,
-                        Entries=[
-                            {"Id": str(i), "ReceiptHandle": r.receipt_handle, "VisibilityTimeout": 0}
-                            for i, r in enumerate(chunk)
-                        ],
-                    )
-                    released += len(response.get("Successful", []))
-                    if response.get("Failed"):
-                        self._logger.warning(RELEASE_FAILED_MESSAGE, extra={"failed": response["Failed"]})
-            except Exception as exc:
-                self._logger.warning(RELEASE_FAILED_MESSAGE, extra={"error": f"{type(exc).__name__}: {exc}"})
+        released, problems = self._visibility.change((record, 0) for record in self._unclaimed)
+        if problems:
+            self._logger.warning(RELEASE_FAILED_MESSAGE, extra={"failed": problems})
         self._logger.info(
-            NOT_ATTEMPTED_MESSAGE, extra={"not_attempted": len(self._unclaimed), "released": released}
+            NOT_ATTEMPTED_MESSAGE, extra={"not_attempted": len(self._unclaimed), "released": len(released)}
         )
         self._count_not_attempted()
-        return released
+        return len(released)
 
     def _count_not_attempted(self) -> None:
         if self._metrics is not None:
             self._metrics.add_metric(
                 name=METRIC_RECORDS_NOT_ATTEMPTED, unit=MetricUnit.Count, value=len(self._unclaimed)
             )
-
-    def _by_queue(self) -> dict[str, list[SQSRecord]]:
-        grouped: dict[str, list[SQSRecord]] = {}
-        for record in self._unclaimed:
-            grouped.setdefault(record.event_source_arn, []).append(record)
-        return grouped
-
-    def _queue_url(self, queue_arn: str) -> str:
-        # arn:<partition>:sqs:<region>:<account>:<name>; looked up once per environment.
-        if queue_arn not in self._queue_urls:
-            account, name = queue_arn.split(":")[4:6]
-            self._queue_urls[queue_arn] = self._sqs.get_queue_url(
-                QueueName=name, QueueOwnerAWSAccountId=account
-            )["QueueUrl"]
-        return self._queue_urls[queue_arn]

@@ -13,6 +13,8 @@ ENV = {
     "CIRCUIT_BREAKER_TABLE_NAME": "circuits",
     "IDEMPOTENCY_TTL_SECONDS": "86400",
     "POISON_MESSAGE_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/notifications-dlq",
+    "QUEUE_VISIBILITY_TIMEOUT_SECONDS": "180",
+    "QUEUE_MAX_RECEIVE_COUNT": "5",
     "DEPENDENCY_NAME": "notifier",
     "DEPENDENCY_BASE_URL": "https://notifications.example.com",
     "DEPENDENCY_CRITICAL": "false",

@@ -163,6 +163,8 @@ def make_consumer(
             "CIRCUIT_BREAKER_TABLE_NAME": "circuits",
             "IDEMPOTENCY_TTL_SECONDS": "86400",
             "POISON_MESSAGE_QUEUE_URL": dlq_url,
+            "QUEUE_VISIBILITY_TIMEOUT_SECONDS": "180",
+            "QUEUE_MAX_RECEIVE_COUNT": "5",
             "DEPENDENCY_API_KEY_SECRET_ARN": secret_arn,
             # A fresh circuit per test: Powertools keeps failure counters in module memory.
             "DEPENDENCY_NAME": unique_name("notifier"),

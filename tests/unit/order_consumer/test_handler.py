@@ -25,6 +25,7 @@ from lambdas.shared.dependency_client import (
     METRIC_LOGICAL_CALLS,
 )
 from lambdas.shared.env import ConfigurationError
+from lambdas.shared.retry_visibility import BACKOFF_MESSAGE
 from lambdas.shared.stores import IDEMPOTENCY_STORE_UNAVAILABLE_MESSAGE, METRIC_IDEMPOTENCY_STORE_ERRORS
 from localcloud.fault_dependency import FaultDependency
 from tests.unit.helpers import (
@@ -132,6 +133,8 @@ def make_consumer(
             "CIRCUIT_BREAKER_TABLE_NAME": "circuits",
             "IDEMPOTENCY_TTL_SECONDS": "3600",
             "POISON_MESSAGE_QUEUE_URL": dlq_url,
+            "QUEUE_VISIBILITY_TIMEOUT_SECONDS": "180",
+            "QUEUE_MAX_RECEIVE_COUNT": "5",
             "DEPENDENCY_API_KEY_SECRET_ARN": secret_arn,
             "DEPENDENCY_NAME": unique_name("partner"),
             "DEPENDENCY_BASE_URL": twin.base_url + "/",
@@ -263,6 +266,42 @@ def test_an_open_circuit_fails_records_fast_without_calling_the_dependency(
     # Called, the three records would take at least 3 s (two 1 s attempts each): well apart on any machine.
     assert time.monotonic() - started < 3.0
     assert len(metric_points(consumer.output(), "CircuitOpenRejections")) == 3
+
+
+def test_records_failed_by_an_open_circuit_come_back_when_it_lets_a_probe_through(
+    make_consumer: ConsumerFactory,
+) -> None:
+    consumer = make_consumer(BREAKER_FAILURE_THRESHOLD="1", BREAKER_RECOVERY_SECONDS="30")
+    consumer.twin.set_profile("outage")
+    queue_url = consumer.sqs.create_queue(QueueName="orders", Attributes={"VisibilityTimeout": "180"})[
+        "QueueUrl"
+    ]
+    for n in range(1, 5):
+        consumer.sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(order(f"ord-{n}")))
+    taken = consumer.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=4, VisibilityTimeout=180)
+    records = [
+        {**sqs_record(m["Body"], message_id=m["MessageId"]), "receiptHandle": m["ReceiptHandle"]}
+        for m in taken["Messages"]
+    ]
+
+    failed = consumer.invoke(*records)
+
+    assert sorted(failed) == sorted(r["messageId"] for r in records)
+    assert consumer.breaker.state(consumer.module.settings.dependency.name) == "OPEN"
+    backoff = [r for r in log_records(consumer.output()) if r["message"] == BACKOFF_MESSAGE]
+    delays = backoff[0]["visible_in_seconds"]
+    # The record that tripped the circuit backs off up to 1 s (first receive); the three that met the
+    # open circuit come back once its 30 s recovery window has passed (+ up to 1 s of jitter), not in
+    # 180 s: the circuit's remaining time is read after opening, so a little under 30 s rounds up to 30.
+    tripping = records[0]["messageId"]
+    assert delays[tripping] in (0, 1)
+    assert sorted(v for k, v in delays.items() if k != tripping) in (
+        [30] * 3,
+        [30, 30, 31],
+        [30, 31, 31],
+        [31] * 3,
+    )
+    assert len(metric_points(consumer.output(), "RecordsBackedOff")) <= 1
 
 
 def test_duplicate_delivery_is_charged_once(make_consumer: ConsumerFactory) -> None:
@@ -542,8 +581,13 @@ def test_when_attempted_records_failed_the_rest_are_not_hurried_back(make_consum
 
     assert sorted(failed) == sorted(r["messageId"] for r in records)  # one failed, two not attempted
     assert consumer.charge_calls() == 2  # one record's two attempts, nothing more
-    # All three wait out the visibility timeout: none is handed straight back to the failing partner.
-    assert "Messages" not in consumer.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
+    # The failed one comes back after its backoff (a first receive: up to 1 s); the two not attempted
+    # keep the visibility timeout: they are not handed straight back to the failing partner.
+    failed_first = records[0]  # equal receive counts: worked on in delivery order
+    backoff = [r for r in log_records(consumer.output()) if r["message"] == BACKOFF_MESSAGE]
+    assert [r["visible_in_seconds"] for r in backoff] == [{failed_first["messageId"]: 1}]
+    visible = consumer.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+    assert {m["MessageId"] for m in visible} <= {failed_first["messageId"]}
 
 
 def test_with_time_for_a_call_every_record_is_attempted(make_consumer: ConsumerFactory) -> None:

@@ -1,0 +1,128 @@
+"""When a failed record comes back: as soon as it can succeed, not when the visibility timeout says.
+
+A record reported in ``batchItemFailures`` stays in flight until the queue's visibility timeout (6 x the
+function timeout) runs out, whatever the dependency does meanwhile. So after each batch the consumer sets
+the visibility of the records that failed *because of the dependency* (ChangeMessageVisibility, never a
+re-send: Lambda's recursive-loop detection stops SQS -> Lambda -> SQS chains):
+
+* the circuit is open (``DependencyUnavailableError``): the time until it lets a probe through, plus
+  jitter, so the records return when a call can be made and not all at once;
+* a transient failure with the circuit closed (5xx, 429, timeout, the call's budget ran out): exponential
+  backoff with full jitter on the record's receive count, at least the dependency's ``Retry-After``;
+* the record's next failure would move it to the DLQ (receive count >= maxReceiveCount - 1): the whole
+  visibility timeout, its last chance given the most time.
+
+Never above the queue's visibility timeout. Every other failure (our key or route refused, the
+idempotency store down, the same record in progress elsewhere) keeps the visibility timeout: coming back
+sooner would not help it, and every receive counts toward maxReceiveCount.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from lambdas.shared.dependency_client import (
+    DependencyUnavailableError,
+    TransientUpstreamError,
+    UpstreamConfigurationError,
+)
+from lambdas.shared.message_visibility import MessageVisibility
+
+METRIC_RECORDS_BACKED_OFF: Final = "RecordsBackedOff"
+BACKOFF_MESSAGE: Final = "failed records come back after their backoff"
+BACKOFF_FAILED_MESSAGE: Final = "backoff not applied; the records come back after the visibility timeout"
+
+
+class _SupportsLog(Protocol):
+    def info(self, msg: Any, *args: Any, **kwargs: Any) -> Any: ...
+
+    def warning(self, msg: Any, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class _SupportsMetrics(Protocol):
+    def add_metric(self, name: str, unit: Any, value: float) -> Any: ...
+
+
+@dataclass(frozen=True)
+class BackoffPolicy:
+    """Seconds before a failed record is visible again (SQS takes whole seconds)."""
+
+    visibility_timeout_seconds: int
+    max_receive_count: int
+    # Cap of the backoff while the circuit is closed, and of the jitter after an open circuit's wait:
+    # the dependency's recovery window, the time its breaker itself waits before trying again.
+    recovery_seconds: int
+    base_seconds: float = 1.0
+
+    def delay_for(self, error: BaseException, receive_count: int, rand: Callable[[], float]) -> int | None:
+        """The visibility to give a record that failed with ``error``; ``None``: leave it as it is."""
+        if isinstance(error, UpstreamConfigurationError) or not isinstance(
+            error, (DependencyUnavailableError, TransientUpstreamError)
+        ):
+            return None
+        if receive_count >= self.max_receive_count - 1:
+            return self.visibility_timeout_seconds
+        ceiling = min(float(self.recovery_seconds), self.base_seconds * 2 ** max(0, receive_count - 1))
+        jitter = rand() * ceiling  # full jitter
+        if isinstance(error, DependencyUnavailableError):
+            delay = error.retry_in_seconds + jitter
+        else:
+            delay = max(jitter, error.retry_after or 0.0)
+        return min(self.visibility_timeout_seconds, math.ceil(delay))
+
+
+class RetryVisibility:
+    """After a batch: ``apply`` the backoff to the records that failed (``failures_of(processor)``)."""
+
+    def __init__(
+        self,
+        sqs_client: Any,
+        policy: BackoffPolicy,
+        *,
+        logger: _SupportsLog,
+        metrics: _SupportsMetrics | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.policy = policy
+        self._visibility = MessageVisibility(sqs_client)
+        self._logger = logger
+        self._metrics = metrics
+        self._rand = rand
+
+    def apply(self, failures: Iterable[tuple[SQSRecord, BaseException | None]]) -> dict[str, int]:
+        """Set each backed-off record's visibility; returns messageId -> seconds for those set.
+
+        A failed change is logged, never raised: the batch response must still reach Lambda.
+        """
+        planned: list[tuple[SQSRecord, int]] = []
+        for record, error in failures:
+            receive_count = int((record.get("attributes") or {}).get("ApproximateReceiveCount", 1))
+            delay = None if error is None else self.policy.delay_for(error, receive_count, self._rand)
+            if delay is not None:
+                planned.append((record, delay))
+        if not planned:
+            return {}
+        applied, problems = self._visibility.change(planned)
+        if problems:
+            self._logger.warning(BACKOFF_FAILED_MESSAGE, extra={"failed": problems})
+        if applied:
+            self._logger.info(BACKOFF_MESSAGE, extra={"visible_in_seconds": applied})
+            if self._metrics is not None:
+                self._metrics.add_metric(
+                    name=METRIC_RECORDS_BACKED_OFF, unit=MetricUnit.Count, value=len(applied)
+                )
+        return applied
+
+
+def failures_of(processor: Any) -> list[tuple[SQSRecord, BaseException | None]]:
+    """(record, error) for every record a Powertools ``BatchProcessor`` reported failed in its last run."""
+    return [
+        (record, info[1]) for record, info in zip(processor.fail_messages, processor.exceptions, strict=True)
+    ]
