@@ -118,7 +118,7 @@ class ConsumerReconciler(Construct):
             name: monitoring.watch_paused_consumer(name, settings.paused_alarm_minutes) for name in consumers
         }
         # The finding names the execution ARN as cdk-nag renders grant_execution's Fn::Split of the ARN.
-        machine = Stack.of(self).get_logical_id(controller.node.default_child)  # type: ignore[arg-type]
+        machine = Stack.of(self).get_logical_id(controller.node.default_child)
         executions = (
             "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
             f'{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{machine}"}}]}}]}}:*'

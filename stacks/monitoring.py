@@ -664,7 +664,7 @@ class ServiceMonitoring(Construct):
                 self,
                 query_id,
                 query_definition_name=f"{self.config.stack_name}/{name}",
-                query_string=logs.QueryString(**parts),  # type: ignore[arg-type]
+                query_string=logs.QueryString(**parts),
                 log_groups=log_groups,
             )
 
