@@ -20,7 +20,7 @@ from bench.runner import run_architecture, run_naive
 from localcloud.calibration import DEFAULT_COMPRESS, calibrate, timeline_scale
 from localcloud.cloud import LocalCloud
 from localcloud.deploy import synthesize
-from localcloud.scenarios import Scenario, compressed_context, scenarios
+from localcloud.scenarios import Scenario, compressed_context, receive_budget_seconds, scenarios
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Both designs run on time compressed by the factor calibrated for this machine (localcloud/calibration.py):
@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     api_limit_s = API_LIMIT_S / compress
     naive_timeout_s = max(3.0, NAIVE_FUNCTION_TIMEOUT_S / compress)
     scale = timeline_scale(0.2 if args.quick else args.scale, compress)
-    catalogue = scenarios(scale, calibration.rate_scale)
+    context, _overrides = compressed_context(context, compress)
+    catalogue = scenarios(scale, calibration.rate_scale, receive_budget_s=receive_budget_seconds(context))
     plan: list[tuple[str, Scenario, int | None]] = [("outage", catalogue["outage"], None)]
     if not args.quick:
         plan += [
@@ -81,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
                 dataclasses.replace(catalogue["slow"], name="noisy-neighbour"),
                 NEIGHBOUR_POOL,
             ),
+            ("brownout", catalogue["brownout"], None),
+            ("long-outage", catalogue["long-outage"], None),
         ]
-    context, _overrides = compressed_context(context, compress)
     results: list[tuple[DesignResult, DesignResult]] = []
     imports: list[cost.ImportCost] = []
     cost_errors: list[str] = []

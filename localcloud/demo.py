@@ -38,6 +38,7 @@ from localcloud.scenarios import (
     ScenarioRun,
     compressed_context,
     context_differences,
+    receive_budget_seconds,
     result_document,
     scenarios,
 )
@@ -144,7 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         notes.append(f"time compressed /{compress:g}: {calibration.reason}")
         print(f"  {notes[-1]}", flush=True)
     context, overrides = compressed_context(base_context, compress)
-    known = scenarios(timeline_scale(args.scale, compress), rate_scale(compress) if load is None else load)
+    known = scenarios(
+        timeline_scale(args.scale, compress),
+        rate_scale(compress) if load is None else load,
+        receive_budget_s=receive_budget_seconds(context),
+    )
 
     for name in names:
         print(f"local cloud demo: scenario '{name}' - {known[name].description}")

@@ -17,6 +17,7 @@ is *lost*. Orders charged more than once are *duplicate side effects*.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import random
 import threading
@@ -45,6 +46,9 @@ MAX_FAULT_STRETCH = 4.0
 # The drain keeps waiting past its nominal deadline while the backlog still shrinks, up to this many
 # times the nominal deadline; no progress for a visibility timeout (+ slack) is a stall, i.e. a defect.
 MAX_DRAIN_STRETCH = 3.0
+# The long outage: past the orders queue's receive budget at /10 (5 receives x 19 s visibility), by 20 %.
+NOMINAL_RECEIVE_BUDGET_S = 95.0
+LONG_OUTAGE_MARGIN = 1.2
 STALL_SLACK_S = 10.0
 
 DRAINED = "drained"
@@ -146,11 +150,21 @@ class Scenario:
     fault_window: tuple[float, float] | None  # (fault starts, dependency recovered)
     client_retry_ratio: float = 0.05
     poison: bool = False
+    # The fault is one the circuit should open on: a slow machine then holds the fault until it has
+    # (a brown-out should not open it, so its fault keeps its nominal length).
+    opens_circuit: bool = True
 
 
-def scenarios(scale: float = 1.0, rate_scale: float = 1.0) -> dict[str, Scenario]:
+def scenarios(
+    scale: float = 1.0, rate_scale: float = 1.0, receive_budget_s: float | None = None
+) -> dict[str, Scenario]:
     """The named scenarios; ``scale`` shrinks their timelines (the e2e tests use 0.4), ``rate_scale`` their
-    load (with a calibrated compression both follow the factor: the same orders over a longer timeline)."""
+    load (with a calibrated compression both follow the factor: the same orders over a longer timeline).
+
+    ``receive_budget_s`` is how long the orders queue lets a message fail (maxReceiveCount x visibility
+    timeout, ``receive_budget_seconds``): the long outage lasts longer than that, so a design that lets
+    every receive fail would dead-letter messages. Without it, the nominal budget at /10 is assumed.
+    """
 
     def s(seconds: float) -> float:
         return round(seconds * scale, 2)
@@ -159,9 +173,17 @@ def scenarios(scale: float = 1.0, rate_scale: float = 1.0) -> dict[str, Scenario
     baseline_slow = BASELINES.get("slow", FaultProfile(latency_ms=200))
 
     def faulted(
-        name: str, fault: FaultProfile, baseline: FaultProfile, rate: float, note: str, fault_s: float = 14
+        name: str,
+        fault: FaultProfile,
+        baseline: FaultProfile,
+        rate: float,
+        note: str,
+        fault_s: float = 14,
+        at_least_s: float = 0.0,
     ) -> Scenario:
-        start, end = s(8), s(8 + fault_s)
+        start = s(8)
+        end = round(start + max(s(fault_s), at_least_s), 2)
+        fault_s = (end - start) / scale
         return Scenario(
             name=name,
             description=note,
@@ -196,6 +218,27 @@ def scenarios(scale: float = 1.0, rate_scale: float = 1.0) -> dict[str, Scenario
             10,
             "the partner answers 429 with Retry-After: 1 to everything -> recovery",
         ),
+        "brownout": dataclasses.replace(
+            faulted(
+                "brownout",
+                preset("brownout"),
+                healthy,
+                10,
+                "half of the partner's answers are 503 (a brown-out: rarely enough in a row to open the "
+                "circuit) -> recovery",
+            ),
+            opens_circuit=False,
+        ),
+        "long-outage": faulted(
+            "long-outage",
+            outage,
+            healthy,
+            3,
+            "the partner answers 503 for longer than the queue lets a message fail "
+            "(maxReceiveCount x visibility timeout) -> recovery",
+            fault_s=NOMINAL_RECEIVE_BUDGET_S * LONG_OUTAGE_MARGIN,
+            at_least_s=(receive_budget_s or 0.0) * LONG_OUTAGE_MARGIN,
+        ),
         "poison": Scenario(
             name="poison",
             description="healthy partner; poison messages: a reused Idempotency-Key with another order, "
@@ -210,6 +253,15 @@ def scenarios(scale: float = 1.0, rate_scale: float = 1.0) -> dict[str, Scenario
 
 
 DEFAULT_SCENARIO = "outage"
+
+
+def receive_budget_seconds(context: Mapping[str, Any], consumer: str = "orders") -> float:
+    """maxReceiveCount x visibility timeout of ``consumer``'s queue, as synthesized from ``context``."""
+    from stacks.config import ServiceConfig
+
+    config = ServiceConfig.from_context(context["service"], context.get("stages", {}), context["stage"])
+    settings = config.consumers[consumer]
+    return float(settings.max_receive_count * settings.visibility_timeout_seconds)
 
 
 # ------------------------------------------------------------------------------------------ results
@@ -488,7 +540,7 @@ class ScenarioRun:
         window = self.scenario.fault_window
         for phase in self.scenario.phases[1:]:
             recovery = window is not None and phase.start_s == window[1]
-            if recovery and self.adaptive_timeline:
+            if recovery and self.adaptive_timeline and self.scenario.opens_circuit:
                 if not self._hold_fault(phase.start_s):
                     return
             elif self._stop.wait(max(0.0, phase.start_s - self.now())):

@@ -111,6 +111,8 @@ PRESETS: Final[dict[str, FaultProfile]] = {
     "slow": FaultProfile(latency_ms=8000),
     "throttling": FaultProfile(throttle_rate=1.0, retry_after_seconds=1),
     "error_rate": FaultProfile(error_rate=0.3, error_status=500),
+    # A brown-out: every other answer fails, never long enough in a row for a breaker threshold of 5.
+    "brownout": FaultProfile(error_rate=0.5, error_status=503),
     # Charges fail while GET /health stays 200: what a health-path probe cannot see.
     "charges_down": FaultProfile(error_rate=1.0, error_status=503, paths=("/charges",)),
 }

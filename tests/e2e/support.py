@@ -37,7 +37,7 @@ class Compressed:
         return scenarios(timeline_scale(SCENARIO_SCALE, self.factor), self.load_scale)
 
 
-FAULT_SCENARIOS = ("outage", "throttling", "slow")
+FAULT_SCENARIOS = ("outage", "throttling", "slow", "brownout")
 # The runner prints progress every few seconds: silence this long means it is stuck (a defect). A run
 # that keeps printing is waited for up to the cap, past which the machine is too slow to judge it.
 FAULT_RUNS_SILENCE_S = 180

@@ -174,6 +174,18 @@ def test_slow_dependency(fault_runs: FaultRuns) -> None:
     assert run["peak_dependency_in_flight"] > run["cap"]
 
 
+def test_a_brownout_costs_retries_never_a_message(fault_runs: FaultRuns) -> None:
+    """Half of the partner's answers fail: retries in the call and backed-off redeliveries absorb it."""
+    run = fault_runs.result("brownout")
+    summary = assert_conservation(run)
+    assert summary["in_dlq"] == 0, run["report"]
+    start, end = run["fault_window"]
+    during = [c for c in run["calls"] if start <= c["t"] < end]
+    failed = [c for c in during if c["status"] == 503]
+    assert during and 0.3 < len(failed) / len(during) < 0.7, run["report"]  # the fault took effect
+    assert run["final_circuit"] == "CLOSED"
+
+
 def test_the_demo_judges_every_run_ok_and_exits_cleanly(fault_runs: FaultRuns) -> None:
     """The demo's verdict and exit status: nothing lost or charged twice, every queue drained."""
     for name in FAULT_SCENARIOS:
