@@ -20,7 +20,13 @@ from bench.runner import run_architecture, run_naive
 from localcloud.calibration import DEFAULT_COMPRESS, calibrate, timeline_scale
 from localcloud.cloud import LocalCloud
 from localcloud.deploy import synthesize
-from localcloud.scenarios import Scenario, compressed_context, receive_budget_seconds, scenarios
+from localcloud.scenarios import (
+    Scenario,
+    breaker_bounds,
+    compressed_context,
+    receive_budget_seconds,
+    scenarios,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Both designs run on time compressed by the factor calibrated for this machine (localcloud/calibration.py):
@@ -72,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     scale = timeline_scale(0.2 if args.quick else args.scale, compress)
     context, _overrides = compressed_context(context, compress)
     catalogue = scenarios(scale, calibration.rate_scale, receive_budget_s=receive_budget_seconds(context))
+    threshold, close_within_s = breaker_bounds(context)
     plan: list[tuple[str, Scenario, int | None]] = [("outage", catalogue["outage"], None)]
     if not args.quick:
         plan += [
@@ -149,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         synth=synth,
         cost_errors=cost_errors,
         wall_s=time.monotonic() - started,
+        breaker_threshold=threshold,
+        close_within_s=close_within_s,
     )
     markdown = report.write(document, args.output)
     if args.json is not None:

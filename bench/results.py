@@ -33,7 +33,18 @@ class DesignResult:
     healthy_rate_before: float | None = None  # healthy consumer completions/s before the fault
     healthy_rate_during: float | None = None
     wall_s: float = 0.0
+    # Recovery (this architecture; None where it does not apply): charged orders that still ended in a
+    # DLQ, failed dependency calls between the fault's start and the circuit opening (the record as
+    # sampled: when the whole fleet stops), and how long after the recovery the circuit was CLOSED again.
+    charged_in_dlq: int = 0
+    failed_calls_before_open: int | None = None
+    closed_after_recovery_s: float | None = None
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def calls_per_request(self) -> float:
+        """Dependency calls per order over the whole scenario (1.0 = every order charged in one call)."""
+        return self.calls_total / self.requests if self.requests else 0.0
 
     @property
     def calls_per_request_during_fault(self) -> float:

@@ -15,7 +15,7 @@ from lambdas.partner_api.faults import FaultProfile
 from localcloud import report
 from localcloud.cloud import LocalCloud
 from localcloud.fault_dependency import FaultDependency
-from localcloud.scenarios import RunResult, Scenario, ScenarioRun
+from localcloud.scenarios import RunResult, Scenario, ScenarioRun, failed_call
 
 HEALTHY_NEIGHBOUR_LATENCY_MS = 500
 
@@ -184,17 +184,29 @@ def run_architecture(
         f"consumer peak busy environments {outcome.peak_consumer_in_flight} (cap {outcome.cap})"
     )
     _drain_lower_bound(result, outcome, scenario)
-    if result.backlog_at_recovery:
-        result.notes.append(
-            f"messages that failed during the fault come back only after the queue's "
-            f"{outcome.visibility_timeout_s} s visibility timeout; that wait, not the dependency's capacity, "
-            "sets the drain time"
-        )
+    _recovery(result, outcome, counts)
     if healthy is not None:
         base = outcome.started_at
         result.healthy_rate_before = healthy.rate(base + 1.0, base + start)
         result.healthy_rate_during = healthy.rate(base + start, base + end)
     return result, outcome
+
+
+def _recovery(result: DesignResult, outcome: RunResult, counts: dict[str, int]) -> None:
+    """Charged-and-dead-lettered orders; failed calls until the circuit record opened; time to close."""
+    result.charged_in_dlq = counts["charged+dlq"]
+    if outcome.fault_window is None:
+        return
+    start, recovered = outcome.fault_window
+    record = outcome.record_transitions
+    opened = next((t.t for t in record if t.to_state == "OPEN" and start <= t.t < recovered), None)
+    if opened is not None:
+        result.failed_calls_before_open = sum(
+            1 for c in outcome.calls_between(start, opened) if failed_call(c, outcome.attempt_timeout_ms)
+        )
+    closed = next((t.t for t in record if t.to_state == "CLOSED" and t.t >= recovered), None)
+    if opened is not None and closed is not None:
+        result.closed_after_recovery_s = closed - recovered
 
 
 def _drain_lower_bound(result: DesignResult, outcome: RunResult, scenario: Scenario) -> None:

@@ -255,13 +255,25 @@ def scenarios(
 DEFAULT_SCENARIO = "outage"
 
 
-def receive_budget_seconds(context: Mapping[str, Any], consumer: str = "orders") -> float:
-    """maxReceiveCount x visibility timeout of ``consumer``'s queue, as synthesized from ``context``."""
+def _config(context: Mapping[str, Any]) -> Any:
     from stacks.config import ServiceConfig
 
-    config = ServiceConfig.from_context(context["service"], context.get("stages", {}), context["stage"])
-    settings = config.consumers[consumer]
+    return ServiceConfig.from_context(context["service"], context.get("stages", {}), context["stage"])
+
+
+def receive_budget_seconds(context: Mapping[str, Any], consumer: str = "orders") -> float:
+    """maxReceiveCount x visibility timeout of ``consumer``'s queue, as synthesized from ``context``."""
+    settings = _config(context).consumers[consumer]
     return float(settings.max_receive_count * settings.visibility_timeout_seconds)
+
+
+def breaker_bounds(context: Mapping[str, Any], consumer: str = "orders") -> tuple[int, float]:
+    """(failure threshold, recovery window + one controller probe interval) of ``consumer``'s dependency:
+    what bounds the failed calls before the fleet stops, and how soon after a recovery it closes."""
+    config = _config(context)
+    dependency = config.dependencies[config.consumers[consumer].dependency]
+    close_within = dependency.breaker_recovery_seconds + config.workflows.controller_probe_interval_seconds
+    return dependency.breaker_failure_threshold, float(close_within)
 
 
 # ------------------------------------------------------------------------------------------ results
