@@ -9,8 +9,11 @@ re-send: Lambda's recursive-loop detection stops SQS -> Lambda -> SQS chains):
   jitter, so the records return when a call can be made and not all at once;
 * a transient failure with the circuit closed (5xx, 429, timeout, the call's budget ran out): exponential
   backoff with full jitter on the record's receive count, at least the dependency's ``Retry-After``;
-* the record's next failure would move it to the DLQ (receive count >= maxReceiveCount - 1): the whole
-  visibility timeout, its last chance given the most time.
+* the record has used all but ``RESERVED_RECEIVES`` of its receives (``maxReceiveCount``): the whole
+  visibility timeout, as before. A dependency failure then still needs at least ``RESERVED_RECEIVES`` x
+  the visibility timeout to walk a record into the DLQ: time for its circuit to open and the circuit
+  controller to pause the consumer, after which the record is not received at all until recovery. Fast
+  retries spend receives, so they are only the first ones.
 
 Never above the queue's visibility timeout. Every other failure (our key or route refused, the
 idempotency store down, the same record in progress elsewhere) keeps the visibility timeout: coming back
@@ -36,6 +39,8 @@ from lambdas.shared.dependency_client import (
 from lambdas.shared.message_visibility import MessageVisibility
 
 METRIC_RECORDS_BACKED_OFF: Final = "RecordsBackedOff"
+# The last receives before the DLQ keep the whole visibility timeout (see the module docstring).
+RESERVED_RECEIVES: Final = 3
 BACKOFF_MESSAGE: Final = "failed records come back after their backoff"
 BACKOFF_FAILED_MESSAGE: Final = "backoff not applied; the records come back after the visibility timeout"
 
@@ -67,7 +72,7 @@ class BackoffPolicy:
             error, (DependencyUnavailableError, TransientUpstreamError)
         ):
             return None
-        if receive_count >= self.max_receive_count - 1:
+        if receive_count >= self.max_receive_count - RESERVED_RECEIVES:
             return self.visibility_timeout_seconds
         ceiling = min(float(self.recovery_seconds), self.base_seconds * 2 ** max(0, receive_count - 1))
         jitter = rand() * ceiling  # full jitter

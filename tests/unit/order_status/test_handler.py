@@ -269,11 +269,16 @@ def hanging_dynamodb() -> Iterator[_SilentServer]:
 
 
 @pytest.mark.parametrize(
-    ("budget_ms", "remaining_ms", "limit_s"),
+    ("budget_ms", "downstream_ms", "remaining_ms", "limit_s"),
     [
-        # Without a budget, the two reads would take at least 2 s (1 s DOWNSTREAM_TIMEOUT_MS each).
-        ("1000", 30_000, 1.6),  # REQUEST_BUDGET_MS decides (1 s)
-        ("3000", 900, 1.4),  # the function's remaining time decides (900 - 200 ms margin)
+        # Each limit sits between what the budget allows (plus this machine's overhead) and a lower bound
+        # of what the reads would take without it, whatever the machine: a busy machine's second or so of
+        # overhead cannot change the verdict.
+        # REQUEST_BUDGET_MS decides: 3 s; without it the two reads take >= 6 s (3 s timeout each).
+        ("3000", "3000", 30_000, 4.5),
+        # The function's remaining time decides: 900 - 200 ms margin; without it the first read alone
+        # takes >= 4 s (its timeout).
+        ("5000", "4000", 900, 3.0),
     ],
 )
 def test_a_hanging_dynamodb_gets_a_503_within_the_budget(
@@ -281,13 +286,14 @@ def test_a_hanging_dynamodb_gets_a_503_within_the_budget(
     hanging_dynamodb: _SilentServer,
     monkeypatch: pytest.MonkeyPatch,
     budget_ms: str,
+    downstream_ms: str,
     remaining_ms: int,
     limit_s: float,
 ) -> None:
     host, port = hanging_dynamodb.server_address[:2]
     # Both DynamoDB reads (circuit record, order status) go to the server that never answers.
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", f"http://{host!s}:{port}")
-    api = make_api(REQUEST_BUDGET_MS=budget_ms, DOWNSTREAM_TIMEOUT_MS="1000")
+    api = make_api(REQUEST_BUDGET_MS=budget_ms, DOWNSTREAM_TIMEOUT_MS=downstream_ms)
 
     started = time.monotonic()
     response = api.call("ord-1", remaining_ms=remaining_ms)

@@ -17,11 +17,11 @@ from lambdas.shared.dependency_client import (
     TransientUpstreamError,
     UpstreamConfigurationError,
 )
-from lambdas.shared.retry_visibility import BackoffPolicy, RetryVisibility
+from lambdas.shared.retry_visibility import RESERVED_RECEIVES, BackoffPolicy, RetryVisibility
 from tests.unit.helpers import REGION
 
 LOGGER = logging.getLogger("test")
-POLICY = BackoffPolicy(visibility_timeout_seconds=180, max_receive_count=5, recovery_seconds=30)
+POLICY = BackoffPolicy(visibility_timeout_seconds=180, max_receive_count=8, recovery_seconds=30)
 
 
 def transient(retry_after: float | None = None) -> TransientUpstreamError:
@@ -63,9 +63,19 @@ def test_a_retry_after_is_honoured() -> None:
     assert delay(transient(retry_after=0.5), receive_count=3, rand=1.0) == 4  # the backoff is longer
 
 
-def test_the_last_receive_before_the_dlq_gets_the_whole_visibility_timeout() -> None:
-    assert delay(transient(), receive_count=4, rand=0.0) == 180  # maxReceiveCount 5: one more failure and out
-    assert delay(circuit_open(3.0), receive_count=7, rand=0.0) == 180
+def test_the_last_receives_before_the_dlq_keep_the_whole_visibility_timeout() -> None:
+    # maxReceiveCount 8: receives 1-4 retry fast; from the 5th, three receives are left and each failure
+    # keeps the visibility timeout, so reaching the DLQ takes >= 3 x 180 s (time to open and pause).
+    assert [delay(transient(), receive_count=n, rand=0.0) for n in range(1, 8)] == [0, 0, 0, 0, 180, 180, 180]
+    assert delay(circuit_open(3.0), receive_count=5, rand=0.0) == 180
+    assert RESERVED_RECEIVES == 3
+    five = BackoffPolicy(visibility_timeout_seconds=180, max_receive_count=5, recovery_seconds=30)
+    assert [delay(transient(), receive_count=n, rand=1.0, policy=five) for n in range(1, 5)] == [
+        1,
+        180,
+        180,
+        180,
+    ]
 
 
 @pytest.mark.parametrize(
