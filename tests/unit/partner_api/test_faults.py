@@ -73,7 +73,15 @@ def test_invalid_profiles_are_rejected(document: dict[str, object]) -> None:
 
 
 def test_presets() -> None:
-    assert set(PRESETS) == {"healthy", "outage", "slow", "throttling", "error_rate", "brownout", "charges_down"}
+    assert set(PRESETS) == {
+        "healthy",
+        "outage",
+        "slow",
+        "throttling",
+        "error_rate",
+        "brownout",
+        "charges_down",
+    }
     rng = random.Random(0)
     assert preset("outage").decide(rng).status == 503
     assert preset("slow").decide(rng).latency_ms == 8000
