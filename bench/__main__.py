@@ -17,9 +17,9 @@ from types import FrameType
 from bench import cost, report
 from bench.results import DesignResult
 from bench.runner import run_architecture, run_naive
-from localcloud.calibration import DEFAULT_COMPRESS, calibrate, timeline_scale
+from localcloud.calibration import DEFAULT_COMPRESS, calibrate, rate_scale, timeline_scale
 from localcloud.cloud import LocalCloud
-from localcloud.deploy import synthesize
+from localcloud.deploy import Synthesized, synthesize
 from localcloud.scenarios import (
     Scenario,
     breaker_bounds,
@@ -46,6 +46,19 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--render", type=Path, default=None, help="only re-render the report from a --json file"
     )
+    parser.add_argument(
+        "--synthesized",
+        type=Path,
+        help="reuse this cloud assembly (its time compression given by --compress) instead of calibrating "
+        "and synthesizing",
+    )
+    parser.add_argument(
+        "--compress", type=float, default=DEFAULT_COMPRESS, help="with --synthesized: its time compression"
+    )
+    parser.add_argument(
+        "--load-scale", type=float, help="with --synthesized: the load scale calibration chose for it"
+    )
+    parser.add_argument("--note", default="", help="with --synthesized: how its compression was chosen")
     return parser.parse_args(argv)
 
 
@@ -69,15 +82,24 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     context = json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
     context["stage"] = "dev"
-    print("measuring this machine to choose the time compression ...", flush=True)
-    calibration = calibrate(context, DEFAULT_COMPRESS)
-    compress = calibration.factor
-    print(f"  time compressed /{compress:g}: {calibration.reason}", flush=True)
+    reused = Synthesized.load(args.synthesized) if args.synthesized is not None else None
+    if reused is not None:
+        compress, load_scale = args.compress, args.load_scale or rate_scale(args.compress)
+        reason = args.note or "as the reused assembly was built"
+    else:
+        print("measuring this machine to choose the time compression ...", flush=True)
+        calibration = calibrate(context, DEFAULT_COMPRESS)
+        compress, load_scale, reason = calibration.factor, calibration.rate_scale, calibration.reason
+    print(f"  time compressed /{compress:g}: {reason}", flush=True)
     api_limit_s = API_LIMIT_S / compress
     naive_timeout_s = max(3.0, NAIVE_FUNCTION_TIMEOUT_S / compress)
     scale = timeline_scale(0.2 if args.quick else args.scale, compress)
-    context, _overrides = compressed_context(context, compress)
-    catalogue = scenarios(scale, calibration.rate_scale, receive_budget_s=receive_budget_seconds(context))
+    context = (
+        dict(reused.context)
+        if reused is not None and reused.context
+        else compressed_context(context, compress)[0]
+    )
+    catalogue = scenarios(scale, load_scale, receive_budget_s=receive_budget_seconds(context))
     threshold, close_within_s = breaker_bounds(context)
     plan: list[tuple[str, Scenario, int | None]] = [("outage", catalogue["outage"], None)]
     if not args.quick:
@@ -96,8 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     imports: list[cost.ImportCost] = []
     cost_errors: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-cdk.out-") as outdir:
-        print(f"synthesizing (time settings / {compress:g}) ...", flush=True)
-        synthesized = synthesize(context, outdir)
+        if reused is not None:
+            synthesized = reused
+        else:
+            print(f"synthesizing (time settings / {compress:g}) ...", flush=True)
+            synthesized = synthesize(context, outdir)
         cloud = LocalCloud(synthesized, seed=7)
         try:
             cloud.start()
@@ -140,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = (
         f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
         f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; "
-        f"time compressed /{compress:g} ({calibration.reason})"
+        f"time compressed /{compress:g} ({reason})"
     )
     document = report.Document(
         command=command,
@@ -161,9 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     markdown = report.write(document, args.output)
     if args.json is not None:
-        args.json.write_text(
-            json.dumps({**report.as_json(document), "rate_scale": calibration.rate_scale}, indent=2)
-        )
+        args.json.write_text(json.dumps({**report.as_json(document), "rate_scale": load_scale}, indent=2))
     print(markdown.read_text())
     return 0
 

@@ -107,11 +107,20 @@ def text(result: RunResult, png: Path | None = None) -> str:
         ]
         drain = s["drain_time_after_recovery_s"]
         lines.append(
-            f"drain time after recovery       {drain:.1f}s"
-            f"   (failed messages wait out the {result.visibility_timeout_s}s visibility timeout)"
+            f"drain time after recovery       {drain:.1f}s   (visibility timeout {result.visibility_timeout_s}s: "
+            "a failed record backs off for less, but for all of it on its last receives)"
             if isinstance(drain, float)
             else "drain time after recovery       n/a (did not drain)"
         )
+        recovered = result.fault_window[1] if result.fault_window else None
+        closed = next(
+            (t.t for t in result.record_transitions if t.to_state == "CLOSED" and t.t >= (recovered or 0.0)),
+            None,
+        )
+        if recovered is not None and closed is not None:
+            lines.append(
+                f"circuit closed again            {closed - recovered:.1f}s after the partner recovered"
+            )
     codes = Counter(c.status for c in result.calls)
     lines.append(
         "partner answers                 "

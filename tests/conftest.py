@@ -29,3 +29,11 @@ def cdk_context(**overrides: Any) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return PROJECT_ROOT
+
+
+@pytest.fixture(scope="session")
+def compressed(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The session's calibrated, time-compressed synth (tests/e2e/support.py), shared by every worker."""
+    from tests.e2e.support import compressed_for_session
+
+    return compressed_for_session(tmp_path_factory)

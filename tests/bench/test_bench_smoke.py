@@ -1,7 +1,8 @@
 """Smoke run of the resilience benchmark (``python -m bench --quick``): it completes and its invariants hold.
 
 The full benchmark is not part of ``make test``; this short outage run is (about a minute, in a
-subprocess so the local cloud's process-wide isolation never touches this session).
+subprocess so the local cloud's process-wide isolation never touches this session), on the session's
+calibrated synth.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,10 +24,18 @@ def _per_request(result: dict[str, float]) -> float:
     return result["calls_during_fault"] / result["requests_during_fault"]
 
 
-def test_quick_benchmark_runs_and_the_architecture_beats_the_naive_chain(tmp_path: Path) -> None:
+def test_quick_benchmark_runs_and_the_architecture_beats_the_naive_chain(
+    tmp_path: Path, compressed: Any
+) -> None:
     raw = tmp_path / "results.json"
+    # On the session's calibrated synth (tests/e2e/support.py): the benchmark's own calibration and synth
+    # are the demo's, tested there.
+    reuse = [
+        "--synthesized", str(compressed.synthesized.outdir), "--compress", str(compressed.factor),
+        "--load-scale", str(compressed.load_scale), "--note", compressed.reason,
+    ]  # fmt: skip
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--output", str(tmp_path), "--json", str(raw)],
+        [sys.executable, "-m", "bench", "--quick", "--output", str(tmp_path), "--json", str(raw), *reuse],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,

@@ -17,18 +17,14 @@ tests then assert on the accounts it wrote (``--json-dir``).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from localcloud.calibration import calibrate
-from localcloud.deploy import DeployedStack, Synthesized, deploy, synthesize
+from localcloud.deploy import DeployedStack, Synthesized, deploy
 from localcloud.emulator import Emulator
-from localcloud.scenarios import compressed_context
-from tests.conftest import cdk_context
-from tests.e2e.support import COMPRESS, Compressed, FaultRuns
+from tests.e2e.support import Compressed, FaultRuns, shared_temp
 
 E2E_DIR = Path(__file__).resolve().parent
 
@@ -37,15 +33,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if Path(str(item.fspath)).resolve().is_relative_to(E2E_DIR):
             item.add_marker(pytest.mark.e2e)
-
-
-@pytest.fixture(scope="session")
-def compressed(tmp_path_factory: pytest.TempPathFactory) -> Compressed:
-    base = cdk_context(stage="dev")
-    calibration = calibrate(base, COMPRESS)
-    context, overrides = compressed_context(base, calibration.factor)
-    synthesized = synthesize(context, tmp_path_factory.mktemp("cdk.out"))
-    return Compressed(synthesized, overrides, calibration.factor, calibration.rate_scale, calibration.reason)
 
 
 @pytest.fixture(scope="session")
@@ -69,10 +56,7 @@ def fault_scenarios_in_background(
         yield None
         return
     # One runner for the whole session: under xdist the workers share the base temp's parent.
-    shared = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        shared = shared.parent
-    directory = shared / "fault-scenarios"
+    directory = shared_temp(tmp_path_factory) / "fault-scenarios"
     try:
         directory.mkdir()  # atomic: exactly one worker gets to start the runner
     except FileExistsError:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import subprocess
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -35,6 +38,75 @@ class Compressed:
     def scenarios(self) -> dict[str, Scenario]:
         """The scenarios at the test scale, stretched (and their load slowed) as the factor asks."""
         return scenarios(timeline_scale(SCENARIO_SCALE, self.factor), self.load_scale)
+
+    def save(self, directory: Path) -> None:
+        document = {
+            "factor": self.factor,
+            "load_scale": self.load_scale,
+            "reason": self.reason,
+            "overrides": [dataclasses.asdict(o) for o in self.overrides],
+        }
+        (directory / "compressed.partial").write_text(json.dumps(document))
+        (directory / "compressed.partial").replace(directory / COMPRESSED_FILE)
+
+    @classmethod
+    def load(cls, directory: Path) -> Compressed:
+        document = json.loads((directory / COMPRESSED_FILE).read_text())
+        return cls(
+            synthesized=Synthesized.load(directory / "cdk.out"),
+            overrides=[Override(**o) for o in document["overrides"]],
+            factor=document["factor"],
+            load_scale=document["load_scale"],
+            reason=document["reason"],
+        )
+
+
+COMPRESSED_FILE = "compressed.json"
+# How long a worker waits for another one's calibration and synth (about a minute on a busy machine).
+COMPRESSED_WAIT_S = 600
+
+
+def compressed_for_session(tmp_path_factory: pytest.TempPathFactory) -> Compressed:
+    """The session's calibrated, compressed synth: made once, also under xdist (the first worker to claim
+    the shared directory calibrates and synthesizes; the others, and the benchmark smoke test, reuse it)."""
+    from localcloud.calibration import calibrate
+    from localcloud.deploy import synthesize
+    from localcloud.scenarios import compressed_context
+    from tests.conftest import cdk_context
+
+    directory = shared_temp(tmp_path_factory) / "compressed"
+    try:
+        directory.mkdir()  # atomic: exactly one worker makes it
+    except FileExistsError:
+        waited = time.monotonic()
+        while not (directory / COMPRESSED_FILE).exists():
+            if (directory / "failed").exists():
+                pytest.fail(
+                    f"the session's synth failed in another worker:\n{(directory / 'failed').read_text()}"
+                )
+            if time.monotonic() - waited > COMPRESSED_WAIT_S:
+                pytest.fail(f"{MACHINE_TOO_SLOW}: no compressed synth after {COMPRESSED_WAIT_S}s")
+            time.sleep(0.5)
+        return Compressed.load(directory)
+    try:
+        base = cdk_context(stage="dev")
+        calibration = calibrate(base, COMPRESS)
+        context, overrides = compressed_context(base, calibration.factor)
+        synthesized = synthesize(context, directory / "cdk.out")
+        compressed = Compressed(
+            synthesized, overrides, calibration.factor, calibration.rate_scale, calibration.reason
+        )
+        compressed.save(directory)
+    except BaseException:
+        (directory / "failed").write_text(traceback.format_exc())
+        raise
+    return compressed
+
+
+def shared_temp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A temporary directory every xdist worker of this session sees (the base temp's parent)."""
+    shared = tmp_path_factory.getbasetemp()
+    return shared.parent if os.environ.get("PYTEST_XDIST_WORKER") else shared
 
 
 FAULT_SCENARIOS = ("outage", "throttling", "slow", "brownout")
