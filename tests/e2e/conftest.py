@@ -1,4 +1,4 @@
-"""Shared fixtures of the end-to-end tests: one time-compressed synth per session, local clouds on it.
+"""Shared fixtures of the end-to-end tests: local clouds on the session's compressed synth (``compressed``).
 
 Every test in this folder is marked ``e2e``. The synthesized template is the real one
 (``stacks.application.build_app``), built from cdk.json's context with the stage's time settings
@@ -10,8 +10,8 @@ within about half a minute.
 The fault scenarios (test_scenarios.py) take most of the time, mostly waiting out visibility timeouts.
 When the session selected them, they start right after the synth in one background process, one per
 session also under xdist (the first worker to claim the shared directory starts it)
-(``python -m localcloud.demo --scenario outage,throttling,slow --synthesized ...``, i.e. ``make demo``
-on the session's template) and use the second core while the other e2e tests run here; the scenario
+(``python -m localcloud.demo --scenario outage,throttling,slow,brownout --synthesized ...``, i.e.
+``make demo`` on the session's template) and use the second core while the other e2e tests run here; the scenario
 tests then assert on the accounts it wrote (``--json-dir``).
 """
 
