@@ -37,3 +37,12 @@ def compressed(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from tests.e2e.support import compressed_for_session
 
     return compressed_for_session(tmp_path_factory)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that read the background fault runs' results (tests/e2e/support.py) go last.
+
+    The runner starts with the first end-to-end test and takes minutes; a worker that reached one of
+    its readers early would sit idle until then instead of running the rest of the suite.
+    """
+    items.sort(key=lambda item: "fault_runs" in getattr(item, "fixturenames", ()))

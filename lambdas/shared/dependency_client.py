@@ -379,6 +379,7 @@ class _Call:
     headers: dict[str, str]
     started: float
     budget_ms: float
+    max_attempts: int = 1
     attempts: int = 0
     credentials_refreshed: bool = False
 
@@ -469,6 +470,9 @@ class DependencyClient:
         self._credentials = credentials
         self._last_good: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._last_good_lock = threading.Lock()
+        # Consecutive failed logical calls in this environment (attempts_allowed).
+        self._failure_streak = 0
+        self._streak_lock = threading.Lock()
         self._breaker_config = CircuitBreakerConfig(
             failure_threshold=policy.breaker_failure_threshold,
             recovery_timeout=policy.breaker_recovery_seconds,
@@ -532,6 +536,7 @@ class DependencyClient:
             headers={**self._default_headers, **(headers or {})},
             started=self._clock(),
             budget_ms=float(remaining_ms() - self.policy.safety_margin_ms),
+            max_attempts=self.attempts_allowed,
         )
         try:
             if self._attempt_timeout(call) is None:
@@ -550,17 +555,36 @@ class DependencyClient:
         except TransientUpstreamError as exc:
             if exc.attempts:  # a call that never reached the dependency is no data point about it
                 self._count_logical_call(CALL_OUTCOME_TRANSIENT)
+                self._note_outcome(failed=True)
             return self._fallback_or_raise(call, exc, fallback)
         except PermanentUpstreamError:
             self._count_logical_call(CALL_OUTCOME_PERMANENT)
+            self._note_outcome(failed=False)  # it answered: it is up
             raise
         except UpstreamConfigurationError:
             self._count_logical_call(CALL_OUTCOME_CONFIGURATION)
+            self._note_outcome(failed=True)
             raise
         self._count_logical_call(CALL_OUTCOME_SUCCESS)
+        self._note_outcome(failed=False)
         if not self.policy.critical:
             self._remember(call, response.body)
         return response
+
+    @property
+    def attempts_allowed(self) -> int:
+        """Attempts the next logical call may make: one fewer per consecutive failed call, at least one.
+
+        A dependency that just failed a whole call is likely down: retrying every call in full would
+        multiply the calls it gets before the breaker trips (max_attempts x threshold per environment).
+        A brown-out loses little: one success restores every attempt.
+        """
+        with self._streak_lock:
+            return max(1, self.policy.max_attempts - self._failure_streak)
+
+    def _note_outcome(self, *, failed: bool) -> None:
+        with self._streak_lock:
+            self._failure_streak = self._failure_streak + 1 if failed else 0
 
     # ------------------------------------------------------------------------------------ retry loop
 
@@ -628,7 +652,7 @@ class DependencyClient:
                 http_response.headers.get("Retry-After") if http_response is not None else None,
                 self._wall_clock(),
             )
-            if call.attempts >= self.policy.max_attempts:
+            if call.attempts >= call.max_attempts:
                 self._log_attempt(
                     call,
                     status,
@@ -739,7 +763,7 @@ class DependencyClient:
                 lf.STATUS: None,
                 lf.STATUS_CLASS: lf.STATUS_CLASS_CIRCUIT_OPEN,
                 lf.ATTEMPT: 0,
-                lf.MAX_ATTEMPTS: self.policy.max_attempts,
+                lf.MAX_ATTEMPTS: call.max_attempts,
                 lf.LATENCY_MS: 0.0,
                 lf.CIRCUIT_STATE: state,
                 lf.OUTCOME: lf.OUTCOME_CIRCUIT_OPEN,
@@ -839,7 +863,7 @@ class DependencyClient:
             lf.STATUS: status,
             lf.STATUS_CLASS: status_class,
             lf.ATTEMPT: call.attempts,
-            lf.MAX_ATTEMPTS: self.policy.max_attempts,
+            lf.MAX_ATTEMPTS: call.max_attempts,
             lf.LATENCY_MS: round(latency_ms, 1),
             lf.CIRCUIT_STATE: circuit,
             lf.OUTCOME: outcome,

@@ -238,15 +238,15 @@ def test_breaker_opens_after_threshold_then_half_opens_and_closes(
     name = client.policy.name
     twin.set_profile("outage")
 
-    for _ in range(2):  # two logical calls = two breaker failures (not four: one outcome per call)
+    for _ in range(2):  # two logical calls = two breaker failures (not three: one outcome per call)
         with pytest.raises(TransientUpstreamError):
             client.get("/health", remaining_ms=budget(5_000))
-    assert twin.total_calls == 4
+    assert twin.total_calls == 3  # 2 attempts, then 1: one fewer after a failed call
     assert breaker_table.state(name) == "OPEN"
 
     with pytest.raises(DependencyUnavailableError) as caught:
         client.get("/health", remaining_ms=budget(5_000))
-    assert twin.total_calls == 4  # rejected without calling the dependency
+    assert twin.total_calls == 3  # rejected without calling the dependency
     assert 0 < caught.value.retry_in_seconds <= 1
 
     twin.set_profile("healthy")
@@ -256,7 +256,7 @@ def test_breaker_opens_after_threshold_then_half_opens_and_closes(
     assert breaker_table.state(name) == "HALF_OPEN"
     assert client.get("/health", remaining_ms=budget(5_000)).status == 200  # second success closes it
     assert breaker_table.state(name) == "CLOSED"
-    assert twin.total_calls == 6
+    assert twin.total_calls == 5
 
 
 def test_4xx_does_not_count_toward_the_breaker(
@@ -614,3 +614,39 @@ def test_one_logical_call_data_point_per_call_after_retries(
     ]
     assert all(p["_dimensions"] == {lf.DEPENDENCY, DIMENSION_OUTCOME, "service"} for p in points)
     assert all(p[lf.DEPENDENCY] == client.policy.name and p[METRIC_LOGICAL_CALLS] == [1.0] for p in points)
+
+
+def test_each_consecutive_failed_call_gets_one_attempt_fewer_until_a_success(
+    make_client: ClientFactory, twin: FaultDependency
+) -> None:
+    client = make_client(max_attempts=3, breaker_failure_threshold=10)
+    twin.set_profile("outage")
+
+    attempts = []
+    for _ in range(4):
+        before = twin.total_calls
+        with pytest.raises(TransientUpstreamError):
+            post_charge(client)
+        attempts.append(twin.total_calls - before)
+
+    # 3 + 2 + 1 + 1 = 7 calls at a dead dependency instead of 12 before its breaker trips.
+    assert attempts == [3, 2, 1, 1]
+    twin.set_profile("healthy")
+    assert post_charge(client).attempts == 1
+    assert client.attempts_allowed == 3  # one success restores every attempt
+    twin.enqueue(FaultDecision.error(503), FaultDecision.error(503))
+    assert post_charge(client).attempts == 3
+
+
+def test_an_answer_that_proves_the_dependency_up_restores_the_attempts(
+    make_client: ClientFactory, twin: FaultDependency
+) -> None:
+    client = make_client(max_attempts=3)
+    twin.enqueue(*[FaultDecision.error(503)] * 3)
+    with pytest.raises(TransientUpstreamError):
+        post_charge(client)
+    assert client.attempts_allowed == 2
+    twin.enqueue(FaultDecision.error(422))
+    with pytest.raises(PermanentUpstreamError):
+        post_charge(client)
+    assert client.attempts_allowed == 3
