@@ -21,7 +21,8 @@ each are in ``notifications.py``). Per record:
                    through the redrive policy instead.
   * not attempted  once the invocation's remaining time cannot fit a full attempt, the remaining records
                    are not touched: reported in ``batchItemFailures`` and made visible again at once
-                   (``lambdas/shared/batch_budget.py``) instead of being deferred unsent.
+                   (``lambdas/shared/batch_budget.py``), or backed off like the failed ones when attempted
+                   records failed, instead of being deferred unsent.
   * retried        anything else is reported in ``batchItemFailures``; dependency failures come back after a
                    jittered backoff (``lambdas/shared/retry_visibility.py``), the rest after the visibility
                    timeout: a call that started but ran out of the invocation's time (``BudgetExhaustedError``:
@@ -238,8 +239,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
         event=most_received_first(event), record_handler=record_handler, processor=processor, context=context
     )
     failed = len(response.get("batchItemFailures", []))
-    batch_budget.release_unclaimed(attempted_failures=failed - len(batch_budget.unclaimed))
-    retry_visibility.apply(failures_of(processor))
+    attempted_failures = failed - len(batch_budget.unclaimed)
+    batch_budget.release_unclaimed(attempted_failures=attempted_failures)
+    retry_visibility.apply(failures_of(processor), not_attempted_too=attempted_failures > 0)
     if failed:
         metrics.add_metric(name="RecordsRetried", unit=MetricUnit.Count, value=failed)
     return response

@@ -12,8 +12,9 @@ Per record:
                             the visibility timeout.
   * no time left         -> once the invocation's remaining time cannot fit a full attempt, the remaining
                             records are not touched: reported in ``batchItemFailures`` and made visible
-                            again at once (``lambdas/shared/batch_budget.py``), so a batch never runs past
-                            its timeout because of how many records it took.
+                            again at once (``lambdas/shared/batch_budget.py``), or backed off like the
+                            failed ones when attempted records failed, so a batch never runs past its
+                            timeout because of how many records it took.
   * configuration        -> the partner refused our key (401/403, after one re-read of the secret) or our
                             route (another unexpected 4xx): reported in ``batchItemFailures``, NOT
                             quarantined and the order not marked failed (nothing is wrong with it). The
@@ -240,8 +241,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
         event=most_received_first(event), record_handler=record_handler, processor=processor, context=context
     )
     failed = len(response.get("batchItemFailures", []))
-    batch_budget.release_unclaimed(attempted_failures=failed - len(batch_budget.unclaimed))
-    retry_visibility.apply(failures_of(processor))
+    attempted_failures = failed - len(batch_budget.unclaimed)
+    batch_budget.release_unclaimed(attempted_failures=attempted_failures)
+    retry_visibility.apply(failures_of(processor), not_attempted_too=attempted_failures > 0)
     if failed:
         metrics.add_metric(name="RecordsRetried", unit=MetricUnit.Count, value=failed)
     return response

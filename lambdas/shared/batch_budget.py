@@ -26,7 +26,7 @@ from lambdas.shared.message_visibility import MessageVisibility
 METRIC_RECORDS_NOT_ATTEMPTED: Final = "RecordsNotAttempted"
 NOT_ATTEMPTED_MESSAGE: Final = "records not attempted: no time left in this invocation; released"
 NOT_RELEASED_MESSAGE: Final = (
-    "records not attempted: no time left; left to the visibility timeout, attempted records failed"
+    "records not attempted: no time left; attempted records failed, so they back off like those"
 )
 RELEASE_FAILED_MESSAGE: Final = (
     "release of records not attempted failed; they return after the visibility timeout"
@@ -137,9 +137,10 @@ class BatchBudget:
 
         Only while the records this invocation did attempt all succeeded: then time ran short because the
         batch was large, and another environment can take the rest at once. When attempted records failed
-        (the dependency is slow or failing), the rest wait out the visibility timeout like them: every
-        receive counts toward maxReceiveCount, and hurrying work back to a struggling dependency would
-        walk it into the DLQ.
+        (the dependency is slow or failing), the rest are not released here: they back off like the
+        failed ones (``RetryVisibility.apply(..., not_attempted_too=True)``). Every receive counts toward
+        maxReceiveCount, and hurrying work straight back to a struggling dependency would walk it into
+        the DLQ.
 
         Counted as ``RecordsNotAttempted``. A failed release costs only time (the record returns after its
         visibility timeout), so it is logged, never raised: the batch response must still reach Lambda.

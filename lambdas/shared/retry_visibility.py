@@ -31,6 +31,7 @@ from typing import Any, Final, Protocol
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from lambdas.shared.batch_budget import NotAttemptedError
 from lambdas.shared.dependency_client import (
     DependencyUnavailableError,
     TransientUpstreamError,
@@ -66,12 +67,30 @@ class BackoffPolicy:
     recovery_seconds: int
     base_seconds: float = 1.0
 
-    def delay_for(self, error: BaseException, receive_count: int, rand: Callable[[], float]) -> int | None:
-        """The visibility to give a record that failed with ``error``; ``None``: leave it as it is."""
-        if isinstance(error, UpstreamConfigurationError) or not isinstance(
+    def delay_for(
+        self,
+        error: BaseException,
+        receive_count: int,
+        rand: Callable[[], float],
+        *,
+        not_attempted_too: bool = False,
+    ) -> int | None:
+        """The visibility to give a record that failed with ``error``; ``None``: leave it as it is.
+
+        ``not_attempted_too``: records this invocation had no time for (``NotAttemptedError``) back off
+        like a transient failure; the consumer asks for that when attempted records failed, i.e. the
+        dependency is struggling (otherwise ``BatchBudget`` releases them at once).
+        """
+        if isinstance(error, NotAttemptedError):
+            if not not_attempted_too:
+                return None
+            retry_after = 0.0
+        elif isinstance(error, UpstreamConfigurationError) or not isinstance(
             error, (DependencyUnavailableError, TransientUpstreamError)
         ):
             return None
+        else:
+            retry_after = error.retry_after or 0.0
         if receive_count >= self.max_receive_count - RESERVED_RECEIVES:
             return self.visibility_timeout_seconds
         ceiling = min(float(self.recovery_seconds), self.base_seconds * 2 ** max(0, receive_count - 1))
@@ -79,7 +98,7 @@ class BackoffPolicy:
         if isinstance(error, DependencyUnavailableError):
             delay = error.retry_in_seconds + jitter
         else:
-            delay = max(jitter, error.retry_after or 0.0)
+            delay = max(jitter, retry_after)
         return min(self.visibility_timeout_seconds, math.ceil(delay))
 
 
@@ -101,7 +120,9 @@ class RetryVisibility:
         self._metrics = metrics
         self._rand = rand
 
-    def apply(self, failures: Iterable[tuple[SQSRecord, BaseException | None]]) -> dict[str, int]:
+    def apply(
+        self, failures: Iterable[tuple[SQSRecord, BaseException | None]], *, not_attempted_too: bool = False
+    ) -> dict[str, int]:
         """Set each backed-off record's visibility; returns messageId -> seconds for those set.
 
         A failed change is logged, never raised: the batch response must still reach Lambda.
@@ -109,7 +130,13 @@ class RetryVisibility:
         planned: list[tuple[SQSRecord, int]] = []
         for record, error in failures:
             receive_count = int((record.get("attributes") or {}).get("ApproximateReceiveCount", 1))
-            delay = None if error is None else self.policy.delay_for(error, receive_count, self._rand)
+            delay = (
+                None
+                if error is None
+                else self.policy.delay_for(
+                    error, receive_count, self._rand, not_attempted_too=not_attempted_too
+                )
+            )
             if delay is not None:
                 planned.append((record, delay))
         if not planned:

@@ -92,6 +92,13 @@ def test_failures_the_dependency_did_not_cause_keep_the_visibility_timeout(error
     assert delay(error) is None
 
 
+def test_records_not_attempted_back_off_like_a_transient_failure_when_asked() -> None:
+    not_attempted = NotAttemptedError("no time")
+    assert POLICY.delay_for(not_attempted, 3, lambda: 1.0, not_attempted_too=True) == 4
+    assert POLICY.delay_for(not_attempted, 5, lambda: 0.0, not_attempted_too=True) == 180  # reserved receives
+    assert POLICY.delay_for(not_attempted, 3, lambda: 1.0) is None  # BatchBudget releases them instead
+
+
 # ------------------------------------------------------------------------------------- on a queue
 
 
