@@ -16,8 +16,9 @@ PYTEST_ARGS ?= -n 2 --durations=15
 # test-under-load: how often the suite runs in a row beside CPU-burning processes.
 LOAD_RUNS ?= 3
 
-# jsii prints an end-of-life banner on Node 20 at every start; silence that banner only.
-export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+# Node.js itself is pinned in package.json (jsii ended support for Node 20 on 2026-10-30): every recipe,
+# and the jsii runtime aws-cdk-lib starts from Python, runs the node that `npm ci` put in node_modules.
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 export CDK_DISABLE_CLI_TELEMETRY := true
 
 PY_SOURCES := app.py stacks lambdas localcloud schemas scripts ops bench tests
