@@ -195,18 +195,14 @@ def run_architecture(
 def _recovery(result: DesignResult, outcome: RunResult, counts: dict[str, int]) -> None:
     """Charged-and-dead-lettered orders; failed calls until the circuit record opened; time to close."""
     result.charged_in_dlq = counts["charged+dlq"]
-    if outcome.fault_window is None:
-        return
-    start, recovered = outcome.fault_window
-    record = outcome.record_transitions
-    opened = next((t.t for t in record if t.to_state == "OPEN" and start <= t.t < recovered), None)
-    if opened is not None:
+    opened = outcome.circuit_opened_during_fault()
+    if outcome.fault_window is not None and opened is not None:
         result.failed_calls_before_open = sum(
-            1 for c in outcome.calls_between(start, opened) if failed_call(c, outcome.attempt_timeout_ms)
+            1
+            for c in outcome.calls_between(outcome.fault_window[0], opened)
+            if failed_call(c, outcome.attempt_timeout_ms)
         )
-    closed = next((t.t for t in record if t.to_state == "CLOSED" and t.t >= recovered), None)
-    if opened is not None and closed is not None:
-        result.closed_after_recovery_s = closed - recovered
+        result.closed_after_recovery_s = outcome.circuit_closed_after_recovery()
 
 
 def _drain_lower_bound(result: DesignResult, outcome: RunResult, scenario: Scenario) -> None:

@@ -112,15 +112,9 @@ def text(result: RunResult, png: Path | None = None) -> str:
             if isinstance(drain, float)
             else "drain time after recovery       n/a (did not drain)"
         )
-        recovered = result.fault_window[1] if result.fault_window else None
-        closed = next(
-            (t.t for t in result.record_transitions if t.to_state == "CLOSED" and t.t >= (recovered or 0.0)),
-            None,
-        )
-        if recovered is not None and closed is not None:
-            lines.append(
-                f"circuit closed again            {closed - recovered:.1f}s after the partner recovered"
-            )
+        closed_after = result.circuit_closed_after_recovery()
+        if closed_after is not None:
+            lines.append(f"circuit closed again            {closed_after:.1f}s after the partner recovered")
     codes = Counter(c.status for c in result.calls)
     lines.append(
         "partner answers                 "

@@ -418,6 +418,25 @@ class RunResult:
                 previous = sample.circuit
         return changes
 
+    def circuit_opened_during_fault(self) -> float | None:
+        """When the circuit record (as sampled) first went OPEN during the fault."""
+        if self.fault_window is None:
+            return None
+        start, recovered = self.fault_window
+        return next(
+            (t.t for t in self.record_transitions if t.to_state == "OPEN" and start <= t.t < recovered), None
+        )
+
+    def circuit_closed_after_recovery(self) -> float | None:
+        """Seconds from the dependency's recovery until the circuit record was CLOSED again."""
+        if self.fault_window is None:
+            return None
+        recovered = self.fault_window[1]
+        closed = next(
+            (t.t for t in self.record_transitions if t.to_state == "CLOSED" and t.t >= recovered), None
+        )
+        return None if closed is None else closed - recovered
+
     def peak_depth(self, start: float, end: float) -> int:
         return max((s.visible + s.in_flight for s in self.samples if start <= s.t < end), default=0)
 

@@ -48,13 +48,13 @@ class NotAttemptedError(Exception):
     """The invocation has no time left for this record's call; the record goes back to the queue at once."""
 
 
-class _SupportsLog(Protocol):
+class SupportsLog(Protocol):
     def info(self, msg: Any, *args: Any, **kwargs: Any) -> Any: ...
 
     def warning(self, msg: Any, *args: Any, **kwargs: Any) -> Any: ...
 
 
-class _SupportsMetrics(Protocol):
+class SupportsMetrics(Protocol):
     def add_metric(self, name: str, unit: Any, value: float) -> Any: ...
 
 
@@ -75,8 +75,8 @@ class BatchBudget:
         sqs_client: Any,
         *,
         required_ms: int,
-        logger: _SupportsLog,
-        metrics: _SupportsMetrics | None = None,
+        logger: SupportsLog,
+        metrics: SupportsMetrics | None = None,
         reserve_ms: int = 0,
     ) -> None:
         self._visibility = MessageVisibility(sqs_client)
@@ -91,7 +91,7 @@ class BatchBudget:
 
     @classmethod
     def for_dependency(
-        cls, sqs_client: Any, policy: Any, *, logger: _SupportsLog, metrics: _SupportsMetrics | None = None
+        cls, sqs_client: Any, policy: Any, *, logger: SupportsLog, metrics: SupportsMetrics | None = None
     ) -> BatchBudget:
         """For a consumer of one dependency: a full attempt at least, the policy's margin kept in reserve."""
         return cls(

@@ -26,12 +26,12 @@ import math
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from lambdas.shared.batch_budget import NotAttemptedError
+from lambdas.shared.batch_budget import NotAttemptedError, SupportsLog, SupportsMetrics
 from lambdas.shared.dependency_client import (
     DependencyUnavailableError,
     TransientUpstreamError,
@@ -44,16 +44,6 @@ METRIC_RECORDS_BACKED_OFF: Final = "RecordsBackedOff"
 RESERVED_RECEIVES: Final = 3
 BACKOFF_MESSAGE: Final = "failed records come back after their backoff"
 BACKOFF_FAILED_MESSAGE: Final = "backoff not applied; the records come back after the visibility timeout"
-
-
-class _SupportsLog(Protocol):
-    def info(self, msg: Any, *args: Any, **kwargs: Any) -> Any: ...
-
-    def warning(self, msg: Any, *args: Any, **kwargs: Any) -> Any: ...
-
-
-class _SupportsMetrics(Protocol):
-    def add_metric(self, name: str, unit: Any, value: float) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -110,8 +100,8 @@ class RetryVisibility:
         sqs_client: Any,
         policy: BackoffPolicy,
         *,
-        logger: _SupportsLog,
-        metrics: _SupportsMetrics | None = None,
+        logger: SupportsLog,
+        metrics: SupportsMetrics | None = None,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.policy = policy

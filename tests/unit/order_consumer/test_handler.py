@@ -110,6 +110,26 @@ class Consumer:
 ConsumerFactory = Callable[..., Consumer]
 
 
+def in_flight_orders(
+    consumer: Consumer, *, count: int, visibility_s: int
+) -> tuple[str, list[dict[str, Any]]]:
+    """Orders ord-1..ord-<count> sent to a real queue and received as the event source would (in flight
+    for ``visibility_s``), as Lambda records in order-id order; returns (queue URL, records)."""
+    queue_url = consumer.sqs.create_queue(
+        QueueName="orders", Attributes={"VisibilityTimeout": str(visibility_s)}
+    )["QueueUrl"]
+    for n in range(1, count + 1):
+        consumer.sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(order(f"ord-{n}")))
+    taken = consumer.sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=count, VisibilityTimeout=visibility_s
+    )
+    records = [
+        {**sqs_record(m["Body"], message_id=m["MessageId"]), "receiptHandle": m["ReceiptHandle"]}
+        for m in sorted(taken["Messages"], key=lambda m: json.loads(m["Body"])["orderId"])
+    ]
+    return queue_url, records
+
+
 @pytest.fixture
 def make_consumer(
     aws: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -273,16 +293,7 @@ def test_records_failed_by_an_open_circuit_come_back_when_it_lets_a_probe_throug
 ) -> None:
     consumer = make_consumer(BREAKER_FAILURE_THRESHOLD="1", BREAKER_RECOVERY_SECONDS="30")
     consumer.twin.set_profile("outage")
-    queue_url = consumer.sqs.create_queue(QueueName="orders", Attributes={"VisibilityTimeout": "180"})[
-        "QueueUrl"
-    ]
-    for n in range(1, 5):
-        consumer.sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(order(f"ord-{n}")))
-    taken = consumer.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=4, VisibilityTimeout=180)
-    records = [
-        {**sqs_record(m["Body"], message_id=m["MessageId"]), "receiptHandle": m["ReceiptHandle"]}
-        for m in taken["Messages"]
-    ]
+    _, records = in_flight_orders(consumer, count=4, visibility_s=180)
 
     failed = consumer.invoke(*records)
 
@@ -495,17 +506,7 @@ def test_records_without_time_for_a_call_are_not_attempted_and_released_at_once(
     make_consumer: ConsumerFactory,
 ) -> None:
     consumer = make_consumer()
-    queue_url = consumer.sqs.create_queue(QueueName="orders", Attributes={"VisibilityTimeout": "300"})[
-        "QueueUrl"
-    ]
-    for n in range(1, 5):
-        consumer.sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(order(f"ord-{n}")))
-    # In flight for 300 s, as the event source leaves them during the invocation.
-    taken = consumer.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=4, VisibilityTimeout=300)
-    records = [
-        {**sqs_record(m["Body"], message_id=m["MessageId"]), "receiptHandle": m["ReceiptHandle"]}
-        for m in sorted(taken["Messages"], key=lambda m: json.loads(m["Body"])["orderId"])
-    ]
+    queue_url, records = in_flight_orders(consumer, count=4, visibility_s=300)
     # A full attempt needs margin 100 + connect 200 + attempt 2000 = 2300 ms; 2299 ms cannot fit one.
     context = _ShrinkingContext(consumer.twin, after_first_call_ms=2_299)
 
@@ -566,16 +567,7 @@ class _TickingContext(FakeLambdaContext):
 def test_when_attempted_records_failed_the_rest_back_off_like_them(make_consumer: ConsumerFactory) -> None:
     consumer = make_consumer()
     consumer.twin.set_profile("outage")
-    queue_url = consumer.sqs.create_queue(QueueName="orders", Attributes={"VisibilityTimeout": "300"})[
-        "QueueUrl"
-    ]
-    for n in range(1, 4):
-        consumer.sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(order(f"ord-{n}")))
-    taken = consumer.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=3, VisibilityTimeout=300)
-    records = [
-        {**sqs_record(m["Body"], message_id=m["MessageId"]), "receiptHandle": m["ReceiptHandle"]}
-        for m in taken["Messages"]
-    ]
+    _, records = in_flight_orders(consumer, count=3, visibility_s=300)
 
     failed = consumer.invoke(*records, context=_ShrinkingContext(consumer.twin, after_first_call_ms=2_299))
 
