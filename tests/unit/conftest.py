@@ -33,7 +33,9 @@ def fake_aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def aws() -> Iterator[None]:
-    with mock_aws():
+    # moto keeps execute_state_machine in a process-wide config that a state-machine or e2e test in the
+    # same worker may have switched on; unit tests never want executions run, so say it here.
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": False}}):  # type: ignore[arg-type]
         yield
 
 
