@@ -16,7 +16,7 @@ from types import FrameType
 
 from bench import cost, report
 from bench.results import DesignResult
-from bench.runner import run_architecture, run_naive
+from bench.runner import run_architecture, run_naive, run_peer
 from localcloud.calibration import DEFAULT_COMPRESS, calibrate, rate_scale, timeline_scale
 from localcloud.cloud import LocalCloud
 from localcloud.deploy import Synthesized, synthesize
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         else compressed_context(context, compress)[0]
     )
     catalogue = scenarios(scale, load_scale, receive_budget_s=receive_budget_seconds(context))
-    threshold, close_within_s = breaker_bounds(context)
+    bounds = breaker_bounds(context)
     plan: list[tuple[str, Scenario, int | None]] = [("outage", catalogue["outage"], None)]
     if not args.quick:
         plan += [
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             ("brownout", catalogue["brownout"], None),
             ("long-outage", catalogue["long-outage"], None),
         ]
-    results: list[tuple[DesignResult, DesignResult]] = []
+    results: list[tuple[DesignResult, DesignResult, DesignResult]] = []
     imports: list[cost.ImportCost] = []
     cost_errors: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-cdk.out-") as outdir:
@@ -131,10 +131,18 @@ def main(argv: list[str] | None = None) -> int:
                 naive = run_naive(
                     scenario, api_limit_s=api_limit_s, function_timeout_s=naive_timeout_s, pool=pool
                 )
+                print(f"[{time.monotonic() - started:6.1f}s] {label}: SQS -> Lambda peer ...", flush=True)
+                peer = run_peer(scenario, function_timeout_s=naive_timeout_s, compress=compress, pool=pool)
                 print(f"[{time.monotonic() - started:6.1f}s] {label}: this architecture ...", flush=True)
                 drain_timeout = 35.0 * DEFAULT_COMPRESS / compress if args.quick else None
-                architecture, _ = run_architecture(cloud, scenario, pool=pool, drain_timeout_s=drain_timeout)
-                results.append((naive, architecture))
+                architecture, _ = run_architecture(
+                    cloud,
+                    scenario,
+                    pool=pool,
+                    drain_timeout_s=drain_timeout,
+                    probe_interval_s=bounds.probe_interval_s,
+                )
+                results.append((naive, peer, architecture))
             if not args.quick:
                 print(f"[{time.monotonic() - started:6.1f}s] cold-start imports ...", flush=True)
                 handlers = {
@@ -181,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         synth=synth,
         cost_errors=cost_errors,
         wall_s=time.monotonic() - started,
-        breaker_threshold=threshold,
-        close_within_s=close_within_s,
+        breaker_threshold=bounds.failure_threshold,
+        close_within_s=bounds.close_within_s,
     )
     markdown = report.write(document, args.output)
     if args.json is not None:

@@ -24,7 +24,7 @@ class Document:
     naive_function_timeout_s: float
     neighbour_pool: int
     scenarios: dict[str, Scenario]
-    results: list[tuple[DesignResult, DesignResult]]
+    results: list[tuple[DesignResult, DesignResult, DesignResult]]  # (naive, peer, architecture)
     imports: list[ImportCost] = field(default_factory=list)
     sizes: list[PackageSize] = field(default_factory=list)
     synth: SynthCost | None = None
@@ -54,19 +54,27 @@ def _ratio(naive: float | None, architecture: float | None) -> str:
     return f"{naive / architecture:.2f}x"
 
 
-def _rows(naive: DesignResult, arch: DesignResult) -> list[tuple[str, str, str, str]]:
+def _rows(naive: DesignResult, peer: DesignResult, arch: DesignResult) -> list[tuple[str, ...]]:
     def ms(values: list[float], q: float) -> float | None:
         return percentile(values, q)
 
     def row(name: str, get: Callable[[DesignResult], float | None], digits: int = 2, unit: str = "") -> tuple:
-        a, b = get(naive), get(arch)
-        return (name, _f(a, digits, unit), _f(b, digits, unit), _ratio(a, b))
+        a, p, b = get(naive), get(peer), get(arch)
+        return (
+            name,
+            _f(a, digits, unit),
+            _f(p, digits, unit),
+            _f(b, digits, unit),
+            _ratio(a, b),
+            _ratio(p, b),
+        )
 
     rows = [
         row("requests sent by clients", lambda r: r.requests, 0),
         row("fulfilled (charged >= 1x) at the end", lambda r: r.fulfilled, 0),
         row("client got an error / gave up", lambda r: r.rejected, 0),
         row("accepted but lost", lambda r: r.lost, 0),
+        row("accepted and still queued at the deadline", lambda r: r.queued_at_deadline, 0),
         row("parked in the DLQ", lambda r: r.in_dlq, 0),
         row("duplicate side effects (orders charged > 1x)", lambda r: r.duplicates, 0),
         row("dependency calls per request during the fault", lambda r: r.calls_per_request_during_fault),
@@ -83,7 +91,9 @@ def _rows(naive: DesignResult, arch: DesignResult) -> list[tuple[str, str, str, 
         (
             "  concurrency cap",
             "none" if naive.cap is None else f"{naive.cap} (shared pool)",
+            "none" if peer.cap is None else f"{peer.cap} (shared pool)",
             str(arch.cap),
+            "",
             "",
         ),
         row(
@@ -96,6 +106,7 @@ def _rows(naive: DesignResult, arch: DesignResult) -> list[tuple[str, str, str, 
         row("request -> charge done p50 (ms)", lambda r: ms(r.done_ms, 50), 0),
         row("request -> charge done p99 (ms)", lambda r: ms(r.done_ms, 99), 0),
         row("backlog at recovery (messages)", lambda r: r.backlog_at_recovery, 0),
+        row("healthy throughput at the cap (orders/s)", lambda r: r.throughput_at_cap, 1),
         row("drain time after recovery (s)", lambda r: r.drain_s, 1),
         row("drain lower bound (s)", lambda r: r.drain_lower_bound_s, 2),
         row("drain time / lower bound", lambda r: r.drain_ratio, 1),
@@ -182,21 +193,24 @@ def chart(document: Document, path: Path) -> Path:
         ("dependency calls per request during the fault", lambda r: r.calls_per_request_during_fault),
         ("peak concurrency spent on the sick dependency", lambda r: float(r.peak_consumer_concurrency)),
         ("requests not fulfilled at the end", lambda r: float(r.not_fulfilled)),
-        ("client answer p99 (ms)", lambda r: percentile(r.answer_ms, 99) or 0.0),
+        ("orders in a DLQ at the end", lambda r: float(r.in_dlq)),
     ]
     figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8))
-    width = 0.38
+    width = 0.27
     for axis, (title, get) in zip(axes, panels, strict=True):
         xs = range(len(labels))
-        naive = [get(n) for n, _ in document.results]
-        arch = [get(a) for _, a in document.results]
-        axis.bar([x - width / 2 for x in xs], naive, width, label="naive chain", color="#c0504d")
-        axis.bar([x + width / 2 for x in xs], arch, width, label="this architecture", color="#4f81bd")
+        naive = [get(n) for n, _, _ in document.results]
+        peer = [get(p) for _, p, _ in document.results]
+        arch = [get(a) for _, _, a in document.results]
+        axis.bar([x - width for x in xs], naive, width, label="naive chain", color="#c0504d")
+        axis.bar(list(xs), peer, width, label="SQS -> Lambda peer", color="#9bbb59")
+        axis.bar([x + width for x in xs], arch, width, label="this architecture", color="#4f81bd")
         axis.set_xticks(list(xs), labels, rotation=20, fontsize=8)
         axis.set_title(title, fontsize=9)
     axes[0].legend(fontsize=8)
     figure.suptitle(
-        f"naive chain vs this architecture, same faults and load ({document.command})", fontsize=10
+        f"naive chain, SQS -> Lambda peer and this architecture, same faults and load ({document.command})",
+        fontsize=10,
     )
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -215,7 +229,7 @@ def write(document: Document, output_dir: Path) -> Path:
 
 def render(document: Document, png: Path) -> str:
     lines = [
-        "# Resilience benchmark: this architecture vs the naive design",
+        "# Resilience benchmark: this architecture vs the naive chain and the usual SQS -> Lambda peer",
         "",
         "Generated by the benchmark itself; every number below was measured in the run described here.",
         "",
@@ -227,7 +241,9 @@ def render(document: Document, png: Path) -> str:
         "",
     ]
     lines += _method(document)
-    for (label, scenario), (naive, arch) in zip(document.scenarios.items(), document.results, strict=True):
+    for (label, scenario), (naive, peer, arch) in zip(
+        document.scenarios.items(), document.results, strict=True
+    ):
         window = scenario.fault_window
         lines += [
             f"## {label}",
@@ -237,7 +253,15 @@ def render(document: Document, png: Path) -> str:
             "",
         ]
         lines += _table(
-            ("measure", "naive chain", "this architecture", "naive / architecture"), _rows(naive, arch)
+            (
+                "measure",
+                "naive chain",
+                "SQS -> Lambda peer",
+                "this architecture",
+                "naive / architecture",
+                "peer / architecture",
+            ),
+            _rows(naive, peer, arch),
         )
         lines += ["", "Targets for this architecture:", ""]
         lines += [
@@ -246,7 +270,8 @@ def render(document: Document, png: Path) -> str:
                 label, arch, threshold=document.breaker_threshold, close_within_s=document.close_within_s
             )
         ]
-        notes = [f"naive: {n}" for n in naive.notes] + [f"architecture: {n}" for n in arch.notes]
+        notes = [f"naive: {n}" for n in naive.notes] + [f"peer: {n}" for n in peer.notes]
+        notes += [f"architecture: {n}" for n in arch.notes]
         if notes:
             lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
         lines.append("")
@@ -259,7 +284,7 @@ def _method(document: Document) -> list[str]:
     return [
         "## How it was measured",
         "",
-        "Both designs get the same scenario from `localcloud.scenarios.scenarios("
+        "All three designs get the same scenario from `localcloud.scenarios.scenarios("
         f"{document.scale:g})`: the same load schedule and the same fault script, played by a fresh",
         "fault-injecting partner twin (`localcloud.fault_dependency`) on 127.0.0.1 for each design.",
         "",
@@ -270,6 +295,14 @@ def _method(document: Document) -> list[str]:
         f"  (API Gateway's 29 s / 10); each function stops at its timeout ({document.naive_function_timeout_s:g} s).",
         "  B makes one Idempotency-Key per invocation; A's retries invoke B again with a new key.",
         "  The clients send each order once.",
+        "- **SQS -> Lambda peer** (`bench/peer.py`): what most teams deploy (the Solutions Constructs",
+        "  `aws-sqs-lambda` defaults): the order goes to a queue with a DLQ after 15 receives and SQS's",
+        "  default 30 s visibility timeout (scaled, never below the function timeout); batches of 10, no",
+        "  partial batch response, no maximum concurrency (5 batches, then up to 300 more a minute while",
+        "  messages wait and invocations succeed); the handler charges each record with the producer's",
+        "  key, no retries of its own, no breaker: the first failure sends the whole batch back after the",
+        f"  visibility timeout. Same function timeout as the naive chain ({document.naive_function_timeout_s:g} s).",
+        "  It runs until every message is charged or dead-lettered.",
         "- **this architecture** (`bench/runner.py`): the real local cloud (`localcloud.cloud.LocalCloud`,",
         "  the CDK app synthesized with its time settings / 10), driven by `localcloud.scenarios.ScenarioRun`:",
         "  the storage-first front door -> SQS -> the real order consumer (budgeted retries, full jitter,",
@@ -277,13 +310,17 @@ def _method(document: Document) -> list[str]:
         "  request (429/5xx) with the same key. The client's answer is the front door's 202.",
         "- calls per request during the fault: dependency calls made while the fault was on / requests sent",
         "  while it was on.",
-        "- drain lower bound: backlog at recovery / (cap / median latency of successful calls before the",
-        "  fault), i.e. the dependency's capacity through the consumer's bulkhead.",
+        "- healthy throughput at the cap: before each scenario, 2 x cap x batch size orders go through the",
+        "  front door at once with the dependency healthy (the scenario's first profile); orders/s from the",
+        "  first 202 until the queue is empty. The most a drain through the bulkhead can do on this machine.",
+        "- drain lower bound: the queue cannot be empty before the load ends, nor before one controller",
+        "  probe interval (the circuit closes at the next probe) plus (backlog at recovery + orders arriving",
+        "  after it) / healthy throughput at the cap.",
         f"- noisy neighbour (the slow fault): one pool of {document.neighbour_pool} concurrency slots is shared",
         "  by the sick consumer and a healthy one calling its own healthy twin (500 ms per call) from",
         f"  {document.neighbour_pool} closed-loop workers; worker i runs only while i < pool - (slots the sick",
         "  consumer holds). Naive: every running function of the chain holds a slot (and is throttled when",
-        "  the pool is full). This architecture: the real consumer's busy environments (its poller's",
+        "  the pool is full). Peer: its running invocations, at most the pool. This architecture: the real consumer's busy environments (its poller's",
         "  in-flight invocations, capped by its maximum concurrency). The local cloud runs one consumer per",
         "  dependency, so the second consumer is this model, not a second deployed function.",
         "",
@@ -347,6 +384,9 @@ def _caveats() -> list[str]:
         "  `Retry-After: 1` are not, so timeouts are relatively shorter than in the cloud.",
         "- The architecture's client answer is the front door's 202 (storage-first): the order is not done",
         "  then. When it was done is the `request -> charge done` row, which includes waiting out the fault.",
+        "- The peer is a model in process: its only work per record is the dependency call, while the",
+        "  architecture's consumer also makes its emulated AWS calls (idempotency, order status) through",
+        "  the local cloud, so the peer's drain is faster here than the same code would be in the cloud.",
         "- The naive clients do not retry their errors; real clients would, multiplying the calls further",
         "  (27 per request if the API layer retried too).",
         "- The noisy-neighbour numbers come from the shared-pool model described above, with the real",
@@ -369,7 +409,10 @@ def from_json(data: dict[str, Any], catalogue: dict[str, Scenario]) -> Document:
         naive_function_timeout_s=data["naive_function_timeout_s"],
         neighbour_pool=data["neighbour_pool"],
         scenarios=scenarios_by_label,
-        results=[(DesignResult(**naive), DesignResult(**arch)) for naive, arch in data["results"]],
+        results=[
+            (DesignResult(**naive), DesignResult(**peer), DesignResult(**arch))
+            for naive, peer, arch in data["results"]
+        ],
         imports=[ImportCost(**c) for c in data["imports"]],
         sizes=[PackageSize(**c) for c in data["sizes"]],
         synth=SynthCost(**data["synth"]) if data.get("synth") else None,

@@ -16,7 +16,7 @@ class DesignResult:
     rejected: (
         int  # the client got an error or gave up (naive: 5xx / timeout; architecture: refused after retries)
     )
-    lost: int  # accepted (2xx to the client) but never charged nor parked in a DLQ
+    lost: int  # accepted (2xx to the client) but never charged nor parked in a DLQ, the queue drained
     in_dlq: int
     duplicates: int  # orders charged more than once
     calls_total: int
@@ -30,6 +30,8 @@ class DesignResult:
     drain_s: float | None = None
     drain_lower_bound_s: float | None = None
     backlog_at_recovery: int = 0
+    queued_at_deadline: int = 0  # accepted and still queued when the run's drain deadline passed
+    throughput_at_cap: float | None = None  # orders/s with a healthy dependency and a full queue
     healthy_rate_before: float | None = None  # healthy consumer completions/s before the fault
     healthy_rate_during: float | None = None
     wall_s: float = 0.0

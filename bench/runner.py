@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import time
 from typing import Any
 
@@ -10,12 +9,14 @@ import requests
 
 from bench.naive import NaiveRun, phases_of
 from bench.neighbour import HealthyConsumer
+from bench.peer import PeerRun
 from bench.results import DesignResult
 from lambdas.partner_api.faults import FaultProfile
 from localcloud import report
 from localcloud.cloud import LocalCloud
 from localcloud.fault_dependency import FaultDependency
-from localcloud.scenarios import RunResult, Scenario, ScenarioRun, failed_call
+from localcloud.scenarios import RunResult, Scenario, ScenarioRun, failed_call, sample_order
+from stacks.ingestion_api import IDEMPOTENCY_KEY_HEADER
 
 HEALTHY_NEIGHBOUR_LATENCY_MS = 500
 
@@ -105,6 +106,92 @@ def run_naive(
     return result
 
 
+# ------------------------------------------------------------------------------------------ (b) peer
+
+
+def run_peer(
+    scenario: Scenario, *, function_timeout_s: float, compress: float, pool: int | None = None
+) -> DesignResult:
+    """The peer runs until every message is charged or dead-lettered (its whole receive budget)."""
+    started = time.monotonic()
+    dependency = FaultDependency(phases_of(scenario), seed=7).start()
+    neighbour_twin: FaultDependency | None = None
+    healthy: HealthyConsumer | None = None
+    try:
+        peer = PeerRun(
+            scenario,
+            dependency,
+            function_timeout_s=function_timeout_s,
+            compress=compress,
+            slots=pool,
+        )
+        if pool is not None:
+            neighbour_twin = _healthy_neighbour_twin()
+            healthy = HealthyConsumer(pool, lambda: peer.in_flight, neighbour_twin).start()
+        peer.run()
+        offset = peer.t0 - started  # the twin's clock started (almost) with `started`
+        calls = [(c.t - offset, c) for c in dependency.calls()]
+        charges = dependency.charges_by_order()
+        peak = dependency.peak_in_flight
+    finally:
+        dependency.stop()
+        if healthy is not None:
+            healthy.stop()
+        if neighbour_twin is not None:
+            neighbour_twin.stop()
+    start, end = scenario.fault_window or (0.0, scenario.load_s)
+    messages = peer.queue.messages
+    charged_at: dict[str, float] = {}
+    for t, call in calls:
+        if call.new_charge and call.order_id and call.order_id not in charged_at:
+            charged_at[call.order_id] = t + call.latency_ms / 1000.0
+    dead = {m.order["orderId"] for m in peer.queue.dead_lettered()}
+    charged = {order for order, n in charges.items() if n >= 1}
+    unsettled = [m for m in messages if not (m.deleted or m.dead_lettered)]
+    result = DesignResult(
+        design="peer",
+        scenario=scenario.name,
+        requests=len(messages),
+        fulfilled=sum(1 for m in messages if m.order["orderId"] in charged),
+        rejected=0,
+        lost=0
+        if peer.drained_at_s is None
+        else len([m for m in unsettled if m.order["orderId"] not in charged]),
+        in_dlq=len(dead),
+        duplicates=sum(1 for n in charges.values() if n > 1),
+        calls_total=len(calls),
+        calls_during_fault=sum(1 for t, _ in calls if start <= t < end),
+        requests_during_fault=sum(1 for m in messages if start <= m.sent < end),
+        peak_dependency_in_flight=peak,
+        peak_consumer_concurrency=peer.peak_in_flight,
+        cap=pool,
+        done_ms=[
+            (charged_at[m.order["orderId"]] - m.sent) * 1000.0
+            for m in messages
+            if m.order["orderId"] in charged_at
+        ],
+        wall_s=time.monotonic() - started,
+    )
+    result.queued_at_deadline = 0 if peer.drained_at_s is not None else len(unsettled)
+    result.charged_in_dlq = len(dead & charged)
+    if scenario.fault_window is not None:
+        result.backlog_at_recovery = next((depth for t, depth in peer.depth_samples if t >= end), 0)
+        if peer.drained_at_s is not None:
+            result.drain_s = max(0.0, peer.drained_at_s - end)
+    result.notes.append(
+        f"{peer.invocations} invocations, {peer.failed_invocations} failed (the whole batch came back); "
+        f"peak concurrent batches {peer.peak_in_flight}; visibility timeout {peer.queue.visibility_timeout_s:g} s, "
+        f"maxReceiveCount {peer.queue.max_receive_count}"
+    )
+    if peer.drained_at_s is None:
+        result.notes.append("the queue did NOT drain before the deadline")
+    if healthy is not None:
+        base = peer.t0
+        result.healthy_rate_before = healthy.rate(base + 1.0, base + start)
+        result.healthy_rate_during = healthy.rate(base + start, base + end)
+    return result
+
+
 # ------------------------------------------------------------------------------------------ (b) architecture
 
 
@@ -123,9 +210,15 @@ class _TimedRun(ScenarioRun):
 
 
 def run_architecture(
-    cloud: LocalCloud, scenario: Scenario, *, pool: int | None = None, drain_timeout_s: float | None = None
+    cloud: LocalCloud,
+    scenario: Scenario,
+    *,
+    probe_interval_s: float,
+    pool: int | None = None,
+    drain_timeout_s: float | None = None,
 ) -> tuple[DesignResult, RunResult]:
     started = time.monotonic()
+    throughput = measure_throughput_at_cap(cloud, scenario) if scenario.fault_window else None
     # A fixed schedule: the naive chain runs the same one, so the designs are compared like for like.
     run = _TimedRun(cloud, scenario, drain_timeout_s=drain_timeout_s, adaptive_timeline=False)
     run.answer_ms = []
@@ -160,7 +253,7 @@ def run_architecture(
         requests=requests_made,
         fulfilled=sum(1 for order in first_sent if outcome.charges.get(order, 0) >= 1),
         rejected=0,
-        lost=counts["lost"] + counts["queued"],
+        lost=counts["lost"],
         in_dlq=counts["dlq"],
         duplicates=int(summary["duplicate_side_effects"]),  # type: ignore[call-overload]
         calls_total=len(outcome.calls),
@@ -174,6 +267,7 @@ def run_architecture(
         drain_s=outcome.drain_time_after_recovery(),
         wall_s=time.monotonic() - started,
     )
+    result.queued_at_deadline = counts["queued"]
     if refused:
         result.notes.append(
             f"front door answered {refused} times with an error, retried by the client with the same key"
@@ -183,7 +277,8 @@ def run_architecture(
     result.notes.append(
         f"consumer peak busy environments {outcome.peak_consumer_in_flight} (cap {outcome.cap})"
     )
-    _drain_lower_bound(result, outcome, scenario)
+    if throughput is not None:
+        _drain_lower_bound(result, outcome, throughput, probe_interval_s)
     _recovery(result, outcome, counts)
     if healthy is not None:
         base = outcome.started_at
@@ -205,17 +300,53 @@ def _recovery(result: DesignResult, outcome: RunResult, counts: dict[str, int]) 
         result.closed_after_recovery_s = outcome.circuit_closed_after_recovery()
 
 
-def _drain_lower_bound(result: DesignResult, outcome: RunResult, scenario: Scenario) -> None:
-    """backlog at recovery / capacity, capacity = cap / median latency of successful calls before the fault."""
-    if scenario.fault_window is None:
+def measure_throughput_at_cap(cloud: LocalCloud, scenario: Scenario) -> float:
+    """Orders per second the consumer completes with a healthy dependency and a full queue, at its cap.
+
+    The dependency answers with the scenario's first (healthy) profile; ``2 x cap x batch size`` orders go
+    through the front door at once, and the clock runs from the first 202 until the queue is empty.
+    This is the capacity a drain after recovery can at best reach, measured on this machine.
+    """
+    run = ScenarioRun(cloud, scenario)
+    run.wait_until_at_rest()
+    run.partner.set_profile(scenario.phases[0].profile, "capacity")
+    orders = 2 * run.poller.concurrency * run.poller.source.batch_size
+    session = requests.Session()
+    url = cloud.front_door.base_url + "orders"  # type: ignore[union-attr]
+    first: float | None = None
+    for n in range(orders):
+        order = sample_order(n, f"cap-{run.prefix}", run.rng)
+        response = session.post(
+            url, json=order, headers={IDEMPOTENCY_KEY_HEADER: order["orderId"]}, timeout=10
+        )
+        response.raise_for_status()
+        first = first or time.monotonic()
+    assert first is not None
+    deadline = first + 30 * orders  # a generous stop for a broken run; never reached by a working one
+    while time.monotonic() < deadline:
+        visible, in_flight = cloud.queue_depth(run.queue_url)
+        if visible == 0 and in_flight == 0 and run.poller.stats.in_flight == 0:
+            return orders / (time.monotonic() - first)
+        time.sleep(0.05)
+    raise RuntimeError(f"{orders} orders did not drain with a healthy dependency")
+
+
+def _drain_lower_bound(
+    result: DesignResult, outcome: RunResult, throughput: float, probe_interval_s: float
+) -> None:
+    """The earliest the queue could be empty after the recovery: never before the load ends, and never
+    before one probe interval (the circuit closes at the next probe) plus everything queued at or after
+    the recovery processed at the throughput measured at the cap."""
+    if outcome.fault_window is None:
         return
-    start, end = scenario.fault_window
-    after = [s for s in outcome.samples if s.t >= end]
+    recovered = outcome.fault_window[1]
+    after = [s for s in outcome.samples if s.t >= recovered]
     if not after:
         return
     backlog = after[0].visible + after[0].in_flight
+    arriving = sum(1 for m in outcome.messages if m.t >= after[0].t)
     result.backlog_at_recovery = backlog
-    healthy = [c.latency_ms for c in outcome.calls if c.t < start and 200 <= c.status < 300]
-    latency_s = max(statistics.median(healthy) / 1000.0, 0.001) if healthy else 0.001
-    capacity = outcome.cap / latency_s
-    result.drain_lower_bound_s = backlog / capacity if backlog else None
+    result.throughput_at_cap = throughput
+    result.drain_lower_bound_s = max(
+        outcome.load_ended_s - recovered, probe_interval_s + (backlog + arriving) / throughput
+    )

@@ -267,13 +267,28 @@ def receive_budget_seconds(context: Mapping[str, Any], consumer: str = "orders")
     return float(settings.max_receive_count * settings.visibility_timeout_seconds)
 
 
-def breaker_bounds(context: Mapping[str, Any], consumer: str = "orders") -> tuple[int, float]:
-    """(failure threshold, recovery window + one controller probe interval) of ``consumer``'s dependency:
-    what bounds the failed calls before the fleet stops, and how soon after a recovery it closes."""
+@dataclass(frozen=True)
+class BreakerBounds:
+    """What bounds a consumer's recovery, from its (compressed) settings."""
+
+    failure_threshold: int  # bounds the failed calls before the fleet stops (x 3)
+    recovery_s: float  # how long the circuit stays open before a probe may close it
+    probe_interval_s: float  # how often the controller probes while the consumer is paused
+
+    @property
+    def close_within_s(self) -> float:
+        """How soon after a recovery the circuit should be CLOSED again."""
+        return self.recovery_s + self.probe_interval_s
+
+
+def breaker_bounds(context: Mapping[str, Any], consumer: str = "orders") -> BreakerBounds:
     config = _config(context)
     dependency = config.dependencies[config.consumers[consumer].dependency]
-    close_within = dependency.breaker_recovery_seconds + config.workflows.controller_probe_interval_seconds
-    return dependency.breaker_failure_threshold, float(close_within)
+    return BreakerBounds(
+        failure_threshold=dependency.breaker_failure_threshold,
+        recovery_s=float(dependency.breaker_recovery_seconds),
+        probe_interval_s=float(config.workflows.controller_probe_interval_seconds),
+    )
 
 
 # ------------------------------------------------------------------------------------------ results
@@ -449,7 +464,7 @@ def failed_call(call: CallRecord, attempt_timeout_ms: float) -> bool:
 # ------------------------------------------------------------------------------------------ the run
 
 
-def _order(n: int, prefix: str, rng: random.Random) -> dict[str, Any]:
+def sample_order(n: int, prefix: str, rng: random.Random) -> dict[str, Any]:
     return {
         "orderId": f"{prefix}-{n:05d}",
         "customerId": f"customer-{rng.randrange(50):02d}",
@@ -516,7 +531,7 @@ class ScenarioRun:
     # -- the run ----------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
-        self._wait_until_idle()
+        self.wait_until_at_rest()
         self.partner.set_profile(self.scenario.phases[0].profile, self.scenario.phases[0].label)
         self.partner.reset_stats()
         self._errors_before = (self.consumer.errors, self.consumer.timeouts)
@@ -543,7 +558,7 @@ class ScenarioRun:
             self.consumer.logs.on_record.remove(self._on_log)
         return self._result(load_ended, verdict)
 
-    def _wait_until_idle(self, timeout_s: float = 60.0) -> None:
+    def wait_until_at_rest(self, timeout_s: float = 60.0) -> None:
         """A run starts from rest: order queue empty, consumer enabled, circuit closed (a cloud may be reused)."""
         dynamodb = self.cloud.emulator.client("dynamodb")
         deadline = time.monotonic() + timeout_s
@@ -645,7 +660,7 @@ class ScenarioRun:
             delay = due - self.now()
             if delay > 0:
                 time.sleep(delay)
-            order = _order(n, self.prefix, self.rng)
+            order = sample_order(n, self.prefix, self.rng)
             key = f"key-{order['orderId']}"
             self._post(session, url, order, key, "api")
             if self.rng.random() < self.scenario.client_retry_ratio:
@@ -684,7 +699,7 @@ class ScenarioRun:
     def _inject_poison(self, session: requests.Session, url: str, kind: str, key: str) -> None:
         if kind == "reused_key":
             # Same Idempotency-Key as the order just sent, different order: a producer bug.
-            other = _order(90_000 + len(self.messages), self.prefix, self.rng)
+            other = sample_order(90_000 + len(self.messages), self.prefix, self.rng)
             response = session.post(url, json=other, headers={"Idempotency-Key": key}, timeout=10)
             if response.status_code == 202:
                 with self._lock:
@@ -716,7 +731,7 @@ class ScenarioRun:
                 break
             time.sleep(0.2)
         self.partner.enqueue(FaultDecision.error(status=422))
-        order = _order(95_000, self.prefix, self.rng)
+        order = sample_order(95_000, self.prefix, self.rng)
         before = len(self.messages)
         self._post(session, url, order, f"key-{order['orderId']}", "api")
         with self._lock:

@@ -46,9 +46,9 @@ def test_quick_benchmark_runs_and_the_architecture_beats_the_naive_chain(
     assert (tmp_path / "benchmarks.md").read_text().startswith("# Resilience benchmark")
     assert (tmp_path / "benchmarks" / "resilience.png").stat().st_size > 0
 
-    [(naive, architecture)] = json.loads(raw.read_text())["results"]
-    assert naive["design"] == "naive" and architecture["design"] == "architecture"
-    assert naive["requests"] == architecture["requests"] > 0  # same load for both
+    [(naive, peer, architecture)] = json.loads(raw.read_text())["results"]
+    assert (naive["design"], peer["design"], architecture["design"]) == ("naive", "peer", "architecture")
+    assert naive["requests"] == peer["requests"] == architecture["requests"] > 0  # same load for all
     assert architecture["lost"] == 0
     assert architecture["duplicates"] == 0
     assert architecture["fulfilled"] + architecture["in_dlq"] == architecture["requests"]  # accounted for
@@ -57,3 +57,7 @@ def test_quick_benchmark_runs_and_the_architecture_beats_the_naive_chain(
     assert _per_request(naive) > 8.0
     assert _per_request(naive) > _per_request(architecture)
     assert naive["rejected"] > 0  # the naive chain turns the outage into errors for its clients
+    # The peer ran until every message ended somewhere; its key-forwarding handler never charges twice.
+    assert peer["fulfilled"] + peer["in_dlq"] == peer["requests"] and peer["duplicates"] == 0
+    # The drain is judged against a bound measured on this machine, not a constant.
+    assert architecture["throughput_at_cap"] > 0 and architecture["drain_lower_bound_s"] > 0

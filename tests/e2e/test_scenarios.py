@@ -182,7 +182,10 @@ def test_a_brownout_costs_retries_never_a_message(fault_runs: FaultRuns) -> None
     start, end = run["fault_window"]
     during = [c for c in run["calls"] if start <= c["t"] < end]
     failed = [c for c in during if c["status"] == 503]
-    assert during and 0.3 < len(failed) / len(during) < 0.7, run["report"]  # the fault took effect
+    # The fault took effect, and as a brown-out: each answer fails with p = 0.5, over some 30 calls, so
+    # the share is judged 4 standard deviations wide (a 0.3-0.7 band failed a quiet run at 8 of 28).
+    sigma = (0.25 / max(1, len(during))) ** 0.5
+    assert during and abs(len(failed) / len(during) - 0.5) < 4 * sigma, run["report"]
     assert run["final_circuit"] == "CLOSED"
 
 
