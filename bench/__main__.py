@@ -27,6 +27,7 @@ from localcloud.scenarios import (
     receive_budget_seconds,
     scenarios,
 )
+from stacks import retry_budget
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Both designs run on time compressed by the factor calibrated for this machine (localcloud/calibration.py):
@@ -141,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                     pool=pool,
                     drain_timeout_s=drain_timeout,
                     probe_interval_s=bounds.probe_interval_s,
+                    worst_case_calls=retry_budget.worst_case_in(synthesized.template, "POST /orders"),
                 )
                 results.append((naive, peer, architecture))
             if not args.quick:

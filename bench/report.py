@@ -80,6 +80,8 @@ def _rows(naive: DesignResult, peer: DesignResult, arch: DesignResult) -> list[t
         row("dependency calls per request during the fault", lambda r: r.calls_per_request_during_fault),
         row("dependency calls, whole run", lambda r: r.calls_total, 0),
         row("dependency calls per request, whole run", lambda r: r.calls_per_request),
+        row("most dependency calls for one order", lambda r: r.most_calls_for_one_order, 0),
+        row("  worst case the synth computed for the path", lambda r: r.worst_case_calls, 0),
         row("charged AND parked in a DLQ", lambda r: r.charged_in_dlq, 0),
         row("failed calls before the circuit opened", lambda r: r.failed_calls_before_open, 0),
         row("circuit CLOSED again after recovery (s)", lambda r: r.closed_after_recovery_s, 1),
@@ -143,6 +145,14 @@ def targets(
         value = arch.calls_per_request_during_fault
         out.append(
             Target("<= 1.2 dependency calls per message during the outage", f"{value:.2f}", value <= 1.2)
+        )
+    if arch.worst_case_calls is not None:
+        out.append(
+            Target(
+                "no order caused more dependency calls than the synth's worst case for its path",
+                f"{arch.most_calls_for_one_order} vs {arch.worst_case_calls}",
+                arch.most_calls_for_one_order <= arch.worst_case_calls,
+            )
         )
     out.append(Target("no charged order in a DLQ", str(arch.charged_in_dlq), arch.charged_in_dlq == 0))
     if label in NO_DLQ_SCENARIOS:

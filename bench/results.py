@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+
+
+def most_calls_for_one_order(order_ids: Iterable[str | None], wanted: Iterable[str]) -> int:
+    """The highest count of ``order_ids`` (one per dependency call) among the ``wanted`` orders."""
+    counts = Counter(order_ids)
+    return max((counts[order] for order in set(wanted)), default=0)
 
 
 @dataclass
@@ -39,6 +46,10 @@ class DesignResult:
     # DLQ, failed dependency calls between the fault's start and the circuit opening (the record as
     # sampled: when the whole fleet stops), and how long after the recovery the circuit was CLOSED again.
     charged_in_dlq: int = 0
+    # The most dependency calls any one order caused, and the worst case the synth computed for the path
+    # (stacks/retry_budget.py; None where no synth applies).
+    most_calls_for_one_order: int = 0
+    worst_case_calls: int | None = None
     failed_calls_before_open: int | None = None
     closed_after_recovery_s: float | None = None
     notes: list[str] = field(default_factory=list)

@@ -10,7 +10,7 @@ import requests
 from bench.naive import NaiveRun, phases_of
 from bench.neighbour import HealthyConsumer
 from bench.peer import PeerRun
-from bench.results import DesignResult
+from bench.results import DesignResult, most_calls_for_one_order
 from lambdas.partner_api.faults import FaultProfile
 from localcloud import report
 from localcloud.cloud import LocalCloud
@@ -96,6 +96,9 @@ def run_naive(
         done_ms=done_ms,
         wall_s=time.monotonic() - started,
     )
+    result.most_calls_for_one_order = most_calls_for_one_order(
+        (c.order_id for _, c in calls), (r.order_id for r in naive.orders)
+    )
     result.notes.append(
         f"peak function invocations in flight {naive.peak_in_flight}; throttled by the pool {naive.throttled}"
     )
@@ -173,6 +176,9 @@ def run_peer(
         wall_s=time.monotonic() - started,
     )
     result.queued_at_deadline = 0 if peer.drained_at_s is not None else len(unsettled)
+    result.most_calls_for_one_order = most_calls_for_one_order(
+        (c.order_id for _, c in calls), (m.order["orderId"] for m in messages)
+    )
     result.charged_in_dlq = len(dead & charged)
     if scenario.fault_window is not None:
         result.backlog_at_recovery = next((depth for t, depth in peer.depth_samples if t >= end), 0)
@@ -214,6 +220,7 @@ def run_architecture(
     scenario: Scenario,
     *,
     probe_interval_s: float,
+    worst_case_calls: int | None = None,
     pool: int | None = None,
     drain_timeout_s: float | None = None,
 ) -> tuple[DesignResult, RunResult]:
@@ -268,6 +275,10 @@ def run_architecture(
         wall_s=time.monotonic() - started,
     )
     result.queued_at_deadline = counts["queued"]
+    result.most_calls_for_one_order = most_calls_for_one_order(
+        (c.order_id for c in outcome.calls), first_sent
+    )
+    result.worst_case_calls = worst_case_calls
     if refused:
         result.notes.append(
             f"front door answered {refused} times with an error, retried by the client with the same key"

@@ -8,6 +8,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from stacks.retry_budget import METADATA_KEY, table
+
 
 def _summarize(template_path: Path) -> list[str]:
     template: dict[str, Any] = json.loads(template_path.read_text())
@@ -38,6 +40,7 @@ def _summarize(template_path: Path) -> list[str]:
                 f"  function {logical_id}: {props.get('Handler')}, timeout {props.get('Timeout')} s, "
                 f"reserved concurrency {props.get('ReservedConcurrentExecutions', 'none')}"
             )
+    lines += table(template.get("Metadata", {}).get(METADATA_KEY, []))
     return lines
 
 

@@ -143,6 +143,9 @@ class DependencySettings(_Model):
     # How long an execution environment trusts its cached circuit state: how late it learns that
     # another environment opened (or closed) the circuit.
     breaker_cache_seconds: int = Field(default=5, ge=0, le=300)
+    # The most calls one accepted message may cause at this dependency along any path, every retry
+    # layer multiplied (stacks/retry_budget.py): synth fails above it.
+    retry_budget: int = Field(default=10, ge=1, le=1_000)
     # Reserved concurrency of the demo twin deployed when base_url is None.
     demo_capacity: int = Field(default=10, ge=1, le=1_000)
     # What the circuit controller probes while the circuit is open (default: today's GET /health).
@@ -234,6 +237,9 @@ class WorkflowSettings(_Model):
     subscription: str = "fulfilment"
     # Bulkhead of every task function (and the starter's event source cap).
     task_concurrency: int = Field(default=5, ge=2, le=1_000)
+    # Client attempts per task invocation. Step Functions' Retry already repeats a failed task (with
+    # backoff, visibly, and without a function waiting): retrying inside too multiplies the two layers.
+    task_max_attempts: int = Field(default=1, ge=1, le=10)
     starter_timeout_seconds: int = Field(default=30, ge=3, le=900)
     # ALL event types, but without execution data (below), so history is complete and data stays out.
     log_level: Literal["ALL", "ERROR", "FATAL", "OFF"] = "ALL"
@@ -345,6 +351,10 @@ class ServiceConfig(_Model):
     consumers: dict[str, ConsumerSettings] = Field(min_length=1)
     alarms: AlarmSettings = AlarmSettings()
     tags: dict[str, str] = Field(default_factory=dict)
+    # The retry budget of paths whose dependency is an AWS API (stacks/retry_budget.py). Above a partner's
+    # 10: a keyed DynamoDB write or a named StartExecution is cheap to repeat, and the SDK's retry quota
+    # (500 tokens per client, 14 per retry) stops a fleet's retries against a struggling service.
+    aws_retry_budget: int = Field(default=20, ge=1, le=1_000)
 
     @model_validator(mode="after")
     def _references(self) -> ServiceConfig:

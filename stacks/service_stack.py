@@ -7,7 +7,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack, Tags
 from constructs import Construct
 
-from stacks import lambda_packaging
+from stacks import lambda_packaging, retry_budget
 from stacks.circuit_breaker import CircuitBreakerStore
 from stacks.config import ServiceConfig
 from stacks.consumer_reconciler import ConsumerReconciler
@@ -34,6 +34,11 @@ class ResilientServiceStack(Stack):
             **kwargs,
         )
         self.config = config
+        # Fails synth, naming the path and its layers, when retries nest past a dependency's budget.
+        self.retry_paths = retry_budget.check(config)
+        self.template_options.metadata = {
+            retry_budget.METADATA_KEY: retry_budget.as_metadata(self.retry_paths)
+        }
         self.monitoring = ServiceMonitoring(self, "Monitoring", config=config)
         layer = lambda_packaging.dependencies_layer(self, "Dependencies")
         self.circuits = CircuitBreakerStore(

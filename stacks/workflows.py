@@ -189,6 +189,9 @@ class Workflows(Construct):
         extra_environment: dict[str, str] | None = None,
     ) -> ServiceFunction:
         environment = {**(dependency.environment() if dependency else {}), **(extra_environment or {})}
+        if dependency:
+            # Step Functions' Retry is the retry layer of a workflow task (stacks/retry_budget.py).
+            environment["DEPENDENCY_MAX_ATTEMPTS"] = str(self.settings.task_max_attempts)
         function = ServiceFunction(
             self,
             f"{name}Task",

@@ -72,6 +72,7 @@ from lambdas.notifications_consumer.notifications import (
     send_notification,
 )
 from lambdas.shared.api_key import api_key_provider
+from lambdas.shared.attempts import attempts_on_receive, receive_count
 from lambdas.shared.batch_budget import BatchBudget, most_received_first
 from lambdas.shared.circuit_events import circuit_event_hook
 from lambdas.shared.dependency_client import DependencyClient, PermanentUpstreamError
@@ -140,13 +141,16 @@ idempotency_store = DynamoDBPersistenceLayer(
     config=idempotency_config,
     key_prefix=IDEMPOTENCY_KEY_PREFIX,
 )
-def notify_once(work: dict[str, Any], remaining_ms: Callable[[], int]) -> dict[str, Any]:
+def notify_once(
+    work: dict[str, Any], remaining_ms: Callable[[], int], max_attempts: int | None = None
+) -> dict[str, Any]:
     """Idempotent unit. ``work`` = {"idempotencyKey": str, "notification": NotificationRequest as JSON}."""
     sent = send_notification(
         dependency,
         NotificationRequest.model_validate(work["notification"]),
         idempotency_key=work["idempotencyKey"],
         remaining_ms=remaining_ms,
+        max_attempts=max_attempts,
     )
     return sent.model_dump()
 
@@ -186,6 +190,8 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> dict[str
                     "notification": planned.request.model_dump(),
                 },
                 remaining_ms=lambda_context.get_remaining_time_in_millis,
+                # The queue's redelivery is a retry layer too: fewer client attempts on each receive.
+                max_attempts=attempts_on_receive(dependency.policy.max_attempts, receive_count(record)),
             )
         except NotificationDeferredError as exc:
             logger.warning(

@@ -187,6 +187,7 @@ def send_notification(
     *,
     idempotency_key: str,
     remaining_ms: Callable[[], int],
+    max_attempts: int | None = None,
 ) -> SentNotification:
     """POST {base}/notifications once (with the client's retries, breaker and fallback).
 
@@ -204,6 +205,7 @@ def send_notification(
         remaining_ms=remaining_ms,
         # Any fallback body means "not sent" (a last-known-good body is another notification's answer).
         fallback=None,
+        max_attempts=max_attempts,
     )
     if response.from_fallback:
         raise NotificationDeferredError(

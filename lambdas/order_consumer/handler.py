@@ -70,6 +70,7 @@ from lambdas.order_consumer.processing import (
 )
 from lambdas.order_consumer.status_recording import StatusRecorder
 from lambdas.shared.api_key import api_key_provider
+from lambdas.shared.attempts import attempts_on_receive, receive_count
 from lambdas.shared.batch_budget import BatchBudget, most_received_first
 from lambdas.shared.circuit_events import circuit_event_hook
 from lambdas.shared.dependency_client import DependencyClient, PermanentUpstreamError
@@ -145,7 +146,9 @@ idempotency_store = DynamoDBPersistenceLayer(
     config=idempotency_config,
     key_prefix=IDEMPOTENCY_KEY_PREFIX,
 )
-def charge_once(charge: dict[str, Any], remaining_ms: Callable[[], int]) -> dict[str, Any]:
+def charge_once(
+    charge: dict[str, Any], remaining_ms: Callable[[], int], max_attempts: int | None = None
+) -> dict[str, Any]:
     """Idempotent unit of work. ``charge`` = {"idempotencyKey": str, "order": Order as JSON}."""
     order = Order.model_validate(charge["order"])
     # Inside the idempotent unit: a duplicate delivery replays the stored result and records nothing here.
@@ -155,6 +158,7 @@ def charge_once(charge: dict[str, Any], remaining_ms: Callable[[], int]) -> dict
         order,
         idempotency_key=charge["idempotencyKey"],
         remaining_ms=remaining_ms,
+        max_attempts=max_attempts,
     )
     return result.model_dump()
 
@@ -203,6 +207,8 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> dict[str
             result = charge_once(
                 charge={"idempotencyKey": key, "order": order.model_dump(mode="json")},
                 remaining_ms=lambda_context.get_remaining_time_in_millis,
+                # The queue's redelivery is a retry layer too: fewer client attempts on each receive.
+                max_attempts=attempts_on_receive(dependency.policy.max_attempts, receive_count(record)),
             )
     except IdempotencyPersistenceLayerError as exc:
         idempotency_store_unavailable(exc, logger=logger, metrics=metrics)

@@ -67,6 +67,7 @@ def charge_order(
     *,
     idempotency_key: str,
     remaining_ms: Callable[[], int],
+    max_attempts: int | None = None,
 ) -> ChargeResult:
     """POST {base}/charges once (with the client's retries); the Idempotency-Key makes retries safe.
 
@@ -75,7 +76,11 @@ def charge_order(
     headers = {IDEMPOTENCY_KEY_HEADER: idempotency_key}
     request = ChargeRequest.for_order(order)
     response = client.post(
-        CHARGES_PATH, json=request.model_dump(mode="json"), headers=headers, remaining_ms=remaining_ms
+        CHARGES_PATH,
+        json=request.model_dump(mode="json"),
+        headers=headers,
+        remaining_ms=remaining_ms,
+        max_attempts=max_attempts,
     )
     if response.from_fallback:
         # A cached body is never proof of a charge; a payments dependency must be configured critical.

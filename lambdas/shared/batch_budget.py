@@ -21,6 +21,7 @@ from typing import Any, Final, Protocol
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from lambdas.shared.attempts import receive_count
 from lambdas.shared.message_visibility import MessageVisibility
 
 METRIC_RECORDS_NOT_ATTEMPTED: Final = "RecordsNotAttempted"
@@ -40,7 +41,7 @@ def most_received_first(event: dict[str, Any]) -> dict[str, Any]:
     the records left unattempted are then the ones furthest from the DLQ, not the same unlucky tail again.
     """
     records = list(event.get("Records") or [])
-    records.sort(key=lambda record: -int((record.get("attributes") or {}).get("ApproximateReceiveCount", 1)))
+    records.sort(key=lambda record: -receive_count(record))
     return {**event, "Records": records}
 
 

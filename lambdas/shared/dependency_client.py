@@ -518,11 +518,14 @@ class DependencyClient:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         fallback: Any = NO_FALLBACK,
+        max_attempts: int | None = None,
     ) -> DependencyResponse:
         """Call ``{base_url}{path}``.
 
         ``route`` is the template logged instead of the concrete path (defaults to ``path``).
         ``fallback`` is the default returned for a non-critical dependency when nothing was cached yet.
+        ``max_attempts`` lowers this call's attempts below ``attempts_allowed`` (a caller whose own
+        layer retries too, e.g. a queue's redelivery: ``lambdas.shared.attempts``).
 
         Raises PermanentUpstreamError, UpstreamConfigurationError, TransientUpstreamError (incl.
         BudgetExhaustedError) and DependencyUnavailableError, except where a non-critical dependency's
@@ -536,7 +539,7 @@ class DependencyClient:
             headers={**self._default_headers, **(headers or {})},
             started=self._clock(),
             budget_ms=float(remaining_ms() - self.policy.safety_margin_ms),
-            max_attempts=self.attempts_allowed,
+            max_attempts=min(self.attempts_allowed, max_attempts or self.policy.max_attempts),
         )
         try:
             if self._attempt_timeout(call) is None:

@@ -31,6 +31,7 @@ from typing import Any, Final
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from lambdas.shared.attempts import receive_count
 from lambdas.shared.batch_budget import NotAttemptedError, SupportsLog, SupportsMetrics
 from lambdas.shared.dependency_client import (
     DependencyUnavailableError,
@@ -119,13 +120,11 @@ class RetryVisibility:
         """
         planned: list[tuple[SQSRecord, int]] = []
         for record, error in failures:
-            receive_count = int((record.get("attributes") or {}).get("ApproximateReceiveCount", 1))
+            receives = receive_count(record)
             delay = (
                 None
                 if error is None
-                else self.policy.delay_for(
-                    error, receive_count, self._rand, not_attempted_too=not_attempted_too
-                )
+                else self.policy.delay_for(error, receives, self._rand, not_attempted_too=not_attempted_too)
             )
             if delay is not None:
                 planned.append((record, delay))

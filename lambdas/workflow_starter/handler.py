@@ -49,7 +49,6 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -61,6 +60,7 @@ from lambdas.shared.events import (
     contract_for,
     parse_event,
 )
+from lambdas.workflow_starter.clients import STEP_FUNCTIONS_CLIENT_CONFIG
 
 MAX_NAME_LENGTH: Final = 80
 DIGEST_LENGTH: Final = 24  # hex characters of SHA-256: 96 bits
@@ -153,7 +153,7 @@ settings = StarterSettings.from_environment(os.environ)
 logger = Logger(service=settings.service_name)
 tracer = Tracer(service=settings.service_name)
 metrics = Metrics(service=settings.service_name)
-sfn = boto3.client("stepfunctions", config=Config(retries={"mode": "standard", "max_attempts": 3}))
+sfn = boto3.client("stepfunctions", config=STEP_FUNCTIONS_CLIENT_CONFIG)
 # A batch whose every record is poison is still a batch answered: each failed record goes back to the
 # queue (and on to the DLQ) on its own; raising would make the invocation an error and retry them all.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

@@ -75,3 +75,13 @@ def test_a_slow_dependency_may_dead_letter_but_never_a_charged_order() -> None:
     judged = verdicts("slow", architecture(scenario="slow", in_dlq=3))
     assert "0 messages in any DLQ" not in judged
     assert judged["no charged order in a DLQ"]
+
+
+def test_an_order_called_more_often_than_the_synth_worst_case_is_a_missed_target() -> None:
+    target = "no order caused more dependency calls than the synth's worst case for its path"
+    assert verdicts(
+        "outage", architecture(scenario="outage", most_calls_for_one_order=9, worst_case_calls=9)
+    )[target]
+    assert not verdicts(
+        "outage", architecture(scenario="outage", most_calls_for_one_order=10, worst_case_calls=9)
+    )[target]

@@ -67,3 +67,11 @@ def test_the_queue_cannot_be_empty_before_the_load_ends() -> None:
         probe_interval_s=1.0,
     )
     assert result.drain_lower_bound_s == pytest.approx(20.0)
+
+
+def test_the_most_calls_for_one_order_counts_only_the_orders_the_clients_sent() -> None:
+    from bench.results import most_calls_for_one_order
+
+    calls = ["o-1", "o-2", "o-1", "canary-probe", "canary-probe", "canary-probe", None]
+    assert most_calls_for_one_order(calls, ["o-1", "o-2", "o-3"]) == 2
+    assert most_calls_for_one_order([], ["o-1"]) == 0

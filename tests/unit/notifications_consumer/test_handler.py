@@ -392,6 +392,17 @@ def test_a_critical_notifier_keeps_records_in_the_queue_instead(make_consumer: C
     assert metric_total(consumer.output(), "NotificationsDeferred") == 0
 
 
+def test_a_redelivered_record_makes_one_attempt_fewer(make_consumer: ConsumerFactory) -> None:
+    """The queue's redelivery is a retry layer: on its second receive a record gets one client attempt."""
+    consumer = make_consumer(DEPENDENCY_CRITICAL="true")  # keeps failed records in the queue
+    consumer.twin.set_profile("outage")
+    record = sqs_record(consumer.event("OrderCancelled", order_cancelled()))
+    record["attributes"]["ApproximateReceiveCount"] = "2"
+
+    assert consumer.invoke(record) == [record["messageId"]]
+    assert [call.status for call in consumer.notification_calls()] == [503]  # DEPENDENCY_MAX_ATTEMPTS 2
+
+
 # ------------------------------------------------------------------------------------------------ poison
 
 

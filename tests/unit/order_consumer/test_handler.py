@@ -265,6 +265,20 @@ def test_a_transient_failure_fails_only_that_record_and_a_redelivery_succeeds(
     assert consumer.twin.charges_by_order() == {"ord-1": 1}
 
 
+@pytest.mark.parametrize(("receive_count", "calls"), [(1, 3), (2, 2), (3, 1), (6, 1)])
+def test_each_receive_of_a_record_makes_one_attempt_fewer_down_to_one(
+    make_consumer: ConsumerFactory, receive_count: int, calls: int
+) -> None:
+    """The queue's redelivery is a retry layer: 3 attempts x 6 receives would be 18 calls; this is 9."""
+    consumer = make_consumer(DEPENDENCY_MAX_ATTEMPTS="3")
+    consumer.twin.set_profile("outage")
+    record = sqs_record(order("ord-1"))
+    record["attributes"]["ApproximateReceiveCount"] = str(receive_count)
+
+    assert consumer.invoke(record) == [record["messageId"]]
+    assert consumer.charge_calls() == calls
+
+
 def test_an_open_circuit_fails_records_fast_without_calling_the_dependency(
     make_consumer: ConsumerFactory,
 ) -> None:
