@@ -60,7 +60,9 @@ def test_no_attempt_when_too_little_is_left() -> None:
 
 def test_clients_are_reused_per_service_and_timeouts(aws: None) -> None:
     pool = ClientPool()
-    budget = Budget.start(3000, remaining_ms=30_000, margin_ms=0)
+    # A frozen clock: creating the first client can take seconds on a busy machine, and a budget that
+    # ran down meanwhile would rightly ask for other timeouts (another client).
+    budget = Budget.start(3000, remaining_ms=30_000, margin_ms=0, clock=lambda: 0.0)
     first = pool.for_call("dynamodb", budget, cap_ms=1000, max_attempts=2)
     again = pool.for_call("dynamodb", budget, cap_ms=1000, max_attempts=2)
     assert first is again and len(pool) == 1
