@@ -8,7 +8,12 @@ environment (so at most one read of each per environment per window, whatever th
   (``opened_at + BREAKER_RECOVERY_SECONDS``), at least 1. HALF_OPEN: a probe is running; Retry-After =
   until its lease ends (at most the recovery time).
 * the order queue's backlog: SQS ``ApproximateNumberOfMessages`` (visible) above
-  ORDER_QUEUE_BACKLOG_THRESHOLD; Retry-After = SHED_RETRY_AFTER_SECONDS.
+  ORDER_QUEUE_BACKLOG_THRESHOLD; Retry-After = when the backlog will be under the threshold at the drain
+  rate this environment measured (successive reads while the backlog shrank), at most
+  SHED_RETRY_AFTER_SECONDS, which is also the answer while no drain has been seen.
+
+Every Retry-After is then spread by up to JITTER (never earlier than the state says, never above its
+bound), so the clients that were told at the same moment do not all come back at the same second.
 
 Why backlog and not the age metric the queue-age alarm uses: ``ApproximateAgeOfOldestMessage`` is only in
 CloudWatch, at one-minute resolution and a few minutes late, GetMetricData is billed per metric read and has
@@ -26,6 +31,7 @@ Retry-After tells them when an answer can change.
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +46,9 @@ CIRCUIT_KEY_ATTRIBUTE: Final = "id"
 REASON_CIRCUIT_OPEN: Final = "circuit_open"
 REASON_CIRCUIT_HALF_OPEN: Final = "circuit_half_open"
 REASON_QUEUE_BACKLOG: Final = "queue_backlog"
+JITTER: Final = 0.2  # a Retry-After is stretched by up to this share of itself
+# Weight of the newest drain-rate sample: recent enough to follow a recovery, smooth enough to ride noise.
+DRAIN_RATE_WEIGHT: Final = 0.5
 
 
 @dataclass(frozen=True)
@@ -51,11 +60,13 @@ class Signal:
     until: float | None = None
     retry_after_s: int | None = None
     error: str | None = None
+    ceiling_s: int | None = None  # the most a Retry-After of this signal may say
 
-    def retry_after(self, now: float) -> int:
-        if self.until is not None:
-            return max(1, math.ceil(self.until - now))
-        return self.retry_after_s or 1
+    def retry_after(self, now: float, jitter: float = 0.0) -> int:
+        """Seconds until the state can change, stretched by ``jitter`` (0..1) x JITTER, within the ceiling."""
+        base = max(1.0, self.until - now) if self.until is not None else float(self.retry_after_s or 1)
+        stretched = math.ceil(base * (1.0 + JITTER * jitter))
+        return max(1, min(stretched, self.ceiling_s) if self.ceiling_s is not None else stretched)
 
 
 HEALTHY: Final = Signal(shed=False)
@@ -91,6 +102,7 @@ class LoadShedder:
         logger: Logger,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         self.clients = clients
         self.circuit_table = circuit_table
@@ -105,14 +117,18 @@ class LoadShedder:
         self.logger = logger
         self.clock = clock
         self.wall_clock = wall_clock
+        self.rand = rand
         self._cache: dict[str, _Cached] = {}
+        # The backlog as last read (monotonic time, messages) and the drain rate measured from it.
+        self._last_backlog: tuple[float, int] | None = None
+        self.drain_per_s: float | None = None
         self.reads = {"circuit": 0, "queue": 0}
 
     def decide(self, budget: Budget) -> Decision:
         for name, check in (("circuit", self._circuit), ("queue", self._queue)):
             signal = self._cached(name, budget, check)
             if signal.shed:
-                return Decision(True, signal.reason, signal.retry_after(self.wall_clock()))
+                return Decision(True, signal.reason, signal.retry_after(self.wall_clock(), self.rand()))
         return Decision(False)
 
     def _cached(self, name: str, budget: Budget, check: Callable[[Budget], Signal]) -> Signal:
@@ -151,13 +167,17 @@ class LoadShedder:
         if state == "OPEN":
             opened_at = _number(item.get("opened_at"))
             probe_due = (opened_at if opened_at is not None else now) + self.recovery_seconds
-            return Signal(shed=True, reason=REASON_CIRCUIT_OPEN, until=probe_due)
+            return Signal(
+                shed=True, reason=REASON_CIRCUIT_OPEN, until=probe_due, ceiling_s=self.recovery_seconds
+            )
         if state == "HALF_OPEN":
             lease = _number(item.get("probe_lease_expiry"))
             until = (
                 min(lease, now + self.recovery_seconds) if lease is not None else now + self.recovery_seconds
             )
-            return Signal(shed=True, reason=REASON_CIRCUIT_HALF_OPEN, until=until)
+            return Signal(
+                shed=True, reason=REASON_CIRCUIT_HALF_OPEN, until=until, ceiling_s=self.recovery_seconds
+            )
         return HEALTHY
 
     def _queue(self, budget: Budget) -> Signal:
@@ -167,9 +187,35 @@ class LoadShedder:
             .get("Attributes", {})
         )
         backlog = int(attributes.get("ApproximateNumberOfMessages", "0"))
+        self._measure_drain(backlog)
         if backlog > self.backlog_threshold:
-            return Signal(shed=True, reason=REASON_QUEUE_BACKLOG, retry_after_s=self.queue_retry_after_s)
+            excess = backlog - self.backlog_threshold
+            seconds = math.ceil(excess / self.drain_per_s) if self.drain_per_s else self.queue_retry_after_s
+            return Signal(
+                shed=True,
+                reason=REASON_QUEUE_BACKLOG,
+                retry_after_s=max(1, min(seconds, self.queue_retry_after_s)),
+                ceiling_s=self.queue_retry_after_s,
+            )
         return HEALTHY
+
+    def _measure_drain(self, backlog: int) -> None:
+        """Net drain (messages/s) between this read and the last, while the backlog shrank; a backlog
+        that grew or stood still means no drain is known (the ceiling is then the honest answer)."""
+        now = self.clock()
+        if self._last_backlog is not None:
+            then, before = self._last_backlog
+            if now > then and backlog < before:
+                sample = (before - backlog) / (now - then)
+                previous = self.drain_per_s
+                self.drain_per_s = (
+                    sample
+                    if previous is None
+                    else DRAIN_RATE_WEIGHT * sample + (1 - DRAIN_RATE_WEIGHT) * previous
+                )
+            elif backlog >= before:
+                self.drain_per_s = None
+        self._last_backlog = (now, backlog)
 
 
 def _number(value: dict[str, str] | None) -> float | None:

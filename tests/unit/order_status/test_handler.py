@@ -186,12 +186,27 @@ def test_retry_after_counts_down_to_the_probe(make_api: ApiFactory) -> None:
     api = make_api()
     now = 1_767_225_600.0
     api.module.shedder.wall_clock = lambda: now
+    api.module.shedder.rand = lambda: 0.0  # no jitter
     api.breaker_store().save_open(api.circuit, failure_count=5, opened_at=int(now) - 20)
 
     response = api.call("ord-1")
 
     assert response["statusCode"] == 503
     assert response["headers"]["Retry-After"] == "10"  # opened 20 s ago, recovery 30 s
+
+
+@pytest.mark.parametrize(("opened_ago", "rand", "advice"), [(20, 1.0, "12"), (20, 0.5, "11"), (0, 1.0, "30")])
+def test_retry_after_is_spread_by_jitter_but_never_past_the_recovery_window(
+    make_api: ApiFactory, opened_ago: int, rand: float, advice: str
+) -> None:
+    """Clients told at the same moment come back spread out, never before the probe, never a window late."""
+    api = make_api()
+    now = 1_767_225_600.0
+    api.module.shedder.wall_clock = lambda: now
+    api.module.shedder.rand = lambda: rand
+    api.breaker_store().save_open(api.circuit, failure_count=5, opened_at=int(now) - opened_ago)
+
+    assert api.call("ord-1")["headers"]["Retry-After"] == advice  # 10 s x (1 + 0.2 x rand), within 30
 
 
 def test_a_circuit_forced_open_with_the_ops_cli_sheds_too(make_api: ApiFactory) -> None:
@@ -221,6 +236,51 @@ def test_a_queue_backlog_over_the_threshold_sheds_and_the_decision_is_cached(mak
     api.module.shedder.clock = lambda: time.monotonic() + 6  # the window has passed
     assert api.call("ord-1")["statusCode"] == 200
     assert api.module.shedder.reads == {"circuit": 2, "queue": 2}
+
+
+def test_a_draining_backlog_is_told_when_it_will_be_under_the_threshold(make_api: ApiFactory) -> None:
+    """Retry-After = the backlog over the threshold / the drain rate measured between two reads."""
+    api = make_api(SHED_CACHE_SECONDS="5")  # threshold 5, at most 45 s
+    shedder = api.module.shedder
+    shedder.rand = lambda: 0.0
+    t = [1000.0]
+    shedder.clock = lambda: t[0]
+    sent = [api.sqs.send_message(QueueUrl=api.queue_url, MessageBody=str(n))["MessageId"] for n in range(105)]
+    assert sent
+
+    first = api.call("ord-1")
+    assert first["headers"]["Retry-After"] == "45"  # no drain seen yet: the ceiling
+
+    received = 0
+    while received < 60:  # the consumers drain 60 messages in the next 6 s: 10 a second
+        batch = api.sqs.receive_message(QueueUrl=api.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        for message in batch:
+            api.sqs.delete_message(QueueUrl=api.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        received += len(batch)
+    t[0] += 6.0
+
+    second = api.call("ord-1")
+    assert second["statusCode"] == 503
+    assert second["headers"]["Retry-After"] == "4"  # (45 - 5) messages / 10 per second
+    assert shedder.drain_per_s == pytest.approx(10.0)
+
+
+def test_a_growing_backlog_forgets_the_drain_rate_and_says_the_ceiling(make_api: ApiFactory) -> None:
+    api = make_api(SHED_CACHE_SECONDS="5")
+    shedder = api.module.shedder
+    shedder.rand = lambda: 0.0
+    t = [1000.0]
+    shedder.clock = lambda: t[0]
+    shedder.drain_per_s = 10.0
+    for n in range(20):
+        api.sqs.send_message(QueueUrl=api.queue_url, MessageBody=str(n))
+    api.call("ord-1")
+    for n in range(20):
+        api.sqs.send_message(QueueUrl=api.queue_url, MessageBody=str(n))
+    t[0] += 6.0
+
+    assert api.call("ord-1")["headers"]["Retry-After"] == "45"
+    assert shedder.drain_per_s is None
 
 
 def test_a_check_that_fails_does_not_shed(make_api: ApiFactory) -> None:
