@@ -53,6 +53,7 @@ lint: install
 	$(VENV)/bin/ruff check $(PY_SOURCES)
 	$(VENV)/bin/ruff format --check $(PY_SOURCES)
 	$(PY) -m stacks.event_contracts --check
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/mypy stacks lambdas localcloud scripts ops bench
 
 # cfn-lint on what `make synth` wrote (tests/infra/test_compliance.py lints every stage in `make test`).
