@@ -47,7 +47,7 @@ install: $(VENV)/.installed node_modules/.installed
 
 synth: install
 	$(CDK) synth --app "$(PY) app.py" -c stage=$(STAGE) --quiet --no-notices
-	$(PY) scripts/synth_summary.py cdk.out
+	$(PY) -m scripts.synth_summary cdk.out
 
 lint: install
 	$(VENV)/bin/ruff check $(PY_SOURCES)
