@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from pathlib import Path
 
@@ -33,7 +34,21 @@ def summary(result: RunResult) -> dict[str, object]:
         "drain_time_after_recovery_s": result.drain_time_after_recovery(),
         "transitions": [(round(t.t, 1), t.from_state, t.to_state) for t in result.transitions],
         "record_transitions": [(round(t.t, 1), t.from_state, t.to_state) for t in result.record_transitions],
+        "status_reads": len(result.status_reads),
+        "status_reads_shed": sum(1 for r in result.status_reads if r.status == 503),
     }
+    shed = result.shed_status_reads()
+    if shed:
+        data.update(
+            {
+                "status_advice_median_s": statistics.median(r.retry_after_s or 0.0 for r, _, _ in shed),
+                "status_changed_median_s": statistics.median(c for _, c, _ in shed if c is not None)
+                if any(c is not None for _, c, _ in shed)
+                else None,
+                "status_retried_ok": sum(1 for _, _, n in shed if n is not None and n.status == 200),
+                "status_retried": sum(1 for _, _, n in shed if n is not None),
+            }
+        )
     if window is not None:
         start, end = window
         during = result.accepted_between(start, end)
@@ -129,6 +144,21 @@ def text(result: RunResult, png: Path | None = None) -> str:
             else ""
         )
     )
+    if s["status_reads"]:
+        lines.append(
+            f"status reads (GET /orders/id)   {s['status_reads']}, {s['status_reads_shed']} shed with 503 + Retry-After"
+        )
+    if "status_advice_median_s" in s:
+        changed = s["status_changed_median_s"]
+        lines.append(
+            f"  Retry-After vs the circuit     advice {s['status_advice_median_s']:.0f}s (median); the circuit "
+            + (
+                f"left OPEN {changed:.1f}s after the answer (median)"
+                if isinstance(changed, float)
+                else "stayed OPEN"
+            )
+            + f"; {s['status_retried_ok']} of {s['status_retried']} reads after waiting it answered 200"
+        )
     lines.append("circuit transitions (logged)    " + (_transitions(result.transitions) or "none"))
     lines.append(
         "circuit record (sampled 4/s)    " + (_transitions(result.record_transitions) or "CLOSED throughout")

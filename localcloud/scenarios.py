@@ -35,6 +35,8 @@ from localcloud.fault_dependency import CallRecord, FaultDependency
 from localcloud.isolation import LogRecord
 
 SAMPLE_INTERVAL_S = 0.25
+# A client polling GET /orders/{id} for its latest order (and honouring Retry-After) reads this often.
+STATUS_READ_INTERVAL_S = 1.0
 CONSUMER_HANDLER = "lambdas.order_consumer."
 CIRCUIT_TRANSITION_MESSAGE = "circuit_transition"
 
@@ -319,6 +321,16 @@ class SentMessage:
 
 
 @dataclass
+class StatusRead:
+    """One GET /orders/{id} by the status-polling client: what it was told, and when."""
+
+    t: float
+    status: int  # 0: no answer
+    retry_after_s: float | None = None
+    reason: str | None = None
+
+
+@dataclass
 class Transition:
     t: float
     from_state: str
@@ -365,6 +377,8 @@ class RunResult:
     timeline_notes: list[str] = field(default_factory=list)
     drain_verdict: DrainVerdict | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    status_reads: list[StatusRead] = field(default_factory=list)
+    breaker_recovery_s: float | None = None  # the dependency's recovery window, as deployed
 
     # -- accounting --------------------------------------------------------------------------------
 
@@ -452,6 +466,19 @@ class RunResult:
         )
         return None if closed is None else closed - recovered
 
+    def shed_status_reads(self) -> list[tuple[StatusRead, float | None, StatusRead | None]]:
+        """Each status read answered 503 because the circuit was open: (the read, seconds until the
+        circuit record, as sampled, next left OPEN, the client's next read after waiting the advice)."""
+        out = []
+        reads = self.status_reads
+        for index, read in enumerate(reads):
+            if read.status != 503 or read.reason != "circuit_open":
+                continue
+            changed = next((s.t for s in self.samples if s.t > read.t and s.circuit != "OPEN"), None)
+            following = reads[index + 1] if index + 1 < len(reads) else None
+            out.append((read, None if changed is None else changed - read.t, following))
+        return out
+
     def peak_depth(self, start: float, end: float) -> int:
         return max((s.visible + s.in_flight for s in self.samples if start <= s.t < end), default=0)
 
@@ -509,6 +536,7 @@ class ScenarioRun:
         self.rejected: dict[int, int] = {}
         self.samples: list[Sample] = []
         self.transitions: list[Transition] = []
+        self.status_reads: list[StatusRead] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._t0 = 0.0
@@ -544,6 +572,7 @@ class ScenarioRun:
         threads = [
             threading.Thread(target=self._observe, name="scenario-observer", daemon=True),
             threading.Thread(target=self._drive_partner, name="scenario-partner", daemon=True),
+            threading.Thread(target=self._read_status, name="scenario-status-reader", daemon=True),
         ]
         for thread in threads:
             thread.start()
@@ -722,6 +751,38 @@ class ScenarioRun:
                     SentMessage(self.now(), "-", sent["MessageId"], sent["MessageId"], "direct", "malformed")
                 )
 
+    def _read_status(self) -> None:
+        """A client polling GET /orders/{id} for the latest accepted order; on a 503 it waits the
+        Retry-After it was given before asking again (what the advice is for)."""
+        if self.cloud.front_door is None:
+            return
+        session = requests.Session()
+        base = self.cloud.front_door.base_url + "orders/"
+        while not self._stop.wait(STATUS_READ_INTERVAL_S):
+            with self._lock:
+                latest = next((m.order_id for m in reversed(self.messages) if m.origin == "api"), None)
+            if latest is None:
+                continue
+            t = self.now()
+            try:
+                response = session.get(base + latest, timeout=10)
+            except requests.RequestException:
+                with self._lock:
+                    self.status_reads.append(StatusRead(t, 0))
+                continue
+            retry_after = response.headers.get("Retry-After")
+            reason = None
+            if response.status_code == 503:
+                try:
+                    reason = response.json().get("reason")
+                except ValueError:
+                    reason = None
+            read = StatusRead(t, response.status_code, float(retry_after) if retry_after else None, reason)
+            with self._lock:
+                self.status_reads.append(read)
+            if read.retry_after_s is not None:
+                self._stop.wait(max(0.0, read.retry_after_s - STATUS_READ_INTERVAL_S))
+
     def _partner_rejects_one(self, session: requests.Session, url: str) -> None:
         """One order the partner answers with 422: wait until the consumer is idle, then script it."""
         deadline = self.now() + 30
@@ -873,6 +934,8 @@ class ScenarioRun:
             fault_window=self._actual_fault_window(),
             timeline_notes=list(self.timeline_notes),
             drain_verdict=verdict,
+            status_reads=list(self.status_reads),
+            breaker_recovery_s=_float_or_none(self.consumer.environ.get("BREAKER_RECOVERY_SECONDS")),
         )
 
     def _actual_fault_window(self) -> tuple[float, float] | None:
@@ -885,6 +948,10 @@ class ScenarioRun:
             started if started is not None else nominal[0],
             recovered if recovered is not None else nominal[1],
         )
+
+
+def _float_or_none(value: str | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def result_document(result: RunResult) -> dict[str, Any]:
@@ -935,5 +1002,7 @@ def result_document(result: RunResult) -> dict[str, Any]:
         ],
         "charges": result.charges,
         "dlq": result.dlq_ids,
+        "status_reads": [dataclasses.asdict(r) for r in result.status_reads],
+        "breaker_recovery_s": result.breaker_recovery_s,
         "report": report.text(result),
     }

@@ -4,8 +4,9 @@ Two signals, each read with its own small timeout and cached for SHED_CACHE_SECO
 environment (so at most one read of each per environment per window, whatever the request rate):
 
 * the dependency's circuit (the Powertools breaker record in the circuit table, partition key ``id`` =
-  DEPENDENCY_NAME). OPEN: no order is being charged; Retry-After = seconds until the half-open probe is due
-  (``opened_at + BREAKER_RECOVERY_SECONDS``), at least 1. HALF_OPEN: a probe is running; Retry-After =
+  DEPENDENCY_NAME). OPEN: no order is being charged; Retry-After = seconds until the next probe is due
+  (``opened_at`` + a whole number of BREAKER_RECOVERY_SECONDS: the controller probes once per window
+  while the dependency stays down), at least 1. HALF_OPEN: a probe is running; Retry-After =
   until its lease ends (at most the recovery time).
 * the order queue's backlog: SQS ``ApproximateNumberOfMessages`` (visible) above
   ORDER_QUEUE_BACKLOG_THRESHOLD; Retry-After = when the backlog will be under the threshold at the drain
@@ -166,7 +167,11 @@ class LoadShedder:
         now = self.wall_clock()
         if state == "OPEN":
             opened_at = _number(item.get("opened_at"))
-            probe_due = (opened_at if opened_at is not None else now) + self.recovery_seconds
+            opened = opened_at if opened_at is not None else now
+            # While the dependency stays down the circuit controller probes once per recovery window: the
+            # answer can change at the next one, not at a probe time already past.
+            windows = max(1, math.ceil((now - opened) / self.recovery_seconds))
+            probe_due = opened + windows * self.recovery_seconds
             return Signal(
                 shed=True, reason=REASON_CIRCUIT_OPEN, until=probe_due, ceiling_s=self.recovery_seconds
             )

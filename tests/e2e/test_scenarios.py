@@ -146,6 +146,22 @@ def test_outage(fault_runs: FaultRuns) -> None:
     assert {c["status"] for c in run["calls"] if start <= c["t"] < end} <= {503, 201}
 
 
+def test_status_reads_are_shed_with_advice_the_circuit_state_bounds(fault_runs: FaultRuns) -> None:
+    """A client polling GET /orders/{id} through the outage: every 503 says why and when to come back,
+    never later than the circuit's recovery window (the probe is due by then)."""
+    run = fault_runs.result("outage")
+    reads = run["status_reads"]
+    # 404: an order accepted at the front door that no consumer has received yet has no status record.
+    assert reads and {r["status"] for r in reads} <= {200, 404, 503}, reads
+    for read in (r for r in reads if r["status"] == 503):
+        # These runs never back the queue up to the threshold; a busy machine can make the status read
+        # itself miss its budget (status_unavailable, a short fixed advice).
+        assert read["reason"] in ("circuit_open", "status_unavailable"), read
+        assert read["retry_after_s"] >= 1, read
+        if read["reason"] == "circuit_open":
+            assert read["retry_after_s"] <= run["breaker_recovery_s"], read
+
+
 def test_throttling_dependency(fault_runs: FaultRuns) -> None:
     run = fault_runs.result("throttling")
     assert_conservation(run)

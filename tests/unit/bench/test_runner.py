@@ -6,42 +6,22 @@ import pytest
 
 from bench.results import DesignResult
 from bench.runner import _drain_lower_bound
-from localcloud.scenarios import RunResult, Sample, SentMessage, scenarios
+from localcloud.scenarios import RunResult, SentMessage
+from tests.unit.localcloud.runs import run_result, sample
 
 
 def _run(
     *, backlog: int, arrivals_after: int, recovered: float = 20.0, load_ended: float = 25.0
 ) -> RunResult:
-    def sample(t: float, depth: int) -> Sample:
-        return Sample(t, depth, 0, 0, 0, "CLOSED", 0, 0, 0, "recovered")
-
     messages = [
         SentMessage(recovered + 0.3 + 0.1 * n, f"o-{n}", f"k-{n}", f"m-{n}", "api")
         for n in range(arrivals_after)
     ]
     messages.append(SentMessage(1.0, "o-early", "k-early", "m-early", "api"))
-    return RunResult(
-        scenario=scenarios(1.0)["outage"],
-        overrides=[],
-        cap=4,
-        visibility_timeout_s=18,
-        max_receive_count=6,
-        started_at=0.0,
+    return run_result(
         load_ended_s=load_ended,
-        ended_s=60.0,
-        drained=True,
         samples=[sample(recovered - 0.25, backlog), sample(recovered + 0.25, backlog), sample(40.0, 0)],
         messages=messages,
-        rejected={},
-        dlq_messages=[],
-        charges={},
-        calls=[],
-        transitions=[],
-        peak_dependency_in_flight=1,
-        peak_consumer_in_flight=4,
-        attempt_timeout_ms=1000.0,
-        consumer_errors=0,
-        consumer_timeouts=0,
         fault_window=(10.0, recovered),
     )
 

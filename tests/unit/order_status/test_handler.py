@@ -195,6 +195,18 @@ def test_retry_after_counts_down_to_the_probe(make_api: ApiFactory) -> None:
     assert response["headers"]["Retry-After"] == "10"  # opened 20 s ago, recovery 30 s
 
 
+def test_a_circuit_open_past_its_window_is_told_the_next_probe_not_a_past_one(make_api: ApiFactory) -> None:
+    """Found running the demo: once opened_at + recovery had passed, every answer said 1-2 s while the
+    circuit stayed open for many seconds more (the controller probes once per window)."""
+    api = make_api()
+    now = 1_767_225_600.0
+    api.module.shedder.wall_clock = lambda: now
+    api.module.shedder.rand = lambda: 0.0
+    api.breaker_store().save_open(api.circuit, failure_count=5, opened_at=int(now) - 45)
+
+    assert api.call("ord-1")["headers"]["Retry-After"] == "15"  # the probe due at 60 s, recovery 30 s
+
+
 @pytest.mark.parametrize(("opened_ago", "rand", "advice"), [(20, 1.0, "12"), (20, 0.5, "11"), (0, 1.0, "30")])
 def test_retry_after_is_spread_by_jitter_but_never_past_the_recovery_window(
     make_api: ApiFactory, opened_ago: int, rand: float, advice: str
