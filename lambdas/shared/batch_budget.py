@@ -46,7 +46,8 @@ def most_received_first(event: dict[str, Any]) -> dict[str, Any]:
 
 
 class NotAttemptedError(Exception):
-    """The invocation has no time left for this record's call; the record goes back to the queue at once."""
+    """The invocation has no time left for this record's call; the record goes back to the queue, at once
+    unless records this invocation did attempt failed (then it backs off like them: retry_visibility)."""
 
 
 class SupportsLog(Protocol):
