@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import random
 import socket
 import threading
@@ -56,7 +57,7 @@ class CallRecord:
     latency_ms: float
     phase: str
     idempotency_key: str | None
-    order_id: str | None
+    order_id: str | None  # the request body's orderId, whatever the answer (a failed call too)
     new_charge: bool
 
 
@@ -313,6 +314,8 @@ class FaultDependency:
         try:
             length = int(request.headers.get("Content-Length") or 0)
             body = request.rfile.read(length) if length > 0 else b""
+            # Whose call this was, even when the fault answers for the service: calls per order.
+            charge_order = _order_id_of(body)
             # Event.wait instead of sleep: stop() wakes slow responses immediately.
             if decision.latency_ms > 0 and self._stopping.wait(decision.latency_ms / 1000.0):
                 request.close_connection = True
@@ -349,6 +352,15 @@ class FaultDependency:
                 if self._in_flight == 0:
                     self._idle.notify_all()
         _write(request, response)
+
+
+def _order_id_of(body: bytes) -> str | None:
+    try:
+        document = json.loads(body) if body else None
+    except ValueError:
+        return None
+    value = document.get("orderId") if isinstance(document, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _write(request: _Handler, response: HttpResponse) -> None:

@@ -192,3 +192,17 @@ def test_reset_stats(session: requests.Session) -> None:
         assert (twin.total_calls, twin.charges_by_order(), twin.timeline()) == (0, {}, [])
         assert json.loads(session.get(f"{twin.base_url}/health", timeout=5).text) == {"status": "ok"}
         assert twin.total_calls == 1
+
+
+def test_a_failed_call_is_recorded_with_its_order_but_charges_nothing(session: requests.Session) -> None:
+    """Calls per order count the failed ones too (the benchmark's most calls for one order)."""
+    with FaultDependency() as twin:
+        twin.set_profile("outage")
+        assert charge(session, twin, "k-1", "ord-9").status_code == 503
+        twin.set_profile("healthy")
+        assert charge(session, twin, "k-1", "ord-9").status_code == 201
+        assert [(c.order_id, c.status, c.new_charge) for c in twin.calls()] == [
+            ("ord-9", 503, False),
+            ("ord-9", 201, True),
+        ]
+        assert twin.charges_by_order() == {"ord-9": 1}
