@@ -35,8 +35,9 @@ from localcloud.fault_dependency import CallRecord, FaultDependency
 from localcloud.isolation import LogRecord
 
 SAMPLE_INTERVAL_S = 0.25
-# A client polling GET /orders/{id} for its latest order (and honouring Retry-After) reads this often.
-STATUS_READ_INTERVAL_S = 1.0
+# A client polling GET /orders/{id} for its latest order (and honouring Retry-After) reads this often:
+# each read runs the status function in this process, so a tighter loop would slow the load beside it.
+STATUS_READ_INTERVAL_S = 3.0
 CONSUMER_HANDLER = "lambdas.order_consumer."
 CIRCUIT_TRANSITION_MESSAGE = "circuit_transition"
 
