@@ -6,6 +6,7 @@ the same run, one after the other.
 
 from __future__ import annotations
 
+import ast
 import os
 import statistics
 import subprocess
@@ -14,19 +15,36 @@ import tempfile
 import textwrap
 import time
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-BARE_HANDLER = "def handler(event, context):\n    return {'statusCode': 200}\n"
+INIT_RATIO_TARGET = 1.3  # a handler's init against the import of the libraries it uses (issue #17)
+PROJECT_PACKAGES = frozenset({"lambdas"})  # the code asset: every function's own code
+# Libraries a library imports only when the handler builds the object, not when it imports the name:
+# Powertools' Tracer loads the X-Ray SDK in its constructor. They are libraries the handler uses.
+LOADED_WHEN_BUILT = {("aws_lambda_powertools", "Tracer"): "aws_xray_sdk.core"}
 
 
 @dataclass(frozen=True)
 class ImportCost:
+    """A handler's init (importing its module) beside its library floor, both with its environment."""
+
     module: str
-    import_ms: float  # median cumulative -X importtime of the handler module
-    bare_ms: float  # median for a bare handler in the same run
+    init_ms: float  # median wall time of ``import <handler module>`` in a fresh interpreter
+    floor_ms: float  # median wall time of importing exactly the libraries the handler's code imports
+    init_cpu_ms: float  # the same two in CPU time: what a loaded machine changes least
+    floor_cpu_ms: float
+    libraries: tuple[str, ...] = ()  # the floor's import statements
+
+    @property
+    def ratio(self) -> float:
+        return self.init_ms / self.floor_ms
+
+    @property
+    def cpu_ratio(self) -> float:
+        return self.init_cpu_ms / self.floor_cpu_ms
 
 
 @dataclass(frozen=True)
@@ -43,21 +61,90 @@ class SynthCost:
     empty_s: float
 
 
-def _cumulative_us(stderr: str, module: str) -> float:
-    """The cumulative microseconds `-X importtime` reports for ``module``'s own line."""
-    for line in stderr.splitlines():
-        if not line.startswith("import time:"):
+def _module_path(module: str, root: Path) -> Path | None:
+    base = root.joinpath(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _executed_imports(tree: ast.Module) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Every import statement, deferred ones inside functions included; ``if TYPE_CHECKING:`` never runs."""
+    pending: list[ast.AST] = [tree]
+    while pending:
+        for child in ast.iter_child_nodes(pending.pop()):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                yield child
+            else:
+                pending.append(child)
+
+
+def handler_libraries(module: str, root: Path = PROJECT_ROOT) -> tuple[str, ...]:
+    """The import statements of every non-project module the handler's code can import.
+
+    Walks the project's modules from the handler module (packages' ``__init__`` included, deferred imports
+    included), so the floor holds every library the handler may use at all, not just what its init loads.
+    """
+    seen: set[str] = set()
+    pending = [module]
+    libraries: dict[str, set[str]] = {}
+    while pending:
+        name = pending.pop()
+        if name in seen:
             continue
-        parts = [p.strip() for p in line[len("import time:") :].split("|")]
-        if len(parts) == 3 and parts[2].strip() == module:
-            return float(parts[1])
-    raise RuntimeError(f"no importtime line for {module}:\n{stderr[-2000:]}")
+        seen.add(name)
+        parts = name.split(".")
+        pending += [".".join(parts[:i]) for i in range(1, len(parts))]
+        path = _module_path(name, root)
+        if path is None:
+            continue
+        package = parts if path.name == "__init__.py" else parts[:-1]
+        for node in _executed_imports(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.split(".")[0] in PROJECT_PACKAGES:
+                        pending.append(alias.name)
+                    else:
+                        libraries.setdefault(alias.name, set())
+                continue
+            if node.module == "__future__":
+                continue
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                target = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                target = node.module or ""
+            names = {alias.name for alias in node.names}
+            if target.split(".")[0] in PROJECT_PACKAGES:
+                pending.append(target)
+                pending += [f"{target}.{n}" for n in names if _module_path(f"{target}.{n}", root)]
+            else:
+                libraries.setdefault(target, set()).update(names)
+                for built in (LOADED_WHEN_BUILT.get((target, n)) for n in names):
+                    if built:
+                        libraries.setdefault(built, set())
+    return tuple(
+        f"from {lib} import {', '.join(sorted(names))}" if names else f"import {lib}"
+        for lib, names in sorted(libraries.items())
+    )
 
 
-def _import_us(module: str, env: Mapping[str, str], path: list[str]) -> float:
-    full_env = {**os.environ, **env, "PYTHONPATH": os.pathsep.join(path), "PYTHONDONTWRITEBYTECODE": "1"}
+# Times the statements in a fresh interpreter: wall and CPU, nothing of interpreter start-up.
+_TIMED = """import time as _t
+_wall, _cpu = _t.perf_counter(), _t.process_time()
+{code}
+print((_t.perf_counter() - _wall) * 1000, (_t.process_time() - _cpu) * 1000)
+"""
+
+
+def timed_import(code: str, env: Mapping[str, str]) -> tuple[float, float]:
+    """(wall ms, CPU ms) of running ``code`` (import statements) in a fresh interpreter with ``env``."""
+    full_env = {**os.environ, **env, "PYTHONPATH": str(PROJECT_ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+        [sys.executable, "-c", _TIMED.format(code=code)],
         capture_output=True,
         text=True,
         env=full_env,
@@ -66,23 +153,31 @@ def _import_us(module: str, env: Mapping[str, str], path: list[str]) -> float:
         check=False,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"importing {module} failed:\n{done.stderr[-2000:]}")
-    return _cumulative_us(done.stderr, module)
+        raise RuntimeError(f"{code.splitlines()[0]} ... failed:\n{done.stderr[-2000:]}")
+    wall, cpu = done.stdout.split()[-2:]
+    return float(wall), float(cpu)
+
+
+def import_cost(module: str, env: Mapping[str, str], repeat: int = 3) -> ImportCost:
+    """The handler's init and its library floor, interleaved so both see the same machine state."""
+    libraries = handler_libraries(module)
+    init, floor = [], []
+    for _ in range(repeat):
+        init.append(timed_import(f"import {module}", env))
+        floor.append(timed_import("\n".join(libraries), env))
+    return ImportCost(
+        module,
+        init_ms=statistics.median(w for w, _ in init),
+        floor_ms=statistics.median(w for w, _ in floor),
+        init_cpu_ms=statistics.median(c for _, c in init),
+        floor_cpu_ms=statistics.median(c for _, c in floor),
+        libraries=libraries,
+    )
 
 
 def import_costs(handlers: Mapping[str, Mapping[str, str]], repeat: int = 3) -> list[ImportCost]:
     """``handlers``: module -> the environment its function runs with (imports read it at init)."""
-    out: list[ImportCost] = []
-    with tempfile.TemporaryDirectory(prefix="bench-bare-") as bare_dir:
-        Path(bare_dir, "bench_bare_handler.py").write_text(BARE_HANDLER)
-        path = [str(PROJECT_ROOT), bare_dir]
-        for module, env in sorted(handlers.items()):
-            measured, bare = [], []
-            for _ in range(repeat):  # interleaved, so both see the same machine state
-                measured.append(_import_us(module, env, path))
-                bare.append(_import_us("bench_bare_handler", env, path))
-            out.append(ImportCost(module, statistics.median(measured) / 1000, statistics.median(bare) / 1000))
-    return out
+    return [import_cost(module, env, repeat) for module, env in sorted(handlers.items())]
 
 
 def _size(name: str, root: Path) -> PackageSize:
@@ -97,11 +192,15 @@ def _size(name: str, root: Path) -> PackageSize:
 
 
 def package_sizes() -> list[PackageSize]:
-    from stacks.lambda_packaging import code_directory, dependencies_directory
+    from stacks.lambda_packaging import IN_POWERTOOLS_LAYER, code_directory, dependencies_directory
 
     return [
         _size("code asset (lambdas/)", code_directory()),
-        _size("dependencies layer", dependencies_directory()),
+        _size('dependencies layer, powertools_layer "bundled"', dependencies_directory()),
+        _size(
+            'dependencies layer, powertools_layer "aws-published" (beside the AWS layer)',
+            dependencies_directory(IN_POWERTOOLS_LAYER),
+        ),
     ]
 
 

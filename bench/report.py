@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.cost import ImportCost, PackageSize, SynthCost
+from bench.cost import INIT_RATIO_TARGET, ImportCost, PackageSize, SynthCost
 from bench.results import DesignResult, percentile
 from localcloud.scenarios import Scenario
 
@@ -341,13 +341,23 @@ def _costs(document: Document) -> list[str]:
     lines = ["## The cost of the machinery", ""]
     if document.imports:
         lines += [
-            "Cold-start import time (`python -X importtime`, cumulative for the handler module, median of 3,"
+            "Cold-start init: `import <handler module>` in a fresh interpreter with the function's environment,",
+            "beside its library floor, the import of exactly the libraries the handler's code imports (found by",
+            "walking its modules, deferred imports included; the X-Ray SDK where it builds a Tracer), nothing of",
+            "the project. Median of 3, interleaved. No bytecode cache on either side, as on Lambda, where the",
+            f"layer and the code asset carry none. Target: init at most {INIT_RATIO_TARGET:g}x its floor.",
+            "",
         ]
-        lines += ["each next to a bare handler in the same run, with the function's environment):", ""]
         lines += _table(
-            ("handler module", "import (ms)", "bare handler (ms)", "ratio"),
+            ("handler module", "init (ms)", "library floor (ms)", "ratio", f"<= {INIT_RATIO_TARGET:g}x"),
             [
-                (f"`{c.module}`", f"{c.import_ms:.0f}", f"{c.bare_ms:.2f}", f"{c.import_ms / c.bare_ms:.0f}x")
+                (
+                    f"`{c.module}`",
+                    f"{c.init_ms:.0f}",
+                    f"{c.floor_ms:.0f}",
+                    f"{c.ratio:.2f}x",
+                    "MET" if c.ratio <= INIT_RATIO_TARGET else "MISSED",
+                )
                 for c in document.imports
             ],
         )
@@ -423,7 +433,7 @@ def from_json(data: dict[str, Any], catalogue: dict[str, Scenario]) -> Document:
             (DesignResult(**naive), DesignResult(**peer), DesignResult(**arch))
             for naive, peer, arch in data["results"]
         ],
-        imports=[ImportCost(**c) for c in data["imports"]],
+        imports=[ImportCost(**{**c, "libraries": tuple(c.get("libraries", ()))}) for c in data["imports"]],
         sizes=[PackageSize(**c) for c in data["sizes"]],
         synth=SynthCost(**data["synth"]) if data.get("synth") else None,
         cost_errors=list(data.get("cost_errors", [])),

@@ -262,23 +262,36 @@ def bootstrap(emulator: Emulator) -> str:
     return bucket
 
 
-def _fis_extension_layer(emulator: Emulator, match: re.Match[str]) -> str:
-    """Stand-in for the AWS FIS Lambda extension layer: an empty layer (the extension never runs locally;
-    the local cloud injects faults with its own partner twin instead)."""
+def _stand_in_layer(emulator: Emulator, name: str, why: str) -> str:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("README", "stand-in for the AWS FIS Lambda extension; not run by the local cloud\n")
+        archive.writestr("README", f"local stand-in for an AWS-published layer: {why}\n")
     layer = emulator.client("lambda").publish_layer_version(
-        LayerName=re.sub(r"[^A-Za-z0-9_-]", "-", match.group("layer")),
+        LayerName=re.sub(r"[^A-Za-z0-9_-]", "-", name),
         Description="local stand-in for an AWS-published layer",
         Content={"ZipFile": buffer.getvalue()},
     )
     return str(layer["LayerVersionArn"])
 
 
+def _fis_extension_layer(emulator: Emulator, match: re.Match[str]) -> str:
+    """The FIS extension never runs locally: the local cloud injects faults with its own partner twin."""
+    return _stand_in_layer(emulator, match.group("layer"), "the FIS extension is not run by the local cloud")
+
+
+def _powertools_layer(emulator: Emulator, match: re.Match[str]) -> str:
+    """Local functions run on the project's environment, which has the same pinned Powertools."""
+    name = f"powertools-{match.group('architecture')}-{match.group('runtime')}"
+    return _stand_in_layer(emulator, name, "local functions import Powertools from the project's environment")
+
+
 # AWS-published SSM parameters a template may resolve at deploy time, and how to stand them in locally.
 AWS_PUBLIC_PARAMETERS: list[tuple[re.Pattern[str], Callable[[Emulator, re.Match[str]], str]]] = [
     (re.compile(r"^/aws/service/fis/lambda-extension/(?P<layer>[^/]+)/"), _fis_extension_layer),
+    (
+        re.compile(r"^/aws/service/powertools/python/(?P<architecture>[^/]+)/(?P<runtime>[^/]+)/"),
+        _powertools_layer,
+    ),
 ]
 
 

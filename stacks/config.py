@@ -355,6 +355,10 @@ class ServiceConfig(_Model):
     # 10: a keyed DynamoDB write or a named StartExecution is cheap to repeat, and the SDK's retry quota
     # (500 tokens per client, 14 per retry) stops a fleet's retries against a struggling service.
     aws_retry_budget: int = Field(default=20, ge=1, le=1_000)
+    # Where Powertools comes from: "bundled" in the service's dependencies layer (works offline and in the
+    # local cloud), or the layer AWS publishes, found through its public SSM parameter at deploy time; the
+    # service's own layer then carries only what that layer lacks (stacks/lambda_packaging.py).
+    powertools_layer: Literal["bundled", "aws-published"] = "bundled"
 
     @model_validator(mode="after")
     def _references(self) -> ServiceConfig:

@@ -13,6 +13,8 @@ controller's executions; read items of the circuit table and delete (conditional
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -42,7 +44,7 @@ class ConsumerReconciler(Construct):
         construct_id: str,
         *,
         config: ServiceConfig,
-        layer: lambda_.ILayerVersion,
+        layers: Sequence[lambda_.ILayerVersion],
         circuits: CircuitBreakerStore,
         consumers: dict[str, LoadLevelingConsumer],
         controller: sfn.StateMachine,
@@ -67,7 +69,7 @@ class ConsumerReconciler(Construct):
             config=config,
             handler="lambdas.reconciler.handler.handler",
             description="Resumes consumers left paused and restarts circuit controllers that stopped",
-            layer=layer,
+            layers=layers,
             timeout=TIMEOUT,
             # One run at a time: two would only race each other to the same decisions.
             reserved_concurrency=1,

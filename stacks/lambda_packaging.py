@@ -7,6 +7,10 @@ Two assets, built locally at synth time:
   (and test sessions) never reinstall;
 - the code asset: the ``lambdas`` package alone, so handlers import
   ``lambdas.<function>.handler`` exactly as they do in tests.
+
+With ``powertools_layer: "aws-published"`` the functions get the Powertools layer AWS publishes (the
+version pinned in ``lambdas/requirements.txt``, found through its public SSM parameter for this runtime
+and architecture) and a dependencies layer without what that layer already holds.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,7 +28,10 @@ from functools import cache
 from pathlib import Path
 
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_ssm as ssm
 from constructs import Construct
+
+from stacks.config import ServiceConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LAMBDA_SOURCE = PROJECT_ROOT / "lambdas"
@@ -67,17 +75,49 @@ def _build_once(target: Path, build: Callable[[Path], object]) -> Path:
     return target
 
 
+# What the AWS-published Powertools layer holds (Powertools with its extras), left out of ours beside it.
+IN_POWERTOOLS_LAYER = frozenset({"aws-lambda-powertools", "pydantic"})
+POWERTOOLS_PARAMETER_PREFIX = "/aws/service/powertools/python"
+
+
+def _requirement_name(line: str) -> str:
+    return re.split(r"[\[=<>~! ;]", line.strip(), maxsplit=1)[0].lower()
+
+
+def _requirements(without: frozenset[str]) -> list[str]:
+    lines = [line.strip() for line in REQUIREMENTS.read_text().splitlines()]
+    return [
+        line for line in lines if line and not line.startswith("#") and _requirement_name(line) not in without
+    ]
+
+
+def powertools_version() -> str:
+    """The Powertools version ``lambdas/requirements.txt`` pins: the published layer must match it."""
+    for line in _requirements(frozenset()):
+        if _requirement_name(line) == "aws-lambda-powertools":
+            return line.split("==", 1)[1].strip()
+    raise RuntimeError(f"{REQUIREMENTS} pins no aws-lambda-powertools version")
+
+
+def powertools_parameter_name() -> str:
+    """The public SSM parameter holding the published layer's ARN for this runtime, architecture, version."""
+    return f"{POWERTOOLS_PARAMETER_PREFIX}/{ARCHITECTURE.name}/{RUNTIME.name}/{powertools_version()}"
+
+
 @cache
-def dependencies_directory() -> Path:
-    """The layer folder (``python/`` inside), installed for the Lambda platform."""
-    key = _digest(REQUIREMENTS, CONSTRAINTS, extra=f"{_PIP_PLATFORM}-{_PIP_PYTHON_VERSION}")
+def dependencies_directory(without: frozenset[str] = frozenset()) -> Path:
+    """The layer folder (``python/`` inside), installed for the Lambda platform, less ``without``."""
+    wanted = _requirements(without)
+    key = _digest(REQUIREMENTS, CONSTRAINTS, extra=f"{_PIP_PLATFORM}-{_PIP_PYTHON_VERSION}-{sorted(without)}")
 
     def install(staging: Path) -> None:
+        requirements = staging / "requirements.txt"
+        requirements.write_text("\n".join(wanted) + "\n")
         command = [
             sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
             "--no-compile", "--platform", _PIP_PLATFORM, "--implementation", "cp",
             "--python-version", _PIP_PYTHON_VERSION, "--only-binary=:all:",
-            "--target", str(staging / "python"), "-r", str(REQUIREMENTS), "-c", str(CONSTRAINTS),
+            "--target", str(staging / "python"), "-r", str(requirements), "-c", str(CONSTRAINTS),
         ]  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
@@ -86,6 +126,7 @@ def dependencies_directory() -> Path:
         # aws-xray-sdk) on /opt/python would shadow it and could mismatch the runtime's boto3.
         for shadowing in (staging / "python").glob("botocore*"):
             shutil.rmtree(shadowing)
+        requirements.unlink()
 
     return _build_once(BUILD_ROOT / "lambda-deps" / key, install)
 
@@ -104,12 +145,25 @@ def code_asset() -> lambda_.Code:
     return lambda_.Code.from_asset(str(code_directory()))
 
 
-def dependencies_layer(scope: Construct, construct_id: str) -> lambda_.LayerVersion:
+def function_layers(scope: Construct, config: ServiceConfig) -> list[lambda_.ILayerVersion]:
+    """Every function's layers: ours, and the published Powertools layer if configured (no package in both)."""
+    if config.powertools_layer == "bundled":
+        return [_dependencies_layer(scope, frozenset(), "every function's third-party packages")]
+    published = lambda_.LayerVersion.from_layer_version_arn(
+        scope,
+        "PowertoolsLayer",
+        ssm.StringParameter.value_for_string_parameter(scope, powertools_parameter_name()),
+    )
+    rest = _dependencies_layer(scope, IN_POWERTOOLS_LAYER, "what the Powertools layer lacks")
+    return [published, rest]
+
+
+def _dependencies_layer(scope: Construct, without: frozenset[str], what: str) -> lambda_.LayerVersion:
     return lambda_.LayerVersion(
         scope,
-        construct_id,
-        code=lambda_.Code.from_asset(str(dependencies_directory())),
+        "Dependencies",
+        code=lambda_.Code.from_asset(str(dependencies_directory(without))),
         compatible_runtimes=[RUNTIME],
         compatible_architectures=[ARCHITECTURE],
-        description="Pinned third-party packages of every function (lambdas/requirements.txt)",
+        description=f"Pinned third-party packages (lambdas/requirements.txt): {what}",
     )

@@ -3,6 +3,8 @@ its dependency can take, inside a bulkhead, with partial batch responses and ide
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
@@ -36,7 +38,7 @@ class LoadLevelingConsumer(Construct):
         config: ServiceConfig,
         handler: str,
         dependency: DownstreamDependency,
-        layer: lambda_.ILayerVersion,
+        layers: Sequence[lambda_.ILayerVersion],
         monitoring: ServiceMonitoring,
         subscription_queue: DurableQueue | None = None,
     ) -> None:
@@ -74,7 +76,7 @@ class LoadLevelingConsumer(Construct):
             config=config,
             handler=handler,
             description=f"Load-leveling consumer '{name}' (calls {dependency.name})",
-            layer=layer,
+            layers=layers,
             timeout=Duration.seconds(settings.timeout_seconds),
             memory_mb=settings.memory_mb,
             reserved_concurrency=settings.reserved_concurrency,

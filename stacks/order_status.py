@@ -4,6 +4,8 @@ order queue's backlog is over its threshold."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
@@ -29,7 +31,7 @@ class OrderStatusReadPath(Construct):
         construct_id: str,
         *,
         config: ServiceConfig,
-        layer: lambda_.ILayerVersion,
+        layers: Sequence[lambda_.ILayerVersion],
         api: IngestionApi,
         orders: LoadLevelingConsumer,
         circuits: CircuitBreakerStore,
@@ -59,7 +61,7 @@ class OrderStatusReadPath(Construct):
             config=config,
             handler="lambdas.order_status.handler.handler",
             description="GET /orders/{id}: an order's status, or a fast 503 while the pipeline sheds load",
-            layer=layer,
+            layers=layers,
             timeout=Duration.seconds(settings.timeout_seconds),
             reserved_concurrency=settings.reserved_concurrency,
             environment={

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
@@ -32,7 +32,7 @@ class ServiceFunction(Construct):
         config: ServiceConfig,
         handler: str,
         description: str,
-        layer: lambda_.ILayerVersion,
+        layers: Sequence[lambda_.ILayerVersion],
         timeout: Duration,
         memory_mb: int = 256,
         reserved_concurrency: int | None = None,
@@ -64,7 +64,7 @@ class ServiceFunction(Construct):
             code=lambda_packaging.code_asset(),
             handler=handler,
             role=self.role,
-            layers=[layer],
+            layers=list(layers),
             timeout=timeout,
             memory_size=memory_mb,
             reserved_concurrent_executions=reserved_concurrency,

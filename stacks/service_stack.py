@@ -40,7 +40,7 @@ class ResilientServiceStack(Stack):
             retry_budget.METADATA_KEY: retry_budget.as_metadata(self.retry_paths)
         }
         self.monitoring = ServiceMonitoring(self, "Monitoring", config=config)
-        layer = lambda_packaging.dependencies_layer(self, "Dependencies")
+        layers = lambda_packaging.function_layers(self, config)
         self.circuits = CircuitBreakerStore(
             self, "CircuitBreaker", removal_policy=config.removal_policy, monitoring=self.monitoring
         )
@@ -52,7 +52,7 @@ class ResilientServiceStack(Stack):
                 settings=settings,
                 config=config,
                 circuits=self.circuits,
-                layer=layer,
+                layers=layers,
                 monitoring=self.monitoring,
             )
             for name, settings in config.dependencies.items()
@@ -67,7 +67,7 @@ class ResilientServiceStack(Stack):
                 config=config,
                 handler=settings.handler,
                 dependency=self.downstream[settings.dependency],
-                layer=layer,
+                layers=layers,
                 monitoring=self.monitoring,
                 subscription_queue=self.fanout.subscriptions[settings.subscription].work
                 if settings.subscription
@@ -87,7 +87,7 @@ class ResilientServiceStack(Stack):
             self,
             "Workflows",
             config=config,
-            layer=layer,
+            layers=layers,
             circuits=self.circuits,
             dependencies=self.downstream,
             consumers=self.consumers,
@@ -98,7 +98,7 @@ class ResilientServiceStack(Stack):
             self,
             "ConsumerReconciler",
             config=config,
-            layer=layer,
+            layers=layers,
             circuits=self.circuits,
             consumers=self.consumers,
             controller=self.workflows.controller,
@@ -118,7 +118,7 @@ class ResilientServiceStack(Stack):
             self,
             "OrderStatus",
             config=config,
-            layer=layer,
+            layers=layers,
             api=self.ingestion,
             orders=self.consumers[config.orders_consumer],
             circuits=self.circuits,

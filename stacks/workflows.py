@@ -12,6 +12,7 @@ state needs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ class Workflows(Construct):
         construct_id: str,
         *,
         config: ServiceConfig,
-        layer: lambda_.ILayerVersion,
+        layers: Sequence[lambda_.ILayerVersion],
         circuits: CircuitBreakerStore,
         dependencies: dict[str, DownstreamDependency],
         consumers: dict[str, LoadLevelingConsumer],
@@ -84,7 +85,7 @@ class Workflows(Construct):
         super().__init__(scope, construct_id)
         self.config = config
         self.settings = config.workflows
-        self._layer = layer
+        self._layers = layers
         self._monitoring = monitoring
         dependency = dependencies[self.settings.dependency]
         self.functions: dict[str, ServiceFunction] = {}
@@ -198,7 +199,7 @@ class Workflows(Construct):
             config=self.config,
             handler=handler,
             description=f"Workflow task: {description}",
-            layer=self._layer,
+            layers=self._layers,
             timeout=TASK_TIMEOUT,
             reserved_concurrency=self.settings.task_concurrency,
             environment=environment or None,
@@ -324,7 +325,7 @@ class Workflows(Construct):
             config=self.config,
             handler="lambdas.workflow_starter.handler.handler",
             description="Starts one fulfilment execution per PaymentReceived event (named by its key)",
-            layer=self._layer,
+            layers=self._layers,
             timeout=Duration.seconds(self.settings.starter_timeout_seconds),
             reserved_concurrency=self.settings.task_concurrency,
             environment={"STATE_MACHINE_ARN": self.fulfilment.state_machine_arn},

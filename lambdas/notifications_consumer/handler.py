@@ -43,7 +43,6 @@ import os
 from collections.abc import Callable
 from typing import Any, Final
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -71,6 +70,7 @@ from lambdas.notifications_consumer.notifications import (
     plan,
     send_notification,
 )
+from lambdas.shared import aws
 from lambdas.shared.api_key import api_key_provider
 from lambdas.shared.attempts import attempts_on_receive, receive_count
 from lambdas.shared.batch_budget import BatchBudget, most_received_first
@@ -106,7 +106,7 @@ dependency = DependencyClient(
         logger=logger,
     ),
 )
-sqs = boto3.client("sqs")
+sqs = aws.client("sqs")
 poison = PoisonQueue(sqs, settings.poison_message_queue_url, logger=logger, metrics=metrics)
 # A record is started only while it still fits; records without time go back to the queue untouched
 # (not a fallback, which would count a call we never made).
@@ -131,7 +131,9 @@ idempotency_config = IdempotencyConfig(
     response_hook=_mark_duplicate,
 )
 idempotency_store = DynamoDBPersistenceLayer(
-    table_name=settings.idempotency_table_name, boto_config=TABLE_CLIENT_CONFIG
+    table_name=settings.idempotency_table_name,
+    boto_config=TABLE_CLIENT_CONFIG,
+    boto3_session=aws.session(),
 )
 
 

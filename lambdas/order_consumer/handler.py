@@ -43,7 +43,6 @@ import os
 from collections.abc import Callable
 from typing import Any, Final
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -69,6 +68,7 @@ from lambdas.order_consumer.processing import (
     validate_idempotency_key,
 )
 from lambdas.order_consumer.status_recording import StatusRecorder
+from lambdas.shared import aws
 from lambdas.shared.api_key import api_key_provider
 from lambdas.shared.attempts import attempts_on_receive, receive_count
 from lambdas.shared.batch_budget import BatchBudget, most_received_first
@@ -104,7 +104,7 @@ dependency = DependencyClient(
     credentials=api_key,
     on_transition=circuit_events,
 )
-sqs = boto3.client("sqs")
+sqs = aws.client("sqs")
 poison = PoisonQueue(sqs, settings.poison_message_queue_url, logger=logger, metrics=metrics)
 # A record is started only while it still fits; records without time go back to the queue untouched
 # (not a fallback, which would count a call we never made).
@@ -136,7 +136,9 @@ idempotency_config = IdempotencyConfig(
     response_hook=_count_replay,
 )
 idempotency_store = DynamoDBPersistenceLayer(
-    table_name=settings.idempotency_table_name, boto_config=TABLE_CLIENT_CONFIG
+    table_name=settings.idempotency_table_name,
+    boto_config=TABLE_CLIENT_CONFIG,
+    boto3_session=aws.session(),
 )
 
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas.shared import aws
 from lambdas.shared.order_status import OrderState, OrderStatusRepository
 
 # A slow status table must not eat the charge's time budget: short timeouts, one retry.
@@ -39,7 +39,7 @@ class StatusRecorder:
     def create(cls, table_name: str | None, *, logger: Logger, metrics: Metrics) -> StatusRecorder:
         if not table_name:
             return cls(None, logger=logger, metrics=metrics)
-        client = boto3.client("dynamodb", config=STATUS_CLIENT_CONFIG)
+        client = aws.client("dynamodb", config=STATUS_CLIENT_CONFIG)
         return cls(OrderStatusRepository(table_name, client), logger=logger, metrics=metrics)
 
     @property

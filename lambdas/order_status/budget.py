@@ -26,8 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import boto3
 from botocore.config import Config
+
+from lambdas.shared import aws
 
 # Attempts shorter than this are not worth making: fewer attempts (or none) instead.
 MIN_ATTEMPT_MS: Final = 100
@@ -113,7 +114,7 @@ def timeouts_for(allotment_ms: float, *, max_attempts: int) -> CallTimeouts:
 class ClientPool:
     """boto3 clients by (service, timeouts), created on first use and kept for the execution environment."""
 
-    session: Any = field(default_factory=boto3.session.Session)
+    session: Any = field(default_factory=aws.session)
     _clients: dict[tuple[str, CallTimeouts], Any] = field(default_factory=dict)
 
     def client(self, service: str, timeouts: CallTimeouts) -> Any:

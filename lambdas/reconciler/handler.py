@@ -15,7 +15,6 @@ import os
 import time
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -33,6 +32,7 @@ from lambdas.reconciler.contract import (
 )
 from lambdas.reconciler.decisions import Action
 from lambdas.reconciler.reconcile import Reconciler, Report
+from lambdas.shared import aws
 from lambdas.shared.env import ConfigurationError, read_required
 
 ACTED = (Action.RESUME, Action.RESTART_CONTROLLER)
@@ -58,9 +58,9 @@ metrics = Metrics(service=SERVICE)
 _config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
 reconciler = Reconciler(
     control,
-    lambda_client=boto3.client("lambda", config=_config),
-    dynamodb=boto3.client("dynamodb", config=_config),
-    stepfunctions=boto3.client("stepfunctions", config=_config),
+    lambda_client=aws.client("lambda", config=_config),
+    dynamodb=aws.client("dynamodb", config=_config),
+    stepfunctions=aws.client("stepfunctions", config=_config),
     clock=time.time,
 )
 

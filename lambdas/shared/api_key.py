@@ -17,6 +17,8 @@ from typing import Final, Protocol
 
 from aws_lambda_powertools.utilities import parameters
 
+from lambdas.shared import aws
+
 API_KEY_HEADER: Final = "x-api-key"
 # When the secret is a JSON document (e.g. CDK generateSecretString with a template), the key lives here.
 API_KEY_JSON_FIELD: Final = "apiKey"
@@ -66,6 +68,7 @@ class ApiKeyProvider:
         self._min_refresh = min_refresh_seconds
         self._clock = clock
         self._last_refresh: float | None = None
+        self._secrets: parameters.SecretsProvider | None = None
 
     def get(self) -> str:
         return self._read(force=False)
@@ -83,7 +86,11 @@ class ApiKeyProvider:
         return self._read(force=True) != before
 
     def _read(self, *, force: bool) -> str:
-        secret = parameters.get_secret(self.secret_arn, max_age=self._max_age, force_fetch=force)
+        if self._secrets is None:  # its client comes from the environment's shared session
+            self._secrets = parameters.SecretsProvider(boto3_session=aws.session())
+        secret = self._secrets.get(self.secret_arn, max_age=self._max_age, force_fetch=force)
+        if not isinstance(secret, str | bytes):
+            raise ValueError("API key secret has no string value")
         return parse_api_key_secret(secret if isinstance(secret, str) else secret.decode())
 
 

@@ -29,13 +29,13 @@ import time
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
-import boto3
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.circuit_breaker import CircuitState, CircuitTransition
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambdas.shared import aws
 from lambdas.shared import log_fields as lf
 
 CIRCUITS_PRODUCER: Final = "circuits"
@@ -172,7 +172,7 @@ def circuit_event_hook(
         bus_name=bus_name,
         service_name=service_name,
         dependency=dependency,
-        events_client=events_client or boto3.client("events", config=EVENTS_CLIENT_CONFIG),
+        events_client=events_client or aws.client("events", config=EVENTS_CLIENT_CONFIG),
         logger=logger,
     )
     return publisher.on_transition

@@ -65,6 +65,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from lambdas.shared import aws
 from lambdas.shared import log_fields as lf
 from lambdas.shared.env import (
     ConfigurationError,
@@ -451,7 +452,8 @@ class DependencyClient:
             # Short timeouts, standard retries (TABLE_CLIENT_CONFIG): a slow circuit table must not eat the
             # call's budget (reads fail open; an injected client keeps its own config).
             breaker_store = CircuitBreakerDynamoDBPersistence(
-                table_name=breaker_table_name, boto3_client=dynamodb_client, boto_config=TABLE_CLIENT_CONFIG
+                table_name=breaker_table_name,
+                boto3_client=dynamodb_client or aws.client("dynamodb", config=TABLE_CLIENT_CONFIG),
             )
         self.policy = policy
         self._store = breaker_store

@@ -42,7 +42,6 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -52,6 +51,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from lambdas.shared import aws
 from lambdas.shared.env import ConfigurationError, read_required, validation_error_to_config_error
 from lambdas.shared.events import (
     InvalidEventError,
@@ -153,7 +153,7 @@ settings = StarterSettings.from_environment(os.environ)
 logger = Logger(service=settings.service_name)
 tracer = Tracer(service=settings.service_name)
 metrics = Metrics(service=settings.service_name)
-sfn = boto3.client("stepfunctions", config=STEP_FUNCTIONS_CLIENT_CONFIG)
+sfn = aws.client("stepfunctions", config=STEP_FUNCTIONS_CLIENT_CONFIG)
 # A batch whose every record is poison is still a batch answered: each failed record goes back to the
 # queue (and on to the DLQ) on its own; raising would make the invocation an error and retry them all.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
