@@ -32,21 +32,25 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lambdas.fulfilment.errors import UnconfirmedResultError, ValidationError
 from lambdas.fulfilment.partner import Partner
-from lambdas.partner_api.service import (
+from lambdas.shared import log_fields as lf
+from lambdas.shared.dependency_client import DependencyResponse, TransientUpstreamError
+from lambdas.shared.events import PaymentReceived, contract_for
+from lambdas.shared.models import (
     CHARGES_PATH,
     NOTIFICATIONS_PATH,
     REPLAYED_HEADER,
     SHIPMENTS_PATH,
+    AmountCents,
+    ChargeRequest,
+    ChargeResponse,
+    Currency,
+    Identifier,
     NotificationRequest,
     NotificationResponse,
     PartnerId,
     ShipmentRequest,
     ShipmentResponse,
 )
-from lambdas.shared import log_fields as lf
-from lambdas.shared.dependency_client import DependencyResponse, TransientUpstreamError
-from lambdas.shared.events import PaymentReceived, contract_for
-from lambdas.shared.models import AmountCents, ChargeRequest, ChargeResponse, Currency, Identifier
 
 Step = Literal["Charge", "Ship", "Notify"]
 STEP_SUCCEEDED_METRIC: Final = "FulfilmentStepSucceeded"

@@ -32,102 +32,30 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Final, Generic, Literal, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ValidationError
 
 from lambdas.shared.api_key import API_KEY_HEADER
-from lambdas.shared.models import ChargeRequest, ChargeResponse, ErrorResponse, Identifier
+from lambdas.shared.models import (
+    CHARGES_PATH,
+    NOTIFICATIONS_PATH,
+    REPLAYED_HEADER,
+    SHIPMENTS_PATH,
+    ChargeRequest,
+    ChargeResponse,
+    ErrorResponse,
+    NotificationRequest,
+    NotificationResponse,
+    ShipmentRequest,
+    ShipmentResponse,
+)
 
 IDEMPOTENCY_KEY_HEADER: Final = "idempotency-key"
-REPLAYED_HEADER: Final = "Idempotent-Replayed"
 DRY_RUN_HEADER: Final = "Dry-Run"
 MAX_IDEMPOTENCY_KEY_LENGTH: Final = 255
 MAX_BODY_BYTES: Final = 64 * 1024
 JSON_HEADERS: Final = {"Content-Type": "application/json"}
-
-CHARGES_PATH: Final = "/charges"
-SHIPMENTS_PATH: Final = "/shipments"
-NOTIFICATIONS_PATH: Final = "/notifications"
-
-# Ids the partner hands out (chargeId, shipmentId): opaque to clients, bounded so they fit a header or a key.
-PartnerId = Annotated[str, Field(min_length=1, max_length=128)]
-
-
-# ------------------------------------------------------------------------------ shipment / notification
-
-
-class ShipmentRequest(BaseModel):
-    """Body of ``POST /shipments``: ship a paid order (``chargeId`` is the capture it ships against)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    orderId: Identifier
-    chargeId: PartnerId
-    customerId: Identifier | None = None
-
-
-class ShipmentResponse(BaseModel):
-    """Body returned by ``POST /shipments``; a replay of the same Idempotency-Key returns the same shipmentId."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    shipmentId: PartnerId
-    orderId: Identifier
-    chargeId: PartnerId
-    status: Literal["created"] = "created"
-
-
-# Who uses which template: the fulfilment Notify task sends order_shipped (lambdas/fulfilment/tasks.py),
-# the notifications consumer order_cancelled and customer_updated (lambdas/notifications_consumer).
-NotificationTemplate = Literal["order_shipped", "order_cancelled", "customer_updated"]
-# template -> the fields it needs; a field a template does not name must be absent.
-NOTIFICATION_FIELDS: Final[dict[str, tuple[frozenset[str], frozenset[str]]]] = {
-    # (required, optional). PaymentReceived carries no customerId: the partner resolves it from the order.
-    "order_shipped": (frozenset({"orderId", "shipmentId"}), frozenset({"customerId"})),
-    "order_cancelled": (frozenset({"orderId", "customerId"}), frozenset()),
-    "customer_updated": (frozenset({"customerId"}), frozenset()),
-}
-
-
-class NotificationRequest(BaseModel):
-    """Body of ``POST /notifications``: ids only, the partner resolves the recipient and renders the template.
-
-    ``order_shipped``: orderId + shipmentId (customerId optional); ``order_cancelled``: orderId +
-    customerId; ``customer_updated``: customerId. Other fields for a template are a 400.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    template: NotificationTemplate
-    orderId: Identifier | None = None
-    customerId: Identifier | None = None
-    shipmentId: PartnerId | None = None
-
-    @model_validator(mode="after")
-    def _fields_match_the_template(self) -> NotificationRequest:
-        required, optional = NOTIFICATION_FIELDS[self.template]
-        present = {
-            name for name in ("orderId", "customerId", "shipmentId") if getattr(self, name) is not None
-        }
-        if missing := sorted(required - present):
-            raise ValueError(f"{self.template} needs {', '.join(missing)}")
-        if unexpected := sorted(present - required - optional):
-            raise ValueError(f"{self.template} takes no {', '.join(unexpected)}")
-        return self
-
-
-class NotificationResponse(BaseModel):
-    """Body returned by ``POST /notifications``; a replay returns the same notificationId (sent once)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    notificationId: PartnerId
-    template: NotificationTemplate
-    orderId: Identifier | None = None
-    customerId: Identifier | None = None
-    status: Literal["queued"] = "queued"
-
 
 # ------------------------------------------------------------------------------ responses
 

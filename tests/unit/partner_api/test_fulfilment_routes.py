@@ -9,7 +9,8 @@ import pytest
 import requests
 
 from lambdas.partner_api.faults import FaultDecision
-from lambdas.partner_api.service import REPLAYED_HEADER, PartnerService
+from lambdas.partner_api.service import PartnerService
+from lambdas.shared.models import REPLAYED_HEADER
 from localcloud.fault_dependency import FaultDependency
 from tests.unit.helpers import import_fresh
 from tests.unit.partner_api.test_handler import API_KEY, Partner, partner_env

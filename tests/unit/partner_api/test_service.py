@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from lambdas.partner_api.service import REPLAYED_HEADER, PartnerService
+from lambdas.partner_api.service import PartnerService
+from lambdas.shared.models import REPLAYED_HEADER
 
 KEY = "secret-key"
 CHARGE = json.dumps({"orderId": "ord-1", "amountCents": 1250, "currency": "EUR"})
