@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -25,49 +26,83 @@ def _healthy_neighbour_twin() -> FaultDependency:
     return FaultDependency([(0.0, FaultProfile(latency_ms=HEALTHY_NEIGHBOUR_LATENCY_MS), "healthy")]).start()
 
 
+class _Partner:
+    """The faulted twin a modelled design calls, and the healthy neighbour beside it when they share a pool."""
+
+    def __init__(self, scenario: Scenario, pool: int | None) -> None:
+        self.started = time.monotonic()
+        self.scenario = scenario
+        self.pool = pool
+        self.dependency = FaultDependency(phases_of(scenario), seed=7).start()
+        self.healthy: HealthyConsumer | None = None
+        self._neighbour_twin: FaultDependency | None = None
+
+    def share_pool_with(self, in_flight: Callable[[], int]) -> None:
+        """Start the neighbour, whose workers run while the design leaves them slots (``in_flight``)."""
+        if self.pool is None:
+            return
+        self._neighbour_twin = _healthy_neighbour_twin()
+        self.healthy = HealthyConsumer(self.pool, in_flight, self._neighbour_twin).start()
+
+    def calls(self, t0: float) -> list[tuple[float, Any]]:
+        """Every call the twin served, timed from the design's ``t0`` (its clock started with ours)."""
+        offset = t0 - self.started
+        return [(c.t - offset, c) for c in self.dependency.calls()]
+
+    def stop(self) -> None:
+        self.dependency.stop()
+        if self.healthy is not None:
+            self.healthy.stop()
+        if self._neighbour_twin is not None:
+            self._neighbour_twin.stop()
+
+    def neighbour_rates(self, result: DesignResult, t0: float) -> None:
+        if self.healthy is None:
+            return
+        start, end = self.scenario.fault_window or (0.0, self.scenario.load_s)
+        result.healthy_rate_before = self.healthy.rate(t0 + 1.0, t0 + start)
+        result.healthy_rate_during = self.healthy.rate(t0 + start, t0 + end)
+
+
+def _first_charge_at(calls: list[tuple[float, Any]]) -> dict[str, float]:
+    """When each order's first charge was made (the call's start plus its latency)."""
+    charged_at: dict[str, float] = {}
+    for t, call in calls:
+        if call.new_charge and call.order_id and call.order_id not in charged_at:
+            charged_at[call.order_id] = t + call.latency_ms / 1000.0
+    return charged_at
+
+
 # ------------------------------------------------------------------------------------------ (a) naive
 
 
 def run_naive(
     scenario: Scenario, *, api_limit_s: float, function_timeout_s: float, pool: int | None = None
 ) -> DesignResult:
-    started = time.monotonic()
-    dependency = FaultDependency(phases_of(scenario), seed=7).start()
-    neighbour_twin: FaultDependency | None = None
-    healthy: HealthyConsumer | None = None
+    partner = _Partner(scenario, pool)
     try:
         naive = NaiveRun(
             scenario,
-            dependency,
+            partner.dependency,
             api_limit_s=api_limit_s,
             function_timeout_s=function_timeout_s,
             slots=pool,
         )
-        if pool is not None:
-            neighbour_twin = _healthy_neighbour_twin()
-            healthy = HealthyConsumer(pool, lambda: naive.in_flight, neighbour_twin).start()
+        partner.share_pool_with(lambda: naive.in_flight)
         naive.run()
-        if healthy is not None:
-            healthy.stop()
+        if partner.healthy is not None:
+            partner.healthy.stop()
         # Calls the chain abandoned are still being served (a slow partner): they count once finished.
         settle = time.monotonic() + 15
-        while dependency.in_flight and time.monotonic() < settle:
+        while partner.dependency.in_flight and time.monotonic() < settle:
             time.sleep(0.1)
-        offset = naive.t0 - started  # the twin's clock started (almost) with `started`
-        calls = [(c.t - offset, c) for c in dependency.calls()]
-        charges = dependency.charges_by_order()
-        peak = dependency.peak_in_flight
+        calls = partner.calls(naive.t0)
+        charges = partner.dependency.charges_by_order()
+        peak = partner.dependency.peak_in_flight
     finally:
-        dependency.stop()
-        if healthy is not None:
-            healthy.stop()
-        if neighbour_twin is not None:
-            neighbour_twin.stop()
+        partner.stop()
     start, end = scenario.fault_window or (0.0, scenario.load_s)
-    charged_at: dict[str, float] = {}
-    for t, call in calls:
-        if call.new_charge and call.order_id and call.order_id not in charged_at:
-            charged_at[call.order_id] = t + call.latency_ms / 1000.0
+    charged_at = _first_charge_at(calls)
     answer_ms = [
         ((r.answered if r.answered is not None else r.sent + api_limit_s) - r.sent) * 1000.0
         for r in naive.orders
@@ -94,7 +129,7 @@ def run_naive(
         cap=pool,
         answer_ms=answer_ms,
         done_ms=done_ms,
-        wall_s=time.monotonic() - started,
+        wall_s=time.monotonic() - partner.started,
     )
     result.most_calls_for_one_order = most_calls_for_one_order(
         (c.order_id for _, c in calls), (r.order_id for r in naive.orders)
@@ -102,10 +137,7 @@ def run_naive(
     result.notes.append(
         f"peak function invocations in flight {naive.peak_in_flight}; throttled by the pool {naive.throttled}"
     )
-    if healthy is not None:
-        base = naive.t0
-        result.healthy_rate_before = healthy.rate(base + 1.0, base + start)
-        result.healthy_rate_during = healthy.rate(base + start, base + end)
+    partner.neighbour_rates(result, naive.t0)
     return result
 
 
@@ -116,38 +148,25 @@ def run_peer(
     scenario: Scenario, *, function_timeout_s: float, compress: float, pool: int | None = None
 ) -> DesignResult:
     """The peer runs until every message is charged or dead-lettered (its whole receive budget)."""
-    started = time.monotonic()
-    dependency = FaultDependency(phases_of(scenario), seed=7).start()
-    neighbour_twin: FaultDependency | None = None
-    healthy: HealthyConsumer | None = None
+    partner = _Partner(scenario, pool)
     try:
         peer = PeerRun(
             scenario,
-            dependency,
+            partner.dependency,
             function_timeout_s=function_timeout_s,
             compress=compress,
             slots=pool,
         )
-        if pool is not None:
-            neighbour_twin = _healthy_neighbour_twin()
-            healthy = HealthyConsumer(pool, lambda: peer.in_flight, neighbour_twin).start()
+        partner.share_pool_with(lambda: peer.in_flight)
         peer.run()
-        offset = peer.t0 - started  # the twin's clock started (almost) with `started`
-        calls = [(c.t - offset, c) for c in dependency.calls()]
-        charges = dependency.charges_by_order()
-        peak = dependency.peak_in_flight
+        calls = partner.calls(peer.t0)
+        charges = partner.dependency.charges_by_order()
+        peak = partner.dependency.peak_in_flight
     finally:
-        dependency.stop()
-        if healthy is not None:
-            healthy.stop()
-        if neighbour_twin is not None:
-            neighbour_twin.stop()
+        partner.stop()
     start, end = scenario.fault_window or (0.0, scenario.load_s)
     messages = peer.queue.messages
-    charged_at: dict[str, float] = {}
-    for t, call in calls:
-        if call.new_charge and call.order_id and call.order_id not in charged_at:
-            charged_at[call.order_id] = t + call.latency_ms / 1000.0
+    charged_at = _first_charge_at(calls)
     dead = {m.order["orderId"] for m in peer.queue.dead_lettered()}
     charged = {order for order, n in charges.items() if n >= 1}
     unsettled = [m for m in messages if not (m.deleted or m.dead_lettered)]
@@ -173,7 +192,7 @@ def run_peer(
             for m in messages
             if m.order["orderId"] in charged_at
         ],
-        wall_s=time.monotonic() - started,
+        wall_s=time.monotonic() - partner.started,
     )
     result.queued_at_deadline = 0 if peer.drained_at_s is not None else len(unsettled)
     result.most_calls_for_one_order = most_calls_for_one_order(
@@ -191,10 +210,7 @@ def run_peer(
     )
     if peer.drained_at_s is None:
         result.notes.append("the queue did NOT drain before the deadline")
-    if healthy is not None:
-        base = peer.t0
-        result.healthy_rate_before = healthy.rate(base + 1.0, base + start)
-        result.healthy_rate_during = healthy.rate(base + start, base + end)
+    partner.neighbour_rates(result, peer.t0)
     return result
 
 
