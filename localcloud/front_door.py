@@ -28,7 +28,7 @@ import time
 import urllib.parse
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -653,13 +653,48 @@ class FrontDoor:
         return json.dumps(result, default=str)
 
 
+def ecma_pattern(pattern: str) -> str:
+    """``pattern`` for Python's re with ECMA 262's meaning of ``$``: the end of the string.
+
+    JSON Schema patterns are ECMA 262 regexes. Python's ``$`` also matches before a final newline, so
+    without this ``"ord-1\\n"`` would pass an ``^...$`` pattern here that the consumers' models refuse.
+    """
+    out: list[str] = []
+    escaped = in_class = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "$" and not in_class:
+            out.append(r"\Z")
+            continue
+        out.append(char)
+    return "".join(out)
+
+
+def _ecma_pattern_keyword(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+    if validator.is_type(instance, "string") and re.search(ecma_pattern(pattern), instance) is None:
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+# Draft-04, as API Gateway's request validation runs it, with ECMA 262 patterns.
+GatewayValidator = jsonschema.validators.extend(
+    jsonschema.Draft4Validator, {"pattern": _ecma_pattern_keyword}
+)
+
+
 def _validation_error(schema: dict[str, Any], body: str) -> str | None:
     """API Gateway's ``validationErrorString`` for a body that fails its model, else None."""
     try:
         document = json.loads(body) if body.strip() else None
     except json.JSONDecodeError as exc:
         return f"[Invalid JSON: {exc.msg}]"
-    validator = jsonschema.Draft4Validator(schema)
+    validator = GatewayValidator(schema)
     errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
     if not errors:
         return None

@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from lambdas.shared.models import AmountCents, Currency, Identifier
+from lambdas.shared.models import AmountCents, Currency, Email, Identifier, Text
 
 # The only producer today: API Gateway stamps ``<service_name>.ingestion`` on every event it
 # puts on the bus (ServiceConfig.event_source), so producers cannot impersonate one another.
@@ -36,7 +36,6 @@ INGESTION = "ingestion"
 # RFC 3339 UTC timestamp. A pattern rather than pydantic's datetime so the gateway (draft-04,
 # no enforced ``format``) and the consumers accept exactly the same strings.
 TIMESTAMP_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$"
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 Timestamp = Annotated[str, Field(pattern=TIMESTAMP_PATTERN, description="UTC, RFC 3339")]
 
@@ -88,8 +87,8 @@ class CustomerUpdated(_Detail):
     """A customer's contact details changed (a thin event: only the changed fields are sent)."""
 
     customerId: Identifier
-    email: Annotated[str, Field(max_length=254, pattern=EMAIL_PATTERN)] | None = None
-    displayName: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    email: Email | None = None
+    displayName: Annotated[Text, Field(min_length=1, max_length=128)] | None = None
     marketingOptIn: bool | None = None
 
 

@@ -6,9 +6,10 @@ a test keeps the two in agreement, so change both together.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9_-]+$"
 SKU_PATTERN = r"^[A-Z0-9-]{3,32}$"
@@ -18,6 +19,37 @@ MAX_ITEMS = 50
 MAX_QUANTITY = 1000
 
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)]
+
+# One character of free text: anything but a control character or a lone UTF-16 surrogate ("\ud800" is
+# valid JSON that no UTF-8 encoder can write, so it would pass the gateway and fail after the 202). The
+# second branch is a surrogate pair, which is how an ECMA 262 regex sees an emoji; Java and Python see it
+# as one code point outside the range. Rust's regex (pydantic's) cannot express surrogates: the models
+# check these patterns with Python's re (``matching``) and the schemas carry them for the gateway.
+_TEXT_CHAR = r"(?:[^\u0000-\u001f\u007f\ud800-\udfff]|[\ud800-\udbff][\udc00-\udfff])"
+_EMAIL_CHAR = r"(?:[^@\u0000-\u0020\u007f\ud800-\udfff]|[\ud800-\udbff][\udc00-\udfff])"
+TEXT_PATTERN = rf"^{_TEXT_CHAR}*$"
+EMAIL_PATTERN = rf"^{_EMAIL_CHAR}+@{_EMAIL_CHAR}+\.{_EMAIL_CHAR}+$"
+
+
+def matching(pattern: str) -> AfterValidator:
+    """A validator that checks ``pattern`` against the whole value (``$`` means the end, as in ECMA 262)."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if compiled.fullmatch(value) is None:
+            raise ValueError(f"must match {pattern}")
+        return value
+
+    return AfterValidator(check)
+
+
+# The pattern in the JSON Schema (the gateway's model), the same pattern checked here.
+Text = Annotated[str, Field(json_schema_extra={"pattern": TEXT_PATTERN}), matching(TEXT_PATTERN)]
+Email = Annotated[
+    str, Field(max_length=254, json_schema_extra={"pattern": EMAIL_PATTERN}), matching(EMAIL_PATTERN)
+]
+
+
 AmountCents = Annotated[int, Field(ge=1, le=MAX_AMOUNT_CENTS, strict=True)]
 Currency = Annotated[str, Field(pattern=CURRENCY_PATTERN)]
 
