@@ -41,12 +41,14 @@ from localcloud.deploy import DeployedStack
 
 JSON = "application/json"
 
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's REST payload quota
 # API Gateway's own messages and default status codes for the response types the front door produces.
 GATEWAY_DEFAULTS: dict[str, tuple[int, str]] = {
     "BAD_REQUEST_BODY": (400, "Invalid request body"),
     "BAD_REQUEST_PARAMETERS": (400, "Invalid request parameters"),
     "MISSING_AUTHENTICATION_TOKEN": (403, "Missing Authentication Token"),
     "UNSUPPORTED_MEDIA_TYPE": (415, "Unsupported Media Type"),
+    "REQUEST_TOO_LARGE": (413, "Request Too Long"),
     "THROTTLED": (429, "Too Many Requests"),
     "INTEGRATION_FAILURE": (504, "Internal server error"),
     "INTEGRATION_TIMEOUT": (504, "Endpoint request timed out"),
@@ -407,6 +409,8 @@ class FrontDoor:
             "resourcePath": route.path if route else path,
             "responseOverride": {},
         }
+        if len(body.encode("utf-8", "surrogatepass")) > MAX_PAYLOAD_BYTES:
+            return self._gateway_error("REQUEST_TOO_LARGE", context)
         if route is None:
             return self._gateway_error("MISSING_AUTHENTICATION_TOKEN", context)
         bucket = self._buckets.get((route.path, route.method))

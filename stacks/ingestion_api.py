@@ -32,9 +32,12 @@ EVENTS_PATH = "events"
 JSON = "application/json"
 
 # SendMessage through the SQS query protocol; the producer's Idempotency-Key header is optional,
-# and SQS rejects an empty attribute value, so it is only added when present.
+# and SQS rejects an empty attribute value, so it is only added when present. The message body is the
+# validated document written compactly ($input.json), never the raw body: whitespace padding passes the
+# schema, and a raw body could outgrow an SQS message and turn a valid order into an endless 5xx. The
+# model bounds every field, so the compact document always fits.
 SEND_ORDER_TEMPLATE = (
-    "Action=SendMessage&MessageBody=$util.urlEncode($input.body)"
+    "Action=SendMessage&MessageBody=$util.urlEncode($input.json('$'))"
     f"&MessageAttribute.1.Name={REQUEST_ID_ATTRIBUTE}"
     "&MessageAttribute.1.Value.DataType=String"
     "&MessageAttribute.1.Value.StringValue=$util.urlEncode($context.requestId)"
@@ -319,6 +322,13 @@ class IngestionApi(Construct):
             type=apigw.ResponseType.BAD_REQUEST_PARAMETERS,
             status_code="400",
             templates={JSON: _VALIDATION_BODY},
+        )
+        # API Gateway refuses a payload over 10 MB itself; the caller learns why, in JSON.
+        self.api.add_gateway_response(
+            "RequestTooLarge",
+            type=apigw.ResponseType.REQUEST_TOO_LARGE,
+            status_code="413",
+            templates=json_body,
         )
         self.api.add_gateway_response(
             "UnsupportedMediaType",

@@ -241,6 +241,28 @@ def test_orders_reach_the_queue_with_the_consumers_attribute_names(
     assert set(unkeyed["MessageAttributes"]) == {ingestion_api.REQUEST_ID_ATTRIBUTE}
 
 
+def test_a_padded_order_is_stored_compact_and_an_oversized_one_refused_with_413(
+    deployed: DeployedStack, front_door: FrontDoor
+) -> None:
+    queue_url = deployed.outputs["OrdersQueueUrl"]
+    receive_all(deployed, queue_url)
+    json_headers = {"Content-Type": "application/json"}
+    # 300 KB of whitespace passes the schema; stored raw it would outgrow an SQS message (256 KB).
+    padded = " " * 300_000 + json.dumps(ORDER_BODY, indent=4) + "\n" * 1000
+    accepted = requests.post(front_door.base_url + "orders", data=padded, headers=json_headers, timeout=30)
+    assert accepted.status_code == 202, accepted.text
+    (stored,) = receive_all(deployed, queue_url)
+    assert stored["Body"] == json.dumps(ORDER_BODY, separators=(",", ":"))
+
+    oversized = json.dumps({**ORDER_BODY, "padding": "x" * (10 * 1024 * 1024)})
+    refused = requests.post(front_door.base_url + "orders", data=oversized, headers=json_headers, timeout=30)
+    assert refused.status_code == 413
+    gateway = front_door.contract.gateway_responses["REQUEST_TOO_LARGE"]
+    assert set(refused.json()) == json_keys(gateway.templates["application/json"])
+    assert refused.json()["type"] == "REQUEST_TOO_LARGE"
+    assert receive_all(deployed, queue_url) == []
+
+
 def test_events_reach_the_subscribers_through_the_bus(deployed: DeployedStack, front_door: FrontDoor) -> None:
     """POST /events puts the event on the bus named in the template; the bus's rules deliver it."""
     response = requests.post(front_door.base_url + "events", json=CANCELLED, timeout=10)
