@@ -17,6 +17,12 @@ from stacks.monitoring import ServiceMonitoring
 
 CIRCUIT_KEY_ATTRIBUTE = "id"
 CIRCUIT_TTL_ATTRIBUTE = "expiration"
+CIRCUIT_OPENED_DETAIL_TYPE = "CircuitOpened"
+
+
+def circuit_events_source(service_name: str) -> str:
+    """Source of the events the breakers publish (never matched by the ingestion rules)."""
+    return f"{service_name}.circuits"
 
 
 class CircuitBreakerStore(Construct):
@@ -27,8 +33,10 @@ class CircuitBreakerStore(Construct):
         *,
         removal_policy: RemovalPolicy,
         monitoring: ServiceMonitoring,
+        service_name: str,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.event_source = circuit_events_source(service_name)
         self.table = dynamodb.TableV2(
             self,
             "Circuits",
@@ -46,7 +54,30 @@ class CircuitBreakerStore(Construct):
         # circuit controller can pause the consumers of that dependency.
         self.events = events.EventBus(self, "Events", description="Circuit transitions announced by breakers")
 
-    def grant_breaker(self, grantee: iam.IGrantable) -> None:
-        """What the Powertools breaker needs: read state, elect a prober, write transitions, announce."""
-        self.table.grant(grantee, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
-        self.events.grant_put_events_to(grantee)
+    def grant_breaker(self, grantee: iam.IGrantable, circuit: str) -> None:
+        """What the Powertools breaker of ``circuit`` needs, on that circuit alone.
+
+        Read state, elect a prober and write transitions on its own record (``dynamodb:LeadingKeys``):
+        a caller of one dependency cannot force another dependency's circuit open, and no breaker can
+        write the controller's lock item (``<circuit>#controller``). Announce openings on the circuit
+        bus only as the breakers' source and detail type.
+        """
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                resources=[self.table.table_arn],
+                conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [circuit]}},
+            )
+        )
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["events:PutEvents"],
+                resources=[self.events.event_bus_arn],
+                conditions={
+                    "StringEquals": {
+                        "events:source": [self.event_source],
+                        "events:detail-type": [CIRCUIT_OPENED_DETAIL_TYPE],
+                    }
+                },
+            )
+        )

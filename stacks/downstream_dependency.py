@@ -131,6 +131,9 @@ class DownstreamDependency(Construct):
             "CIRCUIT_EVENTS_BUS_NAME": self.circuits.events.event_bus_name,
         }
 
-    def grant_call(self, grantee: iam.IGrantable) -> None:
+    def grant_call(self, grantee: iam.IGrantable, *, breaker: bool = True) -> None:
+        """The API key, and the breaker of this dependency's circuit unless the caller's caller is the
+        breaker (the workflow's single call and the controller's probe touch no circuit record)."""
         self.api_key.grant_read(grantee)
-        self.circuits.grant_breaker(grantee)
+        if breaker:
+            self.circuits.grant_breaker(grantee, self.name)

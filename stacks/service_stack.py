@@ -42,7 +42,11 @@ class ResilientServiceStack(Stack):
         self.monitoring = ServiceMonitoring(self, "Monitoring", config=config)
         layers = lambda_packaging.function_layers(self, config)
         self.circuits = CircuitBreakerStore(
-            self, "CircuitBreaker", removal_policy=config.removal_policy, monitoring=self.monitoring
+            self,
+            "CircuitBreaker",
+            removal_policy=config.removal_policy,
+            monitoring=self.monitoring,
+            service_name=config.service_name,
         )
         self.downstream = {
             name: DownstreamDependency(

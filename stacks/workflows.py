@@ -27,7 +27,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from stacks.circuit_breaker import CircuitBreakerStore
+from stacks.circuit_breaker import CIRCUIT_OPENED_DETAIL_TYPE, CircuitBreakerStore
 from stacks.compliance import acknowledge
 from stacks.config import DependencySettings, ServiceConfig, WorkflowSettings, log_retention
 from stacks.downstream_dependency import DownstreamDependency
@@ -39,12 +39,6 @@ from stacks.service_function import ServiceFunction
 STATEMACHINES = Path(__file__).resolve().parent.parent / "statemachines"
 # Every Lambda task in the ASL files has TimeoutSeconds 30; the functions match it.
 TASK_TIMEOUT = Duration.seconds(30)
-CIRCUIT_OPENED_DETAIL_TYPE = "CircuitOpened"
-
-
-def circuit_events_source(config: ServiceConfig) -> str:
-    """Source of the events the consumers' breakers publish (never matched by ingestion rules)."""
-    return f"{config.service_name}.circuits"
 
 
 class DeadLetterSink(Construct):
@@ -112,6 +106,7 @@ class Workflows(Construct):
             "lambdas.fulfilment.dependency_call.handler",
             "One call, breaker in the workflow",
             dependency,
+            breaker=False,
         )
         probe = self._task_function(
             "Probe",
@@ -119,6 +114,7 @@ class Workflows(Construct):
             "Canary probe (a dry run of a real call)",
             dependency,
             extra_environment={"PROBE_CANARY": dependency.settings.canary.environment_value()},
+            breaker=False,
         )
 
         self.failures = DeadLetterSink(self, "FulfilmentFailures", name="fulfilment-failures", config=config,
@@ -175,7 +171,7 @@ class Workflows(Construct):
             paused = [
                 c for c in consumers.values() if c.dependency is settings and settings.settings.critical
             ]
-            self._pause_on_open(name, settings, paused, circuits.events)
+            self._pause_on_open(name, settings, paused, circuits)
 
         self.starter = self._starter(fulfilment_queue)
 
@@ -188,6 +184,8 @@ class Workflows(Construct):
         description: str,
         dependency: DownstreamDependency | None = None,
         extra_environment: dict[str, str] | None = None,
+        *,
+        breaker: bool = True,
     ) -> ServiceFunction:
         environment = {**(dependency.environment() if dependency else {}), **(extra_environment or {})}
         if dependency:
@@ -205,7 +203,7 @@ class Workflows(Construct):
             environment=environment or None,
         )
         if dependency:
-            dependency.grant_call(function.function)
+            dependency.grant_call(function.function, breaker=breaker)
         acknowledge(
             function,
             "Serverless::Serverless-LambdaDLQ",
@@ -256,9 +254,10 @@ class Workflows(Construct):
         name: str,
         dependency: DownstreamDependency,
         consumers: list[LoadLevelingConsumer],
-        bus: events.IEventBus,
+        circuits: CircuitBreakerStore,
     ) -> None:
         """Start the controller when the consumers' breaker opens or the error alarm fires."""
+        bus = circuits.events
         if not consumers:
             return
         for consumer in consumers:
@@ -279,12 +278,16 @@ class Workflows(Construct):
             event_bus=bus,
             description=f"The {name} circuit opened in a consumer -> pause its consumers",
             event_pattern=events.EventPattern(
-                source=[circuit_events_source(self.config)],
+                source=[circuits.event_source],
                 detail_type=[CIRCUIT_OPENED_DETAIL_TYPE],
                 detail={"dependency": [name]},
             ),
         )
-        self._start_controller(opened, f"{name}-circuit-opened", controller_input, bus)
+        # The event is a claim (anyone allowed on the circuit bus may send one): the controller checks the
+        # record before pausing. The alarm comes from CloudWatch itself, so that run forces the record open.
+        self._start_controller(
+            opened, f"{name}-circuit-opened", {**controller_input, "trigger": "breaker"}, bus
+        )
         alarmed = events.Rule(
             self,
             f"{_pascal(name)}ErrorAlarm",
@@ -297,7 +300,9 @@ class Workflows(Construct):
             ),
         )
         default_bus = events.EventBus.from_event_bus_name(self, f"{_pascal(name)}DefaultBus", "default")
-        self._start_controller(alarmed, f"{name}-error-alarm", controller_input, default_bus)
+        self._start_controller(
+            alarmed, f"{name}-error-alarm", {**controller_input, "trigger": "alarm"}, default_bus
+        )
 
     def _start_controller(
         self, rule: events.Rule, name: str, controller_input: dict, bus: events.IEventBus

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from stacks.workflows import STATEMACHINES, circuit_events_source
+from stacks.circuit_breaker import circuit_events_source
+from stacks.workflows import STATEMACHINES
 from tests.infra.conftest import Synthesized
 from tests.statemachines.asl import LAMBDA_TASK_TIMEOUT_SECONDS
 
@@ -133,7 +134,7 @@ def test_controller_starts_on_a_circuit_opening_and_on_the_error_alarm(dev: Synt
     for dependency in paused:
         opened = next(r for r in rules if r["EventPattern"].get("detail") == {"dependency": [dependency]})
         assert opened["EventBusName"] == {"Ref": circuits_bus}
-        assert opened["EventPattern"]["source"] == [circuit_events_source(dev.stack.config)]
+        assert opened["EventPattern"]["source"] == [circuit_events_source(dev.stack.config.service_name)]
         assert opened["EventPattern"]["detail-type"] == ["CircuitOpened"]
         alarmed = [
             r
@@ -143,6 +144,9 @@ def test_controller_starts_on_a_circuit_opening_and_on_the_error_alarm(dev: Synt
         ]
         assert len(alarmed) == 1
         assert alarmed[0]["EventPattern"]["detail"] == {"state": {"value": ["ALARM"]}}
+        # The breaker's event is a claim the controller checks against the record; the alarm is not.
+        assert '\\"trigger\\":\\"breaker\\"' in json.dumps(opened["Targets"][0]["Input"])
+        assert '\\"trigger\\":\\"alarm\\"' in json.dumps(alarmed[0]["Targets"][0]["Input"])
         for rule in (opened, alarmed[0]):
             controller_input = json.dumps(rule["Targets"][0]["Input"])
             assert f'\\"circuit\\":\\"{dependency}\\"' in controller_input

@@ -121,11 +121,15 @@ def controller(
     )
 
 
-def controller_input(uuid: str, *others: str, levels: list[int] = LEVELS, **config: int) -> dict[str, Any]:
+def controller_input(
+    uuid: str, *others: str, levels: list[int] = LEVELS, trigger: str | None = None, **config: int
+) -> dict[str, Any]:
+    started_by = {"trigger": trigger} if trigger is not None else {}
     return {
         "circuit": CIRCUIT,
         "eventSourceMappings": [{"uuid": u, "levels": levels} for u in (uuid, *others)],
         "config": {**FAST, "rampSteps": len(levels), **config},
+        **started_by,
     }
 
 
@@ -184,8 +188,9 @@ def test_pauses_the_consumer_and_resumes_after_consecutive_healthy_probes(
 
     # The hook names the execution after the opening, so a repeated StartExecution is the same execution.
     name = f"{CIRCUIT}-{opened_at}"
-    first = controller.start(controller_input(consumer["uuid"]), name=name)
-    assert controller.start(controller_input(consumer["uuid"]), name=name) == first
+    started = controller_input(consumer["uuid"], trigger="breaker")  # as the CircuitOpened rule starts it
+    first = controller.start(started, name=name)
+    assert controller.start(started, name=name) == first
     execution = controller.finish(first)
 
     assert execution.status == "SUCCEEDED", execution.cause
@@ -248,6 +253,57 @@ def test_alarm_started_controller_forces_the_record_open(
     assert during["opened_at"] == fake_clock.readings[0]
     assert probe.mapping_states == ["Disabled"]
     assert read_record(CIRCUIT)["state"] == "CLOSED"  # type: ignore[index]
+    assert mapping_state(consumer["uuid"]) == "Enabled"
+
+
+@pytest.mark.parametrize("record", [None, "CLOSED"])
+def test_a_circuit_opened_claim_the_record_does_not_back_pauses_nobody(
+    controller: Machine,
+    consumer: dict[str, str],
+    fake_clock: FakeClock,
+    register: Callable[..., Any],
+    record: str | None,
+) -> None:
+    # Any principal allowed on the circuit bus can send CircuitOpened naming any circuit.
+    if record is not None:
+        boto3.client("dynamodb", region_name=REGION).put_item(
+            TableName=TABLE, Item={"id": {"S": CIRCUIT}, "state": {"S": record}, "failure_count": {"N": "0"}}
+        )
+    before = read_record(CIRCUIT)
+    probe = Probe(consumer["uuid"], True)
+    register("probe", probe.handler)
+
+    execution = controller.run(controller_input(consumer["uuid"], trigger="breaker"))
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert execution.states[-1] == "NothingToControl"
+    assert "DisableConsumers" not in execution.states and "EnsureCircuitOpen" not in execution.states
+    assert probe.calls == 0
+    assert mapping_state(consumer["uuid"]) == "Enabled"
+    assert read_record(CIRCUIT) == before  # not forced open
+    assert read_record(LOCK_ID) is None
+
+
+def test_a_breaker_claim_for_a_half_open_circuit_pauses_the_consumers(
+    controller: Machine, consumer: dict[str, str], fake_clock: FakeClock, register: Callable[..., Any]
+) -> None:
+    boto3.client("dynamodb", region_name=REGION).put_item(
+        TableName=TABLE,
+        Item={
+            "id": {"S": CIRCUIT},
+            "state": {"S": "HALF_OPEN"},
+            "failure_count": {"N": "5"},
+            "opened_at": {"N": str(fake_clock.now - 40)},
+        },
+    )
+    probe = Probe(consumer["uuid"], True)
+    register("probe", probe.handler)
+
+    execution = controller.run(controller_input(consumer["uuid"], trigger="breaker", requiredSuccesses=1))
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert "ConfirmCircuitOpen" in execution.states and "EnsureCircuitOpen" not in execution.states
+    assert probe.mapping_states == ["Disabled"]
     assert mapping_state(consumer["uuid"]) == "Enabled"
 
 
