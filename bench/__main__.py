@@ -145,20 +145,18 @@ def main(argv: list[str] | None = None) -> int:
                     worst_case_calls=retry_budget.worst_case_in(synthesized.template, "POST /orders"),
                 )
                 results.append((naive, peer, architecture))
-            if not args.quick:
-                print(f"[{time.monotonic() - started:6.1f}s] cold-start imports ...", flush=True)
-                handlers = {
-                    f.config.handler.rsplit(".", 1)[0]: dict(f.environ) for f in cloud.functions.values()
-                }
-                try:
-                    imports = cost.import_costs(handlers)
-                except Exception as exc:  # publish the scenarios even if this part fails
-                    cost_errors.append(f"cold-start imports: {exc}")
         except KeyboardInterrupt:
             print("interrupted: releasing the local cloud's ports", file=sys.stderr)
             return 130
         finally:
             cloud.stop()
+        if not args.quick:
+            print(f"[{time.monotonic() - started:6.1f}s] cold-start imports ...", flush=True)
+            try:
+                with cost.quiet_deployment(synthesized) as handlers:
+                    imports = cost.import_costs(handlers)
+            except Exception as exc:  # publish the scenarios even if this part fails
+                cost_errors.append(f"cold-start imports: {exc}")
     sizes: list[cost.PackageSize] = []
     synth: cost.SynthCost | None = None
     if not args.quick:

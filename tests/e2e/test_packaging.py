@@ -16,10 +16,9 @@ from typing import Any
 
 import pytest
 
-from bench.cost import import_cost
+from bench.cost import handler_environments, import_cost
 from localcloud.deploy import DeployedStack, deploy, synthesize
 from localcloud.emulator import Emulator
-from localcloud.lambda_runtime import Function, FunctionConfig
 from stacks import lambda_packaging
 from tests.conftest import cdk_context
 
@@ -87,22 +86,11 @@ def test_the_local_cloud_stands_in_for_the_published_layer(published: DeployedSt
     assert arn["Parameter"]["Value"] in [v["LayerVersionArn"] for v in versions["LayerVersions"]]
 
 
-def environment_of(deployed: DeployedStack, module: str) -> dict[str, str]:
-    """The environment the deployed function of ``module`` runs with, as the local cloud builds it."""
-    for resource in deployed.of_type("AWS::Lambda::Function").values():
-        config = FunctionConfig.read(deployed.emulator, resource.physical_id)
-        if config.handler.rsplit(".", 1)[0] == module:
-            function = Function(config, platform_environ=deployed.emulator.lambda_environment())
-            function.logs.close()
-            return function.environ
-    raise AssertionError(f"no deployed function runs {module}")
-
-
 @pytest.mark.parametrize("module", GUARDED)
 def test_init_costs_less_than_three_times_the_libraries_it_imports(
     published: DeployedStack, module: str
 ) -> None:
-    measured = import_cost(module, environment_of(published, module), repeat=1)
+    measured = import_cost(module, handler_environments(published)[module], repeat=1)
     assert measured.cpu_ratio < REGRESSION_RATIO, (
         f"{module}: init {measured.init_cpu_ms:.0f} ms CPU vs {measured.floor_cpu_ms:.0f} ms for its libraries "
         f"alone ({measured.cpu_ratio:.1f}x); the floor imports:\n" + "\n".join(measured.libraries)

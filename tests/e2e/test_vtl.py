@@ -21,7 +21,8 @@ def test_send_order_template_becomes_a_sendmessage_query() -> None:
     rendered = render(ingestion_api.SEND_ORDER_TEMPLATE, input=Input(body, headers), context=context())
     params = {k: v[0] for k, v in urllib.parse.parse_qs(rendered, keep_blank_values=True).items()}
     assert params["Action"] == "SendMessage"
-    assert params["MessageBody"] == body
+    # The validated document, written compactly ($input.json), not the raw body.
+    assert params["MessageBody"] == json.dumps(json.loads(body), separators=(",", ":"))
     assert params["MessageAttribute.1.Name"] == ingestion_api.REQUEST_ID_ATTRIBUTE
     assert params["MessageAttribute.1.Value.StringValue"] == "req-1"
     assert params["MessageAttribute.2.Name"] == ingestion_api.IDEMPOTENCY_KEY_ATTRIBUTE
