@@ -60,7 +60,64 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--load-scale", type=float, help="with --synthesized: the load scale calibration chose for it"
     )
     parser.add_argument("--note", default="", help="with --synthesized: how its compression was chosen")
+    parser.add_argument(
+        "--remeasure-costs",
+        action="store_true",
+        help="with --render: measure the cost section again, store it in that JSON and publish the report",
+    )
     return parser.parse_args(argv)
+
+
+@dataclasses.dataclass
+class _Costs:
+    imports: list[cost.ImportCost] = dataclasses.field(default_factory=list)
+    sizes: list[cost.PackageSize] = dataclasses.field(default_factory=list)
+    synth: cost.SynthCost | None = None
+    errors: list[str] = dataclasses.field(default_factory=list)
+
+
+def _measure_costs(synthesized: Synthesized, started: float) -> _Costs:
+    """Cold-start imports, package sizes and synth time; a part that fails is reported, not fatal."""
+    costs = _Costs()
+    print(f"[{time.monotonic() - started:6.1f}s] cold-start imports ...", flush=True)
+    try:
+        with cost.quiet_deployment(synthesized) as handlers:
+            costs.imports = cost.import_costs(handlers)
+    except Exception as exc:  # publish the scenarios even if this part fails
+        costs.errors.append(f"cold-start imports: {exc}")
+    print(f"[{time.monotonic() - started:6.1f}s] package sizes and synth time ...", flush=True)
+    try:
+        costs.sizes = cost.package_sizes()
+    except Exception as exc:
+        costs.errors.append(f"package sizes: {exc}")
+    try:
+        costs.synth = cost.synth_cost()
+    except Exception as exc:
+        costs.errors.append(f"synth time: {exc}")
+    return costs
+
+
+def _remeasure_costs(path: Path, output: Path) -> int:
+    """Measure the cost section again and publish it with the scenario results already in ``path``."""
+    started = time.monotonic()
+    data = json.loads(path.read_text())
+    context = json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
+    context["stage"] = "dev"
+    with tempfile.TemporaryDirectory(prefix="bench-cdk.out-") as outdir:
+        costs = _measure_costs(synthesize(context, outdir), started)
+    data.update(
+        imports=[dataclasses.asdict(c) for c in costs.imports],
+        sizes=[dataclasses.asdict(s) for s in costs.sizes],
+        synth=dataclasses.asdict(costs.synth) if costs.synth else None,
+        cost_errors=costs.errors,
+        command=f"{data['command'].split(';')[0]}; the cost section: python -m bench --render <its JSON> "
+        "--remeasure-costs",
+        machine=f"{data['machine'].split('; the cost section')[0]}; the cost section measured later, load "
+        f"average {os.getloadavg()[0]:.1f}",
+    )
+    path.write_text(json.dumps(data, indent=2))
+    print(report.write(report.from_json(data, scenarios(data["scale"], data.get("rate_scale", 1.0))), output))
+    return 0
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -71,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     signal.signal(signal.SIGTERM, _terminate)
+    if args.render is not None and args.remeasure_costs:
+        return _remeasure_costs(args.render, args.output)
     if args.render is not None:
         data = json.loads(args.render.read_text())
         print(
@@ -116,8 +175,6 @@ def main(argv: list[str] | None = None) -> int:
             ("long-outage", catalogue["long-outage"], None),
         ]
     results: list[tuple[DesignResult, DesignResult, DesignResult]] = []
-    imports: list[cost.ImportCost] = []
-    cost_errors: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-cdk.out-") as outdir:
         if reused is not None:
             synthesized = reused
@@ -150,25 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             return 130
         finally:
             cloud.stop()
-        if not args.quick:
-            print(f"[{time.monotonic() - started:6.1f}s] cold-start imports ...", flush=True)
-            try:
-                with cost.quiet_deployment(synthesized) as handlers:
-                    imports = cost.import_costs(handlers)
-            except Exception as exc:  # publish the scenarios even if this part fails
-                cost_errors.append(f"cold-start imports: {exc}")
-    sizes: list[cost.PackageSize] = []
-    synth: cost.SynthCost | None = None
-    if not args.quick:
-        print(f"[{time.monotonic() - started:6.1f}s] package sizes and synth time ...", flush=True)
-        try:
-            sizes = cost.package_sizes()
-        except Exception as exc:
-            cost_errors.append(f"package sizes: {exc}")
-        try:
-            synth = cost.synth_cost()
-        except Exception as exc:
-            cost_errors.append(f"synth time: {exc}")
+        costs = _measure_costs(synthesized, started) if not args.quick else _Costs()
     command = "python -m bench" + (" --quick" if args.quick else f" --scale {args.scale:g}")
     machine = (
         f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
@@ -184,10 +223,10 @@ def main(argv: list[str] | None = None) -> int:
         neighbour_pool=NEIGHBOUR_POOL,
         scenarios={label: catalogue_entry for label, catalogue_entry, _ in plan},
         results=results,
-        imports=imports,
-        sizes=sizes,
-        synth=synth,
-        cost_errors=cost_errors,
+        imports=costs.imports,
+        sizes=costs.sizes,
+        synth=costs.synth,
+        cost_errors=costs.errors,
         wall_s=time.monotonic() - started,
         breaker_threshold=bounds.failure_threshold,
         close_within_s=bounds.close_within_s,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,8 +36,8 @@ class ImportCost:
     """A handler's init (importing its module) beside its library floor, both with its environment."""
 
     module: str
-    init_ms: float  # median wall time of ``import <handler module>`` in a fresh interpreter
-    floor_ms: float  # median wall time of importing exactly the libraries the handler's code imports
+    init_ms: float  # fastest wall time of ``import <handler module>`` in a fresh interpreter
+    floor_ms: float  # fastest wall time of importing exactly the libraries the handler's code imports
     init_cpu_ms: float  # the same two in CPU time: what a loaded machine changes least
     floor_cpu_ms: float
     libraries: tuple[str, ...] = ()  # the floor's import statements
@@ -164,7 +163,11 @@ def timed_import(code: str, env: Mapping[str, str]) -> tuple[float, float]:
 
 
 def import_cost(module: str, env: Mapping[str, str], repeat: int = 3) -> ImportCost:
-    """The handler's init and its library floor, interleaved so both see the same machine state."""
+    """The handler's init and its library floor, interleaved so both see the same machine state.
+
+    The fastest of ``repeat`` runs of each: a busy machine only ever adds time, so the minimum is the
+    estimate that depends least on what else the machine is doing.
+    """
     libraries = handler_libraries(module)
     init, floor = [], []
     for _ in range(repeat):
@@ -172,15 +175,15 @@ def import_cost(module: str, env: Mapping[str, str], repeat: int = 3) -> ImportC
         floor.append(timed_import("\n".join(libraries), env))
     return ImportCost(
         module,
-        init_ms=statistics.median(w for w, _ in init),
-        floor_ms=statistics.median(w for w, _ in floor),
-        init_cpu_ms=statistics.median(c for _, c in init),
-        floor_cpu_ms=statistics.median(c for _, c in floor),
+        init_ms=min(w for w, _ in init),
+        floor_ms=min(w for w, _ in floor),
+        init_cpu_ms=min(c for _, c in init),
+        floor_cpu_ms=min(c for _, c in floor),
         libraries=libraries,
     )
 
 
-def import_costs(handlers: Mapping[str, Mapping[str, str]], repeat: int = 5) -> list[ImportCost]:
+def import_costs(handlers: Mapping[str, Mapping[str, str]], repeat: int = 7) -> list[ImportCost]:
     """``handlers``: module -> the environment its function runs with (imports read it at init)."""
     return [import_cost(module, env, repeat) for module, env in sorted(handlers.items())]
 

@@ -344,7 +344,7 @@ def _costs(document: Document) -> list[str]:
             "Cold-start init: `import <handler module>` in a fresh interpreter with the function's environment,",
             "beside its library floor, the import of exactly the libraries the handler's code imports (found by",
             "walking its modules, deferred imports included; the X-Ray SDK where it builds a Tracer), nothing of",
-            "the project. Median of 5, interleaved, on a freshly deployed emulator with nothing else running",
+            "the project. Fastest of 7, interleaved, on a freshly deployed emulator with nothing else running",
             "(it answers the secret read that belongs to init). No bytecode cache on either side, as on Lambda,",
             "where the layer and the code asset carry none. The rest is the project's own: its modules, the",
             f"clients and the secret read at init. Target: init at most {INIT_RATIO_TARGET:g}x its floor.",
