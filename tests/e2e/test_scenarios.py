@@ -21,7 +21,7 @@ from typing import Any
 import requests
 
 from localcloud.cloud import LocalCloud
-from localcloud.scenarios import ScenarioRun, result_document
+from localcloud.scenarios import MIN_ORDERS_WHILE_OPEN, ScenarioRun, result_document
 from tests.conftest import cdk_context
 from tests.e2e.support import FAULT_SCENARIOS, Compressed, FaultRuns
 
@@ -80,7 +80,7 @@ def assert_the_queue_absorbed_the_fault(run: dict[str, Any]) -> None:
     assert len(failed_before) <= run["cap"] * THRESHOLD * MAX_ATTEMPTS, run["report"]
     calls_while_open = [c for c in run["calls"] if opened <= c["t"] < recovered]
     waiting = [m for m in run["messages"] if opened <= m["t"] < recovered and m["origin"] != "direct"]
-    assert len(waiting) >= 10, run["report"]
+    assert len(waiting) >= MIN_ORDERS_WHILE_OPEN, run["report"]
     assert len(calls_while_open) / len(waiting) < 0.5, run["report"]
 
 
