@@ -30,9 +30,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Final, Literal
+from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lambdas.shared.dependency_client import DependencyClient
 from lambdas.shared.events import (
@@ -43,7 +43,7 @@ from lambdas.shared.events import (
     ReceivedEvent,
     parse_event,
 )
-from lambdas.shared.models import Identifier
+from lambdas.shared.models import Identifier, PartnerId
 
 NOTIFICATIONS_PATH: Final = "/notifications"
 IDEMPOTENCY_KEY_HEADER: Final = "Idempotency-Key"
@@ -86,7 +86,7 @@ class NotificationAccepted(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    notificationId: Annotated[str, Field(min_length=1, max_length=128)]
+    notificationId: PartnerId
 
 
 class SentNotification(BaseModel):

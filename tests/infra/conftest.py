@@ -28,6 +28,16 @@ class Synthesized:
     def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
         return {k: v for k, v in self.resources.items() if v["Type"] == resource_type}
 
+    def statements_by_role(self) -> dict[str, list[dict[str, Any]]]:
+        """Role logical id -> every IAM policy statement attached to it."""
+        by_role: dict[str, list[dict[str, Any]]] = {}
+        for policy in self.of_type("AWS::IAM::Policy").values():
+            for role in policy["Properties"]["Roles"]:
+                by_role.setdefault(role["Ref"], []).extend(
+                    policy["Properties"]["PolicyDocument"]["Statement"]
+                )
+        return by_role
+
     def dead_letter_queue_ids(self) -> set[str]:
         """Logical ids of every queue something dead-letters into (SQS, SNS, EventBridge, Lambda)."""
         arns: list[Any] = []

@@ -28,17 +28,9 @@ def resources(statement: dict[str, Any]) -> list[Any]:
     return resource if isinstance(resource, list) else [resource]
 
 
-def statements_by_role(dev: Synthesized) -> dict[str, list[dict[str, Any]]]:
-    by_role: dict[str, list[dict[str, Any]]] = {}
-    for policy in dev.of_type("AWS::IAM::Policy").values():
-        for role in policy["Properties"]["Roles"]:
-            by_role.setdefault(role["Ref"], []).extend(policy["Properties"]["PolicyDocument"]["Statement"])
-    return by_role
-
-
 def test_each_function_writes_only_its_own_dependencys_circuit(dev: Synthesized) -> None:
     table = dev.stack.get_logical_id(dev.stack.circuits.table.node.default_child)
-    by_role = statements_by_role(dev)
+    by_role = dev.statements_by_role()
     owners = {
         dev.stack.get_logical_id(machine.role.node.default_child)  # type: ignore[union-attr]
         for machine in (dev.stack.workflows.controller, dev.stack.workflows.breaker)
@@ -74,7 +66,7 @@ def test_circuit_bus_events_only_as_the_breakers_source_and_type(dev: Synthesize
     bus = dev.stack.get_logical_id(dev.stack.circuits.events.node.default_child)
     granted = [
         statement
-        for statements in statements_by_role(dev).values()
+        for statements in dev.statements_by_role().values()
         for statement in statements
         if "events:PutEvents" in actions(statement) and any(bus in str(r) for r in resources(statement))
     ]
@@ -92,7 +84,7 @@ def test_the_probe_and_the_single_call_touch_no_circuit(dev: Synthesized) -> Non
     # Their caller is the breaker (the controller's probe loop, the breaker state machine's call).
     table = dev.stack.get_logical_id(dev.stack.circuits.table.node.default_child)
     bus = dev.stack.get_logical_id(dev.stack.circuits.events.node.default_child)
-    by_role = statements_by_role(dev)
+    by_role = dev.statements_by_role()
     for name in ("Probe", "DependencyCall"):
         function = dev.stack.workflows.functions[name]
         role = dev.stack.get_logical_id(function.role.node.default_child)

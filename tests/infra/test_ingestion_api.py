@@ -24,14 +24,6 @@ def _method(dev: Synthesized, path_part: str) -> dict[str, Any]:
     return methods[0]["Properties"]
 
 
-def _policy_statements_of_role(dev: Synthesized, role_id: str) -> list[dict[str, Any]]:
-    statements = []
-    for policy in dev.of_type("AWS::IAM::Policy").values():
-        if {"Ref": role_id} in policy["Properties"]["Roles"]:
-            statements += policy["Properties"]["PolicyDocument"]["Statement"]
-    return statements
-
-
 def _role_id_of(integration: dict[str, Any]) -> str:
     return integration["Credentials"]["Fn::GetAtt"][0]
 
@@ -68,7 +60,7 @@ def test_orders_route_sends_straight_to_the_queue_with_the_idempotency_key(dev: 
 
 def test_orders_role_can_only_send_to_the_order_queue(dev: Synthesized) -> None:
     integration = _method(dev, "orders")["Integration"]
-    statements = _policy_statements_of_role(dev, _role_id_of(integration))
+    statements = dev.statements_by_role()[_role_id_of(integration)]
     assert len(statements) == 1
     (statement,) = statements
     assert statement["Effect"] == "Allow"
@@ -92,7 +84,7 @@ def test_events_route_puts_on_the_service_bus_and_turns_failed_entries_into_5xx(
     # The source is fixed by the gateway so producers cannot impersonate one another.
     request = json.dumps(integration["RequestTemplates"]["application/json"])
     assert "resilient-orders.ingestion" in request
-    statements = _policy_statements_of_role(dev, _role_id_of(integration))
+    statements = dev.statements_by_role()[_role_id_of(integration)]
     assert [s["Action"] for s in statements] == ["events:PutEvents"]
     bus_id = dev.stack.get_logical_id(dev.stack.fanout.bus.node.default_child)
     assert statements[0]["Resource"] == {"Fn::GetAtt": [bus_id, "Arn"]}

@@ -256,6 +256,12 @@ def test_alarm_started_controller_forces_the_record_open(
     assert mapping_state(consumer["uuid"]) == "Enabled"
 
 
+def put_circuit_record(state: str, **numbers: int) -> None:
+    """The circuit's record as a breaker wrote it, written directly (no Powertools state change)."""
+    item = {"id": {"S": CIRCUIT}, "state": {"S": state}, **{k: {"N": str(v)} for k, v in numbers.items()}}
+    boto3.client("dynamodb", region_name=REGION).put_item(TableName=TABLE, Item=item)
+
+
 @pytest.mark.parametrize("record", [None, "CLOSED"])
 def test_a_circuit_opened_claim_the_record_does_not_back_pauses_nobody(
     controller: Machine,
@@ -266,9 +272,7 @@ def test_a_circuit_opened_claim_the_record_does_not_back_pauses_nobody(
 ) -> None:
     # Any principal allowed on the circuit bus can send CircuitOpened naming any circuit.
     if record is not None:
-        boto3.client("dynamodb", region_name=REGION).put_item(
-            TableName=TABLE, Item={"id": {"S": CIRCUIT}, "state": {"S": record}, "failure_count": {"N": "0"}}
-        )
+        put_circuit_record(record, failure_count=0)
     before = read_record(CIRCUIT)
     probe = Probe(consumer["uuid"], True)
     register("probe", probe.handler)
@@ -287,15 +291,7 @@ def test_a_circuit_opened_claim_the_record_does_not_back_pauses_nobody(
 def test_a_breaker_claim_for_a_half_open_circuit_pauses_the_consumers(
     controller: Machine, consumer: dict[str, str], fake_clock: FakeClock, register: Callable[..., Any]
 ) -> None:
-    boto3.client("dynamodb", region_name=REGION).put_item(
-        TableName=TABLE,
-        Item={
-            "id": {"S": CIRCUIT},
-            "state": {"S": "HALF_OPEN"},
-            "failure_count": {"N": "5"},
-            "opened_at": {"N": str(fake_clock.now - 40)},
-        },
-    )
+    put_circuit_record("HALF_OPEN", failure_count=5, opened_at=fake_clock.now - 40)
     probe = Probe(consumer["uuid"], True)
     register("probe", probe.handler)
 
