@@ -419,6 +419,12 @@ class SqsEventSourcePoller:
         self._scale_to(self.concurrency)
         return self
 
+    @property
+    def configured_concurrency(self) -> int:
+        """The deployed MaximumConcurrency (within the function's limit): the bulkhead. ``concurrency`` is
+        what is in force now, which the circuit controller lowers while it pauses and ramps."""
+        return self._bounded(self.source.max_concurrency)
+
     def _bounded(self, maximum: int | None) -> int:
         return max(1, min(maximum or self._default_concurrency, self.function.limit))
 

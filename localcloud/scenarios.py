@@ -922,7 +922,7 @@ class ScenarioRun:
         return RunResult(
             scenario=self.scenario,
             overrides=self.overrides,
-            cap=self.poller.concurrency,
+            cap=self.poller.configured_concurrency,
             visibility_timeout_s=self.poller.source.visibility_timeout_s,
             max_receive_count=self.poller.source.max_receive_count,
             started_at=self._t0,

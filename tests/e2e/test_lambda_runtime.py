@@ -326,5 +326,7 @@ def test_active_slots_follow_the_mappings_maximum_concurrency_at_run_time(emulat
         eventually(lambda: poller.concurrency == 3)
         time.sleep(0.6)  # slots above the new maximum finish their batch, then idle
         assert busiest(1.5) == 3
+        # What a run is judged against stays the deployed maximum, whatever the controller set last.
+        assert poller.configured_concurrency == 2
     finally:
         poller.stop()
