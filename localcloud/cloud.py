@@ -18,7 +18,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from localcloud import isolation
+from lambdas.shared.request_signing import FUNCTION_URL_SERVICE, SIGNING_SERVICE_VARIABLE
+from localcloud import function_url_auth, isolation
 from localcloud.deploy import DeployedStack, Synthesized, deploy
 from localcloud.emulator import Emulator
 from localcloud.fault_dependency import FaultDependency, PhaseSpec
@@ -144,7 +145,19 @@ class LocalCloud:
             secret_arn = config.environment.get(DEPENDENCY_API_KEY_SECRET_ARN)
             if secret_arn:
                 api_key = secrets.get_secret_value(SecretId=secret_arn)["SecretString"]
-            twin = FaultDependency(self._scenarios.get(name), api_key=api_key, seed=self._seed)
+            # Callers that sign for a function URL call a function URL with IAM auth: so does the twin.
+            iam_auth = None
+            if config.environment.get(SIGNING_SERVICE_VARIABLE) == FUNCTION_URL_SERVICE:
+                credentials = self.emulator.lambda_environment()
+                iam_auth = function_url_auth.FunctionUrlIamAuth(
+                    region=self.emulator.region,
+                    access_key=credentials["AWS_ACCESS_KEY_ID"],
+                    secret_key=credentials["AWS_SECRET_ACCESS_KEY"],
+                    token=credentials["AWS_SESSION_TOKEN"],
+                )
+            twin = FaultDependency(
+                self._scenarios.get(name), api_key=api_key, iam_auth=iam_auth, seed=self._seed
+            )
             self.dependency_started_at[name] = time.monotonic()
             self.dependencies[name] = twin.start()
 

@@ -37,6 +37,7 @@ from typing import Any
 
 from lambdas.partner_api.faults import BASELINES, HEALTHY, PRESETS, FaultDecision, FaultProfile, preset
 from lambdas.partner_api.service import HttpResponse, PartnerService, fault_response
+from localcloud.function_url_auth import FunctionUrlIamAuth
 
 __all__ = ["CallRecord", "FaultDependency", "Phase", "preset", "scenario"]
 
@@ -135,6 +136,7 @@ class FaultDependency:
         host: str = "127.0.0.1",
         port: int = 0,
         api_key: str | None = None,
+        iam_auth: FunctionUrlIamAuth | None = None,
         seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -142,6 +144,7 @@ class FaultDependency:
         self._host = host
         self._requested_port = port
         self._api_key = api_key
+        self._iam_auth = iam_auth  # the function URL's AWS_IAM check, in front of the partner
         self._rng = random.Random(seed)
         self._clock = clock
         self._wall_clock = wall_clock
@@ -297,6 +300,12 @@ class FaultDependency:
                 current = phase
         return current
 
+    def _refusal(self, request: _Handler, body: bytes) -> str | None:
+        if self._iam_auth is None:
+            return None
+        url = f"{self.base_url}{request.path}"
+        return self._iam_auth.refusal(request.command, url, dict(request.headers.items()), body)
+
     def _serve(self, request: _Handler) -> None:
         arrived = self._clock()
         path = request.path.split("?", 1)[0]
@@ -316,11 +325,18 @@ class FaultDependency:
             body = request.rfile.read(length) if length > 0 else b""
             # Whose call this was, even when the fault answers for the service: calls per order.
             charge_order = _order_id_of(body)
+            refusal = self._refusal(request, body)
             # Event.wait instead of sleep: stop() wakes slow responses immediately.
-            if decision.latency_ms > 0 and self._stopping.wait(decision.latency_ms / 1000.0):
+            if (
+                refusal is None
+                and decision.latency_ms > 0
+                and self._stopping.wait(decision.latency_ms / 1000.0)
+            ):
                 request.close_connection = True
                 return
-            if decision.status is not None:
+            if refusal is not None:  # the function URL refuses it: neither the fault nor the partner see it
+                response = HttpResponse(403, {"Message": "Forbidden", "reason": refusal})
+            elif decision.status is not None:
                 response = fault_response(decision.status, decision.retry_after_header(self._wall_clock()))
             else:
                 headers = dict(request.headers.items())

@@ -13,6 +13,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from lambdas.shared.request_signing import FUNCTION_URL_SERVICE, SIGNING_SERVICE_VARIABLE
 from stacks.circuit_breaker import CircuitBreakerStore
 from stacks.compliance import acknowledge
 from stacks.config import DependencySettings, ServiceConfig
@@ -104,8 +105,10 @@ class DownstreamDependency(Construct):
         )
         self.fault_profile.grant_read(self.demo.function)
         self.api_key.grant_read(self.demo.function)
-        # The demo authenticates callers with the shared API key, like a real partner would.
-        url = self.demo.alias.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE)
+        # The demo authenticates callers with the shared API key, like a real partner would; IAM auth in
+        # front of it keeps the internet out, who could otherwise use up its reserved concurrency and so
+        # open the circuit and pause the consumers. Callers sign (environment) and are granted (grant_call).
+        url = self.demo.alias.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
         # Function URLs end with "/"; the client joins routes onto the base without doubling it.
         return url.url
 
@@ -123,6 +126,8 @@ class DownstreamDependency(Construct):
             "DEPENDENCY_CONNECT_TIMEOUT_MS": str(s.connect_timeout_ms),
             "DEPENDENCY_SAFETY_MARGIN_MS": str(s.safety_margin_ms),
             "DEPENDENCY_API_KEY_SECRET_ARN": self.api_key.secret_arn,
+            # Callers of the demo twin sign for its function URL's IAM auth.
+            **({SIGNING_SERVICE_VARIABLE: FUNCTION_URL_SERVICE} if self.demo is not None else {}),
             "BREAKER_FAILURE_THRESHOLD": str(s.breaker_failure_threshold),
             "BREAKER_RECOVERY_SECONDS": str(s.breaker_recovery_seconds),
             "BREAKER_SUCCESS_THRESHOLD": str(s.breaker_success_threshold),
@@ -135,5 +140,8 @@ class DownstreamDependency(Construct):
         """The API key, and the breaker of this dependency's circuit unless the caller's caller is the
         breaker (the workflow's single call and the controller's probe touch no circuit record)."""
         self.api_key.grant_read(grantee)
+        if self.demo is not None:
+            # Both actions a function URL needs since October 2025; InvokeFunction only through the URL.
+            self.demo.alias.grant_invoke_url(grantee)
         if breaker:
             self.circuits.grant_breaker(grantee, self.name)

@@ -63,6 +63,7 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
 )
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
 from urllib3.util.retry import Retry
 
 from lambdas.shared import aws
@@ -73,6 +74,7 @@ from lambdas.shared.env import (
     read_required,
     validation_error_to_config_error,
 )
+from lambdas.shared.request_signing import SIGNING_SERVICE_VARIABLE, SigV4RequestAuth
 from lambdas.shared.stores import TABLE_CLIENT_CONFIG
 
 __all__ = [
@@ -158,6 +160,8 @@ class DependencyPolicy(BaseModel):
     breaker_recovery_seconds: int = Field(ge=1, le=86_400)
     breaker_success_threshold: int = Field(ge=1, le=1000)
     breaker_cache_seconds: int = Field(ge=0, le=300)
+    # SigV4 service name when the endpoint is IAM-authorized ("lambda" for a function URL); None: unsigned.
+    signing_service: str | None = Field(default=None, pattern=r"^[a-z0-9-]+$")
 
     # field -> environment variable (names are part of the contract with the CDK stacks).
     ENV_VARS: ClassVar[dict[str, str]] = {
@@ -175,6 +179,7 @@ class DependencyPolicy(BaseModel):
         "breaker_success_threshold": "BREAKER_SUCCESS_THRESHOLD",
         "breaker_cache_seconds": "BREAKER_CACHE_SECONDS",
     }
+    OPTIONAL_ENV_VARS: ClassVar[dict[str, str]] = {"signing_service": SIGNING_SERVICE_VARIABLE}
 
     @field_validator("base_url")
     @classmethod
@@ -199,11 +204,16 @@ class DependencyPolicy(BaseModel):
         """Build the policy from the DEPENDENCY_* / BREAKER_* variables; errors name the variable."""
         raw: dict[str, Any] = dict(read_required(env, cls.ENV_VARS))
         raw["critical"] = parse_bool(raw["critical"], cls.ENV_VARS["critical"])
+        raw |= {
+            field: env[var].strip()
+            for field, var in cls.OPTIONAL_ENV_VARS.items()
+            if env.get(var, "").strip()
+        }
         try:
             # Strict ints from strings: "5" is fine, "5.5" or "five" is an error naming the variable.
             return cls.model_validate(raw)
         except ValidationError as exc:
-            raise validation_error_to_config_error(exc, cls.ENV_VARS, cls) from None
+            raise validation_error_to_config_error(exc, cls.ENV_VARS | cls.OPTIONAL_ENV_VARS, cls) from None
 
 
 # ---------------------------------------------------------------------------------------------- errors
@@ -421,6 +431,9 @@ class DependencyClient:
         Injected in tests; ``clock`` is monotonic seconds, ``wall_clock`` epoch seconds (HTTP-dates).
     credentials:
         Adds the authentication headers to every attempt; re-read once per call on a 401/403.
+    request_auth:
+        Signs every attempt (default: SigV4 with the environment's role credentials when the policy names
+        a ``signing_service``, e.g. an IAM-authorized function URL; otherwise none).
     on_transition:
         Called with every ``CircuitTransition`` this environment makes, after it is logged and counted
         (e.g. to announce openings on an event bus). Its exceptions are logged and swallowed: a hook never
@@ -444,6 +457,7 @@ class DependencyClient:
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         credentials: CredentialSource | None = None,
+        request_auth: AuthBase | None = None,
         on_transition: Callable[[CircuitTransition], None] | None = None,
     ) -> None:
         if breaker_store is None:
@@ -470,6 +484,12 @@ class DependencyClient:
         self._rng = rng or random.Random()
         self._transition_hook = on_transition
         self._credentials = credentials
+        if request_auth is None and policy.signing_service:
+            shared = aws.session()
+            request_auth = SigV4RequestAuth(
+                policy.signing_service, shared.region_name, shared.get_credentials
+            )
+        self._request_auth = request_auth
         self._last_good: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._last_good_lock = threading.Lock()
         # Consecutive failed logical calls in this environment (attempts_allowed).
@@ -618,6 +638,7 @@ class DependencyClient:
                     url,
                     json=call.json_body,
                     headers=headers,
+                    auth=self._request_auth,
                     timeout=(timeout.connect_s, timeout.read_s),
                     allow_redirects=False,
                 )

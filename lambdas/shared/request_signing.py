@@ -1,0 +1,49 @@
+"""SigV4 for HTTP calls to an IAM-authorized endpoint (a Lambda function URL with ``AuthType AWS_IAM``).
+
+The demo twins of the dependencies sit behind function URLs. Open (``AuthType NONE``), anyone on the
+internet could exhaust their reserved concurrency and so open the circuit and pause the consumers; with
+IAM auth only principals granted ``lambda:InvokeFunctionUrl`` get through, and each request is signed with
+the caller's own role credentials (refreshed by boto3 as they rotate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from requests import PreparedRequest
+from requests.auth import AuthBase
+
+# The caller's environment names the SigV4 service of its dependency's endpoint; a function URL's is "lambda".
+SIGNING_SERVICE_VARIABLE: Final = "DEPENDENCY_SIGNING_SERVICE"
+FUNCTION_URL_SERVICE: Final = "lambda"
+# Hop-by-hop and transport headers a connection may rewrite: signing them would break the signature.
+UNSIGNED_HEADERS: Final = frozenset({"connection", "accept-encoding", "user-agent", "content-length"})
+
+
+class SigV4RequestAuth(AuthBase):
+    """``requests`` auth that signs each prepared request for ``service`` in ``region``."""
+
+    def __init__(self, service: str, region: str, credentials: Callable[[], Any]) -> None:
+        """``credentials``: returns botocore credentials (``boto3.Session().get_credentials``)."""
+        self.service = service
+        self.region = region
+        self._credentials = credentials
+
+    def __call__(self, request: PreparedRequest) -> PreparedRequest:
+        credentials = self._credentials()
+        if credentials is None:
+            # Unsigned, the endpoint answers 403: a configuration failure the caller reports as such.
+            return request
+        body = request.body or b""
+        signed = AWSRequest(
+            method=request.method,
+            url=request.url,
+            data=body.encode() if isinstance(body, str) else body,
+            headers={k: v for k, v in request.headers.items() if k.lower() not in UNSIGNED_HEADERS},
+        )
+        SigV4Auth(credentials.get_frozen_credentials(), self.service, self.region).add_auth(signed)
+        request.headers.update(dict(signed.headers.items()))
+        return request
