@@ -5,6 +5,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# checkov pins older boto3 and friends than the project: it lives in a virtual environment of its own.
+CHECKOV_VENV := .venv-checkov
 # uv installs the pinned requirements in seconds where pip takes minutes (the same pins, constraints.txt).
 UV_VERSION := 0.13.9
 CDK := node_modules/.bin/cdk
@@ -27,7 +29,7 @@ PY_SOURCES := app.py stacks lambdas localcloud schemas scripts ops bench tests
 
 help:
 	@echo "make demo     run the pipeline locally on an embedded AWS emulator (main job; SCENARIO=outage|slow|throttling|poison)"
-	@echo "make test     every check: lint, synth + cdk-nag, cfn-lint, ASL validation, all tests"
+	@echo "make test     every check: lint, synth + cdk-nag, cfn-lint, checkov, ASL validation, all tests"
 	@echo "make test-under-load  the suite $(LOAD_RUNS) times in a row, then the demo, beside two CPU-burning processes"
 	@echo "make synth    synthesize the stack for STAGE=$(STAGE) and summarize it"
 	@echo "make bench    this architecture vs the naive design under the same faults (docs/benchmarks.md)"
@@ -39,11 +41,16 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt lambdas/requirements.t
 	$(VENV)/bin/uv pip install --python $(PY) --quiet -r requirements-dev.txt -c constraints.txt
 	touch $@
 
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt $(VENV)/.installed
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(VENV)/bin/uv pip install --python $(CHECKOV_VENV)/bin/python --quiet -r requirements-checkov.txt
+	touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(VENV)/.installed node_modules/.installed
+install: $(VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed
 
 synth: install
 	$(CDK) synth --app "$(PY) app.py" -c stage=$(STAGE) --quiet --no-notices

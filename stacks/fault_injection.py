@@ -21,7 +21,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from stacks.compliance import acknowledge
+from stacks.compliance import acknowledge, acknowledge_checkov
 from stacks.config import ServiceConfig, log_retention
 from stacks.service_function import ServiceFunction
 
@@ -63,6 +63,14 @@ class FaultInjection(Construct):
             "Holds only the short-lived fault configurations FIS writes for its Lambda extension; "
             "experiments are logged to CloudWatch Logs",
         )
+        for check in ("CKV_AWS_18", "CKV_AWS_21"):  # access logging, versioning
+            acknowledge_checkov(
+                self.bucket.node.default_child,  # type: ignore[arg-type]
+                check,
+                "Holds only the short-lived configurations FIS writes for its Lambda extension (expired "
+                "after a day); experiments are logged to CloudWatch Logs, so access logs or versions "
+                "would keep nothing worth auditing",
+            )
         location = f"{self.bucket.bucket_arn}/{CONFIG_PREFIX}/"
         extension = lambda_.LayerVersion.from_layer_version_arn(
             self, "Extension", ssm.StringParameter.value_for_string_parameter(self, EXTENSION_PARAMETER)

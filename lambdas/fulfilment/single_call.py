@@ -39,6 +39,7 @@ from lambdas.shared.dependency_client import (
     shared_session,
     status_class_for,
 )
+from lambdas.shared.request_signing import signing_auth
 
 SINGLE_ATTEMPT = 1
 
@@ -68,6 +69,7 @@ class SingleCaller:
         self.policy = policy
         self._logger = logger
         self._session = session or shared_session()
+        self._auth = signing_auth(policy.signing_service)  # an IAM-authorized endpoint (function URL)
         self._default_headers = {
             "User-Agent": f"resilient-serverless/{policy.name}",
             **(default_headers or {}),
@@ -109,6 +111,7 @@ class SingleCaller:
                 f"{self.policy.base_url}{path}",
                 json=json,
                 headers={**self._default_headers, **(headers or {})},
+                auth=self._auth,
                 timeout=(connect_ms / 1000.0, read_ms / 1000.0),
                 allow_redirects=False,
             )

@@ -74,7 +74,7 @@ from lambdas.shared.env import (
     read_required,
     validation_error_to_config_error,
 )
-from lambdas.shared.request_signing import SIGNING_SERVICE_VARIABLE, SigV4RequestAuth
+from lambdas.shared.request_signing import SIGNING_SERVICE_VARIABLE, signing_auth
 from lambdas.shared.stores import TABLE_CLIENT_CONFIG
 
 __all__ = [
@@ -484,12 +484,7 @@ class DependencyClient:
         self._rng = rng or random.Random()
         self._transition_hook = on_transition
         self._credentials = credentials
-        if request_auth is None and policy.signing_service:
-            shared = aws.session()
-            request_auth = SigV4RequestAuth(
-                policy.signing_service, shared.region_name, shared.get_credentials
-            )
-        self._request_auth = request_auth
+        self._request_auth = request_auth or signing_auth(policy.signing_service)
         self._last_good: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._last_good_lock = threading.Lock()
         # Consecutive failed logical calls in this environment (attempts_allowed).

@@ -16,6 +16,8 @@ from botocore.awsrequest import AWSRequest
 from requests import PreparedRequest
 from requests.auth import AuthBase
 
+from lambdas.shared import aws
+
 # The caller's environment names the SigV4 service of its dependency's endpoint; a function URL's is "lambda".
 SIGNING_SERVICE_VARIABLE: Final = "DEPENDENCY_SIGNING_SERVICE"
 FUNCTION_URL_SERVICE: Final = "lambda"
@@ -47,3 +49,11 @@ class SigV4RequestAuth(AuthBase):
         SigV4Auth(credentials.get_frozen_credentials(), self.service, self.region).add_auth(signed)
         request.headers.update(dict(signed.headers.items()))
         return request
+
+
+def signing_auth(service: str | None) -> SigV4RequestAuth | None:
+    """Auth for a dependency whose policy names a ``signing_service``: the environment's role credentials."""
+    if not service:
+        return None
+    shared = aws.session()
+    return SigV4RequestAuth(service, shared.region_name, shared.get_credentials)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -12,11 +13,13 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from lambdas.fulfilment.single_call import SingleCaller
 from lambdas.shared import aws
 from lambdas.shared.dependency_client import (
     DependencyClient,
     DependencyPolicy,
     UpstreamConfigurationError,
+    UpstreamError,
     create_session,
 )
 from lambdas.shared.request_signing import FUNCTION_URL_SERVICE, SIGNING_SERVICE_VARIABLE, SigV4RequestAuth
@@ -116,3 +119,18 @@ def test_requests_without_credentials_go_unsigned() -> None:
     assert (
         "Authorization" not in SigV4RequestAuth(FUNCTION_URL_SERVICE, REGION, lambda: None)(prepared).headers
     )
+
+
+def test_the_single_call_path_signs_too(guarded_twin: FaultDependency) -> None:
+    """The controller's probe and the workflow's single call reach the twin through the same URL auth."""
+    signed = SingleCaller(
+        make_policy(guarded_twin.base_url, signing_service=FUNCTION_URL_SERVICE), logger=logging.getLogger()
+    )
+    response = signed.call(
+        "POST", "/charges", json=CHARGE, headers={"Idempotency-Key": "key-2"}, remaining_ms=lambda: 10_000
+    )
+    assert response.status == 201
+    unsigned = SingleCaller(make_policy(guarded_twin.base_url), logger=logging.getLogger())
+    with pytest.raises(UpstreamError):
+        unsigned.call("GET", "/health", remaining_ms=lambda: 10_000)
+    assert [call.status for call in guarded_twin.calls()] == [201, 403]
