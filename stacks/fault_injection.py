@@ -65,7 +65,7 @@ class FaultInjection(Construct):
         )
         for check in ("CKV_AWS_18", "CKV_AWS_21"):  # access logging, versioning
             acknowledge_checkov(
-                self.bucket.node.default_child,  # type: ignore[arg-type]
+                self.bucket.node.default_child,
                 check,
                 "Holds only the short-lived configurations FIS writes for its Lambda extension (expired "
                 "after a day); experiments are logged to CloudWatch Logs, so access logs or versions "
