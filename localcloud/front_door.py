@@ -461,7 +461,7 @@ class FrontDoor:
             return self._gateway_error("API_CONFIGURATION_ERROR", context)
         except (BotoCoreError, OSError):
             return self._gateway_error("INTEGRATION_FAILURE", context)
-        return self._integration_response(route, status, service_body, context)
+        return self._integration_response(route, status, service_body, context, request_input)
 
     def _lambda_proxy(
         self,
@@ -516,8 +516,14 @@ class FrontDoor:
         return Response(int(payload["statusCode"]), str(payload.get("body") or ""), response_headers)
 
     def _integration_response(
-        self, route: Route, status: int, service_body: str, context: dict[str, Any]
+        self,
+        route: Route,
+        status: int,
+        service_body: str,
+        context: dict[str, Any],
+        request: vtl.Input | None = None,
     ) -> Response:
+        """``$input`` is the service's response body; its ``params()`` are still the method request's."""
         chosen = None
         default = None
         for candidate in route.integration_responses:
@@ -533,7 +539,11 @@ class FrontDoor:
         context["responseOverride"] = {}
         try:
             body = (
-                vtl.render(template, input=vtl.Input(service_body), context=context)
+                vtl.render(
+                    template,
+                    input=vtl.Input(service_body, request.params_by_kind if request else {}),
+                    context=context,
+                )
                 if template is not None
                 else service_body
             )
@@ -609,6 +619,14 @@ class FrontDoor:
         params = {k: v[-1] for k, v in urllib.parse.parse_qs(rendered, keep_blank_values=True).items()}
         if params.get("Action") != "SendMessage":
             raise vtl.VtlError(f"SQS action {params.get('Action')!r} is not emulated")
+        if "MessageBody" not in params:  # what SQS answers, before it stores anything
+            raise ClientError(
+                {
+                    "Error": {"Code": "MissingParameter", "Message": "MessageBody is required"},
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+                "SendMessage",
+            )
         sqs = self._client("sqs")
         queue_url = self._queue_url(queue_path.rstrip("/").rsplit("/", 1)[-1])
         attributes: dict[str, dict[str, str]] = {}

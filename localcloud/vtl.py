@@ -180,6 +180,14 @@ _STRING_METHODS: dict[str, Callable[..., Any]] = {
     "replaceAll": lambda s, pattern, replacement: re.sub(
         _java_regex(pattern), _java_replacement(replacement), s
     ),
+    # Java's String.matches: the whole string.
+    "matches": lambda s, pattern: re.fullmatch(_java_regex(pattern), s) is not None,
+}
+# java.util.Map's, for $input.params() and its per-kind maps.
+_MAP_METHODS: dict[str, Callable[..., Any]] = {
+    "get": lambda m, key: m.get(key),
+    "containsKey": lambda m, key: key in m,
+    "isEmpty": lambda m: not m,
 }
 
 
@@ -485,6 +493,8 @@ def _member(value: Any, name: str) -> Any:
 def _call(value: Any, name: str, args: list[Any]) -> Any:
     if isinstance(value, str) and name in _STRING_METHODS:
         return _STRING_METHODS[name](value, *args)
+    if isinstance(value, Mapping) and name in _MAP_METHODS:
+        return _MAP_METHODS[name](value, *args)
     if isinstance(value, Input | Util) and not name.startswith("_") and hasattr(value, name):
         return getattr(value, name)(*args)
     raise VtlError(f"unsupported method .{name}() on {type(value).__name__}")

@@ -17,6 +17,11 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from lambdas.shared.models import (
+    IDEMPOTENCY_KEY_CHARACTERS,
+    IDEMPOTENCY_KEY_HEADER,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+)
 from schemas import EVENT, ORDER, load_schema
 from stacks.compliance import acknowledge
 from stacks.config import ServiceConfig, log_retention
@@ -25,23 +30,37 @@ from stacks.monitoring import ServiceMonitoring
 # Message attribute names the consumers read (the producer's header travels as the first).
 IDEMPOTENCY_KEY_ATTRIBUTE = "IdempotencyKey"
 REQUEST_ID_ATTRIBUTE = "RequestId"
-IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 
 ORDERS_PATH = "orders"
 EVENTS_PATH = "events"
 JSON = "application/json"
 
-# SendMessage through the SQS query protocol; the producer's Idempotency-Key header is optional,
-# and SQS rejects an empty attribute value, so it is only added when present. The message body is the
-# validated document written compactly ($input.json), never the raw body: whitespace padding passes the
-# schema, and a raw body could outgrow an SQS message and turn a valid order into an endless 5xx. The
-# model bounds every field, so the compact document always fits.
+# The producer's Idempotency-Key is required (the request validator answers 400 without it): a producer
+# that retries after a lost 202 must send the same key, or the retry is a second order. It is read from
+# the header only (the same name in the query string is refused: $input.params looks there first) and
+# must be 1-255 visible ASCII characters, the consumer's rule (lambdas/shared/models.py) as a Java regex.
+# A mapping template cannot answer by itself, so a refused key renders a SendMessage without a body:
+# SQS stores nothing and answers 400 MissingParameter, and the 4xx response template, which sees the same
+# request, turns that into a 400 that says what is wrong with the key.
+KEY_IS_REFUSED = (
+    f"$input.params().querystring.containsKey('{IDEMPOTENCY_KEY_HEADER}')"
+    f" || !$input.params('{IDEMPOTENCY_KEY_HEADER}')"
+    f".matches('{IDEMPOTENCY_KEY_CHARACTERS}{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}')"
+)
+INVALID_KEY_MESSAGE = (
+    f"{IDEMPOTENCY_KEY_HEADER} must be sent as a header of 1-{MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII "
+    "characters (0x21-0x7E)"
+)
+# SendMessage through the SQS query protocol. The message body is the validated document written
+# compactly ($input.json), never the raw body: whitespace padding passes the schema, and a raw body could
+# outgrow an SQS message and turn a valid order into an endless 5xx. The model bounds every field, so
+# the compact document always fits.
 SEND_ORDER_TEMPLATE = (
+    f"#if({KEY_IS_REFUSED})Action=SendMessage#else"
     "Action=SendMessage&MessageBody=$util.urlEncode($input.json('$'))"
     f"&MessageAttribute.1.Name={REQUEST_ID_ATTRIBUTE}"
     "&MessageAttribute.1.Value.DataType=String"
     "&MessageAttribute.1.Value.StringValue=$util.urlEncode($context.requestId)"
-    f"#if($input.params('{IDEMPOTENCY_KEY_HEADER}') != \"\")"
     f"&MessageAttribute.2.Name={IDEMPOTENCY_KEY_ATTRIBUTE}"
     "&MessageAttribute.2.Value.DataType=String"
     f"&MessageAttribute.2.Value.StringValue=$util.urlEncode($input.params('{IDEMPOTENCY_KEY_HEADER}'))"
@@ -64,6 +83,13 @@ STORAGE_ERROR_TEMPLATE = (
     '{"message": "the request could not be stored; retry with the same Idempotency-Key", '
     '"requestId": "$context.requestId"}'
 )
+# SQS refused the send: the key, when that is why (see KEY_IS_REFUSED), otherwise our misconfiguration.
+ORDER_REFUSED_TEMPLATE = f"""#if({KEY_IS_REFUSED})
+#set($context.responseOverride.status = 400)
+{{"message": "{INVALID_KEY_MESSAGE}", "type": "INVALID_IDEMPOTENCY_KEY", "requestId": "$context.requestId"}}
+#else
+{STORAGE_ERROR_TEMPLATE}
+#end"""
 
 
 def put_event_template(bus_name: str, source: str) -> str:
@@ -218,7 +244,9 @@ class IngestionApi(Construct):
                     "integration.request.header.Content-Type": "'application/x-www-form-urlencoded'"
                 },
                 request_templates={JSON: SEND_ORDER_TEMPLATE},
-                integration_responses=self._storage_responses(ORDER_ACCEPTED_TEMPLATE),
+                integration_responses=self._storage_responses(
+                    ORDER_ACCEPTED_TEMPLATE, refused_template=ORDER_REFUSED_TEMPLATE
+                ),
             ),
         )
         self.orders = self.api.root.add_resource(ORDERS_PATH)
@@ -227,7 +255,7 @@ class IngestionApi(Construct):
             integration,
             request_validator=self.validator,
             request_models={JSON: self.order_model},
-            request_parameters={f"method.request.header.{IDEMPOTENCY_KEY_HEADER}": False},
+            request_parameters={f"method.request.header.{IDEMPOTENCY_KEY_HEADER}": True},
             method_responses=self._method_responses(),
         )
 
@@ -278,15 +306,18 @@ class IngestionApi(Construct):
         return apigw.Model.from_model_name(self, f"{name}Model", model.ref)
 
     @staticmethod
-    def _storage_responses(accepted_template: str) -> list[apigw.IntegrationResponse]:
+    def _storage_responses(
+        accepted_template: str, refused_template: str = STORAGE_ERROR_TEMPLATE
+    ) -> list[apigw.IntegrationResponse]:
         retry = {"method.response.header.Retry-After": "'1'"}
         return [
             apigw.IntegrationResponse(status_code="202", response_templates={JSON: accepted_template}),
-            # A 4xx from SQS/EventBridge is our misconfiguration, not the client's.
+            # A 4xx from SQS/EventBridge is our misconfiguration, not the client's (unless the template
+            # made it refuse the request on purpose: refused_template says so).
             apigw.IntegrationResponse(
                 status_code="500",
                 selection_pattern="4\\d{2}",
-                response_templates={JSON: STORAGE_ERROR_TEMPLATE},
+                response_templates={JSON: refused_template},
             ),
             apigw.IntegrationResponse(
                 status_code="503",
@@ -300,6 +331,7 @@ class IngestionApi(Construct):
         error = {JSON: self.error_model}
         return [
             apigw.MethodResponse(status_code="202", response_models={JSON: apigw.Model.EMPTY_MODEL}),
+            apigw.MethodResponse(status_code="400", response_models=error),
             apigw.MethodResponse(status_code="500", response_models=error),
             apigw.MethodResponse(status_code="502", response_models=error),
             apigw.MethodResponse(

@@ -38,10 +38,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lambdas.fulfilment.environment import CallerSettings
 from lambdas.fulfilment.errors import ValidationError
-from lambdas.fulfilment.partner import IDEMPOTENCY_KEY_HEADER
 from lambdas.fulfilment.single_call import SingleCaller
 from lambdas.shared import log_fields as lf
 from lambdas.shared.api_key import API_KEY_HEADER, load_api_key
+from lambdas.shared.models import IDEMPOTENCY_KEY_HEADER
 
 # A plain absolute path: no query, no '..' segment, nothing that could leave the dependency's base URL.
 _PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)+/?$")

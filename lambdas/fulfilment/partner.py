@@ -10,7 +10,7 @@ shared Powertools circuit and announce openings the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
@@ -18,8 +18,7 @@ from lambdas.fulfilment.environment import TaskSettings
 from lambdas.shared.api_key import api_key_provider
 from lambdas.shared.circuit_events import circuit_event_hook
 from lambdas.shared.dependency_client import DependencyClient
-
-IDEMPOTENCY_KEY_HEADER: Final = "Idempotency-Key"
+from lambdas.shared.models import IDEMPOTENCY_KEY_HEADER
 
 
 @dataclass(frozen=True)

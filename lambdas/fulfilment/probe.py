@@ -40,9 +40,9 @@ from lambdas.fulfilment.errors import CanaryNotDryRunError, DependencyUnhealthyE
 from lambdas.fulfilment.single_call import SingleCaller, SingleCallResponse
 from lambdas.shared import log_fields as lf
 from lambdas.shared.api_key import API_KEY_HEADER, load_api_key
+from lambdas.shared.models import IDEMPOTENCY_KEY_HEADER
 
 DRY_RUN_HEADER: Final = "Dry-Run"
-IDEMPOTENCY_KEY_HEADER: Final = "Idempotency-Key"
 HEALTHY_STATUSES: Final = frozenset({"ok", "healthy", "pass", "up"})
 
 

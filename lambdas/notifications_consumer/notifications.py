@@ -28,6 +28,7 @@ fails its contract, and an idempotency key that cannot travel as a header are po
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -43,12 +44,16 @@ from lambdas.shared.events import (
     ReceivedEvent,
     parse_event,
 )
-from lambdas.shared.models import Identifier, PartnerId
+from lambdas.shared.models import (
+    IDEMPOTENCY_KEY_HEADER,
+    IDEMPOTENCY_KEY_PATTERN,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    Identifier,
+    PartnerId,
+)
 
 NOTIFICATIONS_PATH: Final = "/notifications"
-IDEMPOTENCY_KEY_HEADER: Final = "Idempotency-Key"
 REPLAYED_HEADER: Final = "Idempotent-Replayed"
-MAX_IDEMPOTENCY_KEY_LENGTH: Final = 255
 # Counted by the handler per deferred notification (EMF, dimension ``service``); the stack alarms on
 # it, so the name lives here, importable without the handler's environment.
 METRIC_DEFERRED: Final = "NotificationsDeferred"
@@ -158,10 +163,11 @@ def notification_for(received: ReceivedEvent) -> NotificationRequest:
 
 
 def header_safe_key(key: str) -> str:
-    """The idempotency key travels as a header: bounded, printable ASCII (the partner allows 255)."""
-    if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not (key.isascii() and key.isprintable()):
+    """The idempotency key travels as a header: the producers' rule (lambdas/shared/models.py)."""
+    if re.fullmatch(IDEMPOTENCY_KEY_PATTERN, key) is None:
         raise PoisonEventError(
-            "invalid_idempotency_key", f"must be 1..{MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters"
+            "invalid_idempotency_key",
+            f"must be 1..{MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII characters (0x21-0x7E)",
         )
     return key
 

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lambdas.shared.dependency_client import DependencyClient
-from lambdas.shared.models import ChargeRequest, ChargeResponse, Order
+from lambdas.shared.models import (
+    IDEMPOTENCY_KEY_HEADER,
+    IDEMPOTENCY_KEY_PATTERN,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    ChargeRequest,
+    ChargeResponse,
+    Order,
+)
 
 CHARGES_PATH: Final = "/charges"
-IDEMPOTENCY_KEY_HEADER: Final = "Idempotency-Key"
-MAX_IDEMPOTENCY_KEY_LENGTH: Final = 255
 
 
 class InvalidOrderError(ValueError):
@@ -53,10 +59,12 @@ def parse_order(body: str) -> Order:
 
 
 def validate_idempotency_key(key: str) -> str:
-    """Producer-supplied keys travel to the partner as a header: bound their size and forbid control chars."""
-    if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
+    """Producer-supplied keys travel to the partner as a header: the gateway's rule, checked again for
+    messages that reached the queue another way (a redrive, a direct send)."""
+    if re.fullmatch(IDEMPOTENCY_KEY_PATTERN, key) is None:
         raise InvalidOrderError(
-            "invalid_idempotency_key", f"must be 1..{MAX_IDEMPOTENCY_KEY_LENGTH} printable chars"
+            "invalid_idempotency_key",
+            f"must be 1..{MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII characters (0x21-0x7E)",
         )
     return key
 

@@ -39,6 +39,8 @@ from pydantic import BaseModel, ValidationError
 from lambdas.shared.api_key import API_KEY_HEADER
 from lambdas.shared.models import (
     CHARGES_PATH,
+    IDEMPOTENCY_KEY_HEADER,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
     NOTIFICATIONS_PATH,
     REPLAYED_HEADER,
     SHIPMENTS_PATH,
@@ -51,9 +53,7 @@ from lambdas.shared.models import (
     ShipmentResponse,
 )
 
-IDEMPOTENCY_KEY_HEADER: Final = "idempotency-key"
 DRY_RUN_HEADER: Final = "Dry-Run"
-MAX_IDEMPOTENCY_KEY_LENGTH: Final = 255
 MAX_BODY_BYTES: Final = 64 * 1024
 JSON_HEADERS: Final = {"Content-Type": "application/json"}
 
@@ -266,7 +266,7 @@ def _checked_request(
     headers: Mapping[str, str], body: bytes | str | None, request_model: type[RequestT]
 ) -> HttpResponse | tuple[str, RequestT]:
     """(Idempotency-Key, parsed body), or the 400 the real call would get."""
-    key = (headers.get(IDEMPOTENCY_KEY_HEADER) or "").strip()
+    key = (headers.get(IDEMPOTENCY_KEY_HEADER.lower()) or "").strip()
     if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
         return error_response(400, "invalid_idempotency_key", "Idempotency-Key header required")
     raw = body.encode() if isinstance(body, str) else (body or b"")

@@ -32,6 +32,7 @@ ORDER_BODY = {
     "amountCents": 1250,
     "currency": "EUR",
 }
+KEYED = {ingestion_api.IDEMPOTENCY_KEY_HEADER: "producer-key-0"}
 CANCELLED = {
     "detailType": "OrderCancelled",
     "detail": {
@@ -159,12 +160,12 @@ def test_every_status_the_front_door_can_answer_is_declared_by_the_template(
 def test_responses_have_the_templates_shapes(front_door: FrontDoor) -> None:
     base = front_door.base_url
     gateway = front_door.contract.gateway_responses
-    accepted = requests.post(base + "orders", json=ORDER_BODY, timeout=10)
+    accepted = requests.post(base + "orders", json=ORDER_BODY, headers=KEYED, timeout=10)
     assert accepted.status_code == 202
     assert set(accepted.json()) == {"messageId", "status", "requestId"}
     assert accepted.json()["requestId"] == accepted.headers["x-amzn-RequestId"]
 
-    invalid = requests.post(base + "orders", json={**ORDER_BODY, "amountCents": 0}, timeout=10)
+    invalid = requests.post(base + "orders", json={**ORDER_BODY, "amountCents": 0}, headers=KEYED, timeout=10)
     assert invalid.status_code == 400
     body = invalid.json()
     assert set(body) == json_keys(gateway["BAD_REQUEST_BODY"].templates["application/json"])
@@ -172,11 +173,13 @@ def test_responses_have_the_templates_shapes(front_door: FrontDoor) -> None:
     assert "amountCents" in body["details"] or "minimum" in body["details"]
 
     not_json = requests.post(
-        base + "orders", data="{oops", headers={"Content-Type": "application/json"}, timeout=10
+        base + "orders", data="{oops", headers={"Content-Type": "application/json", **KEYED}, timeout=10
     )
     assert not_json.status_code == 400
 
-    media = requests.post(base + "orders", data="a=b", headers={"Content-Type": "text/plain"}, timeout=10)
+    media = requests.post(
+        base + "orders", data="a=b", headers={"Content-Type": "text/plain", **KEYED}, timeout=10
+    )
     assert media.status_code == 415
     assert set(media.json()) == json_keys(gateway["UNSUPPORTED_MEDIA_TYPE"].templates["application/json"])
 
@@ -197,7 +200,7 @@ def test_throttled_requests_get_429_with_retry_after(deployed: DeployedStack) ->
     route = door.contract.routes[("/orders", "POST")]
     burst = door.contract.throttle_for(route).burst  # type: ignore[union-attr]
     gateway = door.contract.gateway_responses["THROTTLED"]
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **KEYED}
     statuses = [
         door.handle("POST", "/dev/orders", headers, json.dumps(ORDER_BODY)).status for _ in range(burst)
     ]
@@ -225,9 +228,8 @@ def test_orders_reach_the_queue_with_the_consumers_attribute_names(
         headers={ingestion_api.IDEMPOTENCY_KEY_HEADER: "producer-key-1"},
         timeout=10,
     )
-    without_key = requests.post(front_door.base_url + "orders", json=ORDER_BODY, timeout=10)
     messages = {m["MessageId"]: m for m in receive_all(deployed, queue_url)}
-    assert set(messages) == {with_key.json()["messageId"], without_key.json()["messageId"]}
+    assert set(messages) == {with_key.json()["messageId"]}
 
     keyed = messages[with_key.json()["messageId"]]
     assert json.loads(keyed["Body"]) == ORDER_BODY
@@ -237,8 +239,49 @@ def test_orders_reach_the_queue_with_the_consumers_attribute_names(
         ingestion_api.REQUEST_ID_ATTRIBUTE: with_key.json()["requestId"],
     }
     assert consumer_attribute_name() == ingestion_api.IDEMPOTENCY_KEY_ATTRIBUTE
-    unkeyed = messages[without_key.json()["messageId"]]
-    assert set(unkeyed["MessageAttributes"]) == {ingestion_api.REQUEST_ID_ATTRIBUTE}
+
+
+def test_an_order_without_a_valid_key_header_is_refused_with_400_and_nothing_is_stored(
+    deployed: DeployedStack, front_door: FrontDoor
+) -> None:
+    """The key is required, read from the header only, and must be what the consumer accepts."""
+    queue_url = deployed.outputs["OrdersQueueUrl"]
+    receive_all(deployed, queue_url)
+    url = front_door.base_url + "orders"
+    header = ingestion_api.IDEMPOTENCY_KEY_HEADER
+
+    missing = requests.post(url, json=ORDER_BODY, timeout=10)
+    assert missing.status_code == 400
+    assert missing.json()["type"] == "BAD_REQUEST_PARAMETERS"
+    assert header in missing.json()["message"]
+
+    refused_keys: list[str | bytes] = [
+        "",
+        "tab\tinside",
+        "space inside",
+        "k" * 256,
+        "clé".encode("latin-1"),  # Latin-1, outside visible ASCII
+        "ключ".encode(),  # UTF-8 bytes
+    ]
+    for key in refused_keys:
+        refused = requests.post(url, json=ORDER_BODY, headers={header: key}, timeout=10)  # type: ignore[dict-item]
+        assert refused.status_code == 400, (key, refused.text)
+        body = refused.json()
+        assert (body["type"], body["message"]) == (
+            "INVALID_IDEMPOTENCY_KEY",
+            ingestion_api.INVALID_KEY_MESSAGE,
+        )
+        assert body["requestId"] == refused.headers["x-amzn-RequestId"]
+    # A key smuggled in the query string would win over the header in $input.params: refused.
+    smuggled = requests.post(url, params={header: "query-key"}, json=ORDER_BODY, headers=KEYED, timeout=10)
+    assert smuggled.status_code == 400 and smuggled.json()["type"] == "INVALID_IDEMPOTENCY_KEY"
+    assert receive_all(deployed, queue_url) == []
+
+    longest = "~" + "K" * 253 + "!"
+    accepted = requests.post(url, json=ORDER_BODY, headers={header: longest}, timeout=10)
+    assert accepted.status_code == 202
+    (stored,) = receive_all(deployed, queue_url)
+    assert stored["MessageAttributes"][ingestion_api.IDEMPOTENCY_KEY_ATTRIBUTE]["StringValue"] == longest
 
 
 def test_a_padded_order_is_stored_compact_and_an_oversized_one_refused_with_413(
@@ -246,7 +289,7 @@ def test_a_padded_order_is_stored_compact_and_an_oversized_one_refused_with_413(
 ) -> None:
     queue_url = deployed.outputs["OrdersQueueUrl"]
     receive_all(deployed, queue_url)
-    json_headers = {"Content-Type": "application/json"}
+    json_headers = {"Content-Type": "application/json", **KEYED}
     # 300 KB of whitespace passes the schema; stored raw it would outgrow an SQS message (256 KB).
     padded = " " * 300_000 + json.dumps(ORDER_BODY, indent=4) + "\n" * 1000
     accepted = requests.post(front_door.base_url + "orders", data=padded, headers=json_headers, timeout=30)

@@ -48,11 +48,13 @@ def test_orders_route_sends_straight_to_the_queue_with_the_idempotency_key(dev: 
     assert ":sqs:path/" in uri
     template = integration["RequestTemplates"]["application/json"]
     # The validated document, written compactly: never the raw body (padding could outgrow SQS).
-    assert template.startswith("Action=SendMessage&MessageBody=$util.urlEncode($input.json('$'))")
+    assert "Action=SendMessage&MessageBody=$util.urlEncode($input.json('$'))" in template
     assert "$input.body" not in template
     assert f"Name={IDEMPOTENCY_KEY_ATTRIBUTE}" in template
     assert f"$input.params('{IDEMPOTENCY_KEY_HEADER}')" in template
-    assert method["RequestParameters"] == {f"method.request.header.{IDEMPOTENCY_KEY_HEADER}": False}
+    # Required: a producer that retries after a lost 202 must send the same key (docs/security.md).
+    assert method["RequestParameters"] == {f"method.request.header.{IDEMPOTENCY_KEY_HEADER}": True}
+    assert template.count("MessageBody=") == 1  # a refused key renders a send SQS rejects: nothing stored
     accepted = next(r for r in integration["IntegrationResponses"] if r["StatusCode"] == "202")
     assert "SendMessageResult.MessageId" in accepted["ResponseTemplates"]["application/json"]
     assert '"status": "accepted"' in accepted["ResponseTemplates"]["application/json"]

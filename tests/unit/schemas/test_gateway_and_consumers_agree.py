@@ -115,3 +115,36 @@ def test_events(case: str, body: str, accepted: bool) -> None:
 )
 def test_ecma_end_of_string_is_the_end(pattern: str, expected: str) -> None:
     assert ecma_pattern(pattern) == expected
+
+
+# (key as the front door hands it to the template, accepted by both?)
+KEY_CASES = [
+    ("uuid", "0b6f3c1e-9a4d-4d6b-8f1e-2c3a4b5c6d7e", True),
+    ("every visible ASCII character", "".join(chr(c) for c in range(0x21, 0x7F)), True),
+    ("255 characters", "k" * 255, True),
+    ("256 characters", "k" * 256, False),
+    ("empty", "", False),
+    ("space", "a b", False),
+    ("tab", "a\tb", False),
+    ("trailing newline", "key\n", False),
+    ("DEL", "key\x7f", False),
+    ("Latin-1", "clé", False),
+    ("beyond Latin-1", "ключ", False),
+]
+
+
+@pytest.mark.parametrize(("case", "key", "accepted"), KEY_CASES, ids=[c[0] for c in KEY_CASES])
+def test_the_gateway_and_the_consumer_accept_the_same_idempotency_keys(
+    case: str, key: str, accepted: bool
+) -> None:
+    from lambdas.order_consumer.processing import InvalidOrderError, validate_idempotency_key
+    from localcloud import vtl
+    from stacks.ingestion_api import IDEMPOTENCY_KEY_HEADER, KEY_IS_REFUSED
+
+    request = vtl.Input("{}", {"header": {IDEMPOTENCY_KEY_HEADER: key}, "querystring": {}, "path": {}})
+    gateway = vtl.render(f"#if({KEY_IS_REFUSED})refused#{{else}}accepted#end", input=request) == "accepted"
+    try:
+        consumer = validate_idempotency_key(key) == key
+    except InvalidOrderError:
+        consumer = False
+    assert (gateway, consumer) == (accepted, accepted), case
