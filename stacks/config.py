@@ -52,6 +52,18 @@ def _check_retention(value: int, key: str) -> int:
     return value
 
 
+# The API's routes, as its resource policy names them ("METHOD /path"; a path parameter is "{name}").
+API_ROUTES = ("POST /orders", "POST /events", "GET /orders/{id}")
+# An IAM role or user ARN; "*" wildcards as ArnLike takes them.
+_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}|\*):(role|user)/[A-Za-z0-9+=,.@_/*-]{1,512}$")
+
+
+def _principal_arns(arns: list[str], field: str) -> None:
+    bad = [arn for arn in arns if not _PRINCIPAL_ARN.match(arn)]
+    if not arns or bad:
+        raise ValueError(f"{field}: name at least one IAM role or user ARN; not ARNs: {bad}")
+
+
 class ApiSettings(_Model):
     """The storage-first front door."""
 
@@ -63,10 +75,18 @@ class ApiSettings(_Model):
     access_log_retention_days: int = 30
     # Seconds a throttled client is told to wait (Retry-After on the 429 response).
     throttled_retry_after_seconds: int = Field(default=1, ge=1, le=60)
+    # Who may call each route (API_ROUTES -> IAM principal ARNs): the API's resource policy refuses every
+    # other caller, whatever its identity policy says. A route left out admits any principal of the
+    # account that IAM lets invoke it (production stages must name every route).
+    producers: dict[str, list[str]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _retention(self) -> ApiSettings:
         _check_retention(self.access_log_retention_days, "access_log_retention_days")
+        for route, arns in self.producers.items():
+            if route not in API_ROUTES:
+                raise ValueError(f"producers.{route}: not a route of the API ({', '.join(API_ROUTES)})")
+            _principal_arns(arns, f"producers.{route}")
         return self
 
 
@@ -209,11 +229,16 @@ class EventSettings(_Model):
     subscription_visibility_timeout_seconds: int = Field(default=180, ge=0, le=43_200)
     subscription_retention_days: int = Field(default=4, ge=1, le=13)
     subscription_max_receive_count: int = Field(default=5, ge=5, le=1_000)
+    # Besides the ingestion API, the only principals that may put events on the domain bus: the operators
+    # who redrive a subscriber's DLQ onto it (python -m ops dlq redrive). Empty: the API alone.
+    operator_role_arns: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _subscriptions(self) -> EventSettings:
         from lambdas.shared.events import DETAIL_TYPES
 
+        if self.operator_role_arns:
+            _principal_arns(self.operator_role_arns, "operator_role_arns")
         for name, detail_types in self.subscriptions.items():
             if not re.match(r"^[a-z][a-z0-9-]{0,30}$", name):
                 raise ValueError(f"subscriptions.{name}: name must be lowercase letters, digits and dashes")
@@ -445,6 +470,9 @@ class ServiceConfig(_Model):
             raise ValueError(
                 "fault_injection.enabled: fault-injection experiments are for non-production stages"
             )
+        unnamed = [route for route in API_ROUTES if route not in self.api.producers]
+        if self.production and unnamed:
+            raise ValueError(f"production stages must name the producers of every API route: {unnamed}")
         if self.production and any(d.base_url is None for d in self.dependencies.values()):
             raise ValueError("production stages must point every dependency at a real base_url")
         placeholders = sorted(n for n, d in self.dependencies.items() if d.api_key_secret_arn is None)

@@ -23,6 +23,7 @@ from __future__ import annotations
 from aws_cdk import CfnOutput, Duration, Tags
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -138,6 +139,7 @@ class EventFanout(Construct):
             # or processing failures waiting for a redrive).
             monitoring.watch_queue(f"events-{name}", subscription.queue, subscription.dead_letter_queue)
             monitoring.watch_rule(f"events-{name}", subscription.rule, self.bus)
+        self.operator_role_arns = list(settings.operator_role_arns)
         self.routes = {
             detail_type: sorted(n for n, s in self.subscriptions.items() if detail_type in s.detail_types)
             for detail_type in DETAIL_TYPES
@@ -156,3 +158,20 @@ class EventFanout(Construct):
             )
             CfnOutput(self, f"{prefix}QueueUrl", value=subscription.queue.queue_url)
             CfnOutput(self, f"{prefix}DeadLetterQueueUrl", value=subscription.dead_letter_queue.queue_url)
+
+    def admit_only(self, publisher: iam.IRole) -> None:
+        """The bus refuses events from every principal but ``publisher`` (the ingestion API's role) and the
+        configured operators, whatever their identity policies grant: nothing skips the API's validation,
+        and no consumer can write back into the bus that triggers it."""
+        self.bus.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OnlyTheIngestionApiAndOperators",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["events:PutEvents"],
+                resources=[self.bus.event_bus_arn],
+                conditions={
+                    "ArnNotLike": {"aws:PrincipalArn": [publisher.role_arn, *self.operator_role_arns]}
+                },
+            )
+        )

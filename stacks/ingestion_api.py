@@ -8,6 +8,7 @@ consumer) can lose it. Bad input is rejected at the gateway with a 400 that says
 from __future__ import annotations
 
 import json
+import re
 
 from aws_cdk import Aws, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
@@ -181,6 +182,7 @@ class IngestionApi(Construct):
                 authorization_type=apigw.AuthorizationType.IAM,
                 api_key_required=settings.api_key_required,
             ),
+            policy=self._producers_policy(config),
         )
         self.validator = self.api.add_request_validator(
             "BodyAndParameters", validate_request_body=True, validate_request_parameters=True
@@ -223,6 +225,31 @@ class IngestionApi(Construct):
             self._add_usage_plan(config)
         monitoring.watch_api("ingestion-api", self.api)
 
+    # -- who may call what --------------------------------------------------------------------
+
+    @staticmethod
+    def _producers_policy(config: ServiceConfig) -> iam.PolicyDocument | None:
+        """Refuses every caller of a route but its named producers (``api.producers``).
+
+        Same-account IAM callers need only an identity policy, so naming producers takes a Deny: an
+        explicit deny wins over any identity policy that grants execute-api:Invoke on ``*``.
+        """
+        statements = []
+        for route, arns in config.api.producers.items():
+            method, path = route.split(" ", 1)
+            resource_path = re.sub(r"\{[^}]+\}", "*", path)
+            statements.append(
+                iam.PolicyStatement(
+                    sid=re.sub(r"[^A-Za-z0-9]", "", f"OnlyNamedProducers{method}{path.title()}"),
+                    effect=iam.Effect.DENY,
+                    principals=[iam.AnyPrincipal()],
+                    actions=["execute-api:Invoke"],
+                    resources=[f"execute-api:/{config.stage}/{method}{resource_path}"],
+                    conditions={"ArnNotLike": {"aws:PrincipalArn": arns}},
+                )
+            )
+        return iam.PolicyDocument(statements=statements) if statements else None
+
     # -- routes -----------------------------------------------------------------------------
 
     def _add_orders_route(self, queue: sqs.IQueue) -> None:
@@ -260,7 +287,7 @@ class IngestionApi(Construct):
         )
 
     def _add_events_route(self, bus: events.IEventBus, source: str) -> None:
-        role = iam.Role(
+        self.put_events_role = role = iam.Role(
             self,
             "PutEventsRole",
             assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),

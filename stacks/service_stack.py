@@ -118,6 +118,7 @@ class ResilientServiceStack(Stack):
             event_source=config.event_source,
             monitoring=self.monitoring,
         )
+        self.fanout.admit_only(self.ingestion.put_events_role)
         self.order_status = OrderStatusReadPath(
             self,
             "OrderStatus",

@@ -236,8 +236,8 @@ def test_no_function_turns_off_recursive_loop_detection(dev: Synthesized) -> Non
 
 
 def test_only_the_ingestion_api_can_put_events_on_the_bus(dev: Synthesized) -> None:
-    """No consumer writes back into the bus that triggers it (no recursive loops)."""
-    assert dev.of_type("AWS::Events::EventBusPolicy") == {}
+    """No consumer writes back into the bus that triggers it (no recursive loops): no role of the stack
+    but the API's may, and the bus itself refuses every other principal (``bus_admits``)."""
     assert "Policy" not in next(iter(dev.of_type("AWS::Events::EventBus").values()))["Properties"]
     bus_id = dev.stack.get_logical_id(dev.stack.fanout.bus.node.default_child)
     put_events_roles = set()
@@ -251,6 +251,30 @@ def test_only_the_ingestion_api_can_put_events_on_the_bus(dev: Synthesized) -> N
         dev.stack.ingestion.node.find_child("PutEventsRole").node.default_child
     )
     assert put_events_roles == {api_role}
+    assert bus_admits(dev) == [{"Fn::GetAtt": [api_role, "Arn"]}]
+
+
+def bus_admits(synthesized: Synthesized) -> list[Any]:
+    """The principals the domain bus's policy does not refuse events:PutEvents to."""
+    bus_id = synthesized.stack.get_logical_id(synthesized.stack.fanout.bus.node.default_child)
+    (policy,) = synthesized.of_type("AWS::Events::EventBusPolicy").values()
+    statement = policy["Properties"]["Statement"]
+    assert policy["Properties"]["EventBusName"] == {"Ref": bus_id}
+    assert (statement["Effect"], statement["Principal"], statement["Action"]) == (
+        "Deny",
+        {"AWS": "*"},
+        "events:PutEvents",
+    )
+    assert statement["Resource"] == {"Fn::GetAtt": [bus_id, "Arn"]}
+    assert list(statement["Condition"]) == ["ArnNotLike"]
+    return list(statement["Condition"]["ArnNotLike"]["aws:PrincipalArn"])
+
+
+def test_operators_named_in_the_config_may_redrive_onto_the_bus(prod: Synthesized) -> None:
+    api_role = prod.stack.get_logical_id(prod.stack.ingestion.put_events_role.node.default_child)
+    operators = prod.stack.config.events.operator_role_arns
+    assert operators
+    assert bus_admits(prod) == [{"Fn::GetAtt": [api_role, "Arn"]}, *operators]
 
 
 # -- the guard works ---------------------------------------------------------------------------------

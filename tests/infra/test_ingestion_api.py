@@ -8,6 +8,7 @@ from typing import Any
 from aws_cdk.assertions import Match
 
 from schemas import EVENT, ORDER, load_schema
+from stacks.config import API_ROUTES
 from stacks.ingestion_api import IDEMPOTENCY_KEY_ATTRIBUTE, IDEMPOTENCY_KEY_HEADER
 from tests.infra.conftest import Synthesized
 
@@ -179,3 +180,30 @@ def test_api_keys_and_usage_plan_are_a_config_option(dev: Synthesized, tmp_path_
     for method in keyed.of_type("AWS::ApiGateway::Method").values():
         assert method["Properties"]["ApiKeyRequired"] is True
         assert method["Properties"]["AuthorizationType"] == "AWS_IAM"
+
+
+def test_each_route_refuses_every_caller_but_its_named_producers(dev: Synthesized, prod: Synthesized) -> None:
+    """An explicit Deny per route (``api.producers``): it wins over any identity policy in the account."""
+    (api,) = prod.of_type("AWS::ApiGateway::RestApi").values()
+    statements = api["Properties"]["Policy"]["Statement"]
+    producers = prod.stack.config.api.producers
+    assert len(statements) == len(producers) == len(API_ROUTES)
+    by_resource = {s["Resource"]: s for s in statements}
+    for route in API_ROUTES:
+        method, path = route.split(" ", 1)
+        statement = by_resource[f"execute-api:/prod/{method}{path.replace('{id}', '*')}"]
+        assert (statement["Effect"], statement["Principal"], statement["Action"]) == (
+            "Deny",
+            {"AWS": "*"},
+            "execute-api:Invoke",
+        )
+        assert statement["Condition"] == {"ArnNotLike": {"aws:PrincipalArn": producers[route]}}
+    # Every route of the API is one the policy can name, so none is left open by a typo.
+    methods = {
+        (m["Properties"]["HttpMethod"], m["Properties"]["ResourceId"]["Ref"])
+        for m in prod.of_type("AWS::ApiGateway::Method").values()
+    }
+    assert len(methods) == len(API_ROUTES)
+    # dev names no producers: any principal of the account that IAM lets invoke the API.
+    (dev_api,) = dev.of_type("AWS::ApiGateway::RestApi").values()
+    assert "Policy" not in dev_api["Properties"]

@@ -144,6 +144,31 @@ def test_production_must_not_deploy_a_generated_placeholder_key() -> None:
         _build("prod", generated_key)
 
 
+def test_production_must_name_the_producers_of_every_route() -> None:
+    def open_status_reads(context: dict[str, Any]) -> None:
+        context["stages"]["prod"]["api"]["producers"].pop("GET /orders/{id}")
+
+    with pytest.raises(ConfigError, match=r"producers of every API route: \['GET /orders/\{id\}'\]"):
+        _build("prod", open_status_reads)
+
+
+@pytest.mark.parametrize(
+    ("producers", "problem"),
+    [
+        ({"DELETE /orders": ["arn:aws:iam::123456789012:role/x"]}, "not a route of the API"),
+        ({"POST /orders": []}, "name at least one"),
+        ({"POST /orders": ["order-producer"]}, "not ARNs: \\['order-producer'\\]"),
+        ({"POST /orders": ["arn:aws:sts::123456789012:assumed-role/x/s"]}, "not ARNs"),
+    ],
+)
+def test_producers_are_routes_of_the_api_and_iam_principals(producers: dict[str, Any], problem: str) -> None:
+    def name(context: dict[str, Any]) -> None:
+        context["service"]["api"]["producers"] = producers
+
+    with pytest.raises(ConfigError, match=problem):
+        _build("dev", name)
+
+
 def test_non_production_stages_may_use_the_generated_placeholder() -> None:
     assert all(d.api_key_secret_arn is None for d in _build("dev").dependencies.values())
 
