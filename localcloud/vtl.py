@@ -136,8 +136,10 @@ class Input:
         return json.dumps(json_path(self.document(), path), separators=(",", ":"))
 
     def params(self, name: str | None = None) -> Any:
-        if name is None:
-            return {kind: dict(values) for kind, values in self.params_by_kind.items()}
+        if name is None:  # every kind is a map, empty when the request has none
+            return {
+                kind: dict(self.params_by_kind.get(kind, {})) for kind in ("path", "querystring", "header")
+            }
         for kind in ("path", "querystring", "header"):
             values = self.params_by_kind.get(kind, {})
             if kind == "header":

@@ -17,7 +17,7 @@ def context(**extra: object) -> dict[str, object]:
 
 def test_send_order_template_becomes_a_sendmessage_query() -> None:
     body = json.dumps({"orderId": "o 1", "note": "a&b=c ü"})
-    headers = {"header": {"idempotency-key": "key/1 2"}}  # header lookup is case-insensitive
+    headers = {"header": {"idempotency-key": "key/1+2&3"}}  # header lookup is case-insensitive
     rendered = render(ingestion_api.SEND_ORDER_TEMPLATE, input=Input(body, headers), context=context())
     params = {k: v[0] for k, v in urllib.parse.parse_qs(rendered, keep_blank_values=True).items()}
     assert params["Action"] == "SendMessage"
@@ -26,12 +26,25 @@ def test_send_order_template_becomes_a_sendmessage_query() -> None:
     assert params["MessageAttribute.1.Name"] == ingestion_api.REQUEST_ID_ATTRIBUTE
     assert params["MessageAttribute.1.Value.StringValue"] == "req-1"
     assert params["MessageAttribute.2.Name"] == ingestion_api.IDEMPOTENCY_KEY_ATTRIBUTE
-    assert params["MessageAttribute.2.Value.StringValue"] == "key/1 2"
+    assert params["MessageAttribute.2.Value.StringValue"] == "key/1+2&3"
 
 
-def test_idempotency_key_attribute_is_omitted_without_the_header() -> None:
-    rendered = render(ingestion_api.SEND_ORDER_TEMPLATE, input=Input("{}"), context=context())
-    assert "MessageAttribute.2" not in rendered
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},  # no key (the request validator refuses this first)
+        {"header": {"Idempotency-Key": "two words"}},
+        {"header": {"Idempotency-Key": "ok"}, "querystring": {"Idempotency-Key": "smuggled"}},
+    ],
+)
+def test_a_refused_key_renders_a_send_sqs_rejects(params: dict[str, dict[str, str]]) -> None:
+    """No MessageBody: SQS answers MissingParameter and stores nothing; the 4xx template says why."""
+    rendered = render(ingestion_api.SEND_ORDER_TEMPLATE, input=Input("{}", params), context=context())
+    assert urllib.parse.parse_qs(rendered) == {"Action": ["SendMessage"]}
+    gateway = context()
+    refused = render(ingestion_api.ORDER_REFUSED_TEMPLATE, input=Input("{}", params), context=gateway)
+    assert json.loads(refused)["type"] == "INVALID_IDEMPOTENCY_KEY"
+    assert gateway["responseOverride"] == {"status": 400}
 
 
 def test_put_event_template_escapes_detail_into_a_json_string() -> None:
