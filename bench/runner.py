@@ -16,6 +16,7 @@ from lambdas.partner_api.faults import FaultProfile
 from localcloud import report
 from localcloud.cloud import LocalCloud
 from localcloud.fault_dependency import FaultDependency
+from localcloud.front_door import producer_auth
 from localcloud.scenarios import RunResult, Scenario, ScenarioRun, failed_call, sample_order
 from stacks.ingestion_api import IDEMPOTENCY_KEY_HEADER
 
@@ -339,6 +340,7 @@ def measure_throughput_at_cap(cloud: LocalCloud, scenario: Scenario) -> float:
     run.partner.set_profile(scenario.phases[0].profile, "capacity")
     orders = 2 * run.poller.concurrency * run.poller.source.batch_size
     session = requests.Session()
+    session.auth = producer_auth(cloud.emulator.region)  # every method is AWS_IAM
     url = cloud.front_door.base_url + "orders"  # type: ignore[union-attr]
     first: float | None = None
     for n in range(orders):

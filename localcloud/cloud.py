@@ -2,7 +2,8 @@
 
     synthesized = synthesize(context)            # the CDK app, as `cdk synth` builds it
     with LocalCloud(synthesized) as cloud:       # deploy into moto, start everything on 127.0.0.1
-        requests.post(cloud.front_door.base_url + "orders", json=order)
+        requests.post(cloud.front_door.base_url + "orders", json=order, headers={"Idempotency-Key": key},
+                      auth=producer_auth(cloud.emulator.region))
         ...
 
 Every port (emulator, front door, fault-injecting partner) is bound to 127.0.0.1 and released by
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lambdas.shared.request_signing import FUNCTION_URL_SERVICE, SIGNING_SERVICE_VARIABLE
-from localcloud import function_url_auth, isolation
+from localcloud import isolation
 from localcloud.deploy import DeployedStack, Synthesized, deploy
 from localcloud.emulator import Emulator
 from localcloud.fault_dependency import FaultDependency, PhaseSpec
@@ -32,6 +33,7 @@ from localcloud.lambda_runtime import (
     register_for_step_functions,
 )
 from localcloud.moto_workarounds import unregister_inprocess_function
+from localcloud.sigv4 import Principal, SigV4Verifier
 
 DEPENDENCY_BASE_URL = "DEPENDENCY_BASE_URL"
 DEPENDENCY_NAME = "DEPENDENCY_NAME"
@@ -149,12 +151,13 @@ class LocalCloud:
             iam_auth = None
             if config.environment.get(SIGNING_SERVICE_VARIABLE) == FUNCTION_URL_SERVICE:
                 credentials = self.emulator.lambda_environment()
-                iam_auth = function_url_auth.FunctionUrlIamAuth(
-                    region=self.emulator.region,
+                functions = Principal(
                     access_key=credentials["AWS_ACCESS_KEY_ID"],
                     secret_key=credentials["AWS_SECRET_ACCESS_KEY"],
                     token=credentials["AWS_SESSION_TOKEN"],
+                    account_id=self.emulator.account_id,
                 )
+                iam_auth = SigV4Verifier(FUNCTION_URL_SERVICE, self.emulator.region, [functions])
             twin = FaultDependency(
                 self._scenarios.get(name), api_key=api_key, iam_auth=iam_auth, seed=self._seed
             )

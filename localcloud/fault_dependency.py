@@ -37,7 +37,7 @@ from typing import Any
 
 from lambdas.partner_api.faults import BASELINES, HEALTHY, PRESETS, FaultDecision, FaultProfile, preset
 from lambdas.partner_api.service import HttpResponse, PartnerService, fault_response
-from localcloud.function_url_auth import FunctionUrlIamAuth
+from localcloud.sigv4 import SigV4Verifier
 
 __all__ = ["CallRecord", "FaultDependency", "Phase", "preset", "scenario"]
 
@@ -136,7 +136,7 @@ class FaultDependency:
         host: str = "127.0.0.1",
         port: int = 0,
         api_key: str | None = None,
-        iam_auth: FunctionUrlIamAuth | None = None,
+        iam_auth: SigV4Verifier | None = None,
         seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,

@@ -7,6 +7,9 @@ this server does what API Gateway would, driven by the synthesized template rath
 * request validation with the method's request models (the ``AWS::ApiGateway::Model`` schemas, JSON
   Schema draft 4, ``jsonschema.Draft4Validator``) and required request parameters, when the method's
   ``RequestValidator`` asks for them;
+* SigV4 on ``AWS_IAM`` methods (``localcloud.sigv4``): a request signed for ``execute-api`` with the
+  local producer's credentials (``producer_auth``) gets through as that caller (``$context.identity``);
+  no signature is a 403 ``MISSING_AUTHENTICATION_TOKEN``, a wrong one a 403 ``INVALID_SIGNATURE``;
 * stage throttling from the stage's ``MethodSettings`` (a token bucket per method: rate and burst);
 * the integration: the method's request mapping template (VTL, rendered by ``localcloud.vtl``) becomes
   the service request (SQS query-protocol ``SendMessage``, or a JSON-protocol call such as
@@ -15,8 +18,8 @@ this server does what API Gateway would, driven by the synthesized template rath
 * every error API Gateway itself produces (400 / 403 / 415 / 429 / 5xx) uses the template's
   ``AWS::ApiGateway::GatewayResponse`` for that type (or the DEFAULT_4XX / DEFAULT_5XX one).
 
-Not emulated: SigV4 (``AWS_IAM``) authorization (requests need no signature), API keys and usage plans,
-the 29 s integration timeout, payload size limits, access logs.
+Not emulated: IAM policies (who may invoke what: the API's resource policy is checked on the template),
+API keys and usage plans, the 29 s integration timeout, access logs.
 """
 
 from __future__ import annotations
@@ -36,8 +39,40 @@ from typing import Any
 import jsonschema
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas.shared.request_signing import SigV4RequestAuth
 from localcloud import vtl
 from localcloud.deploy import DeployedStack
+from localcloud.emulator import FAKE_CREDENTIALS
+from localcloud.sigv4 import Principal, SigV4Verifier
+
+API_SERVICE = "execute-api"
+# Who the local cloud's producers are: its one set of credentials, as an assumed role would appear.
+LOCAL_PRODUCER_ROLE = "local-producer"
+LOCAL_PRODUCER_SESSION = "local-cloud"
+
+
+def local_producer(account_id: str) -> Principal:
+    return Principal(
+        access_key=FAKE_CREDENTIALS["aws_access_key_id"],
+        secret_key=FAKE_CREDENTIALS["aws_secret_access_key"],
+        token=FAKE_CREDENTIALS["aws_session_token"],
+        account_id=account_id,
+        user_arn=f"arn:aws:sts::{account_id}:assumed-role/{LOCAL_PRODUCER_ROLE}/{LOCAL_PRODUCER_SESSION}",
+        caller=f"AROALOCALPRODUCER:{LOCAL_PRODUCER_SESSION}",
+    )
+
+
+def producer_auth(region: str) -> SigV4RequestAuth:
+    """``requests`` auth that signs as the local producer (``session.auth = producer_auth(region)``)."""
+    from botocore.credentials import Credentials
+
+    credentials = Credentials(
+        FAKE_CREDENTIALS["aws_access_key_id"],
+        FAKE_CREDENTIALS["aws_secret_access_key"],
+        FAKE_CREDENTIALS["aws_session_token"],
+    )
+    return SigV4RequestAuth(API_SERVICE, region, lambda: credentials)
+
 
 JSON = "application/json"
 
@@ -47,6 +82,10 @@ GATEWAY_DEFAULTS: dict[str, tuple[int, str]] = {
     "BAD_REQUEST_BODY": (400, "Invalid request body"),
     "BAD_REQUEST_PARAMETERS": (400, "Invalid request parameters"),
     "MISSING_AUTHENTICATION_TOKEN": (403, "Missing Authentication Token"),
+    "INVALID_SIGNATURE": (
+        403,
+        "The request signature we calculated does not match the signature you provided.",
+    ),
     "UNSUPPORTED_MEDIA_TYPE": (415, "Unsupported Media Type"),
     "REQUEST_TOO_LARGE": (413, "Request Too Long"),
     "THROTTLED": (429, "Too Many Requests"),
@@ -303,6 +342,9 @@ class FrontDoor:
         self.stack = stack
         self._invoke_function = invoke_function
         self.contract = ApiContract.from_stack(stack)
+        self._iam = SigV4Verifier(
+            API_SERVICE, stack.emulator.region, [local_producer(stack.emulator.account_id)]
+        )
         self._requested_port = port
         self._buckets = {
             key: TokenBucket(throttle, clock)
@@ -331,8 +373,14 @@ class FrontDoor:
 
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length).decode("utf-8", errors="replace") if length else ""
-                response = front_door.handle(self.command, self.path, dict(self.headers.items()), body)
+                raw = self.rfile.read(length) if length else b""
+                response = front_door.handle(
+                    self.command,
+                    self.path,
+                    dict(self.headers.items()),
+                    raw.decode("utf-8", errors="replace"),
+                    raw,
+                )
                 payload = response.body.encode()
                 self.send_response(response.status)
                 for name, value in response.headers.items():
@@ -382,10 +430,16 @@ class FrontDoor:
 
     # -- one request -------------------------------------------------------------------------------
 
-    def handle(self, method: str, raw_path: str, headers: Mapping[str, str], body: str) -> Response:
-        """API Gateway's request pipeline for one request (also callable without the HTTP server)."""
+    def handle(
+        self, method: str, raw_path: str, headers: Mapping[str, str], body: str, raw: bytes | None = None
+    ) -> Response:
+        """API Gateway's request pipeline for one request (also callable without the HTTP server).
+
+        ``raw``: the body's bytes as sent (what a signature covers); ``body`` encoded as UTF-8 when absent.
+        """
         request_id = str(uuid.uuid4())
-        response = self._handle(method, raw_path, headers, body, request_id)
+        raw = body.encode("utf-8", "surrogatepass") if raw is None else raw
+        response = self._handle(method, raw_path, headers, body, raw, request_id)
         response.headers.setdefault("Content-Type", JSON)
         response.headers["x-amzn-RequestId"] = request_id
         with self._stats_lock:
@@ -393,7 +447,13 @@ class FrontDoor:
         return response
 
     def _handle(
-        self, method: str, raw_path: str, headers: Mapping[str, str], body: str, request_id: str
+        self,
+        method: str,
+        raw_path: str,
+        headers: Mapping[str, str],
+        body: str,
+        raw: bytes,
+        request_id: str,
     ) -> Response:
         parsed = urllib.parse.urlsplit(raw_path)
         prefix = f"/{self.contract.stage}"
@@ -413,6 +473,19 @@ class FrontDoor:
             return self._gateway_error("REQUEST_TOO_LARGE", context)
         if route is None:
             return self._gateway_error("MISSING_AUTHENTICATION_TOKEN", context)
+        context["identity"] = {"sourceIp": "127.0.0.1"}
+        if route.authorization == "AWS_IAM":
+            host = next((v for k, v in headers.items() if k.lower() == "host"), "")
+            verdict = self._iam.verify(method.upper(), f"http://{host}{raw_path}", headers, raw)
+            if verdict.principal is None:
+                kind = "INVALID_SIGNATURE" if verdict.signed else "MISSING_AUTHENTICATION_TOKEN"
+                return self._gateway_error(kind, context)
+            context["identity"] |= {
+                "accountId": verdict.principal.account_id,
+                "caller": verdict.principal.caller,
+                "user": verdict.principal.caller,
+                "userArn": verdict.principal.user_arn,
+            }
         bucket = self._buckets.get((route.path, route.method))
         if bucket is not None and not bucket.take():
             return self._gateway_error("THROTTLED", context)
@@ -498,7 +571,7 @@ class FrontDoor:
                 "requestId": context["requestId"],
                 "accountId": self.stack.emulator.account_id,
                 "protocol": "HTTP/1.1",
-                "identity": {"sourceIp": "127.0.0.1"},
+                "identity": dict(context["identity"]),
             },
             "body": body or None,
             "isBase64Encoded": False,

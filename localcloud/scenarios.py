@@ -32,6 +32,7 @@ import requests
 from lambdas.partner_api.faults import BASELINES, HEALTHY, FaultDecision, FaultProfile, preset
 from localcloud.cloud import LocalCloud
 from localcloud.fault_dependency import CallRecord, FaultDependency
+from localcloud.front_door import producer_auth
 from localcloud.isolation import LogRecord
 
 SAMPLE_INTERVAL_S = 0.25
@@ -685,6 +686,7 @@ class ScenarioRun:
 
     def _load(self) -> None:
         session = requests.Session()
+        session.auth = producer_auth(self.cloud.emulator.region)  # every method is AWS_IAM
         url = self.cloud.front_door.base_url + "orders"  # type: ignore[union-attr]
         interval = 1.0 / self.scenario.load_rate
         n = 0
@@ -767,6 +769,7 @@ class ScenarioRun:
         if self.cloud.front_door is None:
             return
         session = requests.Session()
+        session.auth = producer_auth(self.cloud.emulator.region)  # every method is AWS_IAM
         base = self.cloud.front_door.base_url + "orders/"
         while not self._stop.wait(STATUS_READ_INTERVAL_S):
             with self._lock:

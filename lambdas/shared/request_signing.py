@@ -40,14 +40,22 @@ class SigV4RequestAuth(AuthBase):
             # Unsigned, the endpoint answers 403: a configuration failure the caller reports as such.
             return request
         body = request.body or b""
+        # As the wire carries them: a header value given as bytes is Latin-1 text to HTTP.
+        headers = {
+            name: value.decode("latin-1") if isinstance(value, bytes) else value
+            for name, value in request.headers.items()
+            if name.lower() not in UNSIGNED_HEADERS
+        }
         signed = AWSRequest(
             method=request.method,
             url=request.url,
             data=body.encode() if isinstance(body, str) else body,
-            headers={k: v for k, v in request.headers.items() if k.lower() not in UNSIGNED_HEADERS},
+            headers=headers,
         )
         SigV4Auth(credentials.get_frozen_credentials(), self.service, self.region).add_auth(signed)
-        request.headers.update(dict(signed.headers.items()))
+        for name, value in signed.headers.items():
+            if name not in headers:  # Authorization, X-Amz-Date, X-Amz-Security-Token
+                request.headers[name] = value
         return request
 
 

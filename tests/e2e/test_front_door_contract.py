@@ -18,9 +18,11 @@ from typing import Any
 import jsonschema
 import pytest
 import requests
+from botocore.credentials import Credentials
 
+from lambdas.shared.request_signing import SigV4RequestAuth
 from localcloud.deploy import DeployedStack
-from localcloud.front_door import GATEWAY_DEFAULTS, FrontDoor
+from localcloud.front_door import GATEWAY_DEFAULTS, FrontDoor, producer_auth
 from schemas import EVENT, ORDER, load_schema
 from stacks import ingestion_api
 
@@ -48,6 +50,24 @@ CANCELLED = {
 def front_door(deployed: DeployedStack) -> Iterator[FrontDoor]:
     with FrontDoor(deployed) as door:
         yield door
+
+
+@pytest.fixture(scope="module")
+def producer(deployed: DeployedStack) -> Iterator[requests.Session]:
+    """A producer's HTTP session: every method is AWS_IAM, so every request is signed (SigV4)."""
+    with requests.Session() as session:
+        session.auth = producer_auth(deployed.emulator.region)
+        yield session
+
+
+def signed(
+    deployed: DeployedStack, method: str, path: str, headers: dict[str, str], body: str
+) -> dict[str, str]:
+    """Headers of a signed request, for calling FrontDoor.handle without HTTP."""
+    host = "front-door.local"
+    prepared = requests.Request(method, f"http://{host}{path}", headers=headers, data=body).prepare()
+    producer_auth(deployed.emulator.region)(prepared)
+    return {**prepared.headers, "Host": host}
 
 
 def template_methods(deployed: DeployedStack) -> dict[tuple[str, str], dict[str, Any]]:
@@ -157,40 +177,40 @@ def test_every_status_the_front_door_can_answer_is_declared_by_the_template(
     assert {202, 400, 415, 429, 500, 502, 503} <= front_door.contract.possible_status_codes()
 
 
-def test_responses_have_the_templates_shapes(front_door: FrontDoor) -> None:
+def test_responses_have_the_templates_shapes(front_door: FrontDoor, producer: requests.Session) -> None:
     base = front_door.base_url
     gateway = front_door.contract.gateway_responses
-    accepted = requests.post(base + "orders", json=ORDER_BODY, headers=KEYED, timeout=10)
+    accepted = producer.post(base + "orders", json=ORDER_BODY, headers=KEYED, timeout=10)
     assert accepted.status_code == 202
     assert set(accepted.json()) == {"messageId", "status", "requestId"}
     assert accepted.json()["requestId"] == accepted.headers["x-amzn-RequestId"]
 
-    invalid = requests.post(base + "orders", json={**ORDER_BODY, "amountCents": 0}, headers=KEYED, timeout=10)
+    invalid = producer.post(base + "orders", json={**ORDER_BODY, "amountCents": 0}, headers=KEYED, timeout=10)
     assert invalid.status_code == 400
     body = invalid.json()
     assert set(body) == json_keys(gateway["BAD_REQUEST_BODY"].templates["application/json"])
     assert (body["type"], body["message"]) == ("BAD_REQUEST_BODY", "Invalid request body")
     assert "amountCents" in body["details"] or "minimum" in body["details"]
 
-    not_json = requests.post(
+    not_json = producer.post(
         base + "orders", data="{oops", headers={"Content-Type": "application/json", **KEYED}, timeout=10
     )
     assert not_json.status_code == 400
 
-    media = requests.post(
+    media = producer.post(
         base + "orders", data="a=b", headers={"Content-Type": "text/plain", **KEYED}, timeout=10
     )
     assert media.status_code == 415
     assert set(media.json()) == json_keys(gateway["UNSUPPORTED_MEDIA_TYPE"].templates["application/json"])
 
-    unknown = requests.delete(base + "orders", timeout=10)
+    unknown = producer.delete(base + "orders", timeout=10)
     assert unknown.status_code == 403
     assert unknown.json()["type"] == "MISSING_AUTHENTICATION_TOKEN"
 
-    event = requests.post(base + "events", json=CANCELLED, timeout=10)
+    event = producer.post(base + "events", json=CANCELLED, timeout=10)
     assert event.status_code == 202
     assert set(event.json()) == {"eventId", "status", "requestId"}
-    wrong_event = requests.post(base + "events", json={**CANCELLED, "detailType": "Nope"}, timeout=10)
+    wrong_event = producer.post(base + "events", json={**CANCELLED, "detailType": "Nope"}, timeout=10)
     assert wrong_event.status_code == 400
 
 
@@ -200,7 +220,9 @@ def test_throttled_requests_get_429_with_retry_after(deployed: DeployedStack) ->
     route = door.contract.routes[("/orders", "POST")]
     burst = door.contract.throttle_for(route).burst  # type: ignore[union-attr]
     gateway = door.contract.gateway_responses["THROTTLED"]
-    headers = {"Content-Type": "application/json", **KEYED}
+    headers = signed(
+        deployed, "POST", "/dev/orders", {"Content-Type": "application/json", **KEYED}, json.dumps(ORDER_BODY)
+    )
     statuses = [
         door.handle("POST", "/dev/orders", headers, json.dumps(ORDER_BODY)).status for _ in range(burst)
     ]
@@ -218,11 +240,11 @@ def test_throttled_requests_get_429_with_retry_after(deployed: DeployedStack) ->
 
 
 def test_orders_reach_the_queue_with_the_consumers_attribute_names(
-    deployed: DeployedStack, front_door: FrontDoor
+    deployed: DeployedStack, front_door: FrontDoor, producer: requests.Session
 ) -> None:
     queue_url = deployed.outputs["OrdersQueueUrl"]
     receive_all(deployed, queue_url)
-    with_key = requests.post(
+    with_key = producer.post(
         front_door.base_url + "orders",
         json=ORDER_BODY,
         headers={ingestion_api.IDEMPOTENCY_KEY_HEADER: "producer-key-1"},
@@ -242,7 +264,7 @@ def test_orders_reach_the_queue_with_the_consumers_attribute_names(
 
 
 def test_an_order_without_a_valid_key_header_is_refused_with_400_and_nothing_is_stored(
-    deployed: DeployedStack, front_door: FrontDoor
+    deployed: DeployedStack, front_door: FrontDoor, producer: requests.Session
 ) -> None:
     """The key is required, read from the header only, and must be what the consumer accepts."""
     queue_url = deployed.outputs["OrdersQueueUrl"]
@@ -250,7 +272,7 @@ def test_an_order_without_a_valid_key_header_is_refused_with_400_and_nothing_is_
     url = front_door.base_url + "orders"
     header = ingestion_api.IDEMPOTENCY_KEY_HEADER
 
-    missing = requests.post(url, json=ORDER_BODY, timeout=10)
+    missing = producer.post(url, json=ORDER_BODY, timeout=10)
     assert missing.status_code == 400
     assert missing.json()["type"] == "BAD_REQUEST_PARAMETERS"
     assert header in missing.json()["message"]
@@ -264,7 +286,7 @@ def test_an_order_without_a_valid_key_header_is_refused_with_400_and_nothing_is_
         "ключ".encode(),  # UTF-8 bytes
     ]
     for key in refused_keys:
-        refused = requests.post(url, json=ORDER_BODY, headers={header: key}, timeout=10)  # type: ignore[dict-item]
+        refused = producer.post(url, json=ORDER_BODY, headers={header: key}, timeout=10)  # type: ignore[dict-item]
         assert refused.status_code == 400, (key, refused.text)
         body = refused.json()
         assert (body["type"], body["message"]) == (
@@ -273,32 +295,32 @@ def test_an_order_without_a_valid_key_header_is_refused_with_400_and_nothing_is_
         )
         assert body["requestId"] == refused.headers["x-amzn-RequestId"]
     # A key smuggled in the query string would win over the header in $input.params: refused.
-    smuggled = requests.post(url, params={header: "query-key"}, json=ORDER_BODY, headers=KEYED, timeout=10)
+    smuggled = producer.post(url, params={header: "query-key"}, json=ORDER_BODY, headers=KEYED, timeout=10)
     assert smuggled.status_code == 400 and smuggled.json()["type"] == "INVALID_IDEMPOTENCY_KEY"
     assert receive_all(deployed, queue_url) == []
 
     longest = "~" + "K" * 253 + "!"
-    accepted = requests.post(url, json=ORDER_BODY, headers={header: longest}, timeout=10)
+    accepted = producer.post(url, json=ORDER_BODY, headers={header: longest}, timeout=10)
     assert accepted.status_code == 202
     (stored,) = receive_all(deployed, queue_url)
     assert stored["MessageAttributes"][ingestion_api.IDEMPOTENCY_KEY_ATTRIBUTE]["StringValue"] == longest
 
 
 def test_a_padded_order_is_stored_compact_and_an_oversized_one_refused_with_413(
-    deployed: DeployedStack, front_door: FrontDoor
+    deployed: DeployedStack, front_door: FrontDoor, producer: requests.Session
 ) -> None:
     queue_url = deployed.outputs["OrdersQueueUrl"]
     receive_all(deployed, queue_url)
     json_headers = {"Content-Type": "application/json", **KEYED}
     # 300 KB of whitespace passes the schema; stored raw it would outgrow an SQS message (256 KB).
     padded = " " * 300_000 + json.dumps(ORDER_BODY, indent=4) + "\n" * 1000
-    accepted = requests.post(front_door.base_url + "orders", data=padded, headers=json_headers, timeout=30)
+    accepted = producer.post(front_door.base_url + "orders", data=padded, headers=json_headers, timeout=30)
     assert accepted.status_code == 202, accepted.text
     (stored,) = receive_all(deployed, queue_url)
     assert stored["Body"] == json.dumps(ORDER_BODY, separators=(",", ":"))
 
     oversized = json.dumps({**ORDER_BODY, "padding": "x" * (10 * 1024 * 1024)})
-    refused = requests.post(front_door.base_url + "orders", data=oversized, headers=json_headers, timeout=30)
+    refused = producer.post(front_door.base_url + "orders", data=oversized, headers=json_headers, timeout=30)
     assert refused.status_code == 413
     gateway = front_door.contract.gateway_responses["REQUEST_TOO_LARGE"]
     assert set(refused.json()) == json_keys(gateway.templates["application/json"])
@@ -306,9 +328,11 @@ def test_a_padded_order_is_stored_compact_and_an_oversized_one_refused_with_413(
     assert receive_all(deployed, queue_url) == []
 
 
-def test_events_reach_the_subscribers_through_the_bus(deployed: DeployedStack, front_door: FrontDoor) -> None:
+def test_events_reach_the_subscribers_through_the_bus(
+    deployed: DeployedStack, front_door: FrontDoor, producer: requests.Session
+) -> None:
     """POST /events puts the event on the bus named in the template; the bus's rules deliver it."""
-    response = requests.post(front_door.base_url + "events", json=CANCELLED, timeout=10)
+    response = producer.post(front_door.base_url + "events", json=CANCELLED, timeout=10)
     assert response.status_code == 202
     bus = deployed.outputs["EventBusName"]
     events = deployed.emulator.client("events")
@@ -330,3 +354,35 @@ def test_events_reach_the_subscribers_through_the_bus(deployed: DeployedStack, f
             "OrderCancelled",
             CANCELLED["detail"],
         )
+
+
+def test_every_method_takes_signed_calls_only(deployed: DeployedStack, front_door: FrontDoor) -> None:
+    """AWS_IAM on every method: unsigned is 403 Missing Authentication Token, a wrong signature 403 too."""
+    queue_url = deployed.outputs["OrdersQueueUrl"]
+    receive_all(deployed, queue_url)
+    url = front_door.base_url + "orders"
+    unsigned = requests.post(url, json=ORDER_BODY, headers=KEYED, timeout=10)
+    assert unsigned.status_code == 403
+    assert unsigned.json()["type"] == "MISSING_AUTHENTICATION_TOKEN"
+
+    forged = Credentials("testing", "guessed-secret", "testing")
+    wrong = requests.post(
+        url,
+        json=ORDER_BODY,
+        headers=KEYED,
+        auth=SigV4RequestAuth("execute-api", deployed.emulator.region, lambda: forged),
+        timeout=10,
+    )
+    assert wrong.status_code == 403
+    assert wrong.json()["type"] == "INVALID_SIGNATURE"
+    other_service = requests.post(
+        url,
+        json=ORDER_BODY,
+        headers=KEYED,
+        auth=SigV4RequestAuth("sqs", deployed.emulator.region, lambda: forged),
+        timeout=10,
+    )
+    assert other_service.status_code == 403
+    status_read = requests.get(front_door.base_url + "orders/ord-1", timeout=10)
+    assert status_read.status_code == 403
+    assert receive_all(deployed, queue_url) == []

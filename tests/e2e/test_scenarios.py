@@ -21,6 +21,7 @@ from typing import Any
 import requests
 
 from localcloud.cloud import LocalCloud
+from localcloud.front_door import producer_auth
 from localcloud.scenarios import MIN_ORDERS_WHILE_OPEN, ScenarioRun, result_document
 from tests.conftest import cdk_context
 from tests.e2e.support import FAULT_SCENARIOS, Compressed, FaultRuns
@@ -119,11 +120,12 @@ def test_poison_messages_go_straight_to_the_dlq(compressed: Compressed) -> None:
         # GET /orders/{id} (Lambda proxy integration) reads what the consumer recorded.
         assert cloud.front_door is not None
         base = cloud.front_door.base_url
-        status = requests.get(f"{base}orders/{original['order_id']}", timeout=10)
+        signed = producer_auth(cloud.emulator.region)
+        status = requests.get(f"{base}orders/{original['order_id']}", auth=signed, timeout=10)
         assert status.status_code == 200, status.text
         assert status.json()["orderId"] == original["order_id"]
-        assert requests.get(f"{base}orders/never-placed", timeout=10).status_code == 404
-        assert requests.get(f"{base}orders/not%20an%20id", timeout=10).status_code == 400
+        assert requests.get(f"{base}orders/never-placed", auth=signed, timeout=10).status_code == 404
+        assert requests.get(f"{base}orders/not%20an%20id", auth=signed, timeout=10).status_code == 400
 
         urls = [cloud.emulator.endpoint_url, base, *(twin.base_url for twin in cloud.dependencies.values())]
     # Everything listened on 127.0.0.1 only, and every port is free again once the cloud stopped.

@@ -24,11 +24,13 @@ from lambdas.shared.dependency_client import (
 )
 from lambdas.shared.request_signing import FUNCTION_URL_SERVICE, SIGNING_SERVICE_VARIABLE, SigV4RequestAuth
 from localcloud.fault_dependency import FaultDependency
-from localcloud.function_url_auth import FunctionUrlIamAuth
+from localcloud.sigv4 import Principal, SigV4Verifier
 from tests.unit.helpers import REGION, BreakerTable, make_policy
 
 CHARGE = {"orderId": "ord-1", "amountCents": 1250, "currency": "EUR"}
-AUTH = FunctionUrlIamAuth(region=REGION, access_key="testing", secret_key="testing", token="testing")
+AUTH = SigV4Verifier(
+    FUNCTION_URL_SERVICE, REGION, [Principal("testing", "testing", "testing", "123456789012")]
+)
 
 
 @pytest.fixture
@@ -36,7 +38,8 @@ def guarded_twin(breaker_table: BreakerTable) -> Iterator[FaultDependency]:
     """The twin checks against the credentials the environment's session holds (moto's, under mock_aws),
     as the local cloud's twins check against the ones the emulator gives the functions."""
     credentials = aws.session().get_credentials().get_frozen_credentials()
-    auth = FunctionUrlIamAuth(REGION, credentials.access_key, credentials.secret_key, credentials.token)
+    functions = Principal(credentials.access_key, credentials.secret_key, credentials.token, "123456789012")
+    auth = SigV4Verifier(FUNCTION_URL_SERVICE, REGION, [functions])
     with FaultDependency(seed=1, iam_auth=auth) as server:
         yield server
 
