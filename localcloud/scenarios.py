@@ -29,10 +29,11 @@ from typing import Any
 
 import requests
 
+from lambdas.order_consumer.processing import scoped_idempotency_key
 from lambdas.partner_api.faults import BASELINES, HEALTHY, FaultDecision, FaultProfile, preset
 from localcloud.cloud import LocalCloud
 from localcloud.fault_dependency import CallRecord, FaultDependency
-from localcloud.front_door import producer_auth
+from localcloud.front_door import local_producer, producer_auth
 from localcloud.isolation import LogRecord
 
 SAMPLE_INTERVAL_S = 0.25
@@ -908,6 +909,12 @@ class ScenarioRun:
 
     def _result(self, load_ended: float, verdict: DrainVerdict) -> RunResult:
         dlq_messages = self.cloud.drain_queue(self.dlq_url)
+        # The partner sees each key scoped by its producer (the consumer's scoped_idempotency_key): read
+        # its calls back under the keys the producer sent.
+        producer = local_producer(self.cloud.emulator.account_id).user_arn
+        with self._lock:
+            sent_keys = {m.idempotency_key for m in self.messages}
+        producer_keys = {scoped_idempotency_key(producer, key): key for key in sent_keys}
         calls = [
             CallRecord(
                 t=c.t - self._calls_offset,
@@ -916,7 +923,7 @@ class ScenarioRun:
                 status=c.status,
                 latency_ms=c.latency_ms,
                 phase=c.phase,
-                idempotency_key=c.idempotency_key,
+                idempotency_key=producer_keys.get(c.idempotency_key or "", c.idempotency_key),
                 order_id=c.order_id,
                 new_charge=c.new_charge,
             )

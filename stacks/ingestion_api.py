@@ -22,6 +22,7 @@ from lambdas.shared.models import (
     IDEMPOTENCY_KEY_CHARACTERS,
     IDEMPOTENCY_KEY_HEADER,
     MAX_IDEMPOTENCY_KEY_LENGTH,
+    PRODUCER_ARN_ATTRIBUTE,
 )
 from schemas import EVENT, ORDER, load_schema
 from stacks.compliance import acknowledge
@@ -65,6 +66,10 @@ SEND_ORDER_TEMPLATE = (
     f"&MessageAttribute.2.Name={IDEMPOTENCY_KEY_ATTRIBUTE}"
     "&MessageAttribute.2.Value.DataType=String"
     f"&MessageAttribute.2.Value.StringValue=$util.urlEncode($input.params('{IDEMPOTENCY_KEY_HEADER}'))"
+    # Who sent it (the SigV4 caller): the consumer scopes the key by it.
+    f"&MessageAttribute.3.Name={PRODUCER_ARN_ATTRIBUTE}"
+    "&MessageAttribute.3.Value.DataType=String"
+    "&MessageAttribute.3.Value.StringValue=$util.urlEncode($context.identity.userArn)"
     "#end"
 )
 ORDER_ACCEPTED_TEMPLATE = (
@@ -100,7 +105,9 @@ def put_event_template(bus_name: str, source: str) -> str:
         '{"Entries": [{'
         f'"EventBusName": "{bus_name}", "Source": "{source}", '
         '"DetailType": "$util.escapeJavaScript($input.path(\'$.detailType\'))", '
-        f'"Detail": "{detail}"'
+        f'"Detail": "{detail}", '
+        # Who sent it (the SigV4 caller), where an event names what it concerns: audit and replay keep it.
+        '"Resources": ["$util.escapeJavaScript($context.identity.userArn)"]'
         "}]}"
     )
 

@@ -2,8 +2,9 @@
 
 Per record:
   * valid order          -> charged exactly once (Powertools idempotency keyed on the producer's
-                            ``IdempotencyKey`` message attribute, else the SQS messageId; the same key is
-                            sent to the partner as ``Idempotency-Key``), reported as success;
+                            ``IdempotencyKey`` message attribute scoped by the ``ProducerArn`` the gateway
+                            stamped, else the SQS messageId; the same key is sent to the partner as
+                            ``Idempotency-Key``), reported as success;
   * transient failure    -> (5xx / 429 / timeout / connection / budget / open circuit / charge in progress
                             elsewhere) reported in ``batchItemFailures``: the message stays in the queue. An
                             open circuit fails in milliseconds. Dependency failures come back when a call can
@@ -65,6 +66,7 @@ from lambdas.order_consumer.processing import (
     InvalidOrderError,
     charge_order,
     parse_order,
+    scoped_idempotency_key,
     validate_idempotency_key,
 )
 from lambdas.order_consumer.status_recording import StatusRecorder
@@ -74,7 +76,7 @@ from lambdas.shared.attempts import attempts_on_receive, receive_count
 from lambdas.shared.batch_budget import BatchBudget, most_received_first
 from lambdas.shared.circuit_events import circuit_event_hook
 from lambdas.shared.dependency_client import DependencyClient, PermanentUpstreamError
-from lambdas.shared.models import Order
+from lambdas.shared.models import PRODUCER_ARN_ATTRIBUTE, Order
 from lambdas.shared.poison import PoisonQueue
 from lambdas.shared.retry_visibility import RetryVisibility, failures_of
 from lambdas.shared.stores import TABLE_CLIENT_CONFIG, idempotency_store_unavailable
@@ -168,12 +170,18 @@ def charge_once(
 # ------------------------------------------------------------------ per record
 
 
+def _attribute(record: SQSRecord, name: str) -> str | None:
+    value: str | None = ((record.get("messageAttributes") or {}).get(name) or {}).get("stringValue")
+    return value
+
+
 def idempotency_key_for(record: SQSRecord) -> str:
-    """The producer's Idempotency-Key (String message attribute), else the SQS messageId."""
-    attributes = record.get("messageAttributes") or {}
-    attribute = attributes.get(IDEMPOTENCY_KEY_ATTRIBUTE) or {}
-    value = attribute.get("stringValue")
-    return validate_idempotency_key(value) if value is not None else record.message_id
+    """The key the order is charged under: the producer's Idempotency-Key (String message attribute)
+    scoped by the producer the gateway stamped, else the SQS messageId."""
+    value = _attribute(record, IDEMPOTENCY_KEY_ATTRIBUTE)
+    if value is None:
+        return record.message_id
+    return scoped_idempotency_key(_attribute(record, PRODUCER_ARN_ATTRIBUTE), validate_idempotency_key(value))
 
 
 def quarantine(record: SQSRecord, reason: str, detail: str) -> None:
@@ -181,13 +189,20 @@ def quarantine(record: SQSRecord, reason: str, detail: str) -> None:
 
     ``PoisonQueue`` logs "quarantined" and counts it only once the send succeeded.
     """
-    producer_key = ((record.get("messageAttributes") or {}).get(IDEMPOTENCY_KEY_ATTRIBUTE) or {}).get(
-        "stringValue"
-    )
-    # The effective key travels with the message: a redrive is a new message (new messageId), and must be
-    # processed under the key the order may already have been charged with, so the partner replays it.
+    producer_key = _attribute(record, IDEMPOTENCY_KEY_ATTRIBUTE)
+    # The effective key travels with the message (and the producer with it, which scopes it): a redrive is
+    # a new message (new messageId), and must be processed under the key the order may already have been
+    # charged with, so the partner replays it.
     effective_key = producer_key or record.message_id
-    poison.quarantine(record, reason, detail, {IDEMPOTENCY_KEY_ATTRIBUTE: effective_key})
+    poison.quarantine(
+        record,
+        reason,
+        detail,
+        {
+            IDEMPOTENCY_KEY_ATTRIBUTE: effective_key,
+            PRODUCER_ARN_ATTRIBUTE: _attribute(record, PRODUCER_ARN_ATTRIBUTE) or "",
+        },
+    )
 
 
 @tracer.capture_method
@@ -216,7 +231,8 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> dict[str
         idempotency_store_unavailable(exc, logger=logger, metrics=metrics)
         raise
     except IdempotencyValidationError:
-        quarantine(record, "idempotency_key_reused", f"key {key!r} was already used for a different order")
+        reused = _attribute(record, IDEMPOTENCY_KEY_ATTRIBUTE) or key
+        quarantine(record, "idempotency_key_reused", f"key {reused!r} was already used for a different order")
         order_status.failed(order.orderId, "idempotency_key_reused")
         return {"quarantined": "idempotency_key_reused"}
     except PermanentUpstreamError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from typing import Final
@@ -67,6 +68,34 @@ def validate_idempotency_key(key: str) -> str:
             f"must be 1..{MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII characters (0x21-0x7E)",
         )
     return key
+
+
+_ASSUMED_ROLE = re.compile(r"^arn:aws[a-z-]*:sts::(\d{12}):assumed-role/([^/]+)/.+$")
+_IAM_PRINCIPAL = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):((?:user|role)/.+)$")
+
+
+def producer_scope(principal_arn: str) -> str:
+    """Who sent an order, the same across the producer's sessions: ``<account>:role/<name>`` for an
+    assumed role (its session name changes with every session, the role does not), ``<account>:user/...``
+    for an IAM user; any other principal as it is."""
+    if match := _ASSUMED_ROLE.match(principal_arn):
+        return f"{match[1]}:role/{match[2]}"
+    if match := _IAM_PRINCIPAL.match(principal_arn):
+        return f"{match[1]}:{match[2]}"
+    return principal_arn
+
+
+def scoped_idempotency_key(producer: str | None, key: str) -> str:
+    """The key an order is charged under, here and at the partner: the producer's key within its scope.
+
+    Two producers may pick the same key for different orders; scoped, neither is refused as a reuse nor
+    answered with the other's charge. Hashed, so it stays a valid header of fixed length (64 hex).
+    Messages without a producer (sent before the gateway stamped one, or not through it) keep their key,
+    so a message enqueued before an upgrade is charged under the key it may already have been charged with.
+    """
+    if not producer:
+        return key
+    return hashlib.sha256(f"{producer_scope(producer)}\n{key}".encode()).hexdigest()
 
 
 def charge_order(

@@ -28,6 +28,9 @@ IDEMPOTENCY_KEY_HEADER: Final = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY_LENGTH: Final = 255
 IDEMPOTENCY_KEY_CHARACTERS: Final = "[!-~]"  # 0x21-0x7E
 IDEMPOTENCY_KEY_PATTERN: Final = rf"^{IDEMPOTENCY_KEY_CHARACTERS}{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}$"
+# The gateway stamps who sent an order (its caller's IAM identity, $context.identity.userArn) as this
+# message attribute; a producer's key is only unique among that producer's orders.
+PRODUCER_ARN_ATTRIBUTE: Final = "ProducerArn"
 
 # One character of free text: anything but a control character or a lone UTF-16 surrogate ("\ud800" is
 # valid JSON that no UTF-8 encoder can write, so it would pass the gateway and fail after the 202). The

@@ -22,7 +22,7 @@ from botocore.credentials import Credentials
 
 from lambdas.shared.request_signing import SigV4RequestAuth
 from localcloud.deploy import DeployedStack
-from localcloud.front_door import GATEWAY_DEFAULTS, FrontDoor, producer_auth
+from localcloud.front_door import GATEWAY_DEFAULTS, FrontDoor, local_producer, producer_auth
 from schemas import EVENT, ORDER, load_schema
 from stacks import ingestion_api
 
@@ -259,6 +259,8 @@ def test_orders_reach_the_queue_with_the_consumers_attribute_names(
     assert attributes == {
         ingestion_api.IDEMPOTENCY_KEY_ATTRIBUTE: "producer-key-1",
         ingestion_api.REQUEST_ID_ATTRIBUTE: with_key.json()["requestId"],
+        # Who signed the request, as API Gateway reports the caller ($context.identity.userArn).
+        ingestion_api.PRODUCER_ARN_ATTRIBUTE: local_producer(deployed.emulator.account_id).user_arn,
     }
     assert consumer_attribute_name() == ingestion_api.IDEMPOTENCY_KEY_ATTRIBUTE
 

@@ -10,9 +10,11 @@ import pytest
 from localcloud.vtl import Input, VtlError, escape_javascript, json_path, render, url_encode
 from stacks import ingestion_api
 
+CALLER = "arn:aws:sts::123456789012:assumed-role/order-producer/session-1"
+
 
 def context(**extra: object) -> dict[str, object]:
-    return {"requestId": "req-1", "responseOverride": {}, **extra}
+    return {"requestId": "req-1", "responseOverride": {}, "identity": {"userArn": CALLER}, **extra}
 
 
 def test_send_order_template_becomes_a_sendmessage_query() -> None:
@@ -27,6 +29,8 @@ def test_send_order_template_becomes_a_sendmessage_query() -> None:
     assert params["MessageAttribute.1.Value.StringValue"] == "req-1"
     assert params["MessageAttribute.2.Name"] == ingestion_api.IDEMPOTENCY_KEY_ATTRIBUTE
     assert params["MessageAttribute.2.Value.StringValue"] == "key/1+2&3"
+    assert params["MessageAttribute.3.Name"] == ingestion_api.PRODUCER_ARN_ATTRIBUTE
+    assert params["MessageAttribute.3.Value.StringValue"] == CALLER
 
 
 @pytest.mark.parametrize(
@@ -55,6 +59,7 @@ def test_put_event_template_escapes_detail_into_a_json_string() -> None:
     )
     entry = json.loads(rendered)["Entries"][0]
     assert (entry["EventBusName"], entry["Source"], entry["DetailType"]) == ("bus-1", "svc.ingestion", "A.B")
+    assert entry["Resources"] == [CALLER]  # who sent it
     assert json.loads(entry["Detail"]) == detail
 
 

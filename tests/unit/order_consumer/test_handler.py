@@ -7,6 +7,7 @@ moto DynamoDB, the DLQ on moto SQS, the API key in moto Secrets Manager, and the
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -55,16 +56,21 @@ def order(order_id: str = "ord-1", amount: int = 1250) -> dict[str, Any]:
 
 
 def sqs_record(
-    body: Any, *, message_id: str | None = None, idempotency_key: str | None = None
+    body: Any,
+    *,
+    message_id: str | None = None,
+    idempotency_key: str | None = None,
+    producer: str | None = None,
 ) -> dict[str, Any]:
     attributes: dict[str, Any] = {}
-    if idempotency_key is not None:
-        attributes["IdempotencyKey"] = {
-            "stringValue": idempotency_key,
-            "stringListValues": [],
-            "binaryListValues": [],
-            "dataType": "String",
-        }
+    for name, value in (("IdempotencyKey", idempotency_key), ("ProducerArn", producer)):
+        if value is not None:
+            attributes[name] = {
+                "stringValue": value,
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": "String",
+            }
     return {
         "messageId": message_id or str(uuid.uuid4()),
         "receiptHandle": "handle",
@@ -359,6 +365,34 @@ def test_without_an_idempotency_key_the_message_id_is_used(make_consumer: Consum
     assert [c.idempotency_key for c in consumer.twin.calls("/charges")] == ["msg-abc"]
 
 
+ORDER_PRODUCER = "arn:aws:sts::123456789012:assumed-role/order-producer/session-1"
+OTHER_PRODUCER = "arn:aws:sts::123456789012:assumed-role/customer-service/session-1"
+
+
+def test_a_producers_key_is_scoped_by_the_producer_here_and_at_the_partner(
+    make_consumer: ConsumerFactory,
+) -> None:
+    """Two producers may pick the same key for different orders: both are charged, neither is refused.
+    The same producer from another session is the same producer: its resend is absorbed."""
+    consumer = make_consumer()
+    mine = sqs_record(order("ord-1", amount=100), idempotency_key="k-1", producer=ORDER_PRODUCER)
+    theirs = sqs_record(order("ord-2", amount=999), idempotency_key="k-1", producer=OTHER_PRODUCER)
+    resent = sqs_record(
+        order("ord-1", amount=100),
+        idempotency_key="k-1",
+        producer=ORDER_PRODUCER.replace("session-1", "session-2"),
+    )
+
+    assert consumer.invoke(mine, theirs) == []
+    assert consumer.invoke(resent) == []
+
+    assert consumer.dlq() == []
+    assert consumer.twin.charges_by_order() == {"ord-1": 1, "ord-2": 1}
+    keys = [c.idempotency_key for c in consumer.twin.calls("/charges")]
+    assert len(keys) == 2 and len(set(keys)) == 2
+    assert all(key is not None and re.fullmatch(r"[0-9a-f]{64}", key) for key in keys)  # a valid header
+
+
 def test_a_reused_key_with_a_different_order_is_quarantined(make_consumer: ConsumerFactory) -> None:
     consumer = make_consumer()
     original = sqs_record(order("ord-1", amount=100), idempotency_key="k-1")
@@ -493,6 +527,23 @@ def test_quarantine_keeps_the_effective_idempotency_key(make_consumer: ConsumerF
         ("m-2-key", "client-2"),
     ]
     assert [c.idempotency_key for c in consumer.twin.calls("/charges")] == ["m-1-no-key", "client-2"]
+
+
+def test_quarantine_keeps_the_producer_so_a_redrive_is_charged_under_the_same_scoped_key(
+    make_consumer: ConsumerFactory,
+) -> None:
+    consumer = make_consumer()
+    consumer.twin.enqueue(FaultDecision.error(422))
+    record = sqs_record(order("ord-1"), message_id="m-1", idempotency_key="k-1", producer=ORDER_PRODUCER)
+    assert consumer.invoke(record) == []
+    [quarantined] = consumer.dlq()
+    attributes = {name: value["StringValue"] for name, value in quarantined["MessageAttributes"].items()}
+    assert (attributes["IdempotencyKey"], attributes["ProducerArn"]) == ("k-1", ORDER_PRODUCER)
+
+    redriven = sqs_record(order("ord-1"), idempotency_key="k-1", producer=ORDER_PRODUCER)  # a new message id
+    assert consumer.invoke(redriven) == []
+    first, second = (c.idempotency_key for c in consumer.twin.calls("/charges"))
+    assert first == second  # the partner replays whatever the first call did
 
 
 def test_a_record_without_time_left_fails_before_calling(make_consumer: ConsumerFactory) -> None:

@@ -14,6 +14,8 @@ from lambdas.order_consumer.processing import (
     UnconfirmedChargeError,
     charge_order,
     parse_order,
+    producer_scope,
+    scoped_idempotency_key,
     validate_idempotency_key,
 )
 from lambdas.shared.dependency_client import DependencyClient, DependencyResponse, create_session
@@ -131,3 +133,28 @@ def test_an_unconfirmed_charge_is_an_error(response: DependencyResponse) -> None
             idempotency_key="k",
             remaining_ms=lambda: 10_000,
         )
+
+
+@pytest.mark.parametrize(
+    ("principal", "scope"),
+    [
+        (
+            "arn:aws:sts::123456789012:assumed-role/order-producer/session-1",
+            "123456789012:role/order-producer",
+        ),
+        ("arn:aws:sts::123456789012:assumed-role/order-producer/other", "123456789012:role/order-producer"),
+        ("arn:aws:iam::123456789012:user/alice", "123456789012:user/alice"),
+        ("arn:aws:iam::123456789012:role/path/order-producer", "123456789012:role/path/order-producer"),
+        ("AROAEXAMPLE:session", "AROAEXAMPLE:session"),
+    ],
+)
+def test_a_producer_is_its_role_or_user_whatever_the_session(principal: str, scope: str) -> None:
+    assert producer_scope(principal) == scope
+
+
+def test_a_scoped_key_is_the_same_per_producer_and_key_and_differs_across_producers() -> None:
+    one = "arn:aws:sts::123456789012:assumed-role/order-producer/s1"
+    assert scoped_idempotency_key(one, "k") == scoped_idempotency_key(one.replace("s1", "s2"), "k")
+    assert scoped_idempotency_key(one, "k") != scoped_idempotency_key(one, "k2")
+    assert scoped_idempotency_key(one, "k") != scoped_idempotency_key(one.replace("order", "other"), "k")
+    assert scoped_idempotency_key(None, "k") == scoped_idempotency_key("", "k") == "k"  # unstamped messages
