@@ -143,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     context = json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
     context["stage"] = "dev"
     reused = Synthesized.load(args.synthesized) if args.synthesized is not None else None
+    batch_size = None
     if reused is not None:
         compress, load_scale = args.compress, args.load_scale or rate_scale(args.compress)
         reason = args.note or "as the reused assembly was built"
@@ -150,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         print("measuring this machine to choose the time compression ...", flush=True)
         calibration = calibrate(context, DEFAULT_COMPRESS)
         compress, load_scale, reason = calibration.factor, calibration.rate_scale, calibration.reason
+        batch_size = calibration.batch_size
     print(f"  time compressed /{compress:g}: {reason}", flush=True)
     api_limit_s = API_LIMIT_S / compress
     naive_timeout_s = max(3.0, NAIVE_FUNCTION_TIMEOUT_S / compress)
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     context = (
         dict(reused.context)
         if reused is not None and reused.context
-        else compressed_context(context, compress)[0]
+        else compressed_context(context, compress, batch_size)[0]
     )
     catalogue = scenarios(scale, load_scale, receive_budget_s=receive_budget_seconds(context))
     bounds = breaker_bounds(context)

@@ -138,13 +138,14 @@ def main(argv: list[str] | None = None) -> int:
     base_context = json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
     base_context["stage"] = args.stage
     compress, load, notes = args.compress, args.load_scale, list(args.note)
+    batch_size = None
     if args.synthesized is None and args.calibrate:
         print("measuring this machine to choose the time compression ...", flush=True)
         calibration = calibrate(base_context, args.compress)
-        compress, load = calibration.factor, calibration.rate_scale
+        compress, load, batch_size = calibration.factor, calibration.rate_scale, calibration.batch_size
         notes.append(f"time compressed /{compress:g}: {calibration.reason}")
         print(f"  {notes[-1]}", flush=True)
-    context, overrides = compressed_context(base_context, compress)
+    context, overrides = compressed_context(base_context, compress, batch_size)
     known = scenarios(
         timeline_scale(args.scale, compress),
         rate_scale(compress) if load is None else load,

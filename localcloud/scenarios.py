@@ -74,8 +74,11 @@ class Override:
     after: Any
 
 
-def compressed_context(context: Mapping[str, Any], factor: float) -> tuple[dict[str, Any], list[Override]]:
-    """cdk.json's context with every time-valued service setting divided by ``factor``.
+def compressed_context(
+    context: Mapping[str, Any], factor: float, batch_size: int | None = None
+) -> tuple[dict[str, Any], list[Override]]:
+    """cdk.json's context with every time-valued service setting divided by ``factor``, and every
+    consumer's batch size at most ``batch_size`` (what fits the compressed timeout here: calibration).
 
     The stack is synthesized from this context, so the template itself carries the shorter timeouts
     (the queue's visibility timeout follows the function timeout) and everything downstream honours
@@ -85,6 +88,13 @@ def compressed_context(context: Mapping[str, Any], factor: float) -> tuple[dict[
     """
     result = copy.deepcopy(dict(context))
     overrides: list[Override] = []
+    if batch_size is not None:
+        for name, consumer in (result["service"].get("consumers") or {}).items():
+            if consumer.get("batch_size", batch_size) > batch_size:
+                overrides.append(
+                    Override(f"service.consumers.{name}.batch_size", consumer["batch_size"], batch_size)
+                )
+                consumer["batch_size"] = batch_size
     if factor == 1:
         return result, overrides
 

@@ -91,7 +91,7 @@ def compressed_for_session(tmp_path_factory: pytest.TempPathFactory) -> Compress
     try:
         base = cdk_context(stage="dev")
         calibration = calibrate(base, COMPRESS)
-        context, overrides = compressed_context(base, calibration.factor)
+        context, overrides = compressed_context(base, calibration.factor, calibration.batch_size)
         synthesized = synthesize(context, directory / "cdk.out")
         compressed = Compressed(
             synthesized, overrides, calibration.factor, calibration.rate_scale, calibration.reason

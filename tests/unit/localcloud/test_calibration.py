@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from localcloud.calibration import (
+    COMPRESSED_BATCH_SIZE,
     DEFAULT_COMPRESS,
     HEADROOM,
     MIN_RECORDS,
@@ -12,6 +13,7 @@ from localcloud.calibration import (
     measure_batch_ms,
     timeline_scale,
 )
+from localcloud.scenarios import compressed_context
 from tests.conftest import cdk_context
 
 CONTEXT = cdk_context(stage="dev")
@@ -57,3 +59,20 @@ def test_timelines_stretch_as_the_factor_shrinks() -> None:
 
 def test_a_batch_is_measured_on_the_emulator() -> None:
     assert 0 < measure_batch_ms(concurrency=2, calls=10) < 60_000
+
+
+def test_compressed_each_invocation_takes_one_record_and_uncompressed_the_configured_batch() -> None:
+    """Records an invocation has no time for go back having spent a receive: compressed, a batch would
+    not fit, and a drain would walk records into the DLQ that the cloud would process."""
+    for batch_ms in (100, 600, 1_600):
+        assert choose_factor(CONTEXT, DEFAULT_COMPRESS, batch_ms=batch_ms).batch_size == COMPRESSED_BATCH_SIZE
+    assert choose_factor(CONTEXT, 1, batch_ms=100).batch_size == CONSUMER["batch_size"]
+
+
+def test_the_compressed_context_carries_the_batch_size_to_every_consumer() -> None:
+    context, overrides = compressed_context(CONTEXT, DEFAULT_COMPRESS, batch_size=3)
+    consumers = context["service"]["consumers"]
+    assert {name: c["batch_size"] for name, c in consumers.items()} == dict.fromkeys(consumers, 3)
+    assert {o.key for o in overrides} >= {f"service.consumers.{name}.batch_size" for name in consumers}
+    unchanged, _ = compressed_context(CONTEXT, DEFAULT_COMPRESS)
+    assert unchanged["service"]["consumers"]["orders"]["batch_size"] == CONSUMER["batch_size"]
