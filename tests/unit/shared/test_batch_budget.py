@@ -128,10 +128,35 @@ def test_a_record_is_started_only_if_one_as_slow_as_the_recent_ones_still_fits(
     assert budget.needed_ms == 3_100
     budget.release_unclaimed()  # closes the third record: it took no time
 
-    # The next invocation remembers this environment's slowest recent record.
-    budget.start(lambda: 3_000)
+    # The next invocation remembers this environment's slowest recent record: its first record needs one
+    # full attempt (its calls stop when time runs out), the ones after it the measured slowness.
+    left = iter([3_000, 2_900, 2_900])
+    budget.start(lambda: next(left))
+    assert budget.needed_ms == 1_000
+    budget.claim(records[3])
     with pytest.raises(NotAttemptedError, match="needs 3100 ms"):
-        budget.claim(records[3])
+        budget.claim(records[0])
+
+
+def test_the_first_record_of_an_invocation_is_always_tried_when_a_full_attempt_fits(
+    queue: tuple[Any, str],
+) -> None:
+    """Held to the slowest recent record, a record slower than the timeout would be handed back by every
+    invocation, spending a receive each time, until the queue dead-lettered it untried."""
+    sqs, url = queue
+    records = received(sqs, url, 2)
+    budget = BatchBudget(sqs, required_ms=1_000, reserve_ms=500, logger=LOGGER)
+    left = iter([5_000, 100])
+    budget.start(lambda: next(left))
+    budget.claim(records[0])  # this one used the whole invocation (4.9 s)
+    budget.release_unclaimed()
+    for _ in range(3):  # every later invocation with a full attempt's time still tries its first record
+        budget.start(lambda: 4_800)
+        budget.claim(records[1])
+        assert budget.unclaimed == []
+    budget.start(lambda: 900)  # not even one attempt fits: handed back
+    with pytest.raises(NotAttemptedError):
+        budget.claim(records[1])
 
 
 def test_after_failed_attempts_the_rest_wait_out_the_visibility_timeout(queue: tuple[Any, str]) -> None:
