@@ -13,7 +13,7 @@ emulated DynamoDB calls at once, and from that:
   30 s holds a failed record and many healthy ones; with more, an invocation would start a record only
   to find no time for the next, and every record it has no time for goes back to the queue having spent
   a receive: during a drain that walks records whose receives the fault already used into the DLQ,
-  which the cloud would not do (seen under load: 5 to 20 per scenario, batch sizes 5 and 2 included);
+  which the cloud would not do (seen under load with batches of 10, 5 and 2: 5 to 20 per scenario);
 * the scenarios' load is slowed to ``UTILISATION`` of what the consumers can then process, so the queue
   drains between faults on this machine as it would in the cloud.
 
