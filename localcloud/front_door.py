@@ -63,14 +63,9 @@ def local_producer(account_id: str) -> Principal:
 
 
 def producer_auth(region: str) -> SigV4RequestAuth:
-    """``requests`` auth that signs as the local producer (``session.auth = producer_auth(region)``)."""
-    from botocore.credentials import Credentials
-
-    credentials = Credentials(
-        FAKE_CREDENTIALS["aws_access_key_id"],
-        FAKE_CREDENTIALS["aws_secret_access_key"],
-        FAKE_CREDENTIALS["aws_session_token"],
-    )
+    """``requests`` auth that signs as the local producer (``session.auth = producer_auth(region)``).
+    Its credentials do not depend on the account, which only names who signed."""
+    credentials = local_producer("").credentials
     return SigV4RequestAuth(API_SERVICE, region, lambda: credentials)
 
 

@@ -37,6 +37,10 @@ class Principal:
     user_arn: str = ""
     caller: str = ""
 
+    @property
+    def credentials(self) -> Credentials:
+        return Credentials(self.access_key, self.secret_key, self.token)
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -78,8 +82,7 @@ class SigV4Verifier:
             method=method, url=url, data=body, headers={name: lowered[name] for name in signed_names}
         )
         request.context["timestamp"] = timestamp
-        credentials = Credentials(principal.access_key, principal.secret_key, principal.token)
-        signer = SigV4Auth(credentials, self.service, self.region)
+        signer = SigV4Auth(principal.credentials, self.service, self.region)
         expected = signer.signature(
             signer.string_to_sign(request, signer.canonical_request(request)), request
         )

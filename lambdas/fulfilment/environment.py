@@ -23,7 +23,12 @@ from typing import Any, ClassVar, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, Json, ValidationError
 
 from lambdas.shared.dependency_client import DependencyPolicy
-from lambdas.shared.env import ConfigurationError, read_required, validation_error_to_config_error
+from lambdas.shared.env import (
+    ConfigurationError,
+    read_optional,
+    read_required,
+    validation_error_to_config_error,
+)
 
 
 class CallerSettings(BaseModel):
@@ -51,9 +56,7 @@ class CallerSettings(BaseModel):
             problems.append(str(exc))
         if problems:
             raise ConfigurationError(f"{cls.__name__} misconfigured: " + " | ".join(problems))
-        raw.update(
-            {field: env[var].strip() for field, var in cls.OPTIONAL.items() if env.get(var, "").strip()}
-        )
+        raw.update(read_optional(env, cls.OPTIONAL))
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:

@@ -13,7 +13,12 @@ from typing import Any, ClassVar, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from lambdas.shared.env import ConfigurationError, read_required, validation_error_to_config_error
+from lambdas.shared.env import (
+    ConfigurationError,
+    read_optional,
+    read_required,
+    validation_error_to_config_error,
+)
 
 # API Gateway cuts every integration off at 29 s (stacks.config.API_INTEGRATION_TIMEOUT_SECONDS); the
 # budget must leave room for the gateway's own work and the response to travel back.
@@ -75,9 +80,7 @@ class StatusReaderSettings(BaseModel):
     def from_environment(cls, env: Mapping[str, str]) -> StatusReaderSettings:
         """Parse and validate; raises ConfigurationError naming every missing or invalid variable."""
         raw: dict[str, Any] = dict(read_required(env, cls.REQUIRED))
-        raw.update(
-            {field: env[var].strip() for field, var in cls.OPTIONAL.items() if env.get(var, "").strip()}
-        )
+        raw.update(read_optional(env, cls.OPTIONAL))
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:

@@ -24,7 +24,12 @@ from typing import Any, ClassVar, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lambdas.shared.dependency_client import DependencyPolicy
-from lambdas.shared.env import ConfigurationError, read_required, validation_error_to_config_error
+from lambdas.shared.env import (
+    ConfigurationError,
+    read_optional,
+    read_required,
+    validation_error_to_config_error,
+)
 from lambdas.shared.retry_visibility import BackoffPolicy
 
 
@@ -76,9 +81,7 @@ class QueueConsumerSettings(BaseModel):
             problems.append(str(exc))
         if problems:
             raise ConfigurationError(f"{cls.__name__} misconfigured: " + " | ".join(problems))
-        raw.update(
-            {field: env[var].strip() for field, var in cls.OPTIONAL.items() if env.get(var, "").strip()}
-        )
+        raw.update(read_optional(env, cls.OPTIONAL))
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:

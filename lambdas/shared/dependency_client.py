@@ -71,6 +71,7 @@ from lambdas.shared import log_fields as lf
 from lambdas.shared.env import (
     ConfigurationError,
     parse_bool,
+    read_optional,
     read_required,
     validation_error_to_config_error,
 )
@@ -204,11 +205,7 @@ class DependencyPolicy(BaseModel):
         """Build the policy from the DEPENDENCY_* / BREAKER_* variables; errors name the variable."""
         raw: dict[str, Any] = dict(read_required(env, cls.ENV_VARS))
         raw["critical"] = parse_bool(raw["critical"], cls.ENV_VARS["critical"])
-        raw |= {
-            field: env[var].strip()
-            for field, var in cls.OPTIONAL_ENV_VARS.items()
-            if env.get(var, "").strip()
-        }
+        raw |= read_optional(env, cls.OPTIONAL_ENV_VARS)
         try:
             # Strict ints from strings: "5" is fine, "5.5" or "five" is an error naming the variable.
             return cls.model_validate(raw)

@@ -19,6 +19,11 @@ def read_required(env: Mapping[str, str], names: Mapping[str, str]) -> dict[str,
     return {field: env[var].strip() for field, var in names.items()}
 
 
+def read_optional(env: Mapping[str, str], names: Mapping[str, str]) -> dict[str, str]:
+    """Return {field: raw value} for the env vars in ``names`` that are set and not blank."""
+    return {field: env[var].strip() for field, var in names.items() if env.get(var, "").strip()}
+
+
 def parse_bool(value: str, var: str) -> bool:
     """Strict "true"/"false" parsing: a typo must not silently flip a safety switch."""
     lowered = value.strip().lower()
