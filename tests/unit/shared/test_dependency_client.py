@@ -41,7 +41,6 @@ from tests.unit.helpers import (
     metric_points,
     unique_name,
 )
-from tests.waiting import wait_until
 
 VALID_CHARGE = {"orderId": "ord-1", "amountCents": 1250, "currency": "EUR"}
 ClientFactory = Callable[..., DependencyClient]
@@ -185,8 +184,10 @@ def test_a_slow_response_is_cut_by_the_time_budget(
     assert caught.value.status_class == "timeout"
     # The attempt got (budget - connect timeout: 0.9 s), not the 5 s attempt cap nor the partner's 3 s.
     assert 0.75 < elapsed < 2.5
-    wait_until(lambda: twin.total_calls >= 1, what="the twin counted the request")  # its thread may lag
-    assert twin.total_calls == 1
+    # One attempt, not retried: the budget was gone. Counted by the client: on a busy host the twin's
+    # handler thread may reach the request only after the client has hung up, and never count it.
+    assert caught.value.attempts == 1
+    assert twin.total_calls <= 1
 
 
 def test_connection_refused_is_retried_then_reported_as_transient(
