@@ -354,6 +354,8 @@ class FrontDoor:
         self._thread: threading.Thread | None = None
         self.status_counts: Counter[int] = Counter()
         self._stats_lock = threading.Lock()
+        # Called with (status, latency in ms) after every request: API Gateway's metrics (localcloud.metrics).
+        self.observers: list[Callable[[int, float], None]] = []
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -433,12 +435,16 @@ class FrontDoor:
         ``raw``: the body's bytes as sent (what a signature covers); ``body`` encoded as UTF-8 when absent.
         """
         request_id = str(uuid.uuid4())
+        started = time.monotonic()
         raw = body.encode("utf-8", "surrogatepass") if raw is None else raw
         response = self._handle(method, raw_path, headers, body, raw, request_id)
         response.headers.setdefault("Content-Type", JSON)
         response.headers["x-amzn-RequestId"] = request_id
         with self._stats_lock:
             self.status_counts[response.status] += 1
+        latency_ms = (time.monotonic() - started) * 1000.0
+        for observer in list(self.observers):
+            observer(response.status, latency_ms)
         return response
 
     def _handle(

@@ -217,6 +217,9 @@ class Function:
         self.errors = 0
         self.timeouts = 0
         self.throttles = 0
+        # Called as the Lambda service's metrics would count (localcloud.metrics): (function name,
+        # "start" | "end" | "throttle", environments busy, duration in ms, the invocation failed).
+        self.observers: list[Callable[[str, str, int, float, bool], None]] = []
 
     @property
     def init_error(self) -> dict[str, Any] | None:
@@ -275,16 +278,27 @@ class Function:
             self._idle.append(environment)
 
     def invoke(self, event: Any, context: Any = None) -> InvocationResult:
-        environment = self.acquire()
+        try:
+            environment = self.acquire()
+        except TooManyRequestsError:
+            self._notify("throttle", 0, 0.0, True)
+            raise
+        self._notify("start", self.busy, 0.0, False)
         try:
             result = environment.invoke(event, context)
         finally:
+            busy = self.busy
             self.release(environment)
         with self._lock:
             self.invocations += 1
             self.errors += result.status == "error"
             self.timeouts += result.status == "timeout"
+        self._notify("end", busy, result.duration_s * 1000.0, not result.ok)
         return result
+
+    def _notify(self, event: str, busy: int, duration_ms: float, failed: bool) -> None:
+        for observer in list(self.observers):
+            observer(self.config.name, event, busy, duration_ms, failed)
 
     def inprocess_handler(self, event: Any, context: Any) -> Any:
         """The handler Step Functions tasks reach (``moto_workarounds.register_inprocess_function``)."""

@@ -1,0 +1,658 @@
+"""The template's CloudWatch alarms, evaluated over the metrics a local run emitted.
+
+Every ``AWS::CloudWatch::Alarm`` of the synthesized template is read back as CloudWatch would read it
+(metric or metric math, statistic, period, evaluation periods, datapoints to alarm, threshold,
+comparison, missing-data treatment) and evaluated at the end of each of its periods over the datapoints
+``localcloud.metrics`` recorded; each ``AWS::CloudWatch::CompositeAlarm`` follows its children. The
+result is a timeline: each alarm's state changes, in seconds since the run started, and the alarms
+that cannot be evaluated here, with the reason.
+
+Time compression. A run compressed /F (``localcloud.scenarios.compressed_context``) lives F nominal
+seconds per second, so:
+
+* every period is divided by F (at /10 a 60 s period is 6 s of the run), so an alarm sees as many
+  periods of a fault as it would in the cloud;
+* metrics that measure how long work has waited (``TIME_VALUED_METRICS``: a queue's oldest message, a
+  paused consumer) are multiplied by F: their thresholds are nominal durations (300 s of queue age),
+  not compressed settings;
+* ``RATE`` is per nominal second (it divides by the template's period);
+* nothing else is scaled: counts per period stay counts per period, and thresholds derived from
+  compressed settings (a function's duration near its compressed timeout) are already compressed.
+
+Missing data, per ``TreatMissingData``: ``notBreaching`` / ``breaching`` count a missing period as not
+breaching / breaching; ``missing`` / ``ignore`` judge the periods that have data (ALARM when at least
+DatapointsToAlarm of them breach), and with none the alarm goes to INSUFFICIENT_DATA (``missing``) or
+keeps its state (``ignore``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lambdas.reconciler.contract import METRIC_PAUSED_SECONDS
+from localcloud.metrics import LOCAL_SERVICE_METRICS, NOT_OBSERVABLE, MetricKey, MetricStore
+
+ALARM, OK, INSUFFICIENT_DATA = "ALARM", "OK", "INSUFFICIENT_DATA"
+TIME_VALUED_METRICS = frozenset({"ApproximateAgeOfOldestMessage", METRIC_PAUSED_SECONDS})
+COMPARISONS: dict[str, Callable[[float, float], bool]] = {
+    "GreaterThanThreshold": lambda v, t: v > t,
+    "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
+    "LessThanThreshold": lambda v, t: v < t,
+    "LessThanOrEqualToThreshold": lambda v, t: v <= t,
+}
+
+Resolver = Callable[[Any], Any]
+Series = dict[int, float]  # period index -> value; a period without data has no entry
+Value = Series | float
+
+
+class NotEvaluableError(ValueError):
+    """An alarm (or part of one) the local cloud cannot evaluate; the message says why."""
+
+
+# ------------------------------------------------------------------------------------------ definitions
+
+
+@dataclass(frozen=True)
+class MetricStat:
+    key: MetricKey
+    stat: str
+    period_s: int  # nominal, as in the template
+
+
+@dataclass(frozen=True)
+class Query:
+    id: str
+    metric: MetricStat | None = None
+    expression: str | None = None
+    return_data: bool = True
+
+
+@dataclass(frozen=True)
+class AlarmDefinition:
+    logical_id: str
+    queries: tuple[Query, ...]
+    threshold: float
+    comparison: str
+    evaluation_periods: int
+    datapoints_to_alarm: int
+    treat_missing: str
+
+    @property
+    def name(self) -> str:
+        return friendly_name(self.logical_id)
+
+    @property
+    def returned(self) -> Query:
+        return next(q for q in self.queries if q.return_data)
+
+    @property
+    def period_s(self) -> int:
+        return next(q.metric.period_s for q in self.queries if q.metric is not None)
+
+    @property
+    def metrics(self) -> list[MetricStat]:
+        return [q.metric for q in self.queries if q.metric is not None]
+
+
+@dataclass(frozen=True)
+class CompositeDefinition:
+    logical_id: str
+    rule: str  # children named ``alarm:<logical id>``
+
+    @property
+    def name(self) -> str:
+        return friendly_name(self.logical_id)
+
+
+def friendly_name(logical_id: str) -> str:
+    """``MonitoringOrdersQueueAgeDE63994E`` -> ``OrdersQueueAge`` (the construct's id)."""
+    name = re.sub(r"[0-9A-F]{8}$", "", logical_id)
+    return name.removeprefix("Monitoring") or logical_id
+
+
+def symbolic(value: Any) -> Any:
+    """A resolver without a deployed stack: ``Ref`` -> the logical id, ``Fn::GetAtt`` -> ``id.Attribute``."""
+    if isinstance(value, list):
+        return [symbolic(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "Ref" in value:
+        return str(value["Ref"])
+    if "Fn::GetAtt" in value:
+        argument = value["Fn::GetAtt"]
+        return ".".join(argument) if isinstance(argument, list) else str(argument)
+    if "Fn::Join" in value:
+        separator, items = value["Fn::Join"]
+        return str(separator).join(str(symbolic(item)) for item in items)
+    return {k: symbolic(v) for k, v in value.items()}
+
+
+def _metric_stat(metric: Mapping[str, Any], stat: str, period: Any, resolve: Resolver) -> MetricStat:
+    dimensions = {str(d["Name"]): str(resolve(d["Value"])) for d in metric.get("Dimensions") or []}
+    return MetricStat(MetricKey.of(metric["Namespace"], metric["MetricName"], dimensions), stat, int(period))
+
+
+def read_alarm(logical_id: str, props: Mapping[str, Any], resolve: Resolver) -> AlarmDefinition:
+    if "MetricName" in props:
+        stat = props.get("Statistic") or props.get("ExtendedStatistic")
+        queries: tuple[Query, ...] = (Query("m", _metric_stat(props, str(stat), props["Period"], resolve)),)
+    else:
+        queries = tuple(
+            Query(
+                str(q["Id"]),
+                _metric_stat(
+                    q["MetricStat"]["Metric"], q["MetricStat"]["Stat"], q["MetricStat"]["Period"], resolve
+                )
+                if "MetricStat" in q
+                else None,
+                q.get("Expression"),
+                bool(q.get("ReturnData", True)),
+            )
+            for q in props["Metrics"]
+        )
+    periods = int(props["EvaluationPeriods"])
+    return AlarmDefinition(
+        logical_id=logical_id,
+        queries=queries,
+        threshold=float(props["Threshold"]),
+        comparison=str(props["ComparisonOperator"]),
+        evaluation_periods=periods,
+        datapoints_to_alarm=int(props.get("DatapointsToAlarm", periods)),
+        treat_missing=str(props.get("TreatMissingData", "missing")),
+    )
+
+
+def _alarm_arns_named(value: Any, alarms: set[str]) -> Any:
+    """``Fn::GetAtt [alarm, Arn]`` -> ``alarm:<logical id>``, so a composite's rule names its children."""
+    if isinstance(value, list):
+        return [_alarm_arns_named(v, alarms) for v in value]
+    if isinstance(value, dict):
+        argument = value.get("Fn::GetAtt")
+        if isinstance(argument, list) and argument[0] in alarms and argument[1] == "Arn":
+            return f"alarm:{argument[0]}"
+        return {k: _alarm_arns_named(v, alarms) for k, v in value.items()}
+    return value
+
+
+@dataclass
+class TemplateAlarms:
+    alarms: list[AlarmDefinition]
+    composites: list[CompositeDefinition]
+    unreadable: dict[str, str]  # logical id -> why it could not be read
+
+
+def read_template(template: Mapping[str, Any], resolve: Resolver = symbolic) -> TemplateAlarms:
+    resources: Mapping[str, Any] = template["Resources"]
+    alarm_ids = {k for k, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    out = TemplateAlarms([], [], {})
+    for logical_id, resource in resources.items():
+        props = resource.get("Properties", {})
+        try:
+            if resource["Type"] == "AWS::CloudWatch::Alarm":
+                out.alarms.append(read_alarm(logical_id, props, resolve))
+            elif resource["Type"] == "AWS::CloudWatch::CompositeAlarm":
+                rule = resolve(_alarm_arns_named(props["AlarmRule"], alarm_ids))
+                out.composites.append(CompositeDefinition(logical_id, str(rule)))
+        except (KeyError, ValueError, TypeError) as exc:
+            out.unreadable[logical_id] = f"cannot resolve its definition locally: {exc}"
+    return out
+
+
+# ------------------------------------------------------------------------------------------ metric math
+
+_TOKEN = re.compile(r"\s*(?:(\d+\.?\d*|\.\d+)|([A-Za-z_]\w*)|(>=|<=|==|!=|[-+*/(),<>]))")
+FUNCTIONS = ("FILL", "IF", "RATE")
+
+
+def _tokens(expression: str) -> list[str]:
+    tokens, position = [], 0
+    while position < len(expression.rstrip()):
+        match = _TOKEN.match(expression, position)
+        if match is None:
+            raise NotEvaluableError(f"cannot read metric math {expression!r} at {expression[position:]!r}")
+        tokens.append(match.group(match.lastindex or 0))
+        position = match.end()
+    return tokens
+
+
+class _Parser:
+    """Recursive descent over the metric math the template uses: numbers, query ids, + - * /,
+    comparisons, parentheses, FILL(x, value), IF(condition, a, b) and RATE(x)."""
+
+    def __init__(self, expression: str) -> None:
+        self.expression = expression
+        self.tokens = _tokens(expression)
+        self.position = 0
+
+    def parse(self) -> Any:
+        tree = self._comparison()
+        if self.position != len(self.tokens):
+            raise NotEvaluableError(f"unexpected {self.tokens[self.position]!r} in {self.expression!r}")
+        return tree
+
+    def _peek(self) -> str | None:
+        return self.tokens[self.position] if self.position < len(self.tokens) else None
+
+    def _take(self, expected: str | None = None) -> str:
+        token = self._peek()
+        if token is None or (expected is not None and token != expected):
+            raise NotEvaluableError(f"expected {expected or 'more'} in {self.expression!r}")
+        self.position += 1
+        return token
+
+    def _comparison(self) -> Any:
+        left = self._additive()
+        if self._peek() in (">", ">=", "<", "<=", "==", "!="):
+            operator = self._take()
+            return ("op", operator, left, self._additive())
+        return left
+
+    def _additive(self) -> Any:
+        tree = self._term()
+        while self._peek() in ("+", "-"):
+            operator = self._take()
+            tree = ("op", operator, tree, self._term())
+        return tree
+
+    def _term(self) -> Any:
+        tree = self._unary()
+        while self._peek() in ("*", "/"):
+            operator = self._take()
+            tree = ("op", operator, tree, self._unary())
+        return tree
+
+    def _unary(self) -> Any:
+        if self._peek() == "-":
+            self._take()
+            return ("op", "*", ("number", -1.0), self._unary())
+        return self._primary()
+
+    def _primary(self) -> Any:
+        token = self._take()
+        if token == "(":
+            tree = self._comparison()
+            self._take(")")
+            return tree
+        if re.fullmatch(r"\d+\.?\d*|\.\d+", token):
+            return ("number", float(token))
+        if self._peek() == "(":
+            if token not in FUNCTIONS:
+                raise NotEvaluableError(f"metric math function {token} is not evaluated locally")
+            self._take("(")
+            arguments = [self._comparison()]
+            while self._peek() == ",":
+                self._take()
+                arguments.append(self._comparison())
+            self._take(")")
+            return ("call", token, arguments)
+        if token[0].isalpha() or token[0] == "_":
+            return ("id", token)
+        raise NotEvaluableError(f"unexpected {token!r} in {self.expression!r}")
+
+
+def parse_expression(expression: str) -> Any:
+    return _Parser(expression).parse()
+
+
+def _apply(operator: str, a: float, b: float) -> float | None:
+    if operator == "+":
+        return a + b
+    if operator == "-":
+        return a - b
+    if operator == "*":
+        return a * b
+    if operator == "/":
+        return None if b == 0 else a / b  # CloudWatch drops a division by zero
+    return float({">": a > b, ">=": a >= b, "<": a < b, "<=": a <= b, "==": a == b, "!=": a != b}[operator])
+
+
+def _binary(operator: str, left: Value, right: Value) -> Value:
+    if isinstance(left, float) and isinstance(right, float):
+        result = _apply(operator, left, right)
+        return math.nan if result is None else result
+    indices = (
+        set(left) & set(right)
+        if isinstance(left, dict) and isinstance(right, dict)
+        else set(left if isinstance(left, dict) else right)  # type: ignore[arg-type]
+    )
+    out: Series = {}
+    for i in indices:
+        a = left[i] if isinstance(left, dict) else left
+        b = right[i] if isinstance(right, dict) else right
+        value = _apply(operator, a, b)
+        if value is not None:
+            out[i] = value
+    return out
+
+
+@dataclass(frozen=True)
+class MathContext:
+    series: Mapping[str, Series]  # query id -> its datapoints
+    indices: range  # the periods the expression is evaluated over (FILL fills these)
+    period_s: float  # nominal: RATE is per nominal second
+
+
+def evaluate_expression(tree: Any, context: MathContext) -> Value:
+    kind = tree[0]
+    if kind == "number":
+        return float(tree[1])
+    if kind == "id":
+        if tree[1] not in context.series:
+            raise NotEvaluableError(f"metric math reads {tree[1]}, which the alarm does not define")
+        return dict(context.series[tree[1]])
+    if kind == "op":
+        return _binary(tree[1], evaluate_expression(tree[2], context), evaluate_expression(tree[3], context))
+    name, arguments = tree[1], [evaluate_expression(a, context) for a in tree[2]]
+    if name == "FILL" and len(arguments) == 2 and isinstance(arguments[1], float):
+        x, fill = arguments[0], arguments[1]
+        return x if isinstance(x, float) else {i: x.get(i, fill) for i in context.indices}
+    if name == "RATE" and len(arguments) == 1 and isinstance(arguments[0], dict):
+        x = arguments[0]
+        ordered = sorted(x)
+        return {j: (x[j] - x[i]) / ((j - i) * context.period_s) for i, j in itertools.pairwise(ordered)}
+    if name == "IF" and len(arguments) == 3:
+        condition, then, otherwise = arguments
+        if isinstance(condition, float):
+            return then if condition else otherwise
+        out: Series = {}
+        for i, c in condition.items():
+            chosen = then if c else otherwise
+            value = chosen.get(i) if isinstance(chosen, dict) else chosen
+            if value is not None:
+                out[i] = value
+        return out
+    raise NotEvaluableError(f"{name} with these arguments is not evaluated locally")
+
+
+# ------------------------------------------------------------------------------------------ statistics
+
+
+def statistic(stat: str, values: list[float]) -> float | None:
+    """One period's statistic; None when the period has no data."""
+    if not values:
+        return None
+    if stat == "Sum":
+        return sum(values)
+    if stat == "Maximum":
+        return max(values)
+    if stat == "Minimum":
+        return min(values)
+    if stat == "Average":
+        return sum(values) / len(values)
+    if stat == "SampleCount":
+        return float(len(values))
+    match = re.fullmatch(r"p(\d+(?:\.\d+)?)", stat)
+    if match:
+        ordered = sorted(values)
+        rank = math.ceil(float(match.group(1)) / 100 * len(ordered))  # nearest rank
+        return ordered[max(0, rank - 1)]
+    raise NotEvaluableError(f"statistic {stat} is not evaluated locally")
+
+
+# ------------------------------------------------------------------------------------------ evaluation
+
+
+@dataclass(frozen=True)
+class StateChange:
+    t: float  # seconds since the run started
+    from_state: str
+    to_state: str
+
+
+@dataclass
+class AlarmTimeline:
+    """What the template's alarms did during one run."""
+
+    factor: float
+    changes: dict[str, list[StateChange]] = field(default_factory=dict)  # alarm name -> its changes
+    not_evaluable: dict[str, str] = field(default_factory=dict)  # alarm name -> why
+    # Evaluated, but some inputs are never observable locally (read as missing): alarm name -> which.
+    partly_observed: dict[str, str] = field(default_factory=dict)
+    composites: list[str] = field(default_factory=list)
+
+    @property
+    def evaluated(self) -> list[str]:
+        return sorted(self.changes)
+
+    def fired(self) -> list[str]:
+        """Alarms that went to ALARM at least once, in the order they first did."""
+        first = {
+            name: next(c.t for c in changes if c.to_state == ALARM)
+            for name, changes in self.changes.items()
+            if any(c.to_state == ALARM for c in changes)
+        }
+        return sorted(first, key=lambda name: (first[name], name))
+
+    def alarm_windows(self, name: str) -> list[tuple[float, float | None]]:
+        """(went to ALARM, left it or None) for each time ``name`` was in ALARM."""
+        windows: list[tuple[float, float | None]] = []
+        for change in self.changes.get(name, []):
+            if change.to_state == ALARM:
+                windows.append((change.t, None))
+            elif change.from_state == ALARM and windows:
+                windows[-1] = (windows[-1][0], change.t)
+        return windows
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "factor": self.factor,
+            "evaluated": len(self.changes),
+            "fired": {name: self.alarm_windows(name) for name in self.fired()},
+            "changes": {
+                name: [(round(c.t, 2), c.from_state, c.to_state) for c in changes]
+                for name, changes in self.changes.items()
+                if changes
+            },
+            "not_evaluable": dict(sorted(self.not_evaluable.items())),
+            "partly_observed": dict(sorted(self.partly_observed.items())),
+            "composites": self.composites,
+        }
+
+
+def observability(alarm: AlarmDefinition) -> tuple[list[str], list[str]]:
+    """(why each unobservable input is, inputs with a local source) of an alarm's metrics."""
+    missing, observed = [], []
+    for metric in alarm.metrics:
+        key = (metric.key.namespace, metric.key.name)
+        if key in NOT_OBSERVABLE:
+            missing.append(f"{metric.key.namespace} {metric.key.name}: {NOT_OBSERVABLE[key]}")
+        elif metric.key.namespace.startswith("AWS/") and key not in LOCAL_SERVICE_METRICS:
+            missing.append(f"{metric.key.namespace} {metric.key.name}: the local cloud does not publish it")
+        else:
+            observed.append(metric.key.name)
+    return sorted(set(missing)), observed
+
+
+class AlarmEvaluator:
+    """Evaluates one alarm at the end of each of its (compressed) periods."""
+
+    def __init__(self, alarm: AlarmDefinition, store: MetricStore, factor: float) -> None:
+        self.alarm = alarm
+        self.store = store
+        self.factor = factor
+        self.period_s = alarm.period_s / factor  # of the run
+        returned = alarm.returned
+        self.tree = parse_expression(returned.expression) if returned.expression else None
+        self.compare = COMPARISONS.get(alarm.comparison)
+        if self.compare is None:
+            raise NotEvaluableError(f"comparison {alarm.comparison} is not evaluated locally")
+        for metric in alarm.metrics:
+            statistic(metric.stat, [0.0])  # raises for a statistic not evaluated here
+
+    def series(self, metric: MetricStat, indices: range) -> Series:
+        scale = self.factor if metric.key.name in TIME_VALUED_METRICS else 1.0
+        out: Series = {}
+        for i in indices:
+            values = self.store.values(metric.key, i * self.period_s, (i + 1) * self.period_s)
+            value = statistic(metric.stat, [v * scale for v in values])
+            if value is not None:
+                out[i] = value
+        return out
+
+    def datapoints(self, last: int) -> list[float | None]:
+        """The alarm's value in each of its evaluation periods ending with period ``last``."""
+        window = range(last - self.alarm.evaluation_periods + 1, last + 1)
+        fetched = range(window.start - 1, last + 1)  # one more: RATE needs the period before
+        if self.tree is None:
+            values: Value = self.series(self.alarm.returned.metric, fetched)  # type: ignore[arg-type]
+        else:
+            series = {
+                q.id: self.series(q.metric, fetched) for q in self.alarm.queries if q.metric is not None
+            }
+            values = evaluate_expression(self.tree, MathContext(series, fetched, float(self.alarm.period_s)))
+        if isinstance(values, float):
+            return [None if math.isnan(values) else values for _ in window]
+        return [values.get(i) for i in window]
+
+    def state(self, last: int, previous: str) -> str:
+        assert self.compare is not None
+        breaching: list[bool | None] = [
+            None if v is None else self.compare(v, self.alarm.threshold) for v in self.datapoints(last)
+        ]
+        treat = self.alarm.treat_missing
+        if treat in ("breaching", "notBreaching"):
+            breaching = [treat == "breaching" if b is None else b for b in breaching]
+        if all(b is None for b in breaching):
+            return previous if treat == "ignore" else INSUFFICIENT_DATA
+        return ALARM if sum(1 for b in breaching if b) >= self.alarm.datapoints_to_alarm else OK
+
+    def run(self, end_s: float) -> list[StateChange]:
+        """Evaluated at the end of every complete period up to ``end_s`` (seconds of the run)."""
+        changes: list[StateChange] = []
+        state = INSUFFICIENT_DATA
+        last = 0
+        while (last + 1) * self.period_s <= end_s + 1e-9:
+            new = self.state(last, state)
+            if new != state:
+                changes.append(StateChange(round((last + 1) * self.period_s, 3), state, new))
+                state = new
+            last += 1
+        return changes
+
+
+_RULE_TOKEN = re.compile(r'\s*(ALARM|OK|INSUFFICIENT_DATA|AND|OR|NOT|TRUE|FALSE|\(|\)|"[^"]*")')
+
+
+def composite_state(rule: str, states: Mapping[str, str]) -> bool:
+    """Whether ``rule`` (``ALARM("alarm:X") OR (OK("alarm:Y") AND NOT ...)``) holds for ``states``."""
+    tokens = []
+    position = 0
+    while position < len(rule.rstrip()):
+        match = _RULE_TOKEN.match(rule, position)
+        if match is None:
+            raise NotEvaluableError(f"cannot read the alarm rule at {rule[position : position + 40]!r}")
+        tokens.append(match.group(1))
+        position = match.end()
+    index = 0
+
+    def take() -> str:
+        nonlocal index
+        index += 1
+        return tokens[index - 1]
+
+    def disjunction() -> bool:
+        value = conjunction()
+        while index < len(tokens) and tokens[index] == "OR":
+            take()
+            value = conjunction() or value
+        return value
+
+    def conjunction() -> bool:
+        value = negation()
+        while index < len(tokens) and tokens[index] == "AND":
+            take()
+            value = negation() and value
+        return value
+
+    def negation() -> bool:
+        if tokens[index] == "NOT":
+            take()
+            return not negation()
+        token = take()
+        if token == "(":
+            value = disjunction()
+            take()
+            return value
+        if token in ("TRUE", "FALSE"):
+            return token == "TRUE"
+        take()  # (
+        child = take().strip('"')
+        take()  # )
+        return states.get(child.removeprefix("alarm:"), OK) == token
+
+    return disjunction()
+
+
+def evaluate(
+    template_alarms: TemplateAlarms,
+    store: MetricStore,
+    end_s: float,
+    factor: float = 1.0,
+    *,
+    absent: Mapping[str, str] | None = None,
+) -> AlarmTimeline:
+    """Every alarm of the template over ``store``'s datapoints, from 0 to ``end_s`` seconds of the run.
+
+    ``absent``: dimension values of resources that exist in the template but not in the local run
+    (value -> why); an alarm reading only those is not evaluable.
+    """
+    timeline = AlarmTimeline(factor)
+    by_id: dict[str, list[StateChange]] = {}
+    for logical_id, why in template_alarms.unreadable.items():
+        timeline.not_evaluable[friendly_name(logical_id)] = why
+    for alarm in template_alarms.alarms:
+        missing, observed = observability(alarm)
+        gone = [_absent_reason(metric, absent or {}) for metric in alarm.metrics]
+        if gone and all(gone):
+            timeline.not_evaluable[alarm.name] = "; ".join(sorted({reason for reason in gone if reason}))
+            continue
+        if not observed:
+            timeline.not_evaluable[alarm.name] = "; ".join(missing)
+            continue
+        try:
+            changes = AlarmEvaluator(alarm, store, factor).run(end_s)
+        except NotEvaluableError as exc:
+            timeline.not_evaluable[alarm.name] = str(exc)
+            continue
+        if missing:
+            timeline.partly_observed[alarm.name] = "; ".join(missing)
+        timeline.changes[alarm.name] = changes
+        by_id[alarm.logical_id] = changes
+    for composite in template_alarms.composites:
+        try:
+            timeline.changes[composite.name] = _composite_changes(composite, by_id)
+        except NotEvaluableError as exc:
+            timeline.not_evaluable[composite.name] = str(exc)
+            continue
+        timeline.composites.append(composite.name)
+    return timeline
+
+
+def _absent_reason(metric: MetricStat, absent: Mapping[str, str]) -> str | None:
+    return next((absent[value] for _, value in metric.key.dimensions if value in absent), None)
+
+
+def _composite_changes(
+    composite: CompositeDefinition, children: Mapping[str, list[StateChange]]
+) -> list[StateChange]:
+    """The composite re-evaluated whenever a child changes state. A child that is not evaluated
+    locally counts as OK (the rule names it; the timeline lists why it is not evaluated)."""
+    moments = sorted({c.t for changes in children.values() for c in changes})
+    changes: list[StateChange] = []
+    state = INSUFFICIENT_DATA
+    for t in moments:
+        states = {
+            child: next((c.to_state for c in reversed(changes_of) if c.t <= t), INSUFFICIENT_DATA)
+            for child, changes_of in children.items()
+        }
+        new = ALARM if composite_state(composite.rule, states) else OK
+        if new != state:
+            changes.append(StateChange(t, state, new))
+            state = new
+    return changes
