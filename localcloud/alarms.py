@@ -415,6 +415,8 @@ class AlarmTimeline:
     # Evaluated, but some inputs are never observable locally (read as missing): alarm name -> which.
     partly_observed: dict[str, str] = field(default_factory=dict)
     composites: list[str] = field(default_factory=list)
+    # Alarm name -> (its highest datapoint, periods whose datapoint breached) over the run.
+    seen: dict[str, tuple[float | None, int]] = field(default_factory=dict)
 
     @property
     def evaluated(self) -> list[str]:
@@ -452,6 +454,10 @@ class AlarmTimeline:
             "not_evaluable": dict(sorted(self.not_evaluable.items())),
             "partly_observed": dict(sorted(self.partly_observed.items())),
             "composites": self.composites,
+            "seen": {
+                name: {"peak": peak, "breaching_periods": periods}
+                for name, (peak, periods) in self.seen.items()
+            },
         }
 
 
@@ -484,6 +490,10 @@ class AlarmEvaluator:
             raise NotEvaluableError(f"comparison {alarm.comparison} is not evaluated locally")
         for metric in alarm.metrics:
             statistic(metric.stat, [0.0])  # raises for a statistic not evaluated here
+        # Over the run: the highest datapoint, and how many periods breached on their own (an alarm
+        # needing 3 of 3 may see a fault it does not fire on).
+        self.peak: float | None = None
+        self.breaching_periods = 0
 
     def series(self, metric: MetricStat, indices: range) -> Series:
         scale = self.factor if metric.key.name in TIME_VALUED_METRICS else 1.0
@@ -512,8 +522,13 @@ class AlarmEvaluator:
 
     def state(self, last: int, previous: str) -> str:
         assert self.compare is not None
+        datapoints = self.datapoints(last)
+        newest = datapoints[-1]
+        if newest is not None:
+            self.peak = newest if self.peak is None else max(self.peak, newest)
+            self.breaching_periods += self.compare(newest, self.alarm.threshold)
         breaching: list[bool | None] = [
-            None if v is None else self.compare(v, self.alarm.threshold) for v in self.datapoints(last)
+            None if v is None else self.compare(v, self.alarm.threshold) for v in datapoints
         ]
         treat = self.alarm.treat_missing
         if treat in ("breaching", "notBreaching"):
@@ -616,10 +631,12 @@ def evaluate(
             timeline.not_evaluable[alarm.name] = "; ".join(missing)
             continue
         try:
-            changes = AlarmEvaluator(alarm, store, factor).run(end_s)
+            evaluator = AlarmEvaluator(alarm, store, factor)
+            changes = evaluator.run(end_s)
         except NotEvaluableError as exc:
             timeline.not_evaluable[alarm.name] = str(exc)
             continue
+        timeline.seen[alarm.name] = (evaluator.peak, evaluator.breaching_periods)
         if missing:
             timeline.partly_observed[alarm.name] = "; ".join(missing)
         timeline.changes[alarm.name] = changes

@@ -179,7 +179,13 @@ def main(argv: list[str] | None = None) -> int:
             for name in names:
                 print(f"--- running '{name}'", flush=True)
                 run = ScenarioRun(
-                    cloud, known[name], overrides=overrides, progress=progress, seed=args.seed, notes=notes
+                    cloud,
+                    known[name],
+                    overrides=overrides,
+                    progress=progress,
+                    seed=args.seed,
+                    notes=notes,
+                    alarm_factor=compress,
                 )
                 results.append(run.run())
                 progress.done()

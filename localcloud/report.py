@@ -6,6 +6,7 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
+from localcloud.alarms import AlarmTimeline
 from localcloud.scenarios import RunResult, Transition, failed_call
 
 CIRCUIT_LEVEL = {"CLOSED": 0, "HALF_OPEN": 1, "OPEN": 2}
@@ -167,9 +168,42 @@ def text(result: RunResult, png: Path | None = None) -> str:
         lines.append(
             f"consumer invocations            {result.consumer_errors} errors, {result.consumer_timeouts} timeouts"
         )
+    if result.alarms is not None:
+        lines += ["", *alarm_lines(result.alarms)]
     if png is not None:
         lines += ["", f"timeline picture: {png}"]
     return "\n".join(lines) + "\n"
+
+
+def alarm_lines(timeline: AlarmTimeline) -> list[str]:
+    """One block: the alarms that went to ALARM (and back) with times, then what was not evaluated."""
+    total = len(timeline.changes) + len(timeline.not_evaluable)
+    lines = [
+        f"alarms (the template's {total}, evaluated over this run's metrics; periods / {timeline.factor:g})"
+    ]
+    fired = timeline.fired()
+    width = max((len(name) for name in fired), default=0) + 2
+    for name in fired:
+        windows = ", ".join(
+            f"ALARM {start:.1f}s -> " + (f"OK {end:.1f}s" if end is not None else "still ALARM at the end")
+            for start, end in timeline.alarm_windows(name)
+        )
+        composite = "  (composite)" if name in timeline.composites else ""
+        lines.append(f"  {name:<{width}}{windows}{composite}")
+    if not fired:
+        lines.append("  no alarm went to ALARM")
+    lines.append(
+        f"  evaluated {len(timeline.changes)}, no ALARM: {len(timeline.changes) - len(fired)}"
+        + (
+            f" ({len(timeline.partly_observed)} read some inputs never observable here as missing)"
+            if timeline.partly_observed
+            else ""
+        )
+    )
+    reasons = Counter(timeline.not_evaluable.values())
+    lines.append(f"  not evaluable locally: {len(timeline.not_evaluable)}")
+    lines.extend(f"    {n} x {reason}" for reason, n in sorted(reasons.items(), key=lambda item: -item[1]))
+    return lines
 
 
 def _transitions(transitions: list[Transition]) -> str:

@@ -31,10 +31,12 @@ import requests
 
 from lambdas.order_consumer.processing import scoped_idempotency_key
 from lambdas.partner_api.faults import BASELINES, HEALTHY, FaultDecision, FaultProfile, preset
+from localcloud import alarms
 from localcloud.cloud import LocalCloud
 from localcloud.fault_dependency import CallRecord, FaultDependency
 from localcloud.front_door import local_producer, producer_auth
 from localcloud.isolation import LogRecord
+from localcloud.metrics import MetricRecorder, MetricStore
 
 SAMPLE_INTERVAL_S = 0.25
 # A client polling GET /orders/{id} for its latest order (and honouring Retry-After) reads this often:
@@ -395,6 +397,7 @@ class RunResult:
     metrics: dict[str, float] = field(default_factory=dict)
     status_reads: list[StatusRead] = field(default_factory=list)
     breaker_recovery_s: float | None = None  # the dependency's recovery window, as deployed
+    alarms: alarms.AlarmTimeline | None = None  # the template's alarms over the run's metrics
 
     # -- accounting --------------------------------------------------------------------------------
 
@@ -531,7 +534,10 @@ class ScenarioRun:
         drain_timeout_s: float | None = None,
         adaptive_timeline: bool = True,
         notes: list[str] | None = None,
+        alarm_factor: float | None = None,
     ) -> None:
+        """``alarm_factor``: the run's time compression; given, the run's metrics are recorded and the
+        template's alarms evaluated over them with periods divided by it (``localcloud.alarms``)."""
         self.cloud = cloud
         self.scenario = scenario
         self.overrides = overrides or []
@@ -568,6 +574,8 @@ class ScenarioRun:
         self._opened: float | None = None
         self._extension = 0.0  # seconds the fault (and the load with it) ran past the nominal timeline
         self.timeline_notes: list[str] = list(notes or [])
+        self.alarm_factor = alarm_factor
+        self._metrics: MetricStore | None = None
 
     def now(self) -> float:
         return time.monotonic() - self._t0
@@ -584,6 +592,7 @@ class ScenarioRun:
             self.poller.stats.peak_in_flight = 0
         self.consumer.logs.on_record.append(self._on_log)
         self._t0 = time.monotonic()
+        recorder = MetricRecorder(self.cloud).start(self._t0) if self.alarm_factor is not None else None
         self._calls_offset = self._partner_clock_offset()
         threads = [
             threading.Thread(target=self._observe, name="scenario-observer", daemon=True),
@@ -601,6 +610,8 @@ class ScenarioRun:
             for thread in threads:
                 thread.join(timeout=5)
             self.consumer.logs.on_record.remove(self._on_log)
+            if recorder is not None:
+                self._metrics = recorder.stop()
         return self._result(load_ended, verdict)
 
     def wait_until_at_rest(self, timeout_s: float = 60.0) -> None:
@@ -966,7 +977,38 @@ class ScenarioRun:
             drain_verdict=verdict,
             status_reads=list(self.status_reads),
             breaker_recovery_s=_float_or_none(self.consumer.environ.get("BREAKER_RECOVERY_SECONDS")),
+            alarms=self._alarm_timeline(),
         )
+
+    def _alarm_timeline(self) -> alarms.AlarmTimeline | None:
+        if self._metrics is None or self.alarm_factor is None:
+            return None
+        stack = self.cloud.deployed
+
+        def resolve(value: Any) -> Any:
+            # A resource the emulator did not create keeps its logical id (its alarm says why it is not
+            # evaluable, e.g. an EventBridge rule's DLQ metrics).
+            try:
+                return stack.resolve(value)
+            except KeyError:
+                return alarms.symbolic(value)
+
+        return alarms.evaluate(
+            alarms.read_template(stack.template, resolve),
+            self._metrics,
+            self.now(),
+            self.alarm_factor,
+            absent=self._absent_functions(),
+        )
+
+    def _absent_functions(self) -> dict[str, str]:
+        """Deployed functions the local cloud does not run: their alarms have nothing to judge."""
+        running = {function.config.name for function in self.cloud.functions.values()}
+        return {
+            resource.physical_id: "the function is replaced locally by the fault-injecting twin"
+            for resource in self.cloud.deployed.of_type("AWS::Lambda::Function").values()
+            if resource.physical_id not in running
+        }
 
     def _actual_fault_window(self) -> tuple[float, float] | None:
         nominal = self.scenario.fault_window
@@ -1034,5 +1076,6 @@ def result_document(result: RunResult) -> dict[str, Any]:
         "dlq": result.dlq_ids,
         "status_reads": [dataclasses.asdict(r) for r in result.status_reads],
         "breaker_recovery_s": result.breaker_recovery_s,
+        "alarms": None if result.alarms is None else result.alarms.document(),
         "report": report.text(result),
     }

@@ -302,15 +302,17 @@ def test_an_alarm_on_a_resource_the_run_does_not_have_is_not_evaluable() -> None
 def test_powertools_emf_lines_become_datapoints(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "svc")
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        with single_metric(
+    with (
+        contextlib.redirect_stdout(printed),
+        single_metric(
             name="UpstreamErrors",
             unit=MetricUnit.Count,
             value=1,
             namespace="svc",
             default_dimensions={"dependency": "partner", "status_class": "5xx"},
-        ):
-            pass
+        ),
+    ):
+        pass
     line = json.loads(printed.getvalue().strip().splitlines()[-1])
     key = MetricKey.of(
         "svc", "UpstreamErrors", {"dependency": "partner", "status_class": "5xx", "service": "svc"}
