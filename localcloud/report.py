@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from localcloud.alarms import AlarmTimeline
 from localcloud.scenarios import RunResult, Transition, failed_call
@@ -206,6 +207,20 @@ def alarm_lines(timeline: AlarmTimeline) -> list[str]:
     return lines
 
 
+def _alarm_panel(axis: Any, timeline: AlarmTimeline, fired: list[str], end: float) -> None:
+    """One row per alarm that fired: a bar while it was in ALARM."""
+    for row, name in enumerate(fired):
+        bars = [
+            (start, (stop if stop is not None else end) - start)
+            for start, stop in timeline.alarm_windows(name)
+        ]
+        axis.broken_barh(bars, (row - 0.35, 0.7), color="tab:red", alpha=0.7)
+    axis.set_yticks(range(len(fired)), fired, fontsize=8)
+    axis.set_ylim(-0.6, len(fired) - 0.4)
+    axis.invert_yaxis()
+    axis.set_ylabel("alarms in ALARM")
+
+
 def _transitions(transitions: list[Transition]) -> str:
     return ", ".join(f"{t.from_state}->{t.to_state} @ {t.t:.1f}s" for t in transitions)
 
@@ -224,11 +239,15 @@ def timeline_png(result: RunResult, path: Path) -> Path:
 
     samples = result.samples
     t = [s.t for s in samples]
-    figure, axes = plt.subplots(4, 1, figsize=(11, 9), sharex=True, constrained_layout=True)
+    fired = result.alarms.fired() if result.alarms is not None else []
+    panels = 5 if fired else 4
+    figure, axes = plt.subplots(
+        panels, 1, figsize=(11, 9 + 0.3 * len(fired)), sharex=True, constrained_layout=True
+    )
     figure.suptitle(
         f"local cloud - scenario '{result.scenario.name}'  (shaded: partner fault; dotted: load stops)"
     )
-    queue, busy, circuit, calls = axes
+    queue, busy, circuit, calls = axes[:4]
 
     queue.plot(t, [s.visible for s in samples], label="visible")
     queue.plot(
@@ -263,8 +282,10 @@ def timeline_png(result: RunResult, path: Path) -> Path:
         color="tab:red",
     )
     calls.set_ylabel("partner")
-    calls.set_xlabel("seconds since start")
+    axes[-1].set_xlabel("seconds since start")
     calls.legend(loc="upper right", fontsize=8)
+    if fired and result.alarms is not None:
+        _alarm_panel(axes[4], result.alarms, fired, end)
 
     for axis in axes:
         if result.fault_window is not None:

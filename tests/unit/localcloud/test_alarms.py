@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -319,3 +320,20 @@ def test_powertools_emf_lines_become_datapoints(monkeypatch: pytest.MonkeyPatch)
     )
     assert emf_datapoints(line) == [(key, 1.0)]
     assert emf_datapoints({"message": "not a metric"}) == []
+
+
+# ------------------------------------------------------------------------------------------ the report
+
+
+def test_the_report_lists_the_alarms_that_fired_with_times_and_what_was_not_evaluated(tmp_path: Path) -> None:
+    from localcloud import report
+    from tests.unit.localcloud.runs import run_result, sample
+
+    timeline = evaluate(read_template(template()), store_with({ERRORS: [(7, 1)]}), end_s=18, factor=10)
+    result = run_result(alarms=timeline, samples=[sample(t) for t in range(19)])
+
+    block = report.text(result).split("alarms (")[1]
+    assert "  Errors    ALARM 12.0s -> OK 18.0s" in block
+    assert "  Degraded  ALARM 12.0s -> OK 18.0s  (composite)" in block
+    assert "not evaluable locally: 1" in block and "EventBridge target retries" in block
+    assert report.timeline_png(result, tmp_path / "timeline.png").stat().st_size > 0
