@@ -93,7 +93,9 @@ def failed_call_record(call: dict[str, Any], run: dict[str, Any]) -> bool:
 def test_poison_messages_go_straight_to_the_dlq(compressed: Compressed) -> None:
     with LocalCloud(compressed.synthesized, seed=11) as cloud:
         scenario = compressed.scenarios()["poison"]
-        result = ScenarioRun(cloud, scenario, overrides=compressed.overrides, seed=11).run()
+        result = ScenarioRun(
+            cloud, scenario, overrides=compressed.overrides, seed=11, alarm_factor=compressed.factor
+        ).run()
         run = result_document(result)
         summary = assert_conservation(run)
         poison = {m["note"]: m for m in run["messages"] if m["note"]}
@@ -116,6 +118,10 @@ def test_poison_messages_go_straight_to_the_dlq(compressed: Compressed) -> None:
         assert len(charged) == len(quarantined) == 1 and charged[0] is not quarantined[0]
         original = charged[0]
         assert run["transitions"] == []  # poison never trips the breaker: a 4xx is not the partner failing
+        # A healthy partner: the only alarms are the ones the poison explains (messages in the DLQ).
+        alarms = run["alarms"]
+        assert "OrdersDlqDepth" in alarms["fired"], run["report"]
+        assert set(alarms["fired"]) <= {"OrdersDlqDepth", "PipelineDegraded"}, run["report"]
 
         # GET /orders/{id} (Lambda proxy integration) reads what the consumer recorded.
         assert cloud.front_door is not None
@@ -146,6 +152,26 @@ def test_outage(fault_runs: FaultRuns) -> None:
     assert run["peak_consumer_in_flight"] <= run["cap"]
     start, end = run["fault_window"]
     assert {c["status"] for c in run["calls"] if start <= c["t"] < end} <= {503, 201}
+
+
+def test_the_outage_fires_the_circuit_alarm_and_the_pipeline_composite(fault_runs: FaultRuns) -> None:
+    """The template's alarms, evaluated over what the run emitted (localcloud.alarms): the circuit-open
+    alarm and the composite go to ALARM during the fault and back to OK after it.
+
+    The upstream-error, failure-rate and queue-age alarms need 3 of 3 one-minute periods: this outage
+    lasts about one nominal minute, so they see it (a breaching period) without firing, as in the cloud.
+    """
+    run = fault_runs.result("outage")
+    alarms = run["alarms"]
+    fault_start, _ = run["fault_window"]
+    for name in ("PartnerCircuitOpen", "PipelineDegraded"):
+        windows = alarms["fired"].get(name)
+        assert windows, run["report"]
+        assert windows[0][0] >= fault_start, run["report"]
+        assert windows[-1][1] is not None, f"{name} still in ALARM at the end\n{run['report']}"
+    assert alarms["seen"]["PartnerUpstreamErrors"]["breaching_periods"] >= 1, run["report"]
+    assert alarms["seen"]["OrdersQueueAge"]["peak"] > 0, run["report"]
+    assert "PartnerCircuitOpen" in run["report"]
 
 
 def test_status_reads_are_shed_with_advice_the_circuit_state_bounds(fault_runs: FaultRuns) -> None:
