@@ -27,6 +27,7 @@ keeps its state (``ignore``).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import re
@@ -405,6 +406,14 @@ class StateChange:
     to_state: str
 
 
+@dataclass(frozen=True)
+class Seen:
+    peak: float | None  # the highest datapoint
+    breaching_periods: int  # periods whose datapoint breached on its own
+    datapoints_to_alarm: int
+    evaluation_periods: int
+
+
 @dataclass
 class AlarmTimeline:
     """What the template's alarms did during one run."""
@@ -415,8 +424,8 @@ class AlarmTimeline:
     # Evaluated, but some inputs are never observable locally (read as missing): alarm name -> which.
     partly_observed: dict[str, str] = field(default_factory=dict)
     composites: list[str] = field(default_factory=list)
-    # Alarm name -> (its highest datapoint, periods whose datapoint breached) over the run.
-    seen: dict[str, tuple[float | None, int]] = field(default_factory=dict)
+    # Alarm name -> what it saw over the run, fired or not.
+    seen: dict[str, Seen] = field(default_factory=dict)
 
     @property
     def evaluated(self) -> list[str]:
@@ -430,6 +439,13 @@ class AlarmTimeline:
             if any(c.to_state == ALARM for c in changes)
         }
         return sorted(first, key=lambda name: (first[name], name))
+
+    def breached_without_firing(self) -> list[str]:
+        """Alarms that saw breaching periods but never enough of them together to fire."""
+        fired = set(self.fired())
+        return sorted(
+            name for name, seen in self.seen.items() if seen.breaching_periods and name not in fired
+        )
 
     def alarm_windows(self, name: str) -> list[tuple[float, float | None]]:
         """(went to ALARM, left it or None) for each time ``name`` was in ALARM."""
@@ -454,10 +470,7 @@ class AlarmTimeline:
             "not_evaluable": dict(sorted(self.not_evaluable.items())),
             "partly_observed": dict(sorted(self.partly_observed.items())),
             "composites": self.composites,
-            "seen": {
-                name: {"peak": peak, "breaching_periods": periods}
-                for name, (peak, periods) in self.seen.items()
-            },
+            "seen": {name: dataclasses.asdict(seen) for name, seen in self.seen.items()},
         }
 
 
@@ -636,7 +649,9 @@ def evaluate(
         except NotEvaluableError as exc:
             timeline.not_evaluable[alarm.name] = str(exc)
             continue
-        timeline.seen[alarm.name] = (evaluator.peak, evaluator.breaching_periods)
+        timeline.seen[alarm.name] = Seen(
+            evaluator.peak, evaluator.breaching_periods, alarm.datapoints_to_alarm, alarm.evaluation_periods
+        )
         if missing:
             timeline.partly_observed[alarm.name] = "; ".join(missing)
         timeline.changes[alarm.name] = changes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import textwrap
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -193,6 +194,19 @@ def alarm_lines(timeline: AlarmTimeline) -> list[str]:
         lines.append(f"  {name:<{width}}{windows}{composite}")
     if not fired:
         lines.append("  no alarm went to ALARM")
+    close = [
+        f"{name} ({seen.breaching_periods} period{'s' if seen.breaching_periods > 1 else ''}, "
+        f"needs {seen.datapoints_to_alarm} of {seen.evaluation_periods})"
+        for name in timeline.breached_without_firing()
+        for seen in [timeline.seen[name]]
+    ]
+    if close:
+        lines += textwrap.wrap(
+            "breached, too briefly to fire: " + ", ".join(close),
+            width=110,
+            initial_indent="  ",
+            subsequent_indent="    ",
+        )
     lines.append(
         f"  evaluated {len(timeline.changes)}, no ALARM: {len(timeline.changes) - len(fired)}"
         + (

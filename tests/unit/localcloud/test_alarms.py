@@ -337,3 +337,18 @@ def test_the_report_lists_the_alarms_that_fired_with_times_and_what_was_not_eval
     assert "  Degraded  ALARM 12.0s -> OK 18.0s  (composite)" in block
     assert "not evaluable locally: 1" in block and "EventBridge target retries" in block
     assert report.timeline_png(result, tmp_path / "timeline.png").stat().st_size > 0
+
+
+def test_an_alarm_that_breached_too_briefly_is_named_with_what_it_needs() -> None:
+    from localcloud import report
+    from localcloud.alarms import TemplateAlarms
+
+    three_of_three = alarm(periods=3, logical_id="MonitoringUpstreamErrorsAAAAAAAA")
+    timeline = evaluate(TemplateAlarms([three_of_three], [], {}), store_with({ERRORS: [(7, 4)]}), 30, 10)
+
+    assert timeline.fired() == []
+    assert timeline.breached_without_firing() == ["UpstreamErrors"]
+    assert timeline.seen["UpstreamErrors"].peak == 4
+    assert "breached, too briefly to fire: UpstreamErrors (1 period, needs 3 of 3)" in "\n".join(
+        report.alarm_lines(timeline)
+    )
