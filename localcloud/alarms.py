@@ -614,7 +614,13 @@ def composite_state(rule: str, states: Mapping[str, str]) -> bool:
         take()  # )
         return states.get(child.removeprefix("alarm:"), OK) == token
 
-    return disjunction()
+    try:
+        value = disjunction()
+    except IndexError:
+        raise NotEvaluableError(f"the alarm rule ends too early: {rule[:80]!r}") from None
+    if index != len(tokens):
+        raise NotEvaluableError(f"cannot read the alarm rule past {' '.join(tokens[:index])[-40:]!r}")
+    return value
 
 
 def evaluate(

@@ -218,6 +218,9 @@ def test_composite_rules() -> None:
     assert composite_state('ALARM("alarm:A") AND NOT ALARM("alarm:B")', states)
     assert composite_state('(OK("alarm:B") AND INSUFFICIENT_DATA("alarm:C")) OR FALSE', states)
     assert not composite_state('NOT (ALARM("alarm:A") OR TRUE)', states)
+    for unreadable in ('ALARM("alarm:A") OR', 'ALARM("alarm:A"))', 'AT_LEAST(2, ALARM, ("a", "b"))'):
+        with pytest.raises(NotEvaluableError):
+            composite_state(unreadable, states)
 
 
 def template() -> dict[str, Any]:
