@@ -143,6 +143,33 @@ def record_emf(store: MetricStore, records: Iterable[LogRecord], t0: float, end:
 # ------------------------------------------------------------------------------------------ services
 
 
+def record_invocation(
+    store: MetricStore, t: float, function: str, event: str, busy: int, duration_ms: float, failed: bool
+) -> None:
+    """What Lambda publishes for one ``Function.observers`` event ("start" | "end" | "throttle")."""
+    dimensions = {"FunctionName": function}
+    if event == "throttle":
+        store.record(MetricKey.of(LAMBDA, "Throttles", dimensions), t, 1)
+        return
+    store.record(MetricKey.of(LAMBDA, "ConcurrentExecutions", dimensions), t, busy)
+    if event == "end":
+        store.record(MetricKey.of(LAMBDA, "Invocations", dimensions), t, 1)
+        # Errors (an error or a timeout) and Throttles are published as 0 for an invocation without:
+        # an error rate has its denominator's periods, a throttle alarm sees a quiet function.
+        store.record(MetricKey.of(LAMBDA, "Errors", dimensions), t, int(failed))
+        store.record(MetricKey.of(LAMBDA, "Throttles", dimensions), t, 0)
+        store.record(MetricKey.of(LAMBDA, "Duration", dimensions), t, duration_ms)
+
+
+def record_request(store: MetricStore, t: float, api_name: str, status: int, latency_ms: float) -> None:
+    """What API Gateway publishes for one request: 4XXError and 5XXError are 0 or 1 per request."""
+    dimensions = {"ApiName": api_name}
+    store.record(MetricKey.of(API_GATEWAY, "Count", dimensions), t, 1)
+    store.record(MetricKey.of(API_GATEWAY, "4XXError", dimensions), t, int(400 <= status < 500))
+    store.record(MetricKey.of(API_GATEWAY, "5XXError", dimensions), t, int(status >= 500))
+    store.record(MetricKey.of(API_GATEWAY, "Latency", dimensions), t, latency_ms)
+
+
 class MetricRecorder:
     """Records the emulated services' metrics of one run on a started ``LocalCloud``.
 
@@ -206,26 +233,10 @@ class MetricRecorder:
     def _on_invocation(
         self, function_name: str, event: str, busy: int, duration_ms: float, failed: bool
     ) -> None:
-        t = self.now()
-        dimensions = {"FunctionName": function_name}
-        if event == "throttle":
-            self.store.record(MetricKey.of(LAMBDA, "Throttles", dimensions), t, 1)
-            return
-        self.store.record(MetricKey.of(LAMBDA, "ConcurrentExecutions", dimensions), t, busy)
-        if event == "end":
-            self.store.record(MetricKey.of(LAMBDA, "Invocations", dimensions), t, 1)
-            self.store.record(MetricKey.of(LAMBDA, "Errors", dimensions), t, int(failed))
-            self.store.record(MetricKey.of(LAMBDA, "Duration", dimensions), t, duration_ms)
-            # Lambda publishes a zero for a function that ran without throttles.
-            self.store.record(MetricKey.of(LAMBDA, "Throttles", dimensions), t, 0)
+        record_invocation(self.store, self.now(), function_name, event, busy, duration_ms, failed)
 
     def _on_request(self, status: int, latency_ms: float) -> None:
-        t = self.now()
-        dimensions = {"ApiName": self._api_name}
-        self.store.record(MetricKey.of(API_GATEWAY, "Count", dimensions), t, 1)
-        self.store.record(MetricKey.of(API_GATEWAY, "4XXError", dimensions), t, int(400 <= status < 500))
-        self.store.record(MetricKey.of(API_GATEWAY, "5XXError", dimensions), t, int(status >= 500))
-        self.store.record(MetricKey.of(API_GATEWAY, "Latency", dimensions), t, latency_ms)
+        record_request(self.store, self.now(), self._api_name, status, latency_ms)
 
     # -- SQS and Step Functions, sampled ------------------------------------------------------------
 
