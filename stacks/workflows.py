@@ -27,6 +27,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from lambdas.workflow_starter.contract import CIRCUIT_WAIT_LIMIT_VARIABLE, CIRCUIT_WAIT_SECONDS_VARIABLE
 from stacks.circuit_breaker import CIRCUIT_OPENED_DETAIL_TYPE, CircuitBreakerStore
 from stacks.compliance import acknowledge
 from stacks.config import DependencySettings, ServiceConfig, WorkflowSettings, log_retention
@@ -169,7 +170,7 @@ class Workflows(Construct):
         for task in (clock, probe):
             task.alias.grant_invoke(self.controller)
 
-        self.starter, starter_mapping = self._starter(fulfilment_queue, dependency.name)
+        self.starter, starter_mapping = self._starter(fulfilment_queue, dependency)
         # Every mapping the controllers pause, and the reconciler watches: the consumers, and the starter,
         # whose executions would otherwise charge into an open circuit and wait it out (or fail) in Charge.
         self.pausable: dict[str, PausableMapping] = {
@@ -327,7 +328,9 @@ class Workflows(Construct):
         )
         self._monitoring.watch_rule(name, rule, bus)
 
-    def _starter(self, queue: Subscription, circuit: str) -> tuple[ServiceFunction, PausableMapping]:
+    def _starter(
+        self, queue: Subscription, dependency: DownstreamDependency
+    ) -> tuple[ServiceFunction, PausableMapping]:
         starter = ServiceFunction(
             self,
             "FulfilmentStarter",
@@ -337,7 +340,10 @@ class Workflows(Construct):
             layers=self._layers,
             timeout=Duration.seconds(self.settings.starter_timeout_seconds),
             reserved_concurrency=self.settings.task_concurrency,
-            environment={"STATE_MACHINE_ARN": self.fulfilment.state_machine_arn},
+            environment={
+                "STATE_MACHINE_ARN": self.fulfilment.state_machine_arn,
+                **circuit_wait_environment(dependency.settings, self.settings),
+            },
         )
         self.fulfilment.grant_start_execution(starter.function)
         source = sources.SqsEventSource(
@@ -359,7 +365,22 @@ class Workflows(Construct):
         ):
             acknowledge(starter, rule, reason)
         self._monitoring.watch_function(STARTER_NAME, starter)
-        return starter, PausableMapping(STARTER_NAME, source, max(2, self.settings.task_concurrency), circuit)
+        concurrency = max(2, self.settings.task_concurrency)
+        return starter, PausableMapping(STARTER_NAME, source, concurrency, dependency.name)
+
+
+def circuit_wait_environment(dependency: DependencySettings, workflows: WorkflowSettings) -> dict[str, str]:
+    """How a fulfilment execution waits out its dependency's open circuit (lambdas/workflow_starter): one
+    recovery window per wait, for as long as the controller can keep the starter paused and then close."""
+    limit = (
+        workflows.controller_max_pause_seconds
+        + dependency.breaker_recovery_seconds
+        + dependency.breaker_success_threshold * workflows.controller_probe_interval_seconds
+    )
+    return {
+        CIRCUIT_WAIT_SECONDS_VARIABLE: str(dependency.breaker_recovery_seconds),
+        CIRCUIT_WAIT_LIMIT_VARIABLE: str(limit),
+    }
 
 
 def controller_input_for(
