@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from localcloud.moto_workarounds import LambdaServiceFault
+from localcloud.moto_patches.inprocess_lambda import LambdaServiceFault
 from tests.statemachines import asl
 from tests.statemachines.conftest import Machine, Script, function_arn, sleep_then
 from tests.statemachines.errors import (
