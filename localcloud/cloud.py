@@ -32,7 +32,7 @@ from localcloud.lambda_runtime import (
     SqsEventSourcePoller,
     register_for_step_functions,
 )
-from localcloud.moto_workarounds import unregister_inprocess_function
+from localcloud.moto_patches.inprocess_lambda import unregister_inprocess_function
 from localcloud.sigv4 import Principal, SigV4Verifier
 
 DEPENDENCY_BASE_URL = "DEPENDENCY_BASE_URL"

@@ -39,7 +39,6 @@ from localcloud.scenarios import (
     compressed_context,
     context_differences,
     receive_budget_seconds,
-    result_document,
     scenarios,
 )
 
@@ -220,7 +219,9 @@ def _write(result: RunResult, args: argparse.Namespace) -> None:
     if args.json_dir is not None:
         args.json_dir.mkdir(parents=True, exist_ok=True)
         partial = args.json_dir / f"{name}.partial"
-        partial.write_text(json.dumps({**result_document(result), "ok": _ok(result)}, indent=1, default=str))
+        partial.write_text(
+            json.dumps({**report.result_document(result), "ok": _ok(result)}, indent=1, default=str)
+        )
         partial.replace(args.json_dir / f"{name}.json")  # appears complete or not at all
     print(text, flush=True)
 

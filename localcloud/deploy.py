@@ -297,7 +297,7 @@ AWS_PUBLIC_PARAMETERS: list[tuple[re.Pattern[str], Callable[[Emulator, re.Match[
 
 def seed_public_parameters(emulator: Emulator, synthesized: Synthesized) -> dict[str, str]:
     """Give the emulator the AWS-published SSM parameters the template's parameters default to."""
-    from localcloud.moto_workarounds import put_aws_public_parameter
+    from localcloud.moto_patches.ssm_public_parameters import put_aws_public_parameter
 
     ssm = emulator.client("ssm")
     seeded = {}
@@ -413,7 +413,7 @@ def deploy(emulator: Emulator, synthesized: Synthesized, *, stack_name: str | No
     outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs", [])}
     deployed = DeployedStack(emulator, synthesized, name, resources, outputs, not_emulated)
     if synthesized.of_type("AWS::StepFunctions::StateMachine"):
-        from localcloud.moto_workarounds import register_stack_state_machines_for_execution
+        from localcloud.moto_patches.stack_state_machines import register_stack_state_machines_for_execution
 
         register_stack_state_machines_for_execution(emulator.account_id, emulator.region)
     return deployed

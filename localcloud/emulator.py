@@ -43,13 +43,13 @@ class Emulator:
     def start(self) -> Emulator:
         from moto.server import ThreadedMotoServer
 
-        from localcloud import moto_workarounds
+        from localcloud.moto_patches import install_local_cloud_workarounds
 
         if self._quiet:
             logging.getLogger("werkzeug").setLevel(logging.ERROR)
             logging.getLogger("moto").setLevel(logging.ERROR)
             warnings.filterwarnings("ignore", message="Tried to parse .* but it's not supported")
-        moto_workarounds.install_local_cloud_workarounds()
+        install_local_cloud_workarounds()
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
         self._server = server

@@ -11,7 +11,7 @@ this server does what API Gateway would, driven by the synthesized template rath
   local producer's credentials (``producer_auth``) gets through as that caller (``$context.identity``);
   no signature is a 403 ``MISSING_AUTHENTICATION_TOKEN``, a wrong one a 403 ``INVALID_SIGNATURE``;
 * stage throttling from the stage's ``MethodSettings`` (a token bucket per method: rate and burst);
-* the integration: the method's request mapping template (VTL, rendered by ``localcloud.vtl``) becomes
+* the integration: the method's request mapping template (VTL: airspeed-ext, ``localcloud.vtl``) becomes
   the service request (SQS query-protocol ``SendMessage``, or a JSON-protocol call such as
   ``AWSEvents.PutEvents``) sent to the emulator; the service's answer picks the integration response by
   its ``SelectionPattern`` and is rendered with that response's template and headers;

@@ -12,7 +12,7 @@ Why threads with overlays, not a lock around invocations or a process per functi
   the consumer's maximum concurrency has to be real parallelism (the peak concurrency the dependency sees
   is one of the things the demo measures).
 * A process per function would isolate everything for free, but Step Functions executions run inside the
-  emulator's process and call Lambda tasks there (``moto_workarounds.register_inprocess_function``), so the
+  emulator's process and call Lambda tasks there (``moto_patches.inprocess_lambda.register_inprocess_function``), so the
   handlers must live in that process too.
 
 So each execution environment is a thread that carries a *thread-local overlay*:

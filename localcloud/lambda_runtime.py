@@ -38,7 +38,7 @@ from typing import Any
 
 from localcloud import isolation
 from localcloud.emulator import Emulator
-from localcloud.moto_workarounds import FakeLambdaContext, register_inprocess_function
+from localcloud.moto_patches.inprocess_lambda import FakeLambdaContext, register_inprocess_function
 
 # How long an idle poller waits between empty receives (Lambda long-polls; short polls keep the
 # emulator's receive path single-threaded, see SqsEventSourcePoller._receive), and how often a poller
@@ -301,7 +301,7 @@ class Function:
             observer(self.config.name, event, busy, duration_ms, failed)
 
     def inprocess_handler(self, event: Any, context: Any) -> Any:
-        """The handler Step Functions tasks reach (``moto_workarounds.register_inprocess_function``)."""
+        """The handler Step Functions tasks reach (``moto_patches.inprocess_lambda.register_inprocess_function``)."""
         result = self.invoke(event, context)
         if result.status == "ok":
             return result.payload

@@ -1,7 +1,9 @@
-"""The demo's report: numbers that show whether the patterns held, and a timeline picture."""
+"""The demo's report: numbers that show whether the patterns held, a timeline picture, and the run as a
+JSON document."""
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import textwrap
 from collections import Counter
@@ -233,6 +235,59 @@ def _alarm_panel(axis: Any, timeline: AlarmTimeline, fired: list[str], end: floa
     axis.set_ylim(-0.6, len(fired) - 0.4)
     axis.invert_yaxis()
     axis.set_ylabel("alarms in ALARM")
+
+
+def result_document(result: RunResult) -> dict[str, Any]:
+    """A JSON-serializable account of a run (for ``demo --json`` and the e2e tests)."""
+    by_key: dict[str, int] = {}
+    for message in result.accepted:
+        by_key[message.idempotency_key] = by_key.get(message.idempotency_key, 0) + 1
+    return {
+        "scenario": result.scenario.name,
+        "fault_window": result.fault_window,
+        "nominal_fault_window": result.scenario.fault_window,
+        "timeline_notes": result.timeline_notes,
+        "drain_verdict": None
+        if result.drain_verdict is None
+        else {"outcome": result.drain_verdict.outcome, "detail": result.drain_verdict.detail},
+        "summary": summary(result),
+        "drained": result.drained,
+        "cap": result.cap,
+        "visibility_timeout_s": result.visibility_timeout_s,
+        "consumer_errors": result.consumer_errors,
+        "consumer_timeouts": result.consumer_timeouts,
+        "peak_consumer_in_flight": result.peak_consumer_in_flight,
+        "peak_dependency_in_flight": result.peak_dependency_in_flight,
+        "attempt_timeout_ms": result.attempt_timeout_ms,
+        "transitions": [{"t": t.t, "from": t.from_state, "to": t.to_state} for t in result.transitions],
+        "record_transitions": [
+            {"t": t.t, "from": t.from_state, "to": t.to_state} for t in result.record_transitions
+        ],
+        "final_circuit": result.samples[-1].circuit if result.samples else None,
+        "calls": [
+            {"t": c.t, "status": c.status, "key": c.idempotency_key, "latency_ms": c.latency_ms}
+            for c in result.calls
+        ],
+        "messages": [
+            {
+                "t": m.t,
+                "order_id": m.order_id,
+                "key": m.idempotency_key,
+                "message_id": m.message_id,
+                "origin": m.origin,
+                "note": m.note,
+                "outcome": result.outcome(m),
+                "messages_with_key": by_key.get(m.idempotency_key, 0),
+            }
+            for m in result.messages
+        ],
+        "charges": result.charges,
+        "dlq": result.dlq_ids,
+        "status_reads": [dataclasses.asdict(r) for r in result.status_reads],
+        "breaker_recovery_s": result.breaker_recovery_s,
+        "alarms": None if result.alarms is None else result.alarms.document(),
+        "report": text(result),
+    }
 
 
 def _transitions(transitions: list[Transition]) -> str:

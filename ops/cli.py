@@ -22,7 +22,7 @@ from ops.aws import Aws
 from ops.console import Console
 from ops.errors import EXIT_FAILED, EXIT_USAGE, OpsError
 from ops.inventory import Inventory
-from scripts.replay_events import parse_time
+from ops.replay import parse_time
 
 PROG = "python -m ops"
 
@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay = commands.add_parser(
         "replay",
         parents=[common],
-        help="replay archived events for a time window (scripts/replay_events.py)",
+        help="replay archived events for a time window",
         description="Replay events from the bus archive to the named rules (or subscribers) and wait for "
         "the replay to finish. For events delivered but processed wrongly; DLQ contents are redriven instead. "
         "At least one --subscriber or --rule is required; rules whose subscriber has side effects "

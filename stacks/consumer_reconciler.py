@@ -28,7 +28,7 @@ from lambdas.reconciler.contract import CONTROL_ENV, CONTROL_OUTPUT
 from stacks.circuit_breaker import CircuitBreakerStore
 from stacks.compliance import acknowledge
 from stacks.config import ServiceConfig
-from stacks.load_leveling_consumer import LoadLevelingConsumer
+from stacks.load_leveling_consumer import PausableMapping
 from stacks.monitoring import ServiceMonitoring
 from stacks.service_function import ServiceFunction
 from stacks.workflows import DeadLetterSink
@@ -46,7 +46,7 @@ class ConsumerReconciler(Construct):
         config: ServiceConfig,
         layers: Sequence[lambda_.ILayerVersion],
         circuits: CircuitBreakerStore,
-        consumers: dict[str, LoadLevelingConsumer],
+        mappings: dict[str, PausableMapping],
         controller: sfn.StateMachine,
         controller_inputs: dict[str, dict],
         monitoring: ServiceMonitoring,
@@ -58,8 +58,8 @@ class ConsumerReconciler(Construct):
             "circuit_table": circuits.table.table_name,
             "circuits": controller_inputs,
             "consumers": {
-                name: {"mapping": consumer.event_source_mapping_id, "circuit": consumer.dependency.name}
-                for name, consumer in consumers.items()
+                name: {"mapping": mapping.mapping_id, "circuit": mapping.circuit}
+                for name, mapping in mappings.items()
             },
         }
         control_json = Stack.of(self).to_json_string(self.control)
@@ -76,11 +76,11 @@ class ConsumerReconciler(Construct):
             environment={CONTROL_ENV: control_json},
         )
         function = self.function.function
-        for consumer in consumers.values():
+        for mapping in mappings.values():
             function.add_to_role_policy(
                 iam.PolicyStatement(
                     actions=["lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"],
-                    resources=[consumer.event_source_mapping_source.event_source_mapping_arn],
+                    resources=[mapping.mapping_arn],
                 )
             )
         function.add_to_role_policy(
@@ -117,7 +117,7 @@ class ConsumerReconciler(Construct):
         monitoring.watch_rule("consumer-reconciler", self.schedule, default_bus)
         monitoring.watch_function("consumer-reconciler", self.function)
         self.paused_alarms = {
-            name: monitoring.watch_paused_consumer(name, settings.paused_alarm_minutes) for name in consumers
+            name: monitoring.watch_paused_consumer(name, settings.paused_alarm_minutes) for name in mappings
         }
         # The finding names the execution ARN as cdk-nag renders grant_execution's Fn::Split of the ARN.
         machine = Stack.of(self).get_logical_id(controller.node.default_child)

@@ -13,7 +13,7 @@ Failure paths (docs/events.md):
   receives. Messages from the two paths are told apart by the ERROR_CODE / RULE_ARN message
   attributes EventBridge adds; a redrive (DLQ -> queue) recovers both;
 - events delivered but processed wrongly are replayed from the archive
-  (scripts/replay_events.py), to named rules only. The reader of a subscription that calls a
+  (ops/replay.py), to named rules only. The reader of a subscription that calls a
   partner declares it (``Subscription.declare_side_effects``): its rule is tagged, and the
   replay tools refuse it unless told ``--allow-side-effects``.
 """
@@ -27,8 +27,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from lambdas.shared.events import DETAIL_TYPES
-from scripts.replay_events import SIDE_EFFECTS_TAG
+from lambdas.shared.events import DETAIL_TYPES, SIDE_EFFECTS_TAG
 from stacks.config import EventSettings, ServiceConfig
 from stacks.durable_queue import DurableQueue
 from stacks.event_contracts import event_pattern

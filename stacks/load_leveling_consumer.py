@@ -4,6 +4,7 @@ its dependency can take, inside a bulkhead, with partial batch responses and ide
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
@@ -23,6 +24,25 @@ from stacks.service_function import ServiceFunction
 # work (its non-critical dependency was unavailable). The queue stays empty, so only that counter
 # shows the work is not being done.
 DEFERRED_WORK_METRICS = {notifications.__package__: notifications.METRIC_DEFERRED}
+
+
+@dataclass(frozen=True)
+class PausableMapping:
+    """An SQS event source mapping the circuit controller pauses while its dependency's circuit is open
+    (and the reconciler resumes if it is left paused): the queue holds the work meanwhile."""
+
+    name: str
+    source: sources.SqsEventSource
+    max_concurrency: int
+    circuit: str
+
+    @property
+    def mapping_id(self) -> str:
+        return self.source.event_source_mapping_id
+
+    @property
+    def mapping_arn(self) -> str:
+        return self.source.event_source_mapping_arn
 
 
 class LoadLevelingConsumer(Construct):
@@ -132,3 +152,9 @@ class LoadLevelingConsumer(Construct):
     @property
     def event_source_mapping_id(self) -> str:
         return self.event_source_mapping_source.event_source_mapping_id
+
+    @property
+    def pausable(self) -> PausableMapping:
+        return PausableMapping(
+            self.name, self.event_source_mapping_source, self.settings.max_concurrency, self.dependency.name
+        )

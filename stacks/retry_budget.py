@@ -94,6 +94,14 @@ def task_invocations(state: Mapping[str, Any]) -> int:
     return 1 + retries
 
 
+def waits_out_open_circuits(state: Mapping[str, Any]) -> bool:
+    """A Catch of the no-call errors alone that leads anywhere but the step's failure: a wait loop."""
+    return any(
+        set(catch["ErrorEquals"]) <= NO_CALL_ERRORS and not catch["Next"].endswith("Failed")
+        for catch in state.get("Catch", [])
+    )
+
+
 def _task_states(states: Mapping[str, Any]) -> Iterable[tuple[str, Mapping[str, Any]]]:
     for name, state in states.items():
         if state.get("Type") == "Task":
@@ -173,16 +181,27 @@ def _workflow_paths(config: ServiceConfig) -> list[RetryPath]:
         if role is None:
             continue
         dependency_name = getattr(workflows, role)
+        layers = [starts]
+        if waits_out_open_circuits(state):
+            layers.append(
+                Layer(
+                    f"{state_name} waits out an open circuit and runs again (circuitWait)",
+                    1,
+                    "entered only after the open circuit made no call; the calls once it lets them through "
+                    "again belong to a new circuit cycle, which the breaker bounds (it reopens after "
+                    "breaker_failure_threshold failures)",
+                )
+            )
+        layers += [
+            Layer(f"Step Functions Retry on {state_name}", task_invocations(state)),
+            Layer("task client attempts (workflows.task_max_attempts)", workflows.task_max_attempts),
+        ]
         out.append(
             RetryPath(
                 f"POST /events -> bus -> {workflows.subscription} queue -> starter -> workflow -> "
                 f"{state_name} -> {dependency_name}",
                 dependency_name,
-                (
-                    starts,
-                    Layer(f"Step Functions Retry on {state_name}", task_invocations(state)),
-                    Layer("task client attempts (workflows.task_max_attempts)", workflows.task_max_attempts),
-                ),
+                tuple(layers),
                 config.dependencies[dependency_name].retry_budget,
             )
         )

@@ -104,7 +104,7 @@ class ResilientServiceStack(Stack):
             config=config,
             layers=layers,
             circuits=self.circuits,
-            consumers=self.consumers,
+            mappings=self.workflows.pausable,
             controller=self.workflows.controller,
             controller_inputs=self.workflows.controller_inputs,
             monitoring=self.monitoring,

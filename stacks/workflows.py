@@ -27,16 +27,19 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from lambdas.workflow_starter.contract import CIRCUIT_WAIT_LIMIT_VARIABLE, CIRCUIT_WAIT_SECONDS_VARIABLE
 from stacks.circuit_breaker import CIRCUIT_OPENED_DETAIL_TYPE, CircuitBreakerStore
 from stacks.compliance import acknowledge
 from stacks.config import DependencySettings, ServiceConfig, WorkflowSettings, log_retention
 from stacks.downstream_dependency import DownstreamDependency
 from stacks.event_fanout import Subscription
-from stacks.load_leveling_consumer import LoadLevelingConsumer
+from stacks.load_leveling_consumer import LoadLevelingConsumer, PausableMapping
 from stacks.monitoring import ServiceMonitoring
 from stacks.service_function import ServiceFunction
 
 STATEMACHINES = Path(__file__).resolve().parent.parent / "statemachines"
+# The fulfilment starter as a paused mapping and a watched function (alarms, reconciler metrics).
+STARTER_NAME = "fulfilment-starter"
 # Every Lambda task in the ASL files has TimeoutSeconds 30; the functions match it.
 TASK_TIMEOUT = Duration.seconds(30)
 
@@ -166,14 +169,18 @@ class Workflows(Construct):
         )
         for task in (clock, probe):
             task.alias.grant_invoke(self.controller)
-        for name, settings in dependencies.items():
-            # Only consumers of a critical dependency wait for it; a non-critical one falls back.
-            paused = [
-                c for c in consumers.values() if c.dependency is settings and settings.settings.critical
-            ]
-            self._pause_on_open(name, settings, paused, circuits)
 
-        self.starter = self._starter(fulfilment_queue)
+        self.starter, starter_mapping = self._starter(fulfilment_queue, dependency)
+        # Every mapping the controllers pause, and the reconciler watches: the consumers, and the starter,
+        # whose executions would otherwise charge into an open circuit and wait it out (or fail) in Charge.
+        self.pausable: dict[str, PausableMapping] = {
+            **{c.name: c.pausable for c in consumers.values()},
+            STARTER_NAME: starter_mapping,
+        }
+        for name, settings in dependencies.items():
+            # Only the work of a critical dependency waits for it; a non-critical one falls back.
+            paused = [m for m in self.pausable.values() if m.circuit == name and settings.settings.critical]
+            self._pause_on_open(name, settings, paused, circuits)
 
     # -- pieces --------------------------------------------------------------------------------
 
@@ -253,24 +260,22 @@ class Workflows(Construct):
         self,
         name: str,
         dependency: DownstreamDependency,
-        consumers: list[LoadLevelingConsumer],
+        mappings: list[PausableMapping],
         circuits: CircuitBreakerStore,
     ) -> None:
         """Start the controller when the consumers' breaker opens or the error alarm fires."""
         bus = circuits.events
-        if not consumers:
+        if not mappings:
             return
-        for consumer in consumers:
+        for mapping in mappings:
             self.controller.add_to_role_policy(
                 iam.PolicyStatement(
-                    actions=["lambda:UpdateEventSourceMapping"],
-                    resources=[consumer.event_source_mapping_source.event_source_mapping_arn],
+                    actions=["lambda:UpdateEventSourceMapping"], resources=[mapping.mapping_arn]
                 )
             )
         controller_input = controller_input_for(
-            name, dependency.settings, {c.event_source_mapping_id: c.settings.max_concurrency for c in consumers},
-            self.settings,
-        )  # fmt: skip
+            name, dependency.settings, {m.mapping_id: m.max_concurrency for m in mappings}, self.settings
+        )
         self.controller_inputs[name] = controller_input
         opened = events.Rule(
             self,
@@ -323,7 +328,9 @@ class Workflows(Construct):
         )
         self._monitoring.watch_rule(name, rule, bus)
 
-    def _starter(self, queue: Subscription) -> ServiceFunction:
+    def _starter(
+        self, queue: Subscription, dependency: DownstreamDependency
+    ) -> tuple[ServiceFunction, PausableMapping]:
         starter = ServiceFunction(
             self,
             "FulfilmentStarter",
@@ -333,17 +340,19 @@ class Workflows(Construct):
             layers=self._layers,
             timeout=Duration.seconds(self.settings.starter_timeout_seconds),
             reserved_concurrency=self.settings.task_concurrency,
-            environment={"STATE_MACHINE_ARN": self.fulfilment.state_machine_arn},
+            environment={
+                "STATE_MACHINE_ARN": self.fulfilment.state_machine_arn,
+                **circuit_wait_environment(dependency.settings, self.settings),
+            },
         )
         self.fulfilment.grant_start_execution(starter.function)
-        starter.alias.add_event_source(
-            sources.SqsEventSource(
-                queue.queue,
-                batch_size=10,
-                report_batch_item_failures=True,
-                max_concurrency=max(2, self.settings.task_concurrency),
-            )
+        source = sources.SqsEventSource(
+            queue.queue,
+            batch_size=10,
+            report_batch_item_failures=True,
+            max_concurrency=max(2, self.settings.task_concurrency),
         )
+        starter.alias.add_event_source(source)
         for rule, reason in (
             (
                 "Serverless::Serverless-LambdaDLQ",
@@ -355,8 +364,23 @@ class Workflows(Construct):
             ),
         ):
             acknowledge(starter, rule, reason)
-        self._monitoring.watch_function("fulfilment-starter", starter)
-        return starter
+        self._monitoring.watch_function(STARTER_NAME, starter)
+        concurrency = max(2, self.settings.task_concurrency)
+        return starter, PausableMapping(STARTER_NAME, source, concurrency, dependency.name)
+
+
+def circuit_wait_environment(dependency: DependencySettings, workflows: WorkflowSettings) -> dict[str, str]:
+    """How a fulfilment execution waits out its dependency's open circuit (lambdas/workflow_starter): one
+    recovery window per wait, for as long as the controller can keep the starter paused and then close."""
+    limit = (
+        workflows.controller_max_pause_seconds
+        + dependency.breaker_recovery_seconds
+        + dependency.breaker_success_threshold * workflows.controller_probe_interval_seconds
+    )
+    return {
+        CIRCUIT_WAIT_SECONDS_VARIABLE: str(dependency.breaker_recovery_seconds),
+        CIRCUIT_WAIT_LIMIT_VARIABLE: str(limit),
+    }
 
 
 def controller_input_for(

@@ -9,6 +9,9 @@ names here are:
                            and circuit_breaker list it with ``PermanentUpstreamError``).
 ``UnconfirmedResultError`` the partner answered 2xx but the body does not confirm this order's side
                            effect: no retrier matches it, so the step's Catch records it for a person.
+``CircuitWaitExpiredError`` the circuit was still open at the execution's circuit-wait deadline
+                           (``circuitWait.until``): no retrier or wait matches it, so the step's Catch
+                           records it for a person.
 ``DependencyUnhealthyError`` the canary answered 2xx but not an expected status, or reported itself
                            unhealthy (probe only; the controller treats every probe error the same).
 ``CanaryNotDryRunError``   a canary that is not GET/HEAD came back without ``Dry-Run: true``: the
@@ -24,6 +27,10 @@ class ValidationError(ValueError):
 
 class UnconfirmedResultError(Exception):
     """A 2xx response that does not confirm the requested side effect (wrong order, unreadable body)."""
+
+
+class CircuitWaitExpiredError(Exception):
+    """The circuit stayed open past the execution's circuit-wait deadline: stop waiting, record it."""
 
 
 class DependencyUnhealthyError(Exception):

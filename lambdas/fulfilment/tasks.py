@@ -3,7 +3,8 @@
 Every step receives (see ``lambdas/fulfilment/__init__.py``)::
 
     {"step": "Charge"|"Ship"|"Notify", "order": {...}, "idempotencyKey": "...", "executionName": "...",
-     "attempt": <$$.State.RetryCount>, "charge": <Charge result>, "shipment": <Ship result>}
+     "attempt": <$$.State.RetryCount>, "charge": <Charge result>, "shipment": <Ship result>,
+     "circuitWaitUntil": <unix seconds, or null: Charge and Ship only>}
 
 ``order`` is what the workflow starter builds from a PaymentReceived event (``FulfilmentOrder``). Each
 step makes one logical call to the partner (the client's budgeted retries and the shared Powertools
@@ -16,11 +17,14 @@ step's input.
 
 Errors keep the names the ASL matches: the client's ``TransientUpstreamError`` / ``BudgetExhaustedError``
 / ``DependencyUnavailableError`` / ``PermanentUpstreamError``, and ``ValidationError`` /
-``UnconfirmedResultError`` from ``lambdas.fulfilment.errors``.
+``UnconfirmedResultError`` from ``lambdas.fulfilment.errors``. An open circuit (``DependencyUnavailableError``)
+that outlasts the step's retrier sends the workflow into a wait loop on the circuit; once the execution's
+``circuitWaitUntil`` has passed, the step raises ``CircuitWaitExpiredError`` instead, which is recorded.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, Final, Literal, TypeVar
 
@@ -30,10 +34,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from lambdas.fulfilment.errors import UnconfirmedResultError, ValidationError
+from lambdas.fulfilment.errors import CircuitWaitExpiredError, UnconfirmedResultError, ValidationError
 from lambdas.fulfilment.partner import Partner
 from lambdas.shared import log_fields as lf
-from lambdas.shared.dependency_client import DependencyResponse, TransientUpstreamError
+from lambdas.shared.dependency_client import (
+    DependencyResponse,
+    DependencyUnavailableError,
+    TransientUpstreamError,
+)
 from lambdas.shared.events import PaymentReceived, contract_for
 from lambdas.shared.models import (
     CHARGES_PATH,
@@ -123,6 +131,8 @@ class TaskEvent(BaseModel):
     idempotencyKey: str = Field(min_length=1, max_length=255)
     executionName: str = Field(min_length=1, max_length=80)
     attempt: int = Field(default=0, ge=0)
+    # Unix seconds until which the workflow waits out an open circuit (None: it does not wait).
+    circuitWaitUntil: float | None = Field(default=None, ge=0)
     charge: ChargeResult | None = None
     shipment: ShipmentResult | None = None
 
@@ -138,6 +148,9 @@ class TaskEvent(BaseModel):
                     f"an earlier result is for order {earlier.orderId!r}, not {self.order.orderId!r}"
                 )
         return self
+
+    def circuit_wait_expired(self, now: float) -> bool:
+        return self.circuitWaitUntil is not None and now >= self.circuitWaitUntil
 
     @property
     def partner_idempotency_key(self) -> str:
@@ -292,10 +305,13 @@ def run_step(
     *,
     logger: Logger,
     metrics: Metrics,
+    clock: Callable[[], float] = time.time,
 ) -> dict[str, Any]:
     """What every step handler does: validate, call with the invocation's time budget, log, count.
 
-    Exceptions propagate unchanged (their class name is the workflow's error name) after one log line.
+    Exceptions propagate unchanged (their class name is the workflow's error name) after one log line,
+    except an open circuit past the execution's circuit-wait deadline: that becomes
+    ``CircuitWaitExpiredError``, which ends the workflow's wait and is recorded.
     """
     metrics.add_dimension(name=STEP_DIMENSION, value=step)
     try:
@@ -313,12 +329,19 @@ def run_step(
         try:
             result = perform(partner, task, remaining_ms=context.get_remaining_time_in_millis)
         except Exception as exc:
+            failure = exc
+            if isinstance(exc, DependencyUnavailableError) and task.circuit_wait_expired(clock()):
+                failure = CircuitWaitExpiredError(
+                    f"{exc}; the circuit-wait deadline {task.circuitWaitUntil} passed"
+                )
             logger.warning(
                 "fulfilment step failed",
-                extra={lf.ERROR: type(exc).__name__, "error_message": str(exc)[:1000]},
+                extra={lf.ERROR: type(failure).__name__, "error_message": str(failure)[:1000]},
             )
             metrics.add_metric(name=STEP_FAILED_METRIC, unit=MetricUnit.Count, value=1)
-            raise
+            if failure is exc:
+                raise
+            raise failure from exc
         output = result.model_dump(mode="json")
         logger.info("fulfilment step succeeded", extra={"result": output})
     metrics.add_metric(name=STEP_SUCCEEDED_METRIC, unit=MetricUnit.Count, value=1)

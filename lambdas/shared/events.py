@@ -138,6 +138,12 @@ CONTRACTS: tuple[EventContract, ...] = (
 BY_DETAIL_TYPE: Mapping[str, EventContract] = {c.detail_type: c for c in CONTRACTS}
 DETAIL_TYPES: tuple[str, ...] = tuple(BY_DETAIL_TYPE)
 
+# Tag on a subscriber's rule whose processing has side effects outside the service (its value says
+# what they are): stacks/event_fanout.py sets it, and a replay to such a rule needs
+# allow_side_effects (ops/replay.py). Here because both may import this module: the stack may not
+# import ops, and ops does not load the CDK.
+SIDE_EFFECTS_TAG = "side-effects"
+
 
 def contract_for(detail_model: type[BaseModel]) -> EventContract:
     """The contract whose detail is ``detail_model`` (refer to an event type by its model, not its name)."""

@@ -9,7 +9,8 @@ Execution input::
 
     {"idempotencyKey": "<event idempotency key>", "messageId": "<SQS id>",
      "event": {"id", "detailType", "source", "time", "replayName"?},
-     "order": {"orderId", "amountCents", "currency", "paymentId"}}
+     "order": {"orderId", "amountCents", "currency", "paymentId"},
+     "circuitWait": {"seconds": <CIRCUIT_WAIT_SECONDS>, "until": <now + CIRCUIT_WAIT_LIMIT_SECONDS, unix>}}
 
 ``order`` is what the Charge/Ship/Notify tasks read (``lambdas.fulfilment.tasks.FulfilmentOrder``).
 PaymentReceived has no ``customerId``, so the order carries none.
@@ -27,8 +28,13 @@ returned to the queue. A malformed event (not JSON, not an EventBridge envelope,
 detail, or a detail-type other than PaymentReceived) is logged with its message id and event id and
 fails its record every time, so the queue's redrive policy moves it to the subscription's DLQ.
 
+``circuitWait``: see ``lambdas/workflow_starter/contract.py``. The controller pauses this starter while the
+circuit is open, so only executions already running wait.
+
 Environment (parsed at init; a bad variable fails the cold start with its name):
     STATE_MACHINE_ARN         the order_fulfilment state machine (required).
+    CIRCUIT_WAIT_SECONDS      one wait on an open circuit: the dependency's recovery window (required).
+    CIRCUIT_WAIT_LIMIT_SECONDS how long an execution keeps waiting on an open circuit (required).
     POWERTOOLS_SERVICE_NAME   the service (required): the accepted source is ``<service>.ingestion``.
     EVENT_SOURCE              optional override of the accepted source.
 """
@@ -39,7 +45,8 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Final
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -61,6 +68,12 @@ from lambdas.shared.events import (
     parse_event,
 )
 from lambdas.workflow_starter.clients import STEP_FUNCTIONS_CLIENT_CONFIG
+from lambdas.workflow_starter.contract import (
+    CIRCUIT_WAIT_LIMIT_VARIABLE,
+    CIRCUIT_WAIT_MAX_LIMIT_SECONDS,
+    CIRCUIT_WAIT_MAX_SECONDS,
+    CIRCUIT_WAIT_SECONDS_VARIABLE,
+)
 
 MAX_NAME_LENGTH: Final = 80
 DIGEST_LENGTH: Final = 24  # hex characters of SHA-256: 96 bits
@@ -81,10 +94,14 @@ class StarterSettings(BaseModel):
     state_machine_arn: str = Field(pattern=STATE_MACHINE_ARN_PATTERN)
     service_name: str = Field(min_length=1)
     event_source: str = Field(min_length=1, max_length=256)
+    circuit_wait_seconds: int = Field(ge=1, le=CIRCUIT_WAIT_MAX_SECONDS)
+    circuit_wait_limit_seconds: int = Field(ge=0, le=CIRCUIT_WAIT_MAX_LIMIT_SECONDS)
 
     REQUIRED: ClassVar[dict[str, str]] = {
         "state_machine_arn": "STATE_MACHINE_ARN",
         "service_name": "POWERTOOLS_SERVICE_NAME",
+        "circuit_wait_seconds": CIRCUIT_WAIT_SECONDS_VARIABLE,
+        "circuit_wait_limit_seconds": CIRCUIT_WAIT_LIMIT_VARIABLE,
     }
     OPTIONAL: ClassVar[dict[str, str]] = {"event_source": "EVENT_SOURCE"}
 
@@ -114,7 +131,17 @@ def execution_name(idempotency_key: str) -> str:
     return f"{prefix}-{digest}" if prefix else digest
 
 
-def execution_input(received: ReceivedEvent, message_id: str) -> dict[str, Any]:
+def circuit_wait(settings: StarterSettings, now: float) -> dict[str, float]:
+    """How long each of the execution's waits on an open circuit lasts, and until when it keeps waiting."""
+    return {
+        "seconds": settings.circuit_wait_seconds,
+        "until": round(now + settings.circuit_wait_limit_seconds, 3),
+    }
+
+
+def execution_input(
+    received: ReceivedEvent, message_id: str, circuit_wait: Mapping[str, float]
+) -> dict[str, Any]:
     """The order_fulfilment input for a PaymentReceived event (see the module docstring)."""
     detail = received.detail
     if not isinstance(detail, PaymentReceived):
@@ -135,6 +162,7 @@ def execution_input(received: ReceivedEvent, message_id: str) -> dict[str, Any]:
             "currency": detail.currency,
             "paymentId": detail.paymentId,
         },
+        "circuitWait": dict(circuit_wait),
     }
 
 
@@ -149,6 +177,7 @@ def _event_id(body: str) -> str | None:
 
 
 # ------------------------------------------------------------------ execution-environment init (once)
+clock: Callable[[], float] = time.time  # the circuit-wait deadline's; tests set their own
 settings = StarterSettings.from_environment(os.environ)
 logger = Logger(service=settings.service_name)
 tracer = Tracer(service=settings.service_name)
@@ -164,7 +193,7 @@ def start_fulfilment(record: SQSRecord) -> str:
     """Start (or recognise as already started) the execution for one event; return its name."""
     try:
         received = parse_event(record.body, source=settings.event_source)
-        payload = execution_input(received, record.message_id)
+        payload = execution_input(received, record.message_id, circuit_wait(settings, clock()))
     except InvalidEventError as exc:
         logger.error(
             "invalid event: left for the DLQ",

@@ -1,6 +1,6 @@
 """The synthesized template deploys on the emulator, and what it creates is what the template says.
 
-These tests are also the verification of every deploy-time workaround in localcloud/moto_workarounds.py
+These tests are also the verification of every deploy-time workaround in localcloud/moto_patches/
 (each workaround's docstring points here).
 """
 
@@ -15,7 +15,7 @@ import pytest
 from bench.cost import handler_environments, import_cost
 from localcloud.deploy import DeployedStack
 from localcloud.lambda_runtime import FunctionConfig, SqsEventSource
-from localcloud.moto_workarounds import register_stack_state_machines_for_execution
+from localcloud.moto_patches.stack_state_machines import register_stack_state_machines_for_execution
 from tests.waiting import wait_until
 
 # Types moto's CloudFormation skips. The local cloud does not need them to run the data path; a new

@@ -22,7 +22,8 @@ import requests
 
 from localcloud.cloud import LocalCloud
 from localcloud.front_door import producer_auth
-from localcloud.scenarios import MIN_ORDERS_WHILE_OPEN, ScenarioRun, result_document
+from localcloud.report import result_document
+from localcloud.scenarios import MIN_ORDERS_WHILE_OPEN, ScenarioRun
 from tests.conftest import cdk_context
 from tests.e2e.support import FAULT_SCENARIOS, Compressed, FaultRuns
 

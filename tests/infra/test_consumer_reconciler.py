@@ -13,6 +13,7 @@ from lambdas.reconciler.contract import (
     METRIC_PAUSED_SECONDS,
     ConsumerControl,
 )
+from stacks.workflows import STARTER_NAME
 from tests.infra.conftest import Synthesized
 
 
@@ -99,7 +100,8 @@ def test_it_may_touch_only_the_consumers_mappings_the_controller_and_the_circuit
     } | ({"sqs:GetQueueAttributes", "sqs:GetQueueUrl"} & granted)
     controller = _logical_id(dev, dev.stack.workflows.controller)
     table = _logical_id(dev, dev.stack.circuits.table)
-    mappings = {dev.stack.resolve(c.event_source_mapping_id)["Ref"] for c in dev.stack.consumers.values()}
+    mappings = {dev.stack.resolve(m.mapping_id)["Ref"] for m in dev.stack.workflows.pausable.values()}
+    assert len(mappings) == len(dev.stack.consumers) + 1  # and the fulfilment starter
     for statement in statements:
         actions, text = _actions(statement), json.dumps(_resources(statement))
         if actions & {"lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"}:
@@ -127,9 +129,12 @@ def test_the_control_document_names_every_consumer_and_the_controllers_own_input
     assert outputs[CONTROL_OUTPUT]["Value"] == raw
     # With the references filled in, it parses with the handler's own model.
     control = ConsumerControl.model_validate(_filled(dev.stack.resolve(dev.stack.reconciler.control)))
-    assert set(control.consumers) == set(dev.stack.config.consumers)
+    assert set(control.consumers) == set(dev.stack.config.consumers) | {STARTER_NAME}
     assert set(control.circuits) == {"partner"}
     assert not control.paused_by_controller("notifications")
+    # The starter waits with the orders consumer: its executions would charge into the open circuit.
+    assert control.paused_by_controller(STARTER_NAME)
+    assert control.consumers[STARTER_NAME].circuit == control.consumers["orders"].circuit
     # The very inputs the controller's rules send (built once in stacks/workflows.py).
     assert dev.stack.reconciler.control["circuits"] is dev.stack.workflows.controller_inputs
 
@@ -137,7 +142,7 @@ def test_the_control_document_names_every_consumer_and_the_controllers_own_input
 def test_each_consumer_has_a_paused_alarm_on_the_metric_the_handler_emits(dev: Synthesized) -> None:
     topic_id = next(iter(dev.of_type("AWS::SNS::Topic")))
     minutes = dev.stack.config.reconciler.paused_alarm_minutes
-    for name in dev.stack.config.consumers:
+    for name in [*dev.stack.config.consumers, STARTER_NAME]:
         alarm_id = _logical_id(dev, dev.stack.reconciler.paused_alarms[name])
         props = dev.resources[alarm_id]["Properties"]
         assert props["MetricName"] == METRIC_PAUSED_SECONDS

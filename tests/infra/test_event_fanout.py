@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from lambdas.shared.events import DETAIL_TYPES
-from scripts.replay_events import SIDE_EFFECTS_TAG
+from lambdas.shared.events import DETAIL_TYPES, SIDE_EFFECTS_TAG
 from stacks.application import build_app
 from tests.conftest import cdk_context
 from tests.infra.conftest import Synthesized

@@ -129,3 +129,15 @@ def test_a_task_runs_once_plus_every_retry_that_can_follow_a_call(
     retry: list[dict[str, Any]], runs: int
 ) -> None:
     assert retry_budget.task_invocations({"Type": "Task", "Retry": retry}) == runs
+
+
+def test_the_circuit_wait_loops_are_named_as_layers_that_repeat_no_call() -> None:
+    """Charge and Ship wait out an open circuit and run again; the path shows it (factor 1, with why)."""
+    waits = {
+        p.path.split(" -> ")[-2]: layer
+        for p in retry_budget.check(config())
+        for layer in p.layers
+        if "open circuit" in layer.name
+    }
+    assert set(waits) == {"Charge", "Ship"}
+    assert all(layer.factor == 1 and "new circuit cycle" in layer.why for layer in waits.values())

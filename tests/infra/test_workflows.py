@@ -8,8 +8,20 @@ from typing import Any
 
 import pytest
 
+from lambdas.workflow_starter.contract import (
+    CIRCUIT_WAIT_LIMIT_VARIABLE,
+    CIRCUIT_WAIT_MAX_LIMIT_SECONDS,
+    CIRCUIT_WAIT_MAX_SECONDS,
+    CIRCUIT_WAIT_SECONDS_VARIABLE,
+)
 from stacks.circuit_breaker import circuit_events_source
-from stacks.workflows import STATEMACHINES
+from stacks.config import (
+    CONTROLLER_MAX_RECOVERY_SECONDS,
+    CONTROLLER_MAX_REQUIRED_SUCCESSES,
+    DependencySettings,
+    WorkflowSettings,
+)
+from stacks.workflows import STARTER_NAME, STATEMACHINES, circuit_wait_environment
 from tests.infra.conftest import Synthesized
 from tests.statemachines.asl import LAMBDA_TASK_TIMEOUT_SECONDS
 
@@ -105,9 +117,13 @@ def test_controller_may_pause_exactly_the_consumers_of_its_dependency(dev: Synth
     _, props = _machine(dev, "controller")
     statements = _role_statements(dev, props["RoleArn"]["Fn::GetAtt"][0])
     (pause,) = [s for s in statements if _actions(s) == ["lambda:UpdateEventSourceMapping"]]
-    consumer = dev.stack.consumers["orders"]
-    mapping_id = consumer.event_source_mapping_id
-    assert dev.stack.resolve(mapping_id)["Ref"] in json.dumps(pause["Resource"])
+    paused = {dev.stack.resolve(m.mapping_id)["Ref"] for m in dev.stack.workflows.pausable.values()
+              if m.name in ("orders", STARTER_NAME)}  # fmt: skip
+    assert len(paused) == 2
+    for mapping in paused:
+        assert mapping in json.dumps(pause["Resource"])
+    notifications = dev.stack.resolve(dev.stack.consumers["notifications"].event_source_mapping_id)["Ref"]
+    assert notifications not in json.dumps(pause["Resource"])
     circuit_table = dev.stack.get_logical_id(dev.stack.circuits.table.node.default_child)
     (table,) = [s for s in statements if any(a.startswith("dynamodb:") for a in _actions(s))]
     # GetItem: the resume ramp reads the circuit record (real calls still succeed?) before each step.
@@ -238,3 +254,36 @@ def test_the_controller_input_every_rule_sends_passes_the_machines_own_input_che
                     assert value <= bound["NumericLessThanEquals"], bound
                 else:
                     assert value >= bound["NumericGreaterThanEquals"], bound
+
+
+def test_the_starter_lets_executions_wait_out_the_longest_pause_of_the_controller(dev: Synthesized) -> None:
+    """An execution already running when the circuit opens waits for as long as the controller can keep
+    the starter paused, plus the probes that close the circuit; then the failure is recorded."""
+    starter_id = dev.stack.get_logical_id(dev.stack.workflows.starter.function.node.default_child)
+    variables = dev.resources[starter_id]["Properties"]["Environment"]["Variables"]
+    partner = dev.stack.config.dependencies["partner"]
+    workflows = dev.stack.config.workflows
+    assert variables[CIRCUIT_WAIT_SECONDS_VARIABLE] == str(partner.breaker_recovery_seconds)
+    limit = int(variables[CIRCUIT_WAIT_LIMIT_VARIABLE])
+    assert limit >= workflows.controller_max_pause_seconds + partner.breaker_recovery_seconds
+    assert limit <= CIRCUIT_WAIT_MAX_LIMIT_SECONDS
+
+
+def test_every_allowed_configuration_gives_the_starter_a_circuit_wait_it_accepts() -> None:
+    """The starter refuses (at init) a wait the fulfilment machine's TimeoutSeconds is not sized for."""
+    dependency = DependencySettings.model_validate(
+        {"breaker_recovery_seconds": CONTROLLER_MAX_RECOVERY_SECONDS,
+         "breaker_success_threshold": CONTROLLER_MAX_REQUIRED_SUCCESSES}
+    )  # fmt: skip
+    workflows = WorkflowSettings.model_validate(
+        {"controller_max_pause_seconds": _upper_bound(WorkflowSettings, "controller_max_pause_seconds"),
+         "controller_probe_interval_seconds": _upper_bound(WorkflowSettings, "controller_probe_interval_seconds")}
+    )  # fmt: skip
+    variables = circuit_wait_environment(dependency, workflows)
+    assert int(variables[CIRCUIT_WAIT_SECONDS_VARIABLE]) <= CIRCUIT_WAIT_MAX_SECONDS
+    assert int(variables[CIRCUIT_WAIT_LIMIT_VARIABLE]) <= CIRCUIT_WAIT_MAX_LIMIT_SECONDS
+
+
+def _upper_bound(model: type[Any], field: str) -> int:
+    [bound] = [m.le for m in model.model_fields[field].metadata if getattr(m, "le", None) is not None]
+    return int(bound)

@@ -1,7 +1,7 @@
 """Fixtures for executing the ASL definitions on moto's Step Functions interpreter.
 
 Every test gets a fresh ``mock_aws`` with ``execute_state_machine`` on, fake credentials, one region,
-and Lambda tasks routed to in-process handlers (``localcloud.moto_workarounds``).
+and Lambda tasks routed to in-process handlers (``localcloud.moto_patches``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import pytest
 from moto import mock_aws
 
 from lambdas.fulfilment import clock as clock_module
-from localcloud import moto_workarounds
+from localcloud import moto_patches
+from localcloud.moto_patches import inprocess_lambda
 from tests.statemachines import asl
 
 REGION = "eu-west-1"
@@ -41,11 +42,11 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "AWS_DEFAULT_REGION": REGION,
     }.items():
         monkeypatch.setenv(key, value)
-    moto_workarounds.install_all()
+    moto_patches.install_all()
     with mock_aws(config=SFN_CONFIG):  # type: ignore[arg-type]
         yield
         stop_running_executions(boto3.client("stepfunctions", region_name=REGION))
-    moto_workarounds.clear_inprocess_functions()
+    inprocess_lambda.clear_inprocess_functions()
 
 
 def stop_running_executions(sfn: Any) -> None:
@@ -77,16 +78,16 @@ def dynamodb(aws: None) -> Any:
 
 
 @pytest.fixture
-def register(aws: None) -> Callable[..., moto_workarounds.InProcessFunction]:
+def register(aws: None) -> Callable[..., inprocess_lambda.InProcessFunction]:
     """register(name, handler) -> the registration (its ARN is ``function_arn(name)``)."""
 
     def _register(
         name: str, handler: Callable[[Any, Any], Any], **options: Any
-    ) -> moto_workarounds.InProcessFunction:
+    ) -> inprocess_lambda.InProcessFunction:
         options.setdefault("region", REGION)
         options.setdefault("account_id", ACCOUNT_ID)
         options.setdefault("timeout_seconds", asl.LAMBDA_TASK_TIMEOUT_SECONDS)
-        return moto_workarounds.register_inprocess_function(name, handler, **options)
+        return inprocess_lambda.register_inprocess_function(name, handler, **options)
 
     return _register
 

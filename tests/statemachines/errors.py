@@ -15,3 +15,7 @@ class DependencyUnavailableError(Exception):
 
 class ValidationError(Exception):
     pass
+
+
+class CircuitWaitExpiredError(Exception):
+    pass

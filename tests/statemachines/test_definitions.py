@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from lambdas.workflow_starter.contract import CIRCUIT_WAIT_MAX_LIMIT_SECONDS, CIRCUIT_WAIT_MAX_SECONDS
 from stacks.config import (
     CONTROLLER_MAX_RECOVERY_SECONDS,
     CONTROLLER_MAX_REQUIRED_SUCCESSES,
@@ -166,7 +167,8 @@ def _successors(state: dict[str, Any]) -> set[str]:
     return following
 
 
-def _longest_path_seconds(definition: dict[str, Any]) -> float:
+def _longest_path_seconds(definition: dict[str, Any], cut: frozenset[str] = frozenset()) -> float:
+    """The longest path through the definition; states in ``cut`` are left out (a loop's way back)."""
     states = definition["States"]
     memo: dict[str, float] = {}
 
@@ -175,18 +177,62 @@ def _longest_path_seconds(definition: dict[str, Any]) -> float:
         if name not in memo:
             state = states[name]
             own = asl.worst_case_task_seconds(state) if state["Type"] == "Task" else 0
-            memo[name] = own + max((longest(n, visiting | {name}) for n in _successors(state)), default=0)
+            following = _successors(state) - cut
+            memo[name] = own + max((longest(n, visiting | {name}) for n in following), default=0)
         return memo[name]
 
     return longest(definition["StartAt"], frozenset())
 
 
+def _circuit_waits(definition: dict[str, Any]) -> dict[str, str]:
+    """Wait state -> the task it goes back to: the only loops of the fulfilment workflow."""
+    return {
+        name: state["Next"]
+        for name, state in definition["States"].items()
+        if state["Type"] == "Wait" and state.get("SecondsPath") == "$.circuitWait.seconds"
+    }
+
+
 @pytest.mark.parametrize("machine", ACYCLIC)
 def test_machine_timeout_outlasts_the_worst_case_path(machine: str) -> None:
     """Every retry exhausted and every attempt timing out still ends inside the machine's TimeoutSeconds,
-    so a timeout of the whole execution (which no Catch can record) means something is stuck."""
+    so a timeout of the whole execution (which no Catch can record) means something is stuck.
+
+    The fulfilment workflow's only loops wait out an open circuit, until one deadline for the whole
+    execution (``circuitWait.until``, at most CIRCUIT_WAIT_MAX_LIMIT_SECONDS after the start): past it,
+    each looping step finishes the round it is in (a wait and the task, every retrier exhausted) and
+    then runs once more, to raise CircuitWaitExpiredError at the latest after the same again."""
     definition = load(machine)
-    assert _longest_path_seconds(definition) <= definition["TimeoutSeconds"]
+    waits = _circuit_waits(definition)
+    longest = _longest_path_seconds(definition, cut=frozenset(waits))
+    states = definition["States"]
+    after_deadline = sum(
+        2 * (CIRCUIT_WAIT_MAX_SECONDS + asl.worst_case_task_seconds(states[task])) for task in waits.values()
+    )
+    waiting = CIRCUIT_WAIT_MAX_LIMIT_SECONDS + after_deadline if waits else 0
+    assert longest + waiting <= definition["TimeoutSeconds"]
+
+
+def test_fulfilment_waits_out_an_open_circuit_only_on_charge_and_ship() -> None:
+    """Each loop: the step's Catch of an open circuit -> a Choice that records the failure when the input
+    has no deadline -> a Wait of one recovery window -> the step again."""
+    states = load(asl.ORDER_FULFILMENT)["States"]
+    waits = _circuit_waits(load(asl.ORDER_FULFILMENT))
+    assert sorted(waits.values()) == ["Charge", "Ship"]
+    for wait, task in waits.items():
+        circuit_catch, *_, last = states[task]["Catch"]
+        assert set(circuit_catch["ErrorEquals"]) == {
+            "DependencyUnavailableError",
+            "CircuitBreakerOpenError",
+            "CircuitOpen",
+        }
+        assert last["ErrorEquals"] == ["States.ALL"] and last["Next"] == f"{task}Failed"
+        choice = states[circuit_catch["Next"]]
+        assert choice["Type"] == "Choice" and choice["Default"] == wait
+        assert choice["Choices"] == [
+            {"Variable": "$.circuitWait.until", "IsNull": True, "Next": f"{task}Failed"}
+        ]
+        assert states[task]["Parameters"]["Payload"]["circuitWaitUntil.$"] == "$.circuitWait.until"
 
 
 def _upper_bound(model: type[BaseModel], field: str) -> int:

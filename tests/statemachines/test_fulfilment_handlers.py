@@ -244,6 +244,8 @@ def test_the_starter_turns_one_payment_event_into_one_fulfilled_order(
     w = world()
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", SOURCE_SERVICE)
     monkeypatch.setenv("STATE_MACHINE_ARN", w.machine.arn)
+    monkeypatch.setenv("CIRCUIT_WAIT_SECONDS", "1")
+    monkeypatch.setenv("CIRCUIT_WAIT_LIMIT_SECONDS", "60")
     starter = import_fresh("lambdas.workflow_starter.handler")
     event = {
         "version": "0",
@@ -302,6 +304,8 @@ def test_a_replayed_payment_event_runs_a_new_execution_that_charges_and_ships_no
     w = world()
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", SOURCE_SERVICE)
     monkeypatch.setenv("STATE_MACHINE_ARN", w.machine.arn)
+    monkeypatch.setenv("CIRCUIT_WAIT_SECONDS", "1")
+    monkeypatch.setenv("CIRCUIT_WAIT_LIMIT_SECONDS", "60")
     starter = import_fresh("lambdas.workflow_starter.handler")
     event = {
         "version": "0",

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from localcloud.moto_workarounds import LambdaServiceFault
+from localcloud.moto_patches.inprocess_lambda import LambdaServiceFault
 from tests.statemachines import asl
 from tests.statemachines.conftest import Machine, Script, function_arn, sleep_then
 from tests.statemachines.errors import (
+    CircuitWaitExpiredError,
     DependencyUnavailableError,
     PermanentUpstreamError,
     TransientUpstreamError,
@@ -82,6 +84,7 @@ def test_happy_path_runs_each_step_once_in_order(
         "idempotencyKey": "order-42",
         "executionName": "order-42",
         "attempt": 0,
+        "circuitWaitUntil": None,  # the input has no circuitWait
     }
     # Later steps get the earlier steps' results, not the Lambda invoke envelope.
     assert ship.events[0]["charge"] == {"chargeId": "ch-1"}
@@ -180,6 +183,79 @@ def test_dependency_unavailable_uses_its_own_retrier(
 
     assert execution.status == "SUCCEEDED"
     assert [a.get("error") for a in execution.attempts("Charge")] == ["DependencyUnavailableError", None]
+
+
+def _circuit_retrier(machine: Machine, step: str) -> dict[str, Any]:
+    return next(
+        r
+        for r in machine.definition["States"][step]["Retry"]
+        if "DependencyUnavailableError" in r["ErrorEquals"]
+    )
+
+
+def test_an_open_circuit_that_outlasts_the_retrier_is_waited_out_not_recorded(
+    fulfilment: Callable[..., Machine], register: Callable[..., Any], sqs: Any, queues: dict[str, str]
+) -> None:
+    """A long outage: the controller keeps the circuit open past every retrier; the execution waits one
+    recovery window at a time and carries on when the circuit lets the call through."""
+    machine = fulfilment()
+    runs = 1 + _circuit_retrier(machine, "Charge")["MaxAttempts"]  # one retrier's worth of attempts
+    open_circuit = DependencyUnavailableError("circuit is OPEN; next probe in 1.0s")
+    charge = Script(*[open_circuit] * (2 * runs + 1), {"chargeId": "ch-1"})  # through two waits
+    ship = Script(*[open_circuit] * runs, {"shipmentId": "sh-1"})  # through one
+    handlers(register, charge, ship, Script({}))
+    waiting = {**INPUT, "circuitWait": {"seconds": 1, "until": time.time() + 3600}}
+
+    execution = machine.run(waiting, name="order-42-waits")
+
+    assert execution.status == "SUCCEEDED"
+    assert [a.get("error") for a in execution.attempts("Charge")] == ["DependencyUnavailableError"] * (
+        2 * runs + 1
+    ) + [None]
+    assert execution.states.count("ChargeCircuitWait") == 2
+    assert execution.states.count("ShipCircuitWait") == 1
+    assert all(e["circuitWaitUntil"] == waiting["circuitWait"]["until"] for e in charge.events + ship.events)
+    assert drain(sqs, queues["failure"]) == []
+
+
+def test_an_open_circuit_past_the_deadline_is_recorded_and_never_waited_on_again(
+    fulfilment: Callable[..., Machine], register: Callable[..., Any], sqs: Any, queues: dict[str, str]
+) -> None:
+    machine = fulfilment()
+    runs = 1 + _circuit_retrier(machine, "Charge")["MaxAttempts"]
+    charge = Script(
+        *[DependencyUnavailableError("circuit is OPEN")] * runs, CircuitWaitExpiredError("expired")
+    )
+    ship = Script({})
+    handlers(register, charge, ship, Script({}))
+
+    execution = machine.run({**INPUT, "circuitWait": {"seconds": 1, "until": time.time() + 3600}})
+
+    assert execution.status == "FAILED"
+    assert execution.error == "CircuitWaitExpiredError"
+    assert len(execution.attempts("Charge")) == runs + 1  # no retrier matches the expiry
+    assert execution.states.count("ChargeCircuitWait") == 1
+    assert ship.calls == 0
+    [record] = drain(sqs, queues["failure"])
+    assert (record["body"]["failedStep"], record["body"]["error"]) == ("Charge", "CircuitWaitExpiredError")
+
+
+def test_without_a_circuit_wait_an_open_circuit_is_recorded_after_the_retrier(
+    fulfilment: Callable[..., Machine], register: Callable[..., Any], sqs: Any, queues: dict[str, str]
+) -> None:
+    """An execution started by hand (or by an older starter) has no deadline: it never waits."""
+    machine = fulfilment()
+    runs = 1 + _circuit_retrier(machine, "Charge")["MaxAttempts"]
+    handlers(register, Script(DependencyUnavailableError("circuit is OPEN")), Script({}), Script({}))
+
+    execution = machine.run(INPUT)
+
+    assert execution.status == "FAILED"
+    assert len(execution.attempts("Charge")) == runs
+    assert "ChargeCircuitWait" not in execution.states
+    [record] = drain(sqs, queues["failure"])
+    assert (record["body"]["failedStep"], record["body"]["error"]) == ("Charge", "DependencyUnavailableError")
+    assert record["body"]["input"] == INPUT
 
 
 def test_lambda_service_throttling_is_retried(
@@ -285,6 +361,8 @@ def test_the_workflow_starter_runs_the_order_once_per_key(
     charge = Script({"chargeId": "ch-1"})
     handlers(register, charge, Script({}), Script({}))
     monkeypatch.setenv("STATE_MACHINE_ARN", machine.arn)
+    monkeypatch.setenv("CIRCUIT_WAIT_SECONDS", "1")
+    monkeypatch.setenv("CIRCUIT_WAIT_LIMIT_SECONDS", "60")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "resilient-orders")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "ResilientServerlessTest")
     starter = import_fresh("lambdas.workflow_starter.handler")  # the environment is read at init

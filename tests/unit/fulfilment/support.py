@@ -49,6 +49,7 @@ def task_event(
     charge: dict[str, Any] | None = None,
     shipment: dict[str, Any] | None = None,
     attempt: int = 0,
+    circuit_wait_until: float | None = None,
 ) -> dict[str, Any]:
     """The payload order_fulfilment.asl.json sends a task (its Parameters.Payload, resolved)."""
     event: dict[str, Any] = {
@@ -58,6 +59,8 @@ def task_event(
         "executionName": execution,
         "attempt": attempt,
     }
+    if circuit_wait_until is not None:
+        event["circuitWaitUntil"] = circuit_wait_until
     if charge is not None:
         event["charge"] = charge
     if shipment is not None:

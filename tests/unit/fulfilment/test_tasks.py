@@ -211,6 +211,45 @@ def test_an_open_circuit_fails_fast_as_dependency_unavailable(make_tasks: TasksF
     assert t.twin.total_calls == calls  # the partner was not called
 
 
+CHARGED = {
+    "orderId": ORDER["orderId"],
+    "chargeId": "ch-1",
+    "amountCents": ORDER["amountCents"],
+    "currency": ORDER["currency"],
+    "idempotencyKey": "PaymentReceived:pay-1:Charge",
+}
+
+
+@pytest.mark.parametrize(
+    ("until", "expected"),
+    [
+        (None, "DependencyUnavailableError"),  # no deadline: the workflow's retrier, then the failure record
+        (4_102_444_800.0, "DependencyUnavailableError"),  # 2100: the workflow waits on and tries again
+        (0.0, "CircuitWaitExpiredError"),  # long past: the workflow stops waiting and records it
+    ],
+)
+def test_an_open_circuit_past_the_executions_circuit_wait_deadline_ends_the_wait(
+    make_tasks: TasksFactory, until: float | None, expected: str
+) -> None:
+    t = make_tasks(BREAKER_FAILURE_THRESHOLD="1")
+    t.twin.set_profile("outage")
+    assert type(t.error_of("Charge", task_event("Charge"))).__name__ == "TransientUpstreamError"
+    calls = t.twin.total_calls
+
+    for step, event in (
+        ("Charge", task_event("Charge", attempt=1, circuit_wait_until=until)),
+        ("Ship", task_event("Ship", charge=CHARGED, circuit_wait_until=until)),
+    ):
+        error = t.error_of(step, event)
+        assert type(error).__name__ == expected, step
+        if expected == "CircuitWaitExpiredError":
+            assert (
+                "circuit is OPEN" in str(error)
+                and type(error.__cause__).__name__ == "DependencyUnavailableError"
+            )
+    assert t.twin.total_calls == calls  # the partner was not called
+
+
 def test_the_charge_task_announces_the_circuit_it_opened(make_tasks: TasksFactory) -> None:
     service = unique_name("fulfilment")
     bus = create_circuit_bus(service)

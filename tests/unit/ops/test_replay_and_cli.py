@@ -1,4 +1,4 @@
-"""ops replay (scripts/replay_events.py underneath), --help everywhere, and the CLI as a separate process
+"""ops replay (ops/replay.py), --help everywhere, and the CLI as a separate process
 against a moto server (--endpoint-url), the way an operator runs it against the local cloud."""
 
 from __future__ import annotations

@@ -25,6 +25,9 @@ from tests.unit.helpers import (
 HANDLER = "lambdas.workflow_starter.handler"
 NAME_RULE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 QUEUE_ARN = f"arn:aws:sqs:{REGION}:123456789012:fulfilment"
+CIRCUIT_WAIT_SECONDS = 30
+CIRCUIT_WAIT_LIMIT_SECONDS = 14_700
+NOW = 1_800_000_000.0
 PAYMENT = {
     "paymentId": "pay-1",
     "orderId": "ord-1",
@@ -100,6 +103,8 @@ def make_starter(
             roleArn="arn:aws:iam::123456789012:role/sfn",
         )["stateMachineArn"]
         monkeypatch.setenv("STATE_MACHINE_ARN", arn)
+        monkeypatch.setenv("CIRCUIT_WAIT_SECONDS", str(CIRCUIT_WAIT_SECONDS))
+        monkeypatch.setenv("CIRCUIT_WAIT_LIMIT_SECONDS", str(CIRCUIT_WAIT_LIMIT_SECONDS))
         # A fresh service name per test: Powertools loggers of one service share one stream.
         monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", unique_name("resilient-orders"))
         monkeypatch.delenv("EVENT_SOURCE", raising=False)
@@ -156,6 +161,7 @@ def test_a_payment_received_event_starts_one_execution_named_after_its_key(
     make_starter: Callable[..., Starter],
 ) -> None:
     starter = make_starter()
+    starter.module.clock = lambda: NOW
     event = envelope(starter.source)
     message = record(event, message_id="m-1")
 
@@ -174,6 +180,8 @@ def test_a_payment_received_event_starts_one_execution_named_after_its_key(
             },
             # What the Charge/Ship/Notify tasks read (lambdas.fulfilment.tasks.FulfilmentOrder).
             "order": {"orderId": "ord-1", "amountCents": 1250, "currency": "EUR", "paymentId": "pay-1"},
+            # How Charge and Ship wait out an open circuit (order_fulfilment.asl.json), from the environment.
+            "circuitWait": {"seconds": CIRCUIT_WAIT_SECONDS, "until": NOW + CIRCUIT_WAIT_LIMIT_SECONDS},
         }
     }
     [started] = [r for r in log_records(starter.output()) if r["message"] == "started"]
@@ -300,7 +308,15 @@ def test_the_accepted_source_can_be_overridden(make_starter: Callable[..., Start
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("STATE_MACHINE_ARN", None), ("STATE_MACHINE_ARN", "not-an-arn"), ("POWERTOOLS_SERVICE_NAME", None)],
+    [
+        ("STATE_MACHINE_ARN", None),
+        ("STATE_MACHINE_ARN", "not-an-arn"),
+        ("POWERTOOLS_SERVICE_NAME", None),
+        ("CIRCUIT_WAIT_SECONDS", None),
+        ("CIRCUIT_WAIT_SECONDS", "0"),
+        ("CIRCUIT_WAIT_LIMIT_SECONDS", "soon"),
+        ("CIRCUIT_WAIT_LIMIT_SECONDS", str(24 * 3600)),  # beyond what the machine's timeout is sized for
+    ],
 )
 def test_misconfiguration_fails_at_init_with_the_variable_name(
     make_starter: Callable[..., Starter], monkeypatch: pytest.MonkeyPatch, variable: str, value: str | None

@@ -1,4 +1,5 @@
-"""scripts/replay_events.py: the StartReplay it sends, how it waits, what it exits with."""
+"""ops/replay.py's replay: the StartReplay it sends, how it waits, what it exits with; and
+scripts/replay_events.py, its standalone command line."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import pytest
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
+from lambdas.shared.events import SIDE_EFFECTS_TAG
+from ops.replay import ReplayError, ReplayReport, parse_time, replay
 from scripts import replay_events
-from scripts.replay_events import ReplayError, parse_time, replay
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -45,7 +47,7 @@ def client() -> Any:
     return boto3.client("events", region_name=REGION)
 
 
-def _run(client: Any, clock: FakeClock | None = None, **kwargs: Any) -> replay_events.ReplayReport:
+def _run(client: Any, clock: FakeClock | None = None, **kwargs: Any) -> ReplayReport:
     clock = clock or FakeClock()
     options: dict[str, Any] = {
         "archive": ARCHIVE,
@@ -116,7 +118,7 @@ def test_without_a_rule_nothing_is_replayed(client: Any) -> None:
 
 
 def test_a_rule_with_side_effects_is_refused_unless_allowed(client: Any) -> None:
-    charges = [{"Key": replay_events.SIDE_EFFECTS_TAG, "Value": "order fulfilment charges and ships"}]
+    charges = [{"Key": SIDE_EFFECTS_TAG, "Value": "order fulfilment charges and ships"}]
     with Stubber(client) as stubber:
         _expect_archive_and_rule(stubber, charges)
         with pytest.raises(
@@ -240,7 +242,7 @@ def test_against_an_emulated_bus_a_tagged_rule_is_refused_and_an_untagged_one_re
         Name="fulfilment",
         EventBusName=BUS,
         EventPattern='{"source": ["x"]}',
-        Tags=[{"Key": replay_events.SIDE_EFFECTS_TAG, "Value": "order fulfilment charges and ships"}],
+        Tags=[{"Key": SIDE_EFFECTS_TAG, "Value": "order fulfilment charges and ships"}],
     )
     events.put_rule(Name=RULE, EventBusName=BUS, EventPattern='{"source": ["x"]}')
 

@@ -1,4 +1,6 @@
-"""Proof for each workaround in localcloud/moto_workarounds.py (the docstrings point here)."""
+"""Proof for the Step Functions test support in localcloud/moto_patches/ (the docstrings point here):
+in-process Lambda functions (inprocess_lambda), aws-sdk member casing (aws_sdk_casing) and atomic
+DynamoDB writes (dynamodb_atomic_writes). The local cloud's patches are proven by tests/e2e/test_deploy.py."""
 
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from botocore.exceptions import ClientError
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
-from localcloud import moto_workarounds
+from localcloud import moto_patches
+from localcloud.moto_patches import aws_sdk_casing, inprocess_lambda
 from tests.statemachines import asl
 from tests.statemachines.conftest import ACCOUNT_ID, REGION, ROLE_ARN, function_arn
 from tests.statemachines.errors import DependencyUnavailableError
@@ -93,7 +96,7 @@ def test_handler_exception_surfaces_like_a_lambda_function_error(
     cause = json.loads(attempts[0]["cause"])
     assert cause["errorType"] == "DependencyUnavailableError"
     assert cause["errorMessage"] == "partner circuit open"
-    assert not any("localcloud/moto_workarounds.py" in frame for frame in cause["stackTrace"])
+    assert not any("localcloud/moto_patches/inprocess_lambda.py" in frame for frame in cause["stackTrace"])
     assert any("in handler" in frame for frame in cause["stackTrace"])
 
 
@@ -136,11 +139,11 @@ def test_aws_sdk_tasks_need_step_functions_member_names(sfn: Any) -> None:
         ResultSelector={"uuid.$": "$.Uuid", "state.$": "$.State"},
     )
 
-    moto_workarounds.uninstall_aws_sdk_member_casing()
+    aws_sdk_casing.uninstall_aws_sdk_member_casing()
     try:
         unpatched, _ = create_and_run(sfn, definition, {})
     finally:
-        moto_workarounds.install_aws_sdk_member_casing()
+        aws_sdk_casing.install_aws_sdk_member_casing()
     patched, _ = create_and_run(sfn, definition, {})
 
     assert (unpatched["status"], unpatched["error"]) == ("FAILED", "States.Runtime")
@@ -175,12 +178,12 @@ def threaded_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         urllib.request.urlopen(request, timeout=5).read()
 
     set_config({"stepfunctions": {"execute_state_machine": True}})
-    moto_workarounds.install_all()
+    moto_patches.install_all()
     try:
         yield endpoint
     finally:
         set_config({"stepfunctions": saved})
-        moto_workarounds.clear_inprocess_functions()
+        inprocess_lambda.clear_inprocess_functions()
         server.stop()
 
 
@@ -188,7 +191,7 @@ def test_works_under_a_threaded_moto_server_in_the_same_process(threaded_server:
     sfn = boto3.client("stepfunctions", region_name=REGION, endpoint_url=threaded_server)
     sqs = boto3.client("sqs", region_name=REGION, endpoint_url=threaded_server)
     queue_url = sqs.create_queue(QueueName="results")["QueueUrl"]
-    moto_workarounds.register_inprocess_function(
+    inprocess_lambda.register_inprocess_function(
         "enrich",
         lambda event, context: {"orderId": event["orderId"], "ok": True},
         region=REGION,
