@@ -38,6 +38,11 @@ def log_retention(days: int) -> logs.RetentionDays:
     return members[LOG_RETENTION_DAYS.index(days)]
 
 
+# Consumer handler packages that count their records' tries at the dependency themselves
+# (lambdas/shared/dependency_tries.py): they need max_dependency_tries.
+HANDLERS_COUNTING_TRIES = frozenset({"lambdas.order_consumer"})
+
+
 class ConfigError(ValueError):
     """The stage configuration in cdk.json is invalid; the message names every bad key."""
 
@@ -195,6 +200,9 @@ class ConsumerSettings(_Model):
     # Event source cap; must not exceed the bulkhead or SQS pollers hit throttles.
     max_concurrency: int = Field(ge=2, le=1_000)
     max_receive_count: int = Field(ge=5, le=1_000)
+    # A consumer that counts its own tries at its dependency (lambdas/shared/dependency_tries.py)
+    # quarantines a record after this many; maxReceiveCount is then only the backstop.
+    max_dependency_tries: int | None = Field(default=None, ge=1, le=100)
     retention_days: int = Field(default=4, ge=1, le=13)
     idempotency_ttl_seconds: int = Field(default=3_600, ge=60)
 
@@ -204,6 +212,13 @@ class ConsumerSettings(_Model):
             raise ValueError(
                 f"max_concurrency ({self.max_concurrency}) must be <= reserved_concurrency "
                 f"({self.reserved_concurrency}): the event source must not out-scale the bulkhead"
+            )
+        if self.max_dependency_tries is None and self.handler.rsplit(".", 2)[0] in HANDLERS_COUNTING_TRIES:
+            raise ValueError(f"max_dependency_tries is required by {self.handler}, which counts its tries")
+        if self.max_dependency_tries is not None and self.max_receive_count <= self.max_dependency_tries:
+            raise ValueError(
+                f"max_receive_count ({self.max_receive_count}) must be > max_dependency_tries "
+                f"({self.max_dependency_tries}): the receives are the backstop for records that never try"
             )
         if self.batch_size > 10 and self.batching_window_seconds < 1:
             raise ValueError("batch_size > 10 requires batching_window_seconds >= 1 (SQS event source rule)")

@@ -13,8 +13,9 @@ from aws_cdk import aws_lambda_event_sources as sources
 from constructs import Construct
 
 from lambdas.notifications_consumer import notifications
+from lambdas.shared.dependency_tries import DEPENDENCY_MAX_TRIES_VARIABLE
 from stacks.compliance import acknowledge
-from stacks.config import ConsumerSettings, ServiceConfig
+from stacks.config import HANDLERS_COUNTING_TRIES, ConsumerSettings, ServiceConfig
 from stacks.downstream_dependency import DownstreamDependency
 from stacks.durable_queue import DurableQueue
 from stacks.monitoring import ServiceMonitoring
@@ -90,6 +91,9 @@ class LoadLevelingConsumer(Construct):
             ),
             removal_policy=removal,
         )
+        tries = {}
+        if handler.rsplit(".", 2)[0] in HANDLERS_COUNTING_TRIES and settings.max_dependency_tries is not None:
+            tries = {DEPENDENCY_MAX_TRIES_VARIABLE: str(settings.max_dependency_tries)}
         self.handler = ServiceFunction(
             self,
             "Consumer",
@@ -107,6 +111,7 @@ class LoadLevelingConsumer(Construct):
                 "POISON_MESSAGE_QUEUE_URL": self.work.dead_letter_queue.queue_url,
                 "QUEUE_VISIBILITY_TIMEOUT_SECONDS": str(self.work.visibility_timeout_seconds),
                 "QUEUE_MAX_RECEIVE_COUNT": str(self.work.max_receive_count),
+                **tries,
             },
         )
         function = self.handler.function

@@ -148,19 +148,37 @@ def _consumer_paths(config: ServiceConfig) -> list[RetryPath]:
                 1,
                 "the consumer's idempotency record answers",
             )
-        calls = calls_over_receives(dependency.max_attempts, receives)
+        layers: tuple[Layer, ...]
+        if consumer.max_dependency_tries is None:
+            layers = (
+                first,
+                Layer(
+                    f"client attempts ({dependency.max_attempts}) over queue receives ({receives}), "
+                    "one attempt fewer per receive",
+                    calls_over_receives(dependency.max_attempts, receives),
+                ),
+            )
+        else:
+            tries = consumer.max_dependency_tries
+            layers = (
+                first,
+                Layer(
+                    f"queue receives ({receives}) beyond the consumer's tries",
+                    1,
+                    "a receive that calls the dependency counts a try first (write-ahead, "
+                    "lambdas/shared/dependency_tries.py); the other receives made no call",
+                ),
+                Layer(
+                    f"client attempts ({dependency.max_attempts}) over the consumer's tries ({tries}), "
+                    "one attempt fewer per try",
+                    calls_over_receives(dependency.max_attempts, tries),
+                ),
+            )
         out.append(
             RetryPath(
                 f"{source} -> {name} consumer -> {consumer.dependency}",
                 consumer.dependency,
-                (
-                    first,
-                    Layer(
-                        f"client attempts ({dependency.max_attempts}) over queue receives ({receives}), "
-                        "one attempt fewer per receive",
-                        calls,
-                    ),
-                ),
+                layers,
                 dependency.retry_budget,
             )
         )

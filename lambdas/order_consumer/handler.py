@@ -72,10 +72,19 @@ from lambdas.order_consumer.processing import (
 from lambdas.order_consumer.status_recording import StatusRecorder
 from lambdas.shared import aws
 from lambdas.shared.api_key import api_key_provider
-from lambdas.shared.attempts import attempts_on_receive, receive_count
+from lambdas.shared.attempts import attempts_on_receive
 from lambdas.shared.batch_budget import BatchBudget, most_received_first
 from lambdas.shared.circuit_events import circuit_event_hook
-from lambdas.shared.dependency_client import DependencyClient, PermanentUpstreamError
+from lambdas.shared.dependency_client import (
+    DependencyClient,
+    DependencyUnavailableError,
+    PermanentUpstreamError,
+    TransientUpstreamError,
+    UpstreamConfigurationError,
+    made_no_call,
+)
+from lambdas.shared.dependency_tries import QUARANTINE_REASON as TRIES_EXHAUSTED_REASON
+from lambdas.shared.dependency_tries import DependencyTries, TriesExhaustedError
 from lambdas.shared.models import PRODUCER_ARN_ATTRIBUTE, Order
 from lambdas.shared.poison import PoisonQueue
 from lambdas.shared.retry_visibility import RetryVisibility, failures_of
@@ -117,6 +126,15 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 retry_visibility = RetryVisibility(sqs, settings.backoff, logger=logger, metrics=metrics)
 # Order status (accepted -> processing -> done / failed) for GET /orders/{id}; a no-op without the table.
 order_status = StatusRecorder.create(settings.order_status_table_name, logger=logger, metrics=metrics)
+# The records' tries at the partner, counted here rather than by SQS receives (lambdas/shared/dependency_tries.py).
+dependency_tries = DependencyTries(
+    aws.client("dynamodb", config=TABLE_CLIENT_CONFIG),
+    settings.idempotency_table_name,
+    max_tries=settings.dependency_max_tries,
+    ttl_seconds=settings.idempotency_ttl_seconds,
+)
+# messageId -> the record's tries after this invocation: its backoff (retry_visibility) goes by them.
+tries_this_batch: dict[str, int] = {}
 
 
 def _count_replay(response: Any, idempotent_data: DataRecord) -> Any:
@@ -150,20 +168,33 @@ idempotency_store = DynamoDBPersistenceLayer(
     config=idempotency_config,
     key_prefix=IDEMPOTENCY_KEY_PREFIX,
 )
-def charge_once(
-    charge: dict[str, Any], remaining_ms: Callable[[], int], max_attempts: int | None = None
-) -> dict[str, Any]:
-    """Idempotent unit of work. ``charge`` = {"idempotencyKey": str, "order": Order as JSON}."""
+def charge_once(charge: dict[str, Any], remaining_ms: Callable[[], int], message_id: str) -> dict[str, Any]:
+    """Idempotent unit of work. ``charge`` = {"idempotencyKey": str, "order": Order as JSON}.
+
+    Inside the idempotent unit: a duplicate delivery replays the stored result, records nothing and
+    counts no try.
+    """
     order = Order.model_validate(charge["order"])
-    # Inside the idempotent unit: a duplicate delivery replays the stored result and records nothing here.
+    key = charge["idempotencyKey"]
+    attempt = dependency_tries.begin(key)  # raises TriesExhaustedError after the last try
+    tries_this_batch[message_id] = attempt.number
     order_status.processing(order.orderId)
-    result = charge_order(
-        dependency,
-        order,
-        idempotency_key=charge["idempotencyKey"],
-        remaining_ms=remaining_ms,
-        max_attempts=max_attempts,
-    )
+    try:
+        result = charge_order(
+            dependency,
+            order,
+            idempotency_key=key,
+            remaining_ms=remaining_ms,
+            # The consumer's tries are a retry layer too: fewer client attempts on each.
+            max_attempts=attempts_on_receive(dependency.policy.max_attempts, attempt.number),
+        )
+    except (DependencyUnavailableError, TransientUpstreamError, UpstreamConfigurationError) as exc:
+        if made_no_call(exc):
+            dependency_tries.refund(key)
+            tries_this_batch[message_id] = attempt.number - 1
+        else:
+            dependency_tries.failed(key, exc)
+        raise
     return result.model_dump()
 
 
@@ -224,9 +255,13 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> dict[str
             result = charge_once(
                 charge={"idempotencyKey": key, "order": order.model_dump(mode="json")},
                 remaining_ms=lambda_context.get_remaining_time_in_millis,
-                # The queue's redelivery is a retry layer too: fewer client attempts on each receive.
-                max_attempts=attempts_on_receive(dependency.policy.max_attempts, receive_count(record)),
+                message_id=record.message_id,
             )
+    except TriesExhaustedError as exc:
+        quarantine(record, TRIES_EXHAUSTED_REASON, str(exc))
+        dependency_tries.forget(key)  # a redrive gets its tries afresh
+        order_status.failed(order.orderId, TRIES_EXHAUSTED_REASON, str(exc))
+        return {"quarantined": TRIES_EXHAUSTED_REASON}
     except IdempotencyPersistenceLayerError as exc:
         idempotency_store_unavailable(exc, logger=logger, metrics=metrics)
         raise
@@ -260,6 +295,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     )
     # Lets in-progress idempotency records expire with this invocation if it is killed mid-charge.
     idempotency_config.register_lambda_context(context)
+    tries_this_batch.clear()
     batch_budget.start(context.get_remaining_time_in_millis)
     response = process_partial_response(
         event=most_received_first(event), record_handler=record_handler, processor=processor, context=context
@@ -267,7 +303,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     failed = len(response.get("batchItemFailures", []))
     attempted_failures = failed - len(batch_budget.unclaimed)
     batch_budget.release_unclaimed(attempted_failures=attempted_failures)
-    retry_visibility.apply(failures_of(processor), not_attempted_too=attempted_failures > 0)
+    retry_visibility.apply(
+        failures_of(processor), not_attempted_too=attempted_failures > 0, tries=tries_this_batch
+    )
     if failed:
         metrics.add_metric(name="RecordsRetried", unit=MetricUnit.Count, value=failed)
     return response

@@ -270,6 +270,11 @@ class DependencyUnavailableError(UpstreamError):
         self.retry_in_seconds = retry_in_seconds
 
 
+def made_no_call(error: UpstreamError) -> bool:
+    """The logical call never reached the dependency: refused by an open circuit, or no time for an attempt."""
+    return isinstance(error, DependencyUnavailableError) or error.attempts == 0
+
+
 # ---------------------------------------------------------------------------------------------- helpers
 
 

@@ -9,11 +9,12 @@ re-send: Lambda's recursive-loop detection stops SQS -> Lambda -> SQS chains):
   jitter, so the records return when a call can be made and not all at once;
 * a transient failure with the circuit closed (5xx, 429, timeout, the call's budget ran out): exponential
   backoff with full jitter on the record's receive count, at least the dependency's ``Retry-After``;
-* the record has used all but ``RESERVED_RECEIVES`` of its receives (``maxReceiveCount``): the whole
+* the record has used all but ``RESERVED_RECEIVES`` of its tries (``lambdas/shared/dependency_tries.py``;
+  its receives, for a consumer that lets SQS count) or of its receives (``maxReceiveCount``): the whole
   visibility timeout, as before. A dependency failure then still needs at least ``RESERVED_RECEIVES`` x
-  the visibility timeout to walk a record into the DLQ: time for its circuit to open and the circuit
+  the visibility timeout to walk a record out of the queue: time for its circuit to open and the circuit
   controller to pause the consumer, after which the record is not received at all until recovery. Fast
-  retries spend receives, so they are only the first ones.
+  retries spend tries, so they are only the first ones.
 
 Never above the queue's visibility timeout. Every other failure (our key or route refused, the
 idempotency store down, the same record in progress elsewhere) keeps the visibility timeout: coming back
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -57,6 +58,8 @@ class BackoffPolicy:
     # the dependency's recovery window, the time its breaker itself waits before trying again.
     recovery_seconds: int
     base_seconds: float = 1.0
+    # The tries a consumer that counts its own (dependency_tries) allows; None: its receives are its tries.
+    max_tries: int | None = None
 
     def delay_for(
         self,
@@ -65,12 +68,14 @@ class BackoffPolicy:
         rand: Callable[[], float],
         *,
         not_attempted_too: bool = False,
+        tries: int | None = None,
     ) -> int | None:
         """The visibility to give a record that failed with ``error``; ``None``: leave it as it is.
 
         ``not_attempted_too``: records this invocation had no time for (``NotAttemptedError``) back off
         like a transient failure; the consumer asks for that when attempted records failed, i.e. the
         dependency is struggling (otherwise ``BatchBudget`` releases them at once).
+        ``tries``: the record's tries so far, when the consumer counts them (else its receives).
         """
         if isinstance(error, NotAttemptedError):
             if not not_attempted_too:
@@ -82,9 +87,14 @@ class BackoffPolicy:
             return None
         else:
             retry_after = error.retry_after or 0.0
-        if receive_count >= self.max_receive_count - RESERVED_RECEIVES:
+        tried = receive_count if tries is None else tries
+        max_tries = self.max_tries or self.max_receive_count
+        if (
+            tried >= max_tries - RESERVED_RECEIVES
+            or receive_count >= self.max_receive_count - RESERVED_RECEIVES
+        ):
             return self.visibility_timeout_seconds
-        ceiling = min(float(self.recovery_seconds), self.base_seconds * 2 ** max(0, receive_count - 1))
+        ceiling = min(float(self.recovery_seconds), self.base_seconds * 2 ** max(0, tried - 1))
         jitter = rand() * ceiling  # full jitter
         if isinstance(error, DependencyUnavailableError):
             delay = error.retry_in_seconds + jitter
@@ -112,19 +122,30 @@ class RetryVisibility:
         self._rand = rand
 
     def apply(
-        self, failures: Iterable[tuple[SQSRecord, BaseException | None]], *, not_attempted_too: bool = False
+        self,
+        failures: Iterable[tuple[SQSRecord, BaseException | None]],
+        *,
+        not_attempted_too: bool = False,
+        tries: Mapping[str, int] | None = None,
     ) -> dict[str, int]:
         """Set each backed-off record's visibility; returns messageId -> seconds for those set.
 
-        A failed change is logged, never raised: the batch response must still reach Lambda.
+        ``tries``: messageId -> the record's tries so far, from a consumer that counts them; a record
+        missing from it goes by its receives. A failed change is logged, never raised: the batch response
+        must still reach Lambda.
         """
         planned: list[tuple[SQSRecord, int]] = []
         for record, error in failures:
-            receives = receive_count(record)
             delay = (
                 None
                 if error is None
-                else self.policy.delay_for(error, receives, self._rand, not_attempted_too=not_attempted_too)
+                else self.policy.delay_for(
+                    error,
+                    receive_count(record),
+                    self._rand,
+                    not_attempted_too=not_attempted_too,
+                    tries=(tries or {}).get(record.message_id),
+                )
             )
             if delay is not None:
                 planned.append((record, delay))

@@ -3,7 +3,9 @@ the signal that the idempotency table is unavailable.
 
 The default boto3 client waits 60 s per read and retries up to 10 times ("legacy" mode): a slow or
 unreachable table would eat a record's whole time budget before the partner is even called. These
-tables are small key lookups, so a second is plenty and three standard-mode attempts cover a throttle.
+tables are small key lookups, so a second is plenty, and two standard-mode attempts cover a throttle: the
+queue's redelivery is the next retry layer (every receive writes here, so stacks/retry_budget.py counts
+receives x attempts).
 
 An idempotency table that cannot be read or written must never let a record through unguarded (it
 could charge twice), and must never drop it: the record fails and stays in its queue. It is logged as
@@ -19,7 +21,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 
 TABLE_CLIENT_CONFIG: Final = Config(
-    connect_timeout=1, read_timeout=1, retries={"mode": "standard", "total_max_attempts": 3}
+    connect_timeout=1, read_timeout=1, retries={"mode": "standard", "total_max_attempts": 2}
 )
 METRIC_IDEMPOTENCY_STORE_ERRORS: Final = "IdempotencyStoreErrors"
 IDEMPOTENCY_STORE_UNAVAILABLE_MESSAGE: Final = "idempotency table unavailable: the record stays in the queue"

@@ -71,6 +71,16 @@ def test_consumer_environment_parses_with_the_handlers_own_models(dev: Synthesiz
     assert policy.breaker_failure_threshold == settings.breaker_failure_threshold
     for required in ("IDEMPOTENCY_TABLE_NAME", "CIRCUIT_BREAKER_TABLE_NAME", "DEPENDENCY_API_KEY_SECRET_ARN"):
         assert required in function["Environment"]["Variables"]
+    from lambdas.order_consumer.environment import ConsumerSettings
+
+    env.update(IDEMPOTENCY_TABLE_NAME="orders-idempotency", CIRCUIT_BREAKER_TABLE_NAME="circuits",
+               POISON_MESSAGE_QUEUE_URL="https://sqs.eu-west-1.amazonaws.com/123456789012/orders-dlq")  # fmt: skip
+    parsed = ConsumerSettings.from_environment(env)
+    orders = dev.stack.config.consumers["orders"]
+    assert (parsed.dependency_max_tries, parsed.queue_max_receive_count) == (
+        orders.max_dependency_tries,
+        orders.max_receive_count,
+    )
 
 
 def test_tables_have_ttl_point_in_time_recovery_and_stage_removal_policy(
@@ -157,6 +167,11 @@ def test_consumer_iam_is_scoped_to_its_table_circuits_secret_and_dlq(dev: Synthe
         ({"max_receive_count": 2}, "consumers.orders.max_receive_count"),
         ({"batch_size": 50, "batching_window_seconds": 0}, "batching_window_seconds >= 1"),
         ({"dependency": "nobody"}, "'nobody' is not one of dependencies"),
+        ({"max_dependency_tries": 10}, "max_receive_count (10) must be > max_dependency_tries (10)"),
+        (
+            {"max_dependency_tries": None},
+            "max_dependency_tries is required by lambdas.order_consumer.handler",
+        ),
     ],
 )
 def test_synth_fails_with_a_clear_message_when_config_breaks_the_rules(

@@ -24,6 +24,7 @@ def extended(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
         "reserved_concurrency": 4,
         "max_concurrency": 3,
         "max_receive_count": 6,
+        "max_dependency_tries": 5,  # the order consumer's handler counts its tries
         "idempotency_ttl_seconds": 345600,
     }
     return synthesize(tmp_path_factory, **context)

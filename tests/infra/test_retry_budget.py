@@ -21,7 +21,7 @@ CHARGE = "POST /events -> bus -> fulfilment queue -> starter -> workflow -> Char
 
 # The shipped configuration's real figures (worst-case calls at the dependency).
 SHIPPED = {
-    ORDERS: 9,  # 3 + 2 + 1 + 1 + 1 + 1 over six receives
+    ORDERS: 9,  # 3 + 2 + 1 + 1 + 1 + 1 over the consumer's six tries
     "POST /events -> bus -> notifications queue -> notifications consumer -> notifier": 6,  # 2+1+1+1+1
     CHARGE: 9,  # 1 + 4 transient + 2 Lambda service + 2 timeout runs, one attempt each
     "POST /events -> bus -> fulfilment queue -> starter -> workflow -> Ship -> partner": 9,
@@ -29,8 +29,8 @@ SHIPPED = {
     "circuit controller -> Probe -> partner": 4,
     "circuit controller -> Probe -> notifier": 4,
     "POST /events -> bus -> fulfilment queue -> starter -> Step Functions": 15,  # 5 receives x 3 SDK
-    "orders queue -> orders consumer -> DynamoDB (idempotency record)": 18,
-    "notifications queue -> notifications consumer -> DynamoDB (idempotency record)": 15,
+    "orders queue -> orders consumer -> DynamoDB (idempotency record)": 20,  # 10 receives x 2 SDK
+    "notifications queue -> notifications consumer -> DynamoDB (idempotency record)": 10,  # 5 x 2
 }
 
 
@@ -64,9 +64,10 @@ def test_more_client_attempts_over_the_queue_fail_synth_naming_the_path_and_the_
     with pytest.raises(retry_budget.RetryBudgetExceededError) as raised:
         retry_budget.check(config(dependencies__partner__max_attempts=5))
     message = str(raised.value)
-    # 5 + 4 + 3 + 2 + 1 + 1 over six receives
+    # 5 + 4 + 3 + 2 + 1 + 1 over six tries
     assert f"{ORDERS}: 16 calls per accepted message > budget 10" in message
-    assert "client attempts (5) over queue receives (6), one attempt fewer per receive = 16" in message
+    assert "client attempts (5) over the consumer's tries (6), one attempt fewer per try = 16" in message
+    assert "queue receives (10) beyond the consumer's tries = 1" in message
 
 
 def test_retrying_inside_a_workflow_task_too_fails_synth() -> None:
@@ -101,9 +102,17 @@ def test_a_retrier_added_to_the_workflow_fails_synth(tmp_path: Path, monkeypatch
 
 def test_a_synth_over_budget_fails_before_any_resource_is_built() -> None:
     context = cdk_context()
-    context["service"]["consumers"]["orders"]["max_receive_count"] = 12  # 3 + 2 + 10 x 1 = 15
+    context["service"]["consumers"]["orders"]["max_dependency_tries"] = 12  # 3 + 2 + 10 x 1 = 15
+    context["service"]["consumers"]["orders"]["max_receive_count"] = 13
     with pytest.raises(retry_budget.RetryBudgetExceededError, match="orders consumer -> partner: 15 calls"):
         build_app(context)
+
+
+def test_more_receives_than_the_idempotency_writes_may_repeat_fail_synth() -> None:
+    """Every receive writes the idempotency record, a try or not: receives x SDK attempts is counted."""
+    with pytest.raises(retry_budget.RetryBudgetExceededError) as raised:
+        retry_budget.check(config(consumers__orders__max_receive_count=12))
+    assert "orders queue -> orders consumer -> DynamoDB (idempotency record): 24 calls" in str(raised.value)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,8 @@ ENV = {
     "IDEMPOTENCY_TTL_SECONDS": "345600",
     "POISON_MESSAGE_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/work-dlq",
     "QUEUE_VISIBILITY_TIMEOUT_SECONDS": "180",
-    "QUEUE_MAX_RECEIVE_COUNT": "5",
+    "QUEUE_MAX_RECEIVE_COUNT": "10",
+    "DEPENDENCY_MAX_TRIES": "6",
     "DEPENDENCY_NAME": "partner",
     "DEPENDENCY_BASE_URL": "https://partner.example.com",
     "DEPENDENCY_CRITICAL": "true",
@@ -36,6 +37,8 @@ def test_settings_are_parsed() -> None:
     assert settings.idempotency_ttl_seconds == 345_600
     assert settings.dependency.name == "partner" and settings.dependency.critical
     assert settings.dependency_api_key_secret_arn is None
+    # Its records' backoff goes by its own tries (lambdas/shared/dependency_tries.py), not the receives.
+    assert (settings.backoff.max_tries, settings.backoff.max_receive_count) == (6, 10)
     arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:partner-key"
     assert (
         ConsumerSettings.from_environment(
@@ -58,6 +61,8 @@ def test_every_missing_variable_is_named_at_once() -> None:
         ("IDEMPOTENCY_TTL_SECONDS", "forever"),
         ("IDEMPOTENCY_TTL_SECONDS", "0"),
         ("POISON_MESSAGE_QUEUE_URL", "dlq"),
+        ("DEPENDENCY_MAX_TRIES", "0"),
+        ("DEPENDENCY_MAX_TRIES", "many"),
     ],
 )
 def test_invalid_values_are_named(variable: str, value: str) -> None:

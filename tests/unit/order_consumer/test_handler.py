@@ -25,6 +25,7 @@ from lambdas.shared.dependency_client import (
     DIMENSION_OUTCOME,
     METRIC_LOGICAL_CALLS,
 )
+from lambdas.shared.dependency_tries import LAST_FAILURE_ATTRIBUTE, TRIES_ATTRIBUTE, TRIES_KEY_PREFIX
 from lambdas.shared.env import ConfigurationError
 from lambdas.shared.retry_visibility import BACKOFF_MESSAGE
 from lambdas.shared.stores import IDEMPOTENCY_STORE_UNAVAILABLE_MESSAGE, METRIC_IDEMPOTENCY_STORE_ERRORS
@@ -160,7 +161,8 @@ def make_consumer(
             "IDEMPOTENCY_TTL_SECONDS": "3600",
             "POISON_MESSAGE_QUEUE_URL": dlq_url,
             "QUEUE_VISIBILITY_TIMEOUT_SECONDS": "180",
-            "QUEUE_MAX_RECEIVE_COUNT": "5",
+            "QUEUE_MAX_RECEIVE_COUNT": "10",
+            "DEPENDENCY_MAX_TRIES": "6",
             "DEPENDENCY_API_KEY_SECRET_ARN": secret_arn,
             "DEPENDENCY_NAME": unique_name("partner"),
             "DEPENDENCY_BASE_URL": twin.base_url + "/",
@@ -271,18 +273,80 @@ def test_a_transient_failure_fails_only_that_record_and_a_redelivery_succeeds(
     assert consumer.twin.charges_by_order() == {"ord-1": 1}
 
 
-@pytest.mark.parametrize(("receive_count", "calls"), [(1, 3), (2, 2), (3, 1), (6, 1)])
-def test_each_receive_of_a_record_makes_one_attempt_fewer_down_to_one(
-    make_consumer: ConsumerFactory, receive_count: int, calls: int
+def tries_of(consumer: Consumer, key: str) -> dict[str, Any]:
+    """The record's try count item in the idempotency table ({} when there is none)."""
+    item = boto3.client("dynamodb", region_name=REGION).get_item(
+        TableName="idempotency", Key={"id": {"S": f"{TRIES_KEY_PREFIX}#{key}"}}
+    )
+    return item.get("Item", {})
+
+
+def set_tries(key: str, tries: int) -> None:
+    boto3.client("dynamodb", region_name=REGION).put_item(
+        TableName="idempotency",
+        Item={"id": {"S": f"{TRIES_KEY_PREFIX}#{key}"}, TRIES_ATTRIBUTE: {"N": str(tries)}},
+    )
+
+
+@pytest.mark.parametrize(("tries_before", "calls"), [(0, 3), (1, 2), (2, 1), (5, 1)])
+def test_each_try_of_a_record_makes_one_attempt_fewer_down_to_one(
+    make_consumer: ConsumerFactory, tries_before: int, calls: int
 ) -> None:
-    """The queue's redelivery is a retry layer: 3 attempts x 6 receives would be 18 calls; this is 9."""
+    """The consumer's tries are a retry layer: 3 attempts x 6 tries would be 18 calls; this is 9. The
+    receive count does not matter: receives that made no call are not tries."""
     consumer = make_consumer(DEPENDENCY_MAX_ATTEMPTS="3")
     consumer.twin.set_profile("outage")
-    record = sqs_record(order("ord-1"))
-    record["attributes"]["ApproximateReceiveCount"] = str(receive_count)
+    record = sqs_record(order("ord-1"), message_id="m-1")
+    record["attributes"]["ApproximateReceiveCount"] = "9"
+    set_tries("m-1", tries_before)
 
     assert consumer.invoke(record) == [record["messageId"]]
     assert consumer.charge_calls() == calls
+    assert tries_of(consumer, "m-1")[TRIES_ATTRIBUTE] == {"N": str(tries_before + 1)}
+    assert tries_of(consumer, "m-1")[LAST_FAILURE_ATTRIBUTE]["S"].startswith("TransientUpstreamError")
+
+
+def test_a_record_that_failed_all_its_tries_is_quarantined_with_the_last_failure_and_forgotten(
+    make_consumer: ConsumerFactory,
+) -> None:
+    consumer = make_consumer(DEPENDENCY_MAX_TRIES="2")
+    consumer.twin.set_profile("outage")
+    record = sqs_record(order("ord-1"), message_id="m-1")
+
+    assert consumer.invoke(record) == [record["messageId"]]  # try 1
+    assert consumer.invoke(record) == [record["messageId"]]  # try 2
+    calls = consumer.charge_calls()
+    assert consumer.invoke(record) == []  # no third try: quarantined, not called
+
+    assert consumer.charge_calls() == calls
+    [quarantined] = consumer.dlq()
+    attributes = quarantined["MessageAttributes"]
+    assert attributes["QuarantineReason"]["StringValue"] == "retries_exhausted"
+    assert "2 tries failed" in attributes["QuarantineDetail"]["StringValue"]
+    assert "TransientUpstreamError" in attributes["QuarantineDetail"]["StringValue"]
+    assert tries_of(consumer, "m-1") == {}  # a redrive gets its tries afresh
+    consumer.twin.set_profile("healthy")
+    assert consumer.invoke(record) == []
+    assert consumer.twin.charges_by_order() == {"ord-1": 1}
+
+
+def test_receives_without_a_call_are_not_tries(make_consumer: ConsumerFactory) -> None:
+    """Refused by an open circuit (or never started for lack of time), a receive leaves the count alone:
+    a long outage cannot walk a record out of the queue by receives the partner never saw."""
+    consumer = make_consumer(BREAKER_FAILURE_THRESHOLD="1", DEPENDENCY_MAX_TRIES="2")
+    consumer.twin.set_profile("outage")
+    tripping = sqs_record(order("ord-1"), message_id="m-1")
+    assert consumer.invoke(tripping) == [tripping["messageId"]]  # one try, and the circuit opens
+    assert consumer.breaker.state(consumer.module.settings.dependency.name) == "OPEN"
+
+    refused = sqs_record(order("ord-2"), message_id="m-2")
+    for _ in range(5):
+        assert consumer.invoke(refused) == [refused["messageId"]]
+    assert consumer.invoke(tripping) == [tripping["messageId"]]
+
+    assert tries_of(consumer, "m-2")[TRIES_ATTRIBUTE] == {"N": "0"}
+    assert tries_of(consumer, "m-1")[TRIES_ATTRIBUTE] == {"N": "1"}
+    assert consumer.dlq() == []
 
 
 def test_an_open_circuit_fails_records_fast_without_calling_the_dependency(
@@ -506,10 +570,16 @@ def test_an_unavailable_idempotency_table_keeps_the_message_and_is_counted(
 
 def test_the_idempotency_and_circuit_tables_use_short_timeouts(make_consumer: ConsumerFactory) -> None:
     module = make_consumer().module
-    for client in (module.idempotency_store.client, module.dependency._store.client):
+    clients = (
+        module.idempotency_store.client,
+        module.dependency._store.client,
+        module.dependency_tries._dynamodb,
+    )
+    for client in clients:
         config = client.meta.config
         assert (config.connect_timeout, config.read_timeout) == (1, 1)
-        assert (config.retries["mode"], config.retries["total_max_attempts"]) == ("standard", 3)
+        # Every receive writes here: the queue's redelivery is the next retry layer (stacks/retry_budget.py).
+        assert (config.retries["mode"], config.retries["total_max_attempts"]) == ("standard", 2)
 
 
 def test_quarantine_keeps_the_effective_idempotency_key(make_consumer: ConsumerFactory) -> None:
@@ -587,7 +657,10 @@ def test_records_without_time_for_a_call_are_not_attempted_and_released_at_once(
     assert metric_points(out, "RecordsNotAttempted")[0]["RecordsNotAttempted"] == [3.0]
     # Not attempted means untouched: no status, no idempotency record, so nothing to clean up later.
     idempotency = boto3.client("dynamodb", region_name=REGION).scan(TableName="idempotency")["Items"]
-    assert len(idempotency) == 1
+    # The charged order's idempotency record and its one try; nothing of the three released.
+    tries = [i for i in idempotency if i["id"]["S"].startswith(TRIES_KEY_PREFIX)]
+    assert [t["id"]["S"] for t in tries] == [f"{TRIES_KEY_PREFIX}#{records[0]['messageId']}"]
+    assert len(idempotency) == 2
 
 
 def test_a_record_is_not_started_when_one_as_slow_as_the_last_would_overrun(
