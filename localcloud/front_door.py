@@ -355,7 +355,9 @@ class FrontDoor:
         self.status_counts: Counter[int] = Counter()
         self._stats_lock = threading.Lock()
         # Called with (status, latency in ms) after every request: API Gateway's metrics (localcloud.metrics).
-        self.observers: list[Callable[[int, float], None]] = []
+        # Called after every request with (method, resource path or None when no route matched, status,
+        # latency in ms): what API Gateway publishes as metrics (localcloud/metrics.py).
+        self.observers: list[Callable[[str, str | None, int, float], None]] = []
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -443,9 +445,19 @@ class FrontDoor:
         with self._stats_lock:
             self.status_counts[response.status] += 1
         latency_ms = (time.monotonic() - started) * 1000.0
-        for observer in list(self.observers):
-            observer(response.status, latency_ms)
+        if self.observers:
+            route, _ = self._route(method, raw_path)
+            for observer in list(self.observers):
+                observer(method.upper(), route.path if route else None, response.status, latency_ms)
         return response
+
+    def _route(self, method: str, raw_path: str) -> tuple[Route | None, dict[str, str]]:
+        """The route a request is for (None: no route under this stage), with its path parameters."""
+        path = urllib.parse.urlsplit(raw_path).path.rstrip("/") or "/"
+        prefix = f"/{self.contract.stage}"
+        if path == prefix or path.startswith(prefix + "/"):
+            return self.contract.match(method.upper(), path[len(prefix) :] or "/")
+        return None, {}
 
     def _handle(
         self,
@@ -457,12 +469,8 @@ class FrontDoor:
         request_id: str,
     ) -> Response:
         parsed = urllib.parse.urlsplit(raw_path)
-        prefix = f"/{self.contract.stage}"
         path = parsed.path.rstrip("/") or "/"
-        route: Route | None = None
-        path_parameters: dict[str, str] = {}
-        if path == prefix or path.startswith(prefix + "/"):
-            route, path_parameters = self.contract.match(method.upper(), path[len(prefix) :] or "/")
+        route, path_parameters = self._route(method, raw_path)
         context: dict[str, Any] = {
             "requestId": request_id,
             "stage": self.contract.stage,

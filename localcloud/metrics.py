@@ -27,23 +27,26 @@ from localcloud.isolation import LogRecord
 SAMPLE_INTERVAL_S = 1.0
 SQS, LAMBDA, STATES, API_GATEWAY = "AWS/SQS", "AWS/Lambda", "AWS/States", "AWS/ApiGateway"
 
-# What the local cloud publishes under the AWS namespaces: (namespace, metric) -> its dimension names.
-LOCAL_SERVICE_METRICS: dict[tuple[str, str], tuple[str, ...]] = {
-    (SQS, "ApproximateNumberOfMessagesVisible"): ("QueueName",),
-    (SQS, "ApproximateAgeOfOldestMessage"): ("QueueName",),
-    (LAMBDA, "Invocations"): ("FunctionName",),
-    (LAMBDA, "Errors"): ("FunctionName",),
-    (LAMBDA, "Throttles"): ("FunctionName",),
-    (LAMBDA, "Duration"): ("FunctionName",),
-    (LAMBDA, "ConcurrentExecutions"): ("FunctionName",),
-    (LAMBDA, "UnreservedConcurrentExecutions"): (),
-    (STATES, "ExecutionsFailed"): ("StateMachineArn",),
-    (STATES, "ExecutionsTimedOut"): ("StateMachineArn",),
-    (STATES, "ExecutionsAborted"): ("StateMachineArn",),
-    (API_GATEWAY, "Count"): ("ApiName",),
-    (API_GATEWAY, "4XXError"): ("ApiName",),
-    (API_GATEWAY, "5XXError"): ("ApiName",),
-    (API_GATEWAY, "Latency"): ("ApiName",),
+# API Gateway publishes every metric per API, and per method too where the stage enables method metrics.
+_API_DIMENSIONS = (("ApiName",), ("ApiName", "Method", "Resource", "Stage"))
+# What the local cloud publishes under the AWS namespaces: (namespace, metric) -> the dimension names it
+# is published with (each tuple one series).
+LOCAL_SERVICE_METRICS: dict[tuple[str, str], tuple[tuple[str, ...], ...]] = {
+    (SQS, "ApproximateNumberOfMessagesVisible"): (("QueueName",),),
+    (SQS, "ApproximateAgeOfOldestMessage"): (("QueueName",),),
+    (LAMBDA, "Invocations"): (("FunctionName",),),
+    (LAMBDA, "Errors"): (("FunctionName",),),
+    (LAMBDA, "Throttles"): (("FunctionName",),),
+    (LAMBDA, "Duration"): (("FunctionName",),),
+    (LAMBDA, "ConcurrentExecutions"): (("FunctionName",),),
+    (LAMBDA, "UnreservedConcurrentExecutions"): ((),),
+    (STATES, "ExecutionsFailed"): (("StateMachineArn",),),
+    (STATES, "ExecutionsTimedOut"): (("StateMachineArn",),),
+    (STATES, "ExecutionsAborted"): (("StateMachineArn",),),
+    (API_GATEWAY, "Count"): _API_DIMENSIONS,
+    (API_GATEWAY, "4XXError"): _API_DIMENSIONS,
+    (API_GATEWAY, "5XXError"): _API_DIMENSIONS,
+    (API_GATEWAY, "Latency"): _API_DIMENSIONS,
 }
 
 # AWS metrics the local cloud cannot observe, and why (an alarm reading only these is not evaluable).
@@ -161,13 +164,32 @@ def record_invocation(
         store.record(MetricKey.of(LAMBDA, "Duration", dimensions), t, duration_ms)
 
 
-def record_request(store: MetricStore, t: float, api_name: str, status: int, latency_ms: float) -> None:
-    """What API Gateway publishes for one request: 4XXError and 5XXError are 0 or 1 per request."""
-    dimensions = {"ApiName": api_name}
-    store.record(MetricKey.of(API_GATEWAY, "Count", dimensions), t, 1)
-    store.record(MetricKey.of(API_GATEWAY, "4XXError", dimensions), t, int(400 <= status < 500))
-    store.record(MetricKey.of(API_GATEWAY, "5XXError", dimensions), t, int(status >= 500))
-    store.record(MetricKey.of(API_GATEWAY, "Latency", dimensions), t, latency_ms)
+@dataclass(frozen=True)
+class ApiRequest:
+    """One request as API Gateway's metrics see it. ``resource``: the route's path, None when none matched."""
+
+    api_name: str
+    stage: str
+    method: str
+    resource: str | None
+    status: int
+    latency_ms: float
+
+
+def record_request(store: MetricStore, t: float, request: ApiRequest) -> None:
+    """What API Gateway publishes for one request (4XXError and 5XXError are 0 or 1 per request): per API,
+    and per method when the request matched a route (the stage's method metrics)."""
+    series = [{"ApiName": request.api_name}]
+    if request.resource is not None:
+        series.append(
+            {"ApiName": request.api_name, "Stage": request.stage, "Method": request.method,
+             "Resource": request.resource}
+        )  # fmt: skip
+    for dimensions in series:
+        store.record(MetricKey.of(API_GATEWAY, "Count", dimensions), t, 1)
+        store.record(MetricKey.of(API_GATEWAY, "4XXError", dimensions), t, int(400 <= request.status < 500))
+        store.record(MetricKey.of(API_GATEWAY, "5XXError", dimensions), t, int(request.status >= 500))
+        store.record(MetricKey.of(API_GATEWAY, "Latency", dimensions), t, request.latency_ms)
 
 
 class MetricRecorder:
@@ -196,6 +218,8 @@ class MetricRecorder:
         ]
         apis = stack.synthesized.of_type("AWS::ApiGateway::RestApi")
         self._api_name = next((str(a["Properties"].get("Name", "")) for a in apis.values()), "")
+        stages = stack.synthesized.of_type("AWS::ApiGateway::Stage")
+        self._stage = next((str(s["Properties"].get("StageName", "")) for s in stages.values()), "")
 
     def now(self) -> float:
         return float(self._clock()) - self._t0
@@ -235,8 +259,9 @@ class MetricRecorder:
     ) -> None:
         record_invocation(self.store, self.now(), function_name, event, busy, duration_ms, failed)
 
-    def _on_request(self, status: int, latency_ms: float) -> None:
-        record_request(self.store, self.now(), self._api_name, status, latency_ms)
+    def _on_request(self, method: str, resource: str | None, status: int, latency_ms: float) -> None:
+        request = ApiRequest(self._api_name, self._stage, method, resource, status, latency_ms)
+        record_request(self.store, self.now(), request)
 
     # -- SQS and Step Functions, sampled ------------------------------------------------------------
 

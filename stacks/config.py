@@ -59,6 +59,9 @@ def _check_retention(value: int, key: str) -> int:
 
 # The API's routes, as its resource policy names them ("METHOD /path"; a path parameter is "{name}").
 API_ROUTES = ("POST /orders", "POST /events", "GET /orders/{id}")
+# The routes that store a request: a 5xx there may mean a request was not stored (a harm alarm). The
+# status read answers 503 on purpose while it sheds load, which harms nothing.
+STORAGE_ROUTES = ("POST /orders", "POST /events")
 # An IAM role or user ARN; "*" wildcards as ArnLike takes them.
 _PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}|\*):(role|user)/[A-Za-z0-9+=,.@_/*-]{1,512}$")
 
@@ -359,6 +362,8 @@ class AlarmSettings(_Model):
     error_rate_percent: int = Field(default=5, ge=1, le=100)
     duration_near_timeout_percent: int = Field(default=80, ge=1, le=100)
     api_4xx_rate_percent: int = Field(default=10, ge=1, le=100)
+    # Below this many requests in a period the 4XX rate is not judged: three 404s are not a trend.
+    api_4xx_rate_min_requests: int = Field(default=20, ge=1)
     # The account's concurrent-executions quota and how much of it must stay free.
     account_concurrency_limit: int = Field(default=1_000, ge=10)
     unreserved_concurrency_floor: int = Field(default=100, ge=1)

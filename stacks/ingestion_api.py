@@ -26,7 +26,7 @@ from lambdas.shared.models import (
 )
 from schemas import EVENT, ORDER, load_schema
 from stacks.compliance import acknowledge
-from stacks.config import ServiceConfig, log_retention
+from stacks.config import STORAGE_ROUTES, ServiceConfig, log_retention
 from stacks.monitoring import ServiceMonitoring
 
 # Message attribute names the consumers read (the producer's header travels as the first).
@@ -230,7 +230,7 @@ class IngestionApi(Construct):
         self._add_events_route(event_bus, event_source)
         if settings.api_key_required:
             self._add_usage_plan(config)
-        monitoring.watch_api("ingestion-api", self.api)
+        monitoring.watch_api("ingestion-api", self.api, STORAGE_ROUTES)
 
     # -- who may call what --------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ dashboard reads left to right like the pipeline.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from aws_cdk import Duration
@@ -577,14 +578,39 @@ class ServiceMonitoring(Construct):
             cloudwatch.GraphWidget(title=f"{name} executions", left=list(failures.values()), width=8)
         )
 
-    def watch_api(self, name: str, api: apigw.RestApi) -> None:
+    def watch_api(self, name: str, api: apigw.RestApi, storage_routes: Sequence[str]) -> None:
         server_errors = api.metric_server_error(period=PERIOD, statistic="Sum")
+        # Per route (the stage publishes method metrics): only a 5xx of a route that stores counts.
+        stored = {
+            f"route{index}": cloudwatch.Metric(
+                namespace="AWS/ApiGateway",
+                metric_name="5XXError",
+                dimensions_map={
+                    "ApiName": api.rest_api_name,
+                    # The stage is named after the config's stage (stacks/ingestion_api.py); a literal, not
+                    # the Stage's Ref, which the local cloud's emulator cannot resolve.
+                    "Stage": self.config.stage,
+                    "Method": route.split(" ", 1)[0],
+                    "Resource": route.split(" ", 1)[1],
+                },
+                period=PERIOD,
+                statistic="Sum",
+            )
+            for index, route in enumerate(storage_routes)
+        }
+        storage_errors = cloudwatch.MathExpression(
+            expression=" + ".join(f"FILL({key}, 0)" for key in stored),
+            using_metrics=dict(stored),
+            label=f"{name} 5XX of the routes that store ({', '.join(storage_routes)})",
+            period=PERIOD,
+        )
         server_alarm = self._alarm(
             f"{name}-5xx",
-            server_errors,
+            storage_errors,
             threshold=0,
             periods=1,
-            description=f"{name} answered 5xx: requests may not have been stored",
+            description=f"{name} answered 5xx on a route that stores ({', '.join(storage_routes)}): requests "
+            "may not have been stored. The status read's deliberate 503s while shedding do not count",
             kind="api-5xx",
             resource=api,
         )
@@ -593,7 +619,8 @@ class ServiceMonitoring(Construct):
         count = api.metric_count(period=PERIOD, statistic="Sum")
         client_errors = api.metric_client_error(period=PERIOD, statistic="Sum")
         rate = cloudwatch.MathExpression(
-            expression="IF(requests > 0, 100 * clienterrors / requests, 0)",
+            expression=f"IF(requests >= {self.thresholds.api_4xx_rate_min_requests}, "
+            "100 * clienterrors / requests, 0)",
             using_metrics={"requests": count, "clienterrors": client_errors},
             label=f"{name} 4XX rate (%)",
             period=PERIOD,
@@ -603,7 +630,8 @@ class ServiceMonitoring(Construct):
             rate,
             threshold=self.thresholds.api_4xx_rate_percent,
             description=f"More than {self.thresholds.api_4xx_rate_percent}% of {name} requests were rejected "
-            "(bad input, throttling or auth): a producer is misbehaving or throttled",
+            f"(bad input, throttling or auth; judged from {self.thresholds.api_4xx_rate_min_requests} requests "
+            "a period): a producer is misbehaving or throttled",
             kind="api-4xx",
             resource=api,
             missing=cloudwatch.TreatMissingData.MISSING,

@@ -114,6 +114,31 @@ def test_api_and_dependencies_and_account_headroom_are_alarmed(dev: Synthesized)
         assert classes == {"5xx", "429", "timeout", "connection"}
 
 
+def test_the_api_5xx_harm_alarm_reads_only_the_routes_that_store(dev: Synthesized) -> None:
+    """The status read's deliberate 503s while shedding must neither page nor stop a fault experiment."""
+    alarms = list(dev.of_type("AWS::CloudWatch::Alarm").values())
+    (server,) = [a["Properties"] for a in alarms if any(name == "5XXError" for name, _ in _alarm_metrics(a))]
+    routes = {
+        (dims["Method"], dims["Resource"])
+        for m in server["Metrics"]
+        if "MetricStat" in m
+        for dims in [{d["Name"]: d["Value"] for d in m["MetricStat"]["Metric"]["Dimensions"]}]
+    }
+    assert routes == {("POST", "/orders"), ("POST", "/events")}
+    stages = {
+        d["Value"] for m in server["Metrics"] if "MetricStat" in m for d in m["MetricStat"]["Metric"]["Dimensions"]
+        if d["Name"] == "Stage"
+    }  # fmt: skip
+    assert stages == {dev.stack.config.stage}
+    (expression,) = [m["Expression"] for m in server["Metrics"] if "Expression" in m]
+    assert expression.count("FILL(") == 2  # either route alone fires it
+    # The 4XX rate is judged only from enough requests: three 404s of status reads are not a trend.
+    (rate,) = [a["Properties"] for a in alarms if any(name == "4XXError" for name, _ in _alarm_metrics(a))]
+    (rate_expression,) = [m["Expression"] for m in rate["Metrics"] if "Expression" in m]
+    minimum = dev.stack.config.alarms.api_4xx_rate_min_requests
+    assert rate_expression.startswith(f"IF(requests >= {minimum},")
+
+
 def test_every_alarm_notifies_the_encrypted_ssl_only_topic(dev: Synthesized) -> None:
     (topic_id, topic), *_ = dev.of_type("AWS::SNS::Topic").items()
     assert "KmsMasterKeyId" in topic["Properties"]

@@ -358,14 +358,15 @@ def test_an_alarm_that_breached_too_briefly_is_named_with_what_it_needs() -> Non
 
 
 def test_service_metrics_are_published_as_lambda_and_api_gateway_do() -> None:
-    from localcloud.metrics import record_invocation, record_request
+    from localcloud.metrics import ApiRequest, record_invocation, record_request
 
     store = MetricStore()
     record_invocation(store, 1.0, "consumer", "start", 2, 0.0, False)
     record_invocation(store, 2.0, "consumer", "end", 2, 150.0, True)
     record_invocation(store, 3.0, "consumer", "throttle", 0, 0.0, True)
-    record_request(store, 1.5, "Api", 503, 12.0)
-    record_request(store, 1.6, "Api", 202, 8.0)
+    record_request(store, 1.5, ApiRequest("Api", "dev", "GET", "/orders/{id}", 503, 12.0))
+    record_request(store, 1.6, ApiRequest("Api", "dev", "POST", "/orders", 202, 8.0))
+    record_request(store, 1.7, ApiRequest("Api", "dev", "GET", None, 403, 1.0))  # no route: per API only
 
     def values(namespace: str, name: str, dimensions: dict[str, str]) -> list[float]:
         return store.values(MetricKey.of(namespace, name, dimensions), 0, 10)
@@ -377,6 +378,11 @@ def test_service_metrics_are_published_as_lambda_and_api_gateway_do() -> None:
     assert values("AWS/Lambda", "ConcurrentExecutions", function) == [2, 2]
     assert values("AWS/Lambda", "Duration", function) == [150]
     api = {"ApiName": "Api"}
-    assert values("AWS/ApiGateway", "Count", api) == [1, 1]
-    assert values("AWS/ApiGateway", "5XXError", api) == [1, 0]
-    assert values("AWS/ApiGateway", "4XXError", api) == [0, 0]
+    assert values("AWS/ApiGateway", "Count", api) == [1, 1, 1]
+    assert values("AWS/ApiGateway", "5XXError", api) == [1, 0, 0]
+    assert values("AWS/ApiGateway", "4XXError", api) == [0, 0, 1]
+    # Method metrics: the shed status read's 503 is not the orders route's.
+    orders = {"ApiName": "Api", "Stage": "dev", "Method": "POST", "Resource": "/orders"}
+    status = {**orders, "Method": "GET", "Resource": "/orders/{id}"}
+    assert values("AWS/ApiGateway", "5XXError", orders) == [0]
+    assert values("AWS/ApiGateway", "5XXError", status) == [1]
