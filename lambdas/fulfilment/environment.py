@@ -3,9 +3,8 @@
 The variables are the ones ``stacks/downstream_dependency.py::DownstreamDependency.environment()`` gives
 every caller of a dependency (the order consumer gets the same block), plus the ServiceFunction defaults.
 
-``CallerSettings`` (``dependency_call``, ``probe``): POWERTOOLS_SERVICE_NAME and every DependencyPolicy
-variable (DEPENDENCY_*, BREAKER_*); optional DEPENDENCY_API_KEY_SECRET_ARN. These functions do not use
-the Powertools breaker (the workflow is the breaker), so they need neither the circuit table nor the bus.
+``CallerSettings`` (every caller): POWERTOOLS_SERVICE_NAME and every DependencyPolicy variable
+(DEPENDENCY_*, BREAKER_*); optional DEPENDENCY_API_KEY_SECRET_ARN.
 
 ``ProbeSettings`` (``probe``): as above, plus optional PROBE_TIMEOUT_MS (default 2000): the whole
 probe, connect + read, must fit in it; and optional PROBE_CANARY, the JSON request it sends
