@@ -14,7 +14,8 @@ Contract for the order-fulfilment task handlers (Charge / Ship / Notify)
 ------------------------------------------------------------------------
 ``charge.handler``, ``ship.handler`` and ``notify.handler`` implement it (``tasks.py``: event model,
 partner calls; ``partner.py``: the dependency client, API key and circuit hook they share with the
-consumers). ``probe.handler`` serves the circuit controller with exactly one call (``single_call.py``). ``order_fulfilment.asl.json`` invokes each task with::
+consumers). ``probe.handler`` serves the circuit controller with exactly one call (the same client, without
+its breaker). ``order_fulfilment.asl.json`` invokes each task with::
 
     {"step": "Charge"|"Ship"|"Notify", "order": {...}, "idempotencyKey": "...",
      "executionName": "...", "attempt": <$$.State.RetryCount>, "charge": ..., "shipment": ...}

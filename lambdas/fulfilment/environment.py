@@ -87,6 +87,23 @@ class ProbeSettings(CallerSettings):
         "probe_canary": "PROBE_CANARY",
     }
 
+    @property
+    def probe_policy(self) -> DependencyPolicy:
+        """The dependency's policy for one canary call: a single attempt whose connect + read fit in
+        PROBE_TIMEOUT_MS (connect at most half of it), and never a fallback: a probe answered from a cache
+        would call a dead dependency healthy."""
+        policy = self.dependency
+        connect_ms = min(policy.connect_timeout_ms, self.probe_timeout_ms // 2)
+        read_ms = min(policy.attempt_timeout_ms, self.probe_timeout_ms - connect_ms)
+        return policy.model_copy(
+            update={
+                "max_attempts": 1,
+                "critical": True,
+                "connect_timeout_ms": connect_ms,
+                "attempt_timeout_ms": read_ms,
+            }
+        )
+
 
 class TaskSettings(CallerSettings):
     circuit_breaker_table_name: str = Field(min_length=3, max_length=255)

@@ -18,8 +18,8 @@ import pytest
 
 from lambdas.fulfilment.environment import Canary
 from lambdas.fulfilment.errors import CanaryNotDryRunError
-from lambdas.fulfilment.single_call import SingleCallResponse
 from lambdas.partner_api.faults import FaultDecision, FaultProfile, preset
+from lambdas.shared.dependency_client import DependencyResponse
 from lambdas.shared.env import ConfigurationError
 from localcloud.fault_dependency import FaultDependency
 from tests.unit.fulfilment.support import API_KEY, dependency_env
@@ -101,7 +101,8 @@ def test_a_healthy_dependency_passes_the_probe(
     [
         (FaultDecision.error(503), "TransientUpstreamError"),
         (FaultDecision.throttle(retry_after_seconds=5), "TransientUpstreamError"),
-        (FaultDecision.error(404), "PermanentUpstreamError"),
+        (FaultDecision.error(404), "UpstreamConfigurationError"),  # the client's words for a wrong route
+        (FaultDecision.error(400), "PermanentUpstreamError"),
     ],
 )
 def test_an_unhealthy_dependency_fails_the_probe_once(
@@ -194,7 +195,7 @@ def test_a_side_effecting_canary_the_partner_did_not_dry_run_is_unhealthy(
 ) -> None:
     probe = make_callers().probe_module
     canary = Canary.model_validate_json(DRY_RUN_CHARGE)
-    created = SingleCallResponse(status=201, body={"chargeId": "ch_1"}, headers={"Content-Type": "json"})
+    created = DependencyResponse(status=201, body={"chargeId": "ch_1"}, headers={"Content-Type": "json"})
 
     with pytest.raises(CanaryNotDryRunError):
         probe.check_canary_response(canary, "partner", created)
