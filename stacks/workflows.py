@@ -92,14 +92,14 @@ class Workflows(Construct):
             "Clock", "lambdas.fulfilment.clock.handler", "Unix clock of the circuit workflows"
         )
         charge = self._task_function(
-            "Charge", "lambdas.fulfilment.charge.handler", "Captures the payment", dependency
+            "Charge", "lambdas.fulfilment.handler.charge_handler", "Captures the payment", dependency
         )
         ship = self._task_function(
-            "Ship", "lambdas.fulfilment.ship.handler", "Books the shipment", dependency
+            "Ship", "lambdas.fulfilment.handler.ship_handler", "Books the shipment", dependency
         )
         notify = self._task_function(
             "Notify",
-            "lambdas.fulfilment.notify.handler",
+            "lambdas.fulfilment.handler.notify_handler",
             "Notifies the customer",
             dependencies[self.settings.notification_dependency],
         )

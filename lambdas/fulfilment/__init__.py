@@ -12,10 +12,11 @@ What is here
 
 Contract for the order-fulfilment task handlers (Charge / Ship / Notify)
 ------------------------------------------------------------------------
-``charge.handler``, ``ship.handler`` and ``notify.handler`` implement it (``tasks.py``: event model,
-partner calls; ``partner.py``: the dependency client, API key and circuit hook they share with the
-consumers). ``probe.handler`` serves the circuit controller with exactly one call (the same client, without
-its breaker). ``order_fulfilment.asl.json`` invokes each task with::
+One function per step, each pointing at its handler in ``handler.py`` (``charge_handler``,
+``ship_handler``, ``notify_handler``) implements it (``tasks.py``: event model, partner calls;
+``partner.py``: the dependency client, API key and circuit hook they share with the consumers).
+``probe.handler`` serves the circuit controller with exactly one call (the same client, without its
+breaker). ``order_fulfilment.asl.json`` invokes each task with::
 
     {"step": "Charge"|"Ship"|"Notify", "order": {...}, "idempotencyKey": "...",
      "executionName": "...", "attempt": <$$.State.RetryCount>, "charge": ..., "shipment": ...}
