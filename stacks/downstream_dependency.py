@@ -137,8 +137,8 @@ class DownstreamDependency(Construct):
         }
 
     def grant_call(self, grantee: iam.IGrantable, *, breaker: bool = True) -> None:
-        """The API key, and the breaker of this dependency's circuit unless the caller's caller is the
-        breaker (the workflow's single call and the controller's probe touch no circuit record)."""
+        """The API key, and the breaker of this dependency's circuit unless the caller's caller owns the
+        circuit (the controller's probe touches no circuit record)."""
         self.api_key.grant_read(grantee)
         if self.demo is not None:
             # Both actions a function URL needs since October 2025; InvokeFunction only through the URL.

@@ -4,7 +4,6 @@ state needs.
 
 - order fulfilment: Charge -> Ship -> Notify with per-task retry (backoff + full jitter) and
   failures recorded on a failure queue; started once per PaymentReceived event.
-- circuit breaker: calls the dependency through the shared circuit record.
 - circuit controller: pauses the consumers of a dependency whose circuit opened, probes it,
   and resumes them once it is healthy; started by the consumers' breaker (CircuitOpened event)
   or by the dependency's upstream-error alarm.
@@ -93,23 +92,16 @@ class Workflows(Construct):
             "Clock", "lambdas.fulfilment.clock.handler", "Unix clock of the circuit workflows"
         )
         charge = self._task_function(
-            "Charge", "lambdas.fulfilment.charge.handler", "Captures the payment", dependency
+            "Charge", "lambdas.fulfilment.handler.charge_handler", "Captures the payment", dependency
         )
         ship = self._task_function(
-            "Ship", "lambdas.fulfilment.ship.handler", "Books the shipment", dependency
+            "Ship", "lambdas.fulfilment.handler.ship_handler", "Books the shipment", dependency
         )
         notify = self._task_function(
             "Notify",
-            "lambdas.fulfilment.notify.handler",
+            "lambdas.fulfilment.handler.notify_handler",
             "Notifies the customer",
             dependencies[self.settings.notification_dependency],
-        )
-        call = self._task_function(
-            "DependencyCall",
-            "lambdas.fulfilment.dependency_call.handler",
-            "One call, breaker in the workflow",
-            dependency,
-            breaker=False,
         )
         probe = self._task_function(
             "Probe",
@@ -141,19 +133,6 @@ class Workflows(Construct):
             task.alias.grant_invoke(self.fulfilment)
         self.failures.queue.grant_send_messages(self.fulfilment)
         self.notification_failures.queue.grant_send_messages(self.fulfilment)
-
-        self.breaker = self._state_machine(
-            "CircuitBreaker",
-            "circuit_breaker",
-            {
-                "CircuitTableName": circuits.table.table_name,
-                "ClockFunctionArn": clock.alias.function_arn,
-                "DependencyCallFunctionArn": call.alias.function_arn,
-            },
-        )
-        circuits.table.grant(self.breaker, "dynamodb:GetItem", "dynamodb:UpdateItem")
-        for task in (clock, call):
-            task.alias.grant_invoke(self.breaker)
 
         self.controller = self._state_machine(
             "CircuitController",

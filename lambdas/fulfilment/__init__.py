@@ -3,8 +3,7 @@
 What is here
 ------------
 ``clock.handler``
-    The workflows' clock (``${ClockFunctionArn}`` in ``circuit_breaker.asl.json`` and
-    ``circuit_controller.asl.json``). The circuit record is the Powertools circuit breaker's, whose times
+    The circuit controller's clock (``${ClockFunctionArn}`` in ``circuit_controller.asl.json``). The circuit record is the Powertools circuit breaker's, whose times
     are unix seconds; a JSONPath state machine has no unix clock (only ``$$.State.EnteredTime``, an ISO
     string, and no arithmetic to convert it), the JSONata ``$millis()`` is rejected by the project's ASL
     validator (statelint 1.30.0) and cannot run on moto 5.2.5. So one tiny pure function reads the
@@ -13,10 +12,11 @@ What is here
 
 Contract for the order-fulfilment task handlers (Charge / Ship / Notify)
 ------------------------------------------------------------------------
-``charge.handler``, ``ship.handler`` and ``notify.handler`` implement it (``tasks.py``: event model,
-partner calls; ``partner.py``: the dependency client, API key and circuit hook they share with the
-consumers). ``dependency_call.handler`` and ``probe.handler`` serve the circuit workflows with exactly
-one call each (``single_call.py``). ``order_fulfilment.asl.json`` invokes each task with::
+One function per step, each pointing at its handler in ``handler.py`` (``charge_handler``,
+``ship_handler``, ``notify_handler``) implements it (``tasks.py``: event model, partner calls;
+``partner.py``: the dependency client, API key and circuit hook they share with the consumers).
+``probe.handler`` serves the circuit controller with exactly one call (the same client, without its
+breaker). ``order_fulfilment.asl.json`` invokes each task with::
 
     {"step": "Charge"|"Ship"|"Notify", "order": {...}, "idempotencyKey": "...",
      "executionName": "...", "attempt": <$$.State.RetryCount>, "charge": ..., "shipment": ...}

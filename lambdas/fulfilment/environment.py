@@ -3,9 +3,8 @@
 The variables are the ones ``stacks/downstream_dependency.py::DownstreamDependency.environment()`` gives
 every caller of a dependency (the order consumer gets the same block), plus the ServiceFunction defaults.
 
-``CallerSettings`` (``dependency_call``, ``probe``): POWERTOOLS_SERVICE_NAME and every DependencyPolicy
-variable (DEPENDENCY_*, BREAKER_*); optional DEPENDENCY_API_KEY_SECRET_ARN. These functions do not use
-the Powertools breaker (the workflow is the breaker), so they need neither the circuit table nor the bus.
+``CallerSettings`` (every caller): POWERTOOLS_SERVICE_NAME and every DependencyPolicy variable
+(DEPENDENCY_*, BREAKER_*); optional DEPENDENCY_API_KEY_SECRET_ARN.
 
 ``ProbeSettings`` (``probe``): as above, plus optional PROBE_TIMEOUT_MS (default 2000): the whole
 probe, connect + read, must fit in it; and optional PROBE_CANARY, the JSON request it sends
@@ -87,6 +86,23 @@ class ProbeSettings(CallerSettings):
         "probe_timeout_ms": "PROBE_TIMEOUT_MS",
         "probe_canary": "PROBE_CANARY",
     }
+
+    @property
+    def probe_policy(self) -> DependencyPolicy:
+        """The dependency's policy for one canary call: a single attempt whose connect + read fit in
+        PROBE_TIMEOUT_MS (connect at most half of it), and never a fallback: a probe answered from a cache
+        would call a dead dependency healthy."""
+        policy = self.dependency
+        connect_ms = min(policy.connect_timeout_ms, self.probe_timeout_ms // 2)
+        read_ms = min(policy.attempt_timeout_ms, self.probe_timeout_ms - connect_ms)
+        return policy.model_copy(
+            update={
+                "max_attempts": 1,
+                "critical": True,
+                "connect_timeout_ms": connect_ms,
+                "attempt_timeout_ms": read_ms,
+            }
+        )
 
 
 class TaskSettings(CallerSettings):

@@ -6,7 +6,7 @@ Retry/Catch ``ErrorEquals``. The dependency client's ``TransientUpstreamError``,
 names here are:
 
 ``ValidationError``        the task event does not follow the contract: never retried (order_fulfilment
-                           and circuit_breaker list it with ``PermanentUpstreamError``).
+                           lists it with ``PermanentUpstreamError``).
 ``UnconfirmedResultError`` the partner answered 2xx but the body does not confirm this order's side
                            effect: no retrier matches it, so the step's Catch records it for a person.
 ``CircuitWaitExpiredError`` the circuit was still open at the execution's circuit-wait deadline

@@ -6,17 +6,19 @@ answer 200 while charges fail. A canary that is not GET/HEAD is sent with ``Dry-
 ``Idempotency-Key`` (``canary-<dependency>``) and is healthy only if the answer echoes ``Dry-Run: true``:
 a partner that ignored the header is reported unhealthy (``CanaryNotDryRunError``) and, thanks to the
 fixed key, charged at most once, never once per probe. The demo partner honours the header
-(``lambdas/partner_api/service.py``). Once, within a short budget (``PROBE_TIMEOUT_MS``, default 2 s, and never beyond the
-invocation's remaining time), without retries or the Powertools breaker: the controller's probe loop is
-the retry, with its own capped backoff.
+(``lambdas/partner_api/service.py``). Once, within a short budget (``PROBE_TIMEOUT_MS``, default 2 s, and
+never beyond the invocation's remaining time), through the dependency client without its breaker
+(``ProbeSettings.probe_policy``, ``external_circuit``): the controller's probe loop is the retry, with its
+own capped backoff, and the controller owns the circuit record.
 
 Event: ``{"circuit": "<circuit name>", "probe": <probe number>}``.
 
 Healthy -> returns ``{"healthy": true, "status": <2xx>, "latencyMs": <float>, "probe": <n>}``.
 Unhealthy -> raises; the Probe state catches every error (``States.ALL`` -> ProbeFailed), so the name
-only tells people what happened: ``TransientUpstreamError`` (5xx, 429, timeout, connection),
-``PermanentUpstreamError`` (a 4xx: the route or the key is wrong, which is not healthy either),
-``BudgetExhaustedError``, ``DependencyUnhealthyError`` (a 2xx that is not an expected status, or a body
+only tells people what happened, in the dependency client's words: ``TransientUpstreamError`` (5xx, 429
+and the other "not now" answers, timeout, connection), ``UpstreamConfigurationError`` (401/403 or another
+4xx: the key or the route is wrong, which is not healthy either), ``PermanentUpstreamError`` (400, 422:
+the canary itself is wrong), ``BudgetExhaustedError``, ``DependencyUnhealthyError`` (a 2xx that is not an expected status, or a body
 whose ``status`` is not "ok"), ``CanaryNotDryRunError`` (a side-effecting canary that was not a dry run),
 ``ValidationError`` (bad event, or a ``circuit`` that is not this function's dependency).
 
@@ -37,9 +39,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.fulfilment.environment import Canary, ProbeSettings
 from lambdas.fulfilment.errors import CanaryNotDryRunError, DependencyUnhealthyError, ValidationError
-from lambdas.fulfilment.single_call import SingleCaller, SingleCallResponse
 from lambdas.shared import log_fields as lf
 from lambdas.shared.api_key import API_KEY_HEADER, load_api_key
+from lambdas.shared.dependency_client import DependencyClient, DependencyResponse
 from lambdas.shared.models import IDEMPOTENCY_KEY_HEADER
 
 DRY_RUN_HEADER: Final = "Dry-Run"
@@ -69,7 +71,7 @@ def canary_headers(canary: Canary, dependency: str) -> dict[str, str]:
     return {DRY_RUN_HEADER: "true", IDEMPOTENCY_KEY_HEADER: f"canary-{dependency}"}
 
 
-def check_canary_response(canary: Canary, dependency: str, response: SingleCallResponse) -> None:
+def check_canary_response(canary: Canary, dependency: str, response: DependencyResponse) -> None:
     """Raise unless the answer is what a healthy dependency gives this canary."""
     target = f"{dependency} {canary.method} {canary.path}"
     if not canary.read_only:
@@ -99,8 +101,9 @@ logger = Logger(service=settings.service_name)
 tracer = Tracer(service=settings.service_name)
 metrics = Metrics(service=settings.service_name)
 api_key = load_api_key(settings)
-caller = SingleCaller(
-    settings.dependency,
+client = DependencyClient(
+    settings.probe_policy,
+    external_circuit="controller:OPEN",
     logger=logger,
     default_headers={API_KEY_HEADER: api_key} if api_key is not None else None,
 )
@@ -118,14 +121,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         raise
     canary = settings.probe_canary
     try:
-        response = caller.call(
+        response = client.request(
             canary.method,
             canary.path,
             json=canary.body,
             headers=canary_headers(canary, settings.dependency.name),
             remaining_ms=context.get_remaining_time_in_millis,
-            budget_cap_ms=settings.probe_timeout_ms,
-            circuit="controller:OPEN",
         )
         check_canary_response(canary, settings.dependency.name, response)
     except Exception as exc:

@@ -7,7 +7,9 @@ What it does, in the order a call goes through it:
    sleep must fit in what is left of it, so the function always returns before Lambda kills it.
 2. Circuit breaker (Powertools ``circuit_breaker``, state in DynamoDB shared by every execution
    environment): an open circuit rejects the call without touching the network. The breaker sees ONE
-   outcome per logical call (after the retry loop) and only transient failures count.
+   outcome per logical call (after the retry loop) and only transient failures count. A caller whose
+   circuit another layer owns (the circuit controller's probe) builds the client with
+   ``external_circuit``: no breaker, no circuit reads or writes, everything else below the same.
 3. Retry loop: each answer is classified by what it means (``classify_status``):
      * transient (retried with exponential backoff and full jitter, honouring ``Retry-After``): connection
        errors, timeouts, 5xx, 429, 408, 409, 423, 425 and 3xx (redirects are not followed: a 3xx is a
@@ -30,8 +32,9 @@ call that made no attempt raises ``BudgetExhaustedError`` without counting towar
 Observability: one structured log line per attempt (field names in ``log_fields``), EMF metrics
 ``UpstreamCalls``, ``UpstreamLatency``, ``UpstreamErrors`` (per attempt; dimensions dependency +
 status_class), ``UpstreamLogicalCalls`` (one per logical call that reached the dependency, after retries;
-dimensions dependency + outcome, values ``CALL_OUTCOMES``), ``FallbackUsed``, ``CircuitOpenRejections``
-and ``CircuitTransition`` (dimensions dependency + to_state).
+dimensions dependency + outcome, values ``CALL_OUTCOMES``; only the calls a breaker sees, as the failure-rate
+alarm on them opens the circuit too), ``FallbackUsed``, ``CircuitOpenRejections`` and ``CircuitTransition``
+(dimensions dependency + to_state).
 """
 
 from __future__ import annotations
@@ -294,6 +297,7 @@ class DependencyResponse:
     body: Any
     headers: Mapping[str, str] = field(default_factory=dict)
     attempts: int = 0
+    latency_ms: float = 0.0  # of the attempt that answered
     from_fallback: bool = False
     fallback_source: str | None = None  # "last_known_good" | "default"
 
@@ -424,6 +428,10 @@ class DependencyClient:
     breaker_store / breaker_table_name / dynamodb_client:
         Where circuit state lives: pass a ready persistence layer, or a table name (partition key ``id``)
         and optionally a boto3 DynamoDB client (tests point it at moto).
+    external_circuit:
+        Instead of a breaker: another layer owns this dependency's circuit (e.g. ``"controller:OPEN"`` for
+        the circuit controller's probe). No circuit checks or records and no ``UpstreamLogicalCalls``
+        (the calls the breaker and its failure-rate alarm judge); the value is the log's circuit state.
     breaker_cache_seconds:
         How long an environment trusts its cached circuit state before re-reading DynamoDB (default: the
         policy's ``breaker_cache_seconds``, i.e. BREAKER_CACHE_SECONDS).
@@ -450,6 +458,7 @@ class DependencyClient:
         breaker_table_name: str | None = None,
         dynamodb_client: Any = None,
         breaker_cache_seconds: int | None = None,
+        external_circuit: str | None = None,
         session: requests.Session | None = None,
         logger: SupportsLog | None = None,
         metrics_namespace: str | None = None,
@@ -462,7 +471,9 @@ class DependencyClient:
         request_auth: AuthBase | None = None,
         on_transition: Callable[[CircuitTransition], None] | None = None,
     ) -> None:
-        if breaker_store is None:
+        if external_circuit is not None and (breaker_store is not None or breaker_table_name):
+            raise ConfigurationError("DependencyClient takes a breaker or an external_circuit, not both")
+        if breaker_store is None and external_circuit is None:
             if not breaker_table_name:
                 raise ConfigurationError("DependencyClient needs breaker_store or breaker_table_name")
             # Short timeouts, standard retries (TABLE_CLIENT_CONFIG): a slow circuit table must not eat the
@@ -473,6 +484,7 @@ class DependencyClient:
             )
         self.policy = policy
         self._store = breaker_store
+        self._external_circuit = external_circuit
         self._session = session or shared_session()
         self._logger: SupportsLog = logger or logging.getLogger(__name__)
         self._namespace = metrics_namespace
@@ -504,12 +516,16 @@ class DependencyClient:
             ),
         )
         # Wrapping the whole retry loop gives the breaker exactly one outcome per logical call.
-        self._guarded_call: Callable[[_Call], DependencyResponse] = circuit_breaker(
-            name=policy.name,
-            persistence_store=self._store,
-            on_transition=self._on_transition,
-            config=self._breaker_config,
-        )(self._call_with_retries)
+        self._guarded_call: Callable[[_Call], DependencyResponse] = (
+            self._call_with_retries
+            if breaker_store is None
+            else circuit_breaker(
+                name=policy.name,
+                persistence_store=breaker_store,
+                on_transition=self._on_transition,
+                config=self._breaker_config,
+            )(self._call_with_retries)
+        )
 
     # ------------------------------------------------------------------------------------ public API
 
@@ -519,6 +535,10 @@ class DependencyClient:
 
     def circuit_state(self) -> CircuitState:
         """The circuit's state as this environment sees it (cached up to ``breaker_cache_seconds``)."""
+        if self._store is None:
+            raise ConfigurationError(
+                f"{self.policy.name}: this client has no breaker ({self._external_circuit})"
+            )
         return self._store.get_state(self.policy.name).state
 
     def get(self, path: str, *, remaining_ms: Callable[[], int], **kwargs: Any) -> DependencyResponse:
@@ -611,7 +631,8 @@ class DependencyClient:
     # ------------------------------------------------------------------------------------ retry loop
 
     def _call_with_retries(self, call: _Call) -> DependencyResponse:
-        circuit = str(self.circuit_state())  # CLOSED, or HALF_OPEN when this call is the probe
+        # CLOSED, or HALF_OPEN when this call is the probe; or the external owner's word.
+        circuit = self._external_circuit or str(self.circuit_state())
         url = f"{self.policy.base_url}{call.path}"
         while True:
             timeout = self._attempt_timeout(call)
@@ -655,7 +676,11 @@ class DependencyClient:
             if succeeded and http_response is not None:
                 self._log_attempt(call, status, status_class, latency_ms, circuit, lf.OUTCOME_SUCCESS)
                 return DependencyResponse(
-                    status=status, body=body, headers=dict(http_response.headers), attempts=call.attempts
+                    status=status,
+                    body=body,
+                    headers=dict(http_response.headers),
+                    attempts=call.attempts,
+                    latency_ms=latency_ms,
                 )
 
             if verdict == VERDICT_AUTH and self._refreshed_credentials(call):
@@ -913,6 +938,8 @@ class DependencyClient:
             self._count(METRIC_UPSTREAM_ERRORS, {**dims, lf.STATUS_CLASS: error_class})
 
     def _count_logical_call(self, outcome: str) -> None:
+        if self._store is None:  # not a call the breaker (nor its failure-rate alarm) judges
+            return
         self._count(METRIC_LOGICAL_CALLS, {lf.DEPENDENCY: self.policy.name, DIMENSION_OUTCOME: outcome})
 
     def _count(self, name: str, dimensions: dict[str, str]) -> None:

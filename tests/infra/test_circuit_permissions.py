@@ -3,8 +3,8 @@
 Rules over the whole template: a function that calls a dependency may read and write the circuit record of
 that dependency alone (``dynamodb:LeadingKeys``), so a notifier-side function cannot force the partner
 circuit open, and no breaker can write the controller's lock item (``<circuit>#controller``). It may put
-events on the circuit bus only as the breakers' source and detail type. The controller and the breaker
-state machines, which own the record and the lock, are the only other writers.
+events on the circuit bus only as the breakers' source and detail type. The controller state machine, which
+owns the record and the lock, is the only other writer.
 """
 
 from __future__ import annotations
@@ -31,10 +31,8 @@ def resources(statement: dict[str, Any]) -> list[Any]:
 def test_each_function_writes_only_its_own_dependencys_circuit(dev: Synthesized) -> None:
     table = dev.stack.get_logical_id(dev.stack.circuits.table.node.default_child)
     by_role = dev.statements_by_role()
-    owners = {
-        dev.stack.get_logical_id(machine.role.node.default_child)  # type: ignore[union-attr]
-        for machine in (dev.stack.workflows.controller, dev.stack.workflows.breaker)
-    }
+    controller = dev.stack.workflows.controller.role.node.default_child  # type: ignore[union-attr]
+    owners = {dev.stack.get_logical_id(controller)}
     checked = set()
     for function in dev.of_type("AWS::Lambda::Function").values():
         properties = function["Properties"]
@@ -80,13 +78,14 @@ def test_circuit_bus_events_only_as_the_breakers_source_and_type(dev: Synthesize
         }
 
 
-def test_the_probe_and_the_single_call_touch_no_circuit(dev: Synthesized) -> None:
-    # Their caller is the breaker (the controller's probe loop, the breaker state machine's call).
+def test_the_probe_touches_no_circuit(dev: Synthesized) -> None:
+    # Its caller is the breaker's owner: the controller's probe loop.
     table = dev.stack.get_logical_id(dev.stack.circuits.table.node.default_child)
     bus = dev.stack.get_logical_id(dev.stack.circuits.events.node.default_child)
-    by_role = dev.statements_by_role()
-    for name in ("Probe", "DependencyCall"):
-        function = dev.stack.workflows.functions[name]
-        role = dev.stack.get_logical_id(function.role.node.default_child)
-        touched = [s for s in by_role[role] if any(table in str(r) or bus in str(r) for r in resources(s))]
-        assert touched == [], (name, touched)
+    role = dev.stack.get_logical_id(dev.stack.workflows.functions["Probe"].role.node.default_child)
+    touched = [
+        s
+        for s in dev.statements_by_role()[role]
+        if any(table in str(r) or bus in str(r) for r in resources(s))
+    ]
+    assert touched == []

@@ -27,7 +27,6 @@ from tests.statemachines.asl import LAMBDA_TASK_TIMEOUT_SECONDS
 
 MACHINES = {
     "fulfilment": "order_fulfilment",
-    "breaker": "circuit_breaker",
     "controller": "circuit_controller",
 }
 

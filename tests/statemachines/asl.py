@@ -10,9 +10,8 @@ time by CDK (``DefinitionBody.from_file`` + ``definition_substitutions``) and he
 * ``${NotifyFunctionArn}`` (order_fulfilment): the Notify task's function
 * ``${FailureQueueUrl}`` (order_fulfilment): SQS queue receiving failed orders
 * ``${NotificationFailureQueueUrl}`` (order_fulfilment): SQS queue receiving failed notifications
-* ``${CircuitTableName}`` (circuit_breaker, circuit_controller): the Powertools circuit table
-* ``${ClockFunctionArn}`` (circuit_breaker, circuit_controller): ``lambdas/fulfilment/clock.py``
-* ``${DependencyCallFunctionArn}`` (circuit_breaker): the function that calls the dependency
+* ``${CircuitTableName}`` (circuit_controller): the Powertools circuit table
+* ``${ClockFunctionArn}`` (circuit_controller): ``lambdas/fulfilment/clock.py``
 * ``${ProbeFunctionArn}`` (circuit_controller): the function that calls the dependency's health route
 
 Numbers cannot be placeholders (a substituted ``"${X}"`` stays a string), so the definitions hold fixed
@@ -44,9 +43,8 @@ from tests.waiting import MACHINE_TOO_SLOW
 STATEMACHINES_DIR = Path(__file__).resolve().parents[2] / "statemachines"
 
 ORDER_FULFILMENT = "order_fulfilment"
-CIRCUIT_BREAKER = "circuit_breaker"
 CIRCUIT_CONTROLLER = "circuit_controller"
-ALL_MACHINES = (ORDER_FULFILMENT, CIRCUIT_BREAKER, CIRCUIT_CONTROLLER)
+ALL_MACHINES = (ORDER_FULFILMENT, CIRCUIT_CONTROLLER)
 
 LAMBDA_TASK_TIMEOUT_SECONDS = 30
 
@@ -60,7 +58,6 @@ PLACEHOLDERS: dict[str, frozenset[str]] = {
             "NotificationFailureQueueUrl",
         }
     ),
-    CIRCUIT_BREAKER: frozenset({"CircuitTableName", "ClockFunctionArn", "DependencyCallFunctionArn"}),
     CIRCUIT_CONTROLLER: frozenset({"CircuitTableName", "ClockFunctionArn", "ProbeFunctionArn"}),
 }
 

@@ -1,10 +1,10 @@
 """order_fulfilment.asl.json on moto with the REAL task handlers, in process, against the partner twin.
 
-The Charge/Ship/Notify functions are ``lambdas.fulfilment.{charge,ship,notify}.handler`` imported the way a
-cold start does (environment parsed at import), registered as in-process Lambda functions, calling
-``localcloud.fault_dependency.FaultDependency`` over HTTP with the shared breaker on moto DynamoDB. Retry
-intervals are compressed (``asl.compress_timings``); attempt counts and error routing are the
-production ones.
+The Charge/Ship/Notify functions are ``lambdas.fulfilment.handler.{charge,ship,notify}_handler``, the module
+imported once per function the way a cold start does (environment parsed at import), registered as
+in-process Lambda functions, calling ``localcloud.fault_dependency.FaultDependency`` over HTTP with the
+shared breaker on moto DynamoDB. Retry intervals are compressed (``asl.compress_timings``); attempt counts
+and error routing are the production ones.
 """
 
 from __future__ import annotations
@@ -101,8 +101,8 @@ def world(
             step_env = {**env, **(notify_env or {})} if step == "notify" else env
             for name, value in step_env.items():
                 monkeypatch.setenv(name, value)
-            handlers[step] = import_fresh(f"lambdas.fulfilment.{step}")  # a cold start with that env
-            register(step, handlers[step].handler)
+            handlers[step] = import_fresh("lambdas.fulfilment.handler")  # a cold start with that env
+            register(step, getattr(handlers[step], f"{step}_handler"))
         machine = create_machine(
             asl.ORDER_FULFILMENT,
             {

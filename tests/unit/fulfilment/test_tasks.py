@@ -1,6 +1,6 @@
 """Charge / Ship / Notify task handlers against the partner twin on 127.0.0.1, breaker state on moto.
 
-Real pieces: the handler modules (cold-start init included), the dependency client with its shared
+Real pieces: the handler module (cold-start init included), the dependency client with its shared
 Powertools breaker (moto DynamoDB), the API key in moto Secrets Manager, the twin over HTTP. The error a
 handler raises is what Step Functions matches in the ASL, so tests assert the exception's class NAME.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import boto3
@@ -41,15 +40,13 @@ class Tasks:
     twin: FaultDependency
     env: dict[str, str]
     breaker: BreakerTable
-    modules: dict[str, ModuleType]
+    handlers: dict[str, Callable[..., dict[str, Any]]]
     capsys: pytest.CaptureFixture[str]
 
     def run(self, step: str, event: dict[str, Any], remaining_ms: int = 30_000) -> dict[str, Any]:
-        module = self.modules[step]
-        result: dict[str, Any] = module.handler(
+        return self.handlers[step](
             event, FakeLambdaContext(function_name=step.lower(), remaining_ms=remaining_ms)
         )
-        return result
 
     def error_of(self, step: str, event: dict[str, Any], remaining_ms: int = 30_000) -> BaseException:
         with pytest.raises(Exception) as raised:
@@ -89,14 +86,13 @@ def make_tasks(
         env = dependency_env(twin.base_url, secret_arn=secret_arn, **env_overrides)
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        modules = {
-            step: import_fresh(f"lambdas.fulfilment.{step.lower()}") for step in ("Charge", "Ship", "Notify")
-        }
+        module = import_fresh("lambdas.fulfilment.handler")
+        handlers = {step: getattr(module, f"{step.lower()}_handler") for step in ("Charge", "Ship", "Notify")}
         return Tasks(
             twin=twin,
             env=env,
             breaker=BreakerTable(name="circuits", client=dynamodb),
-            modules=modules,
+            handlers=handlers,
             capsys=capsys,
         )
 
@@ -445,7 +441,7 @@ def test_misconfiguration_fails_at_init_with_the_variable_names(
     monkeypatch.setenv("DEPENDENCY_MAX_ATTEMPTS", "lots")
 
     with pytest.raises(ConfigurationError) as caught:
-        import_fresh("lambdas.fulfilment.ship")
+        import_fresh("lambdas.fulfilment.handler")
 
     assert "CIRCUIT_BREAKER_TABLE_NAME" in str(caught.value)
     assert "DEPENDENCY_MAX_ATTEMPTS" in str(caught.value)

@@ -434,6 +434,37 @@ def test_client_requires_a_breaker_store(twin: FaultDependency) -> None:
         DependencyClient(make_policy(twin.base_url))
 
 
+def test_a_client_whose_circuit_another_layer_owns_has_no_breaker(
+    twin: FaultDependency, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The circuit controller's probe: no circuit table, no breaker, no data point for the failure-rate
+    # alarm; the budget, classification, per-attempt log line and metrics are the client's own.
+    stream = io.StringIO()
+    client = DependencyClient(
+        make_policy(twin.base_url, max_attempts=1, breaker_failure_threshold=1),
+        external_circuit="controller:OPEN",
+        logger=Logger(service=unique_name("log"), stream=stream),
+        session=create_session(),
+    )
+    twin.set_profile("outage")
+    for _ in range(2):  # a breaker with threshold 1 would have rejected the second call
+        with pytest.raises(TransientUpstreamError):
+            post_charge(client)
+    twin.set_profile("healthy")
+
+    assert post_charge(client).status == 201
+    assert twin.total_calls == 3
+    lines = [r for r in log_records(stream.getvalue()) if r["message"] == lf.UPSTREAM_CALL_MESSAGE]
+    assert [r[lf.CIRCUIT_STATE] for r in lines] == ["controller:OPEN"] * 3
+    out = capsys.readouterr().out
+    assert len(metric_points(out, "UpstreamCalls")) == 3
+    assert metric_points(out, METRIC_LOGICAL_CALLS) == []
+    with pytest.raises(ValueError, match="no breaker"):
+        client.circuit_state()
+    with pytest.raises(ValueError, match="not both"):
+        DependencyClient(make_policy(twin.base_url), breaker_table_name="t", external_circuit="controller")
+
+
 # ---------------------------------------------------------------------------------------- classification
 
 

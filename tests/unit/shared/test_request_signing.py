@@ -13,7 +13,6 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from lambdas.fulfilment.single_call import SingleCaller
 from lambdas.shared import aws
 from lambdas.shared.dependency_client import (
     DependencyClient,
@@ -124,16 +123,20 @@ def test_requests_without_credentials_go_unsigned() -> None:
     )
 
 
-def test_the_single_call_path_signs_too(guarded_twin: FaultDependency) -> None:
-    """The controller's probe and the workflow's single call reach the twin through the same URL auth."""
-    signed = SingleCaller(
-        make_policy(guarded_twin.base_url, signing_service=FUNCTION_URL_SERVICE), logger=logging.getLogger()
+def test_the_client_without_a_breaker_signs_too(guarded_twin: FaultDependency) -> None:
+    """The controller's probe (no breaker of its own) reaches the twin through the same URL auth."""
+    signed = DependencyClient(
+        make_policy(guarded_twin.base_url, signing_service=FUNCTION_URL_SERVICE),
+        external_circuit="controller:OPEN",
+        logger=logging.getLogger(),
     )
-    response = signed.call(
-        "POST", "/charges", json=CHARGE, headers={"Idempotency-Key": "key-2"}, remaining_ms=lambda: 10_000
+    response = signed.post(
+        "/charges", json=CHARGE, headers={"Idempotency-Key": "key-2"}, remaining_ms=lambda: 10_000
     )
     assert response.status == 201
-    unsigned = SingleCaller(make_policy(guarded_twin.base_url), logger=logging.getLogger())
+    unsigned = DependencyClient(
+        make_policy(guarded_twin.base_url), external_circuit="controller:OPEN", logger=logging.getLogger()
+    )
     with pytest.raises(UpstreamError):
-        unsigned.call("GET", "/health", remaining_ms=lambda: 10_000)
+        unsigned.get("/health", remaining_ms=lambda: 10_000)
     assert [call.status for call in guarded_twin.calls()] == [201, 403]

@@ -1,6 +1,7 @@
-"""dependency_call (circuit_breaker.asl.json) and probe (circuit_controller.asl.json) against the twin.
+"""The probe (circuit_controller.asl.json) against the twin.
 
-Both make exactly one attempt and never touch the Powertools breaker: their workflow is the breaker.
+It makes exactly one attempt and never touches the Powertools breaker: the controller's probe loop is its
+retry, and the controller owns the circuit record.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import pytest
 
 from lambdas.fulfilment.environment import Canary
 from lambdas.fulfilment.errors import CanaryNotDryRunError
-from lambdas.fulfilment.single_call import SingleCallResponse
 from lambdas.partner_api.faults import FaultDecision, FaultProfile, preset
+from lambdas.shared.dependency_client import DependencyResponse
 from lambdas.shared.env import ConfigurationError
 from localcloud.fault_dependency import FaultDependency
 from tests.unit.fulfilment.support import API_KEY, dependency_env
@@ -31,29 +32,18 @@ CHARGE = {"orderId": "ord-1", "amountCents": 1250, "currency": "EUR"}
 class Callers:
     twin: FaultDependency
     env: dict[str, str]
-    call_module: ModuleType
     probe_module: ModuleType
 
     @property
     def circuit(self) -> str:
         return self.env["DEPENDENCY_NAME"]
 
-    def call(self, request: dict[str, Any], *, mode: str = "CLOSED", circuit: str | None = None,
-             remaining_ms: int = 30_000) -> dict[str, Any]:  # fmt: skip
-        event = {
-            "circuit": circuit or self.circuit,
-            "request": request,
-            "mode": mode,
-            "executionName": "breaker-exec-1",
-        }
-        result: dict[str, Any] = self.call_module.handler(
-            event, FakeLambdaContext(function_name="dependency-call", remaining_ms=remaining_ms)
-        )
-        return result
-
-    def probe(self, *, circuit: str | None = None, number: int = 0) -> dict[str, Any]:
+    def probe(
+        self, *, circuit: str | None = None, number: int = 0, remaining_ms: int = 30_000
+    ) -> dict[str, Any]:
         result: dict[str, Any] = self.probe_module.handler(
-            {"circuit": circuit or self.circuit, "probe": number}, FakeLambdaContext(function_name="probe")
+            {"circuit": circuit or self.circuit, "probe": number},
+            FakeLambdaContext(function_name="probe", remaining_ms=remaining_ms),
         )
         return result
 
@@ -71,18 +61,13 @@ def make_callers(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callers
         secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
             Name=unique_name("partner-api-key"), SecretString=API_KEY
         )["ARN"]
-        # No circuit table exists and none is configured: these functions must not need one.
+        # No circuit table exists and none is configured: the probe must not need one.
         env = dependency_env(base_url or twin.base_url, secret_arn=secret_arn, **env_overrides)
         del env["CIRCUIT_BREAKER_TABLE_NAME"]
         monkeypatch.delenv("CIRCUIT_BREAKER_TABLE_NAME", raising=False)
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        return Callers(
-            twin=twin,
-            env=env,
-            call_module=import_fresh("lambdas.fulfilment.dependency_call"),
-            probe_module=import_fresh("lambdas.fulfilment.probe"),
-        )
+        return Callers(twin=twin, env=env, probe_module=import_fresh("lambdas.fulfilment.probe"))
 
     yield factory
     for twin in twins:
@@ -93,102 +78,6 @@ def error_name(action: Callable[[], Any]) -> str:
     with pytest.raises(Exception) as raised:
         action()
     return type(raised.value).__name__
-
-
-# ---------------------------------------------------------------------------------------------- call
-
-
-def test_a_post_is_made_once_with_the_execution_as_idempotency_key(make_callers: CallersFactory) -> None:
-    c = make_callers()
-
-    result = c.call({"method": "POST", "path": "/charges", "body": CHARGE})
-
-    assert result["status"] == 201
-    assert result["body"]["orderId"] == "ord-1" and result["body"]["chargeId"].startswith("ch_")
-    [call] = c.twin.calls("/charges")
-    assert call.idempotency_key == "breaker-exec-1"
-    assert c.twin.charges_by_order() == {"ord-1": 1}
-
-
-def test_the_request_can_carry_its_own_idempotency_key(make_callers: CallersFactory) -> None:
-    c = make_callers()
-    request = {"method": "POST", "path": "/charges", "body": CHARGE, "idempotencyKey": "order-1:charge"}
-
-    first = c.call(request)
-    again = c.call(request, mode="PROBE")
-
-    assert again["body"]["chargeId"] == first["body"]["chargeId"]
-    assert {call.idempotency_key for call in c.twin.calls("/charges")} == {"order-1:charge"}
-
-
-@pytest.mark.parametrize("fault", [FaultDecision.error(503), FaultDecision.throttle(retry_after_seconds=1)])
-def test_a_transient_failure_is_not_retried_here(make_callers: CallersFactory, fault: FaultDecision) -> None:
-    c = make_callers(DEPENDENCY_MAX_ATTEMPTS="5")  # the client's retry setting does not apply
-    c.twin.enqueue(fault)
-
-    assert error_name(lambda: c.call({"method": "POST", "path": "/charges", "body": CHARGE})) == (
-        "TransientUpstreamError"  # the workflow counts it as one breaker failure
-    )
-    assert c.twin.total_calls == 1
-
-
-def test_connection_refused_and_timeouts_are_transient(make_callers: CallersFactory) -> None:
-    down = make_callers(base_url=f"http://127.0.0.1:{closed_port()}")
-    assert error_name(lambda: down.call({"method": "GET", "path": "/health"})) == "TransientUpstreamError"
-
-    slow = make_callers(DEPENDENCY_ATTEMPT_TIMEOUT_MS="200")
-    slow.twin.set_profile(FaultProfile(latency_ms=3000))
-    started = time.monotonic()
-    assert error_name(lambda: slow.call({"method": "GET", "path": "/health"})) == "TransientUpstreamError"
-    assert time.monotonic() - started < 2.5  # cut by the 200 ms attempt timeout, not served after 3 s
-
-
-def test_a_4xx_is_permanent(make_callers: CallersFactory) -> None:
-    c = make_callers()
-
-    name = error_name(lambda: c.call({"method": "POST", "path": "/charges", "body": {"orderId": "o"}}))
-
-    assert name == "PermanentUpstreamError"  # the workflow does not count it against the circuit
-    assert c.twin.total_calls == 1
-
-
-@pytest.mark.parametrize(
-    "request_",
-    [
-        {"method": "DELETE", "path": "/charges"},
-        {"method": "GET", "path": "charges"},
-        {"method": "GET", "path": "/../admin"},
-        {"method": "GET", "path": "/health?x=1"},
-        {"method": "GET", "path": "//evil.example/x"},
-        {"method": "POST", "path": "/charges", "idempotencyKey": "bad\nkey"},
-        {"path": "/health"},
-    ],
-)
-def test_requests_off_contract_are_validation_errors(
-    make_callers: CallersFactory, request_: dict[str, Any]
-) -> None:
-    c = make_callers()
-
-    assert error_name(lambda: c.call(request_)) == "ValidationError"
-    assert c.twin.total_calls == 0
-
-
-def test_a_call_for_another_circuit_is_refused(make_callers: CallersFactory) -> None:
-    c = make_callers()
-
-    assert (
-        error_name(lambda: c.call({"method": "GET", "path": "/health"}, circuit="other")) == "ValidationError"
-    )
-    assert c.twin.total_calls == 0
-
-
-def test_no_time_left_fails_before_calling(make_callers: CallersFactory) -> None:
-    c = make_callers()
-
-    name = error_name(lambda: c.call({"method": "GET", "path": "/health"}, remaining_ms=150))
-
-    assert name == "BudgetExhaustedError"
-    assert c.twin.total_calls == 0
 
 
 # ---------------------------------------------------------------------------------------------- probe
@@ -212,7 +101,8 @@ def test_a_healthy_dependency_passes_the_probe(
     [
         (FaultDecision.error(503), "TransientUpstreamError"),
         (FaultDecision.throttle(retry_after_seconds=5), "TransientUpstreamError"),
-        (FaultDecision.error(404), "PermanentUpstreamError"),
+        (FaultDecision.error(404), "UpstreamConfigurationError"),  # the client's words for a wrong route
+        (FaultDecision.error(400), "PermanentUpstreamError"),
     ],
 )
 def test_an_unhealthy_dependency_fails_the_probe_once(
@@ -223,6 +113,24 @@ def test_an_unhealthy_dependency_fails_the_probe_once(
 
     assert error_name(c.probe) == expected  # the controller's ProbeFailed: backoff, streak reset
     assert c.twin.total_calls == 1
+
+
+def test_connection_refused_and_timeouts_are_transient(make_callers: CallersFactory) -> None:
+    down = make_callers(base_url=f"http://127.0.0.1:{closed_port()}")
+    assert error_name(down.probe) == "TransientUpstreamError"
+
+    slow = make_callers(DEPENDENCY_ATTEMPT_TIMEOUT_MS="200")
+    slow.twin.set_profile(FaultProfile(latency_ms=3000))
+    started = time.monotonic()
+    assert error_name(slow.probe) == "TransientUpstreamError"
+    assert time.monotonic() - started < 2.5  # cut by the 200 ms attempt timeout, not served after 3 s
+
+
+def test_no_time_left_fails_before_calling(make_callers: CallersFactory) -> None:
+    c = make_callers()
+
+    assert error_name(lambda: c.probe(remaining_ms=150)) == "BudgetExhaustedError"
+    assert c.twin.total_calls == 0
 
 
 def test_the_probe_has_a_short_budget(make_callers: CallersFactory) -> None:
@@ -287,7 +195,7 @@ def test_a_side_effecting_canary_the_partner_did_not_dry_run_is_unhealthy(
 ) -> None:
     probe = make_callers().probe_module
     canary = Canary.model_validate_json(DRY_RUN_CHARGE)
-    created = SingleCallResponse(status=201, body={"chargeId": "ch_1"}, headers={"Content-Type": "json"})
+    created = DependencyResponse(status=201, body={"chargeId": "ch_1"}, headers={"Content-Type": "json"})
 
     with pytest.raises(CanaryNotDryRunError):
         probe.check_canary_response(canary, "partner", created)
