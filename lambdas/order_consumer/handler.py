@@ -259,7 +259,10 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> dict[str
             )
     except TriesExhaustedError as exc:
         quarantine(record, TRIES_EXHAUSTED_REASON, str(exc))
-        dependency_tries.forget(key)  # a redrive gets its tries afresh
+        if not dependency_tries.forget(key):  # a redrive gets its tries afresh
+            logger.warning(
+                "tries not forgotten: a redrive of this order returns to the DLQ", extra={"key": key}
+            )
         order_status.failed(order.orderId, TRIES_EXHAUSTED_REASON, str(exc))
         return {"quarantined": TRIES_EXHAUSTED_REASON}
     except IdempotencyPersistenceLayerError as exc:

@@ -118,9 +118,14 @@ class DependencyTries:
             )
         )
 
-    def forget(self, key: str) -> None:
-        """After the quarantine: a redrive of the record gets its tries afresh."""
-        self._dynamodb.delete_item(TableName=self._table, Key=self._key(key))
+    def forget(self, key: str) -> bool:
+        """After the quarantine: a redrive of the record gets its tries afresh. Best effort: the record is
+        already safe in the DLQ; a count left behind only sends its redrive straight back there."""
+        try:
+            self._dynamodb.delete_item(TableName=self._table, Key=self._key(key))
+        except (BotoCoreError, ClientError):
+            return False
+        return True
 
     def _best_effort(self, *, update_item: dict[str, Any]) -> bool:
         try:
