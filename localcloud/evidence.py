@@ -39,10 +39,24 @@ EXECUTIONS_NAMED: Final = "Executions named for idempotency"
 STEP_FUNCTIONS_RETRY_CATCH: Final = "Step Functions per-task retry + catch"
 FANOUT: Final = "EventBridge fan-out with target DLQs"
 ALARMS: Final = "Alarms on throttles, DLQ, age, concurrency"
+UPSTREAM_ERRORS: Final = "Upstream errors grouped by dependency"
+# The alarm on the handlers' EMF upstream errors with the partner's dependency dimension.
+UPSTREAM_ERRORS_ALARM: Final = "PartnerUpstreamErrors"
 DLQ_REDRIVE: Final = "DLQ redrive (operator moves a DLQ back to its queue)"
+
+# Every pattern a run can claim (tests check each is a row of docs/patterns.md).
+PATTERNS: Final = (
+    STORAGE_FIRST, REQUEST_VALIDATION, LOAD_LEVELING, BULKHEAD, BACKOFF, RETRY_AFTER, NO_4XX_RETRY,
+    CIRCUIT_BREAKER, PAUSE_WHILE_OPEN, CLOSE_FAST, LOAD_SHEDDING, ASYNC_DECOUPLING, TIMEOUT_BUDGET,
+    DLQ_EVERYWHERE, POISON_TO_DLQ, IDEMPOTENCY, EXECUTIONS_NAMED, STEP_FUNCTIONS_RETRY_CATCH, FANOUT, ALARMS,
+    UPSTREAM_ERRORS, DLQ_REDRIVE,
+)  # fmt: skip
 
 # A status read shed while the circuit was open: 503 with a Retry-After.
 SHED_STATUS = 503
+# What the partner twin's 429s advise (delta-seconds), and the slack of reading two arrival times.
+RETRY_AFTER_S = 1.0
+CLOCK_SLACK_S = 0.01
 
 
 def scenario_patterns(result: RunResult) -> dict[str, str]:
@@ -61,12 +75,13 @@ def scenario_patterns(result: RunResult) -> dict[str, str]:
     _retries(result, found)
     _circuit(result, found)
     _failures(result, found)
-    shed = result.shed_status_reads()
-    advised = [read for read, _, _ in shed if read.retry_after_s is not None]
-    if advised:
+    # Shed while the circuit was open or a probe was out: a 503 that says when to come back.
+    shed = [r for r in result.status_reads if r.status == SHED_STATUS and r.retry_after_s is not None]
+    if shed:
+        reasons = ", ".join(sorted({str(r.reason) for r in shed}))
         found[LOAD_SHEDDING] = (
-            f"{len(advised)} GET /orders/{{id}} answered {SHED_STATUS} with Retry-After while the circuit "
-            f"was open; {sum(1 for _, _, n in shed if n is not None and n.status == 200)} retried to 200"
+            f"{len(shed)} GET /orders/{{id}} answered {SHED_STATUS} with Retry-After ({reasons}); "
+            f"the slowest in {max(r.latency_ms or 0.0 for r in shed):.0f} ms"
         )
     resent = [m for m in accepted if m.origin == "api-retry"]
     if (
@@ -79,6 +94,12 @@ def scenario_patterns(result: RunResult) -> dict[str, str]:
         )
     if result.alarms is not None and result.alarms.fired():
         found[ALARMS] = "the template's alarms went to ALARM: " + ", ".join(sorted(result.alarms.fired()))
+    upstream = result.alarms.seen.get(UPSTREAM_ERRORS_ALARM) if result.alarms is not None else None
+    if upstream is not None and upstream.breaching_periods:
+        found[UPSTREAM_ERRORS] = (
+            f"{UPSTREAM_ERRORS_ALARM} (the handlers' EMF upstream errors, dependency=partner) breached in "
+            f"{upstream.breaching_periods} period(s)"
+        )
     return found
 
 
@@ -125,7 +146,7 @@ def _retries(result: RunResult, found: dict[str, str]) -> None:
         )
     # After a 429 the next attempt at the same order waited at least the advice (the twin says 1 s).
     gaps = [b[0] - a[0] for calls in by_key.values() for a, b in itertools.pairwise(calls) if a[1] == 429]
-    if gaps and min(gaps) >= 1.0:
+    if gaps and min(gaps) >= RETRY_AFTER_S - CLOCK_SLACK_S:
         found[RETRY_AFTER] = (
             f"{len(gaps)} attempts followed a 429 with Retry-After: 1; the soonest came {min(gaps):.1f}s later"
         )
