@@ -25,7 +25,6 @@ with the evidence (``localcloud/evidence.py`` does the same for the scenarios).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import statistics
 import subprocess
@@ -53,6 +52,8 @@ if TYPE_CHECKING:
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STARTER_HANDLER = "lambdas.workflow_starter."
 NOTIFICATIONS_HANDLER = "lambdas.notifications_consumer."
+# The progress lines the tour prints (one per step), numbered out of this many.
+STEPS = 6
 WAIT_S = 60.0
 POLL_S = 0.25
 # moto 5.2.5's StartReplay replays every archived event, whatever the window, to every rule on the bus,
@@ -170,7 +171,8 @@ class Tour:
 
     def __init__(self, cloud: LocalCloud, *, progress: Callable[[str], None] | None = None) -> None:
         self.cloud = cloud
-        self.progress = progress or (lambda line: None)
+        self._progress = progress or (lambda line: None)
+        self._steps = 0
         self.prefix = uuid.uuid4().hex[:6]
         self.session = requests.Session()
         self.session.auth = producer_auth(cloud.emulator.region)  # every method is AWS_IAM
@@ -188,6 +190,10 @@ class Tour:
         self.orders: set[str] = set()
         self.notification_keys: set[str] = set()
 
+    def progress(self, line: str) -> None:
+        self._steps += 1
+        self._progress(f"[tour {self._steps}/{STEPS}] {line}")
+
     def starter_dependency(self) -> str:
         # The fulfilment tasks call the dependency the workflows are configured with: the partner.
         control = json.loads(self.cloud.deployed.outputs["ConsumerControl"])
@@ -200,9 +206,6 @@ class Tour:
 
     def run(self, outage: RunResult | None = None) -> TourResult:
         """``outage``: a fault scenario's result this cloud ran, for the status reads' part."""
-        # The rejected charge fails its execution on purpose; moto's interpreter logs every failed
-        # execution as an error with its whole state, which the part's own line says in one.
-        logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
         parts = [self._events(), self._fulfilment(), self._failing_subscriber(), self._redrive()]
         parts.append(self._archive())
         if outage is not None:
@@ -220,7 +223,7 @@ class Tour:
         part = TourPart(
             "events through the front door (POST /events -> the bus -> each subscription's queue)"
         )
-        self.progress("tour: publishing events through the front door ...")
+        self.progress("publishing events through the front door ...")
         ledger = self.output("EventsLedgerQueueUrl")
         ledger_before = self._depth(ledger)
         customer = f"cust-{self.prefix}"
@@ -249,7 +252,7 @@ class Tour:
 
     def _fulfilment(self) -> TourPart:
         part = TourPart("fulfilment workflows (PaymentReceived -> starter -> order_fulfilment -> partner)")
-        self.progress("tour: a fulfilment workflow through a partner fault ...")
+        self.progress("a fulfilment workflow through a partner fault ...")
         # Nothing else calls the partner now (the order queue is at rest): these answers go to the Charge.
         self.partner.enqueue(FaultDecision.error(status=503), FaultDecision.error(status=503))
         retried = self._payment("retried")
@@ -261,7 +264,7 @@ class Tour:
             f"Charge answered 503 twice: {execution.get('status', 'not started')}, "
             f"{retries} failed task attempt(s) retried by the state machine",
         )
-        self.progress("tour: the same event again ...")
+        self.progress("the same event again ...")
         status, _ = self._publish("PaymentReceived", self._payment_detail("retried"))
         again = self._wait(lambda: self._duplicate_logged(retried) or None, timeout_s=20)
         runs = len(self._executions(retried))
@@ -274,7 +277,7 @@ class Tour:
             self.patterns[evidence.EXECUTIONS_NAMED] = (
                 f"tour: PaymentReceived published twice, one execution ({execution.get('name')})"
             )
-        self.progress("tour: a fulfilment workflow the partner rejects ...")
+        self.progress("a fulfilment workflow the partner rejects ...")
         self.partner.enqueue(FaultDecision.error(status=422))
         rejected = self._payment("rejected")
         failed = self._execution(rejected)
@@ -303,7 +306,7 @@ class Tour:
 
     def _failing_subscriber(self) -> TourPart:
         part = TourPart("a failing event subscriber (the notifier rejects a notification)")
-        self.progress("tour: a notification the notifier rejects ...")
+        self.progress("a notification the notifier rejects ...")
         dlq = self.output("EventsNotificationsDeadLetterQueueUrl")
         before = self._depth(dlq)
         self.notifier.enqueue(FaultDecision.error(status=422))
@@ -336,7 +339,7 @@ class Tour:
         ]  # fmt: skip
         shown = " ".join(["python", *command[1:]]).replace(dlq, "<notifications DLQ>")
         part = TourPart(f"the operator's redrive: {shown}")
-        self.progress("tour: the operator redrives the notifications DLQ ...")
+        self.progress("the operator redrives the notifications DLQ ...")
         environment = {
             **os.environ,
             "AWS_ACCESS_KEY_ID": "local",
