@@ -206,6 +206,7 @@ class Tour:
 
     def run(self, outage: RunResult | None = None) -> TourResult:
         """``outage``: a fault scenario's result this cloud ran, for the status reads' part."""
+        self._wait_for_pollers()
         parts = [self._events(), self._fulfilment(), self._failing_subscriber(), self._redrive()]
         parts.append(self._archive())
         if outage is not None:
@@ -218,6 +219,11 @@ class Tour:
             notifications_sent=self._notifications_sent(),
             not_emulated=[ARCHIVE_REPLAY_NOT_EMULATED],
         )
+
+    def _wait_for_pollers(self) -> None:
+        """After an outage the circuit controller resumes the paused event sources gradually: the tour's
+        messages must not wait for that."""
+        self._wait(lambda: all(poller.enabled for poller in self.cloud.pollers) or None)
 
     def _events(self) -> TourPart:
         part = TourPart(
@@ -340,8 +346,9 @@ class Tour:
         shown = " ".join(["python", *command[1:]]).replace(dlq, "<notifications DLQ>")
         part = TourPart(f"the operator's redrive: {shown}")
         self.progress("the operator redrives the notifications DLQ ...")
+        # The emulator takes any credentials; a profile of the caller's must not be looked up.
         environment = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k != "AWS_PROFILE"},
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_SESSION_TOKEN": "local",
