@@ -28,7 +28,8 @@ def install_sqs_message_move_tasks() -> None:
     asynchronously at ``MaxNumberOfMessagesPerSecond``: the rate is recorded, not honoured). Messages in
     flight in the source stay where they are, as on SQS.
 
-    Verified by ``tests/e2e/test_tour.py``: the redrive of the notifications DLQ the tour runs through
+    Verified by ``tests/unit/localcloud/test_message_move.py`` (bodies, attributes, new ids, COMPLETED with
+    the counts) and ``tests/e2e/test_tour.py``: the redrive of the notifications DLQ the tour runs through
     ``python -m ops`` reports COMPLETED with the number of messages that were in the DLQ, and the
     redriven notification is then sent once.
     """
