@@ -43,13 +43,14 @@ UPSTREAM_ERRORS: Final = "Upstream errors grouped by dependency"
 # The alarm on the handlers' EMF upstream errors with the partner's dependency dimension.
 UPSTREAM_ERRORS_ALARM: Final = "PartnerUpstreamErrors"
 DLQ_REDRIVE: Final = "DLQ redrive (operator moves a DLQ back to its queue)"
+ARCHIVE_REPLAY: Final = "Archive and replay"
 
 # Every pattern a run can claim (tests check each is a row of docs/patterns.md).
 PATTERNS: Final = (
     STORAGE_FIRST, REQUEST_VALIDATION, LOAD_LEVELING, BULKHEAD, BACKOFF, RETRY_AFTER, NO_4XX_RETRY,
     CIRCUIT_BREAKER, PAUSE_WHILE_OPEN, CLOSE_FAST, LOAD_SHEDDING, ASYNC_DECOUPLING, TIMEOUT_BUDGET,
     DLQ_EVERYWHERE, POISON_TO_DLQ, IDEMPOTENCY, EXECUTIONS_NAMED, STEP_FUNCTIONS_RETRY_CATCH, FANOUT, ALARMS,
-    UPSTREAM_ERRORS, DLQ_REDRIVE,
+    UPSTREAM_ERRORS, DLQ_REDRIVE, ARCHIVE_REPLAY,
 )  # fmt: skip
 
 # A status read shed while the circuit was open: 503 with a Retry-After.

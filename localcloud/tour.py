@@ -14,7 +14,9 @@ what the emulated services recorded:
    quarantines it in its subscription's DLQ;
 4. the operator's redrive of that DLQ through the ops CLI (``python -m ops dlq redrive``) once the
    notifier answers again: the notification is sent, once;
-5. the archive: counted, but its replay is not emulated (``ARCHIVE_REPLAY_NOT_EMULATED`` says why);
+5. the operator's replay of the tour's window of the archive to the fulfilment subscriber through the
+   ops CLI (``python -m ops replay --subscriber fulfilment --allow-side-effects``): every payment runs
+   again, and each order is still charged once in all (the one rejected before is charged now);
 6. from a fault scenario that ran before it (the outage): ``GET /orders/{id}`` while the partner was down
    (a fast 503 + Retry-After while shedding) and the order's status after (``status_reads_part``).
 
@@ -34,6 +36,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,12 +59,10 @@ NOTIFICATIONS_HANDLER = "lambdas.notifications_consumer."
 STEPS = 6
 WAIT_S = 60.0
 POLL_S = 0.25
-# moto 5.2.5's StartReplay replays every archived event, whatever the window, to every rule on the bus,
-# whatever FilterArns names: run against the local cloud, the replay tool (which names the rules and the
-# window, ops/replay.py) would show something EventBridge does not do.
-ARCHIVE_REPLAY_NOT_EMULATED = (
-    "archive replay is not emulated: moto's StartReplay ignores the window and the rules a replay names "
-    "(it sends every archived event to every rule on the bus), so `python -m ops replay` is not run here"
+# What the local cloud does not do as EventBridge does, for the report.
+REPLAY_NOT_EMULATED = (
+    "EventBridge replays asynchronously, at its own pace; the local cloud replays the window inside "
+    "StartReplay (localcloud/moto_patches/eventbridge_replay.py)"
 )
 
 
@@ -111,7 +112,10 @@ class TourResult:
 
 
 def text(result: TourResult) -> str:
-    lines = ["", "=== tour: events, fulfilment workflows, a failing subscriber, the operator's redrive"]
+    lines = [
+        "",
+        "=== tour: events, fulfilment workflows, a failing subscriber, the operator's redrive and replay",
+    ]
     for part in result.parts:
         lines += ["", f"--- {part.title}" + ("" if part.ok else "   <-- FAILED")]
         lines += [f"    {line}" for line in part.lines]
@@ -189,6 +193,8 @@ class Tour:
         self.patterns: dict[str, str] = {}
         self.orders: set[str] = set()
         self.notification_keys: set[str] = set()
+        self._payments: dict[str, str] = {}  # label -> payment id, for the replay
+        self._started = datetime.now(UTC)
 
     def progress(self, line: str) -> None:
         self._steps += 1
@@ -208,7 +214,7 @@ class Tour:
         """``outage``: a fault scenario's result this cloud ran, for the status reads' part."""
         self._wait_for_pollers()
         parts = [self._events(), self._fulfilment(), self._failing_subscriber(), self._redrive()]
-        parts.append(self._archive())
+        parts.append(self._replay())
         if outage is not None:
             parts.append(status_reads_part(outage))
         charges = self.partner.charges_by_order()
@@ -217,7 +223,7 @@ class Tour:
             patterns=dict(self.patterns),
             charges={order: charges.get(order, 0) for order in sorted(self.orders)},
             notifications_sent=self._notifications_sent(),
-            not_emulated=[ARCHIVE_REPLAY_NOT_EMULATED],
+            not_emulated=[REPLAY_NOT_EMULATED],
         )
 
     def _wait_for_pollers(self) -> None:
@@ -338,33 +344,16 @@ class Tour:
 
     def _redrive(self) -> TourPart:
         dlq, order = self._cancelled
-        command = [
-            sys.executable, "-m", "ops", "--endpoint-url", self.cloud.emulator.endpoint_url,
-            "--region", self.cloud.emulator.region, "--stack", self.cloud.deployed.stack_name,
-            "--json", "--yes", "dlq", "redrive", dlq, "--poll-seconds", "0.5", "--timeout-seconds", "30",
-        ]  # fmt: skip
-        shown = " ".join(["python", *command[1:]]).replace(dlq, "<notifications DLQ>")
-        part = TourPart(f"the operator's redrive: {shown}")
-        self.progress("the operator redrives the notifications DLQ ...")
-        # The emulator takes any credentials; a profile of the caller's must not be looked up.
-        environment = {
-            **{k: v for k, v in os.environ.items() if k != "AWS_PROFILE"},
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
-            "AWS_SESSION_TOKEN": "local",
-        }
-        finished = subprocess.run(
-            command, cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=120
+        arguments = ["dlq", "redrive", dlq, "--poll-seconds", "0.5", "--timeout-seconds", "30"]
+        part = TourPart(
+            f"the operator's redrive: {self._shown(arguments).replace(dlq, '<notifications DLQ>')}"
         )
-        try:
-            report = json.loads(finished.stdout)
-        except ValueError:
-            report = {}
+        self.progress("the operator redrives the notifications DLQ ...")
+        status, report, error = self._ops(arguments)
         moved = int(report.get("moved") or 0)
         part.check(
-            finished.returncode == 0 and report.get("status") == "COMPLETED" and moved >= 1,
-            f"exit {finished.returncode}: {report.get('status', finished.stderr.strip()[-300:])}, "
-            f"moved {moved} message(s) back to the notifications queue",
+            status == 0 and report.get("status") == "COMPLETED" and moved >= 1,
+            f"exit {status}: {report.get('status', error)}, moved {moved} message(s) back to the notifications queue",
         )
         key = f"OrderCancelled:{order}"
         sent = self._wait(lambda: self._notified(key) or None)
@@ -378,17 +367,80 @@ class Tour:
             )
         return part
 
-    def _archive(self) -> TourPart:
-        part = TourPart("the archive (every accepted event, for replay)")
+    def _replay(self) -> TourPart:
+        """Replay the tour's window of the archive to the fulfilment subscriber: every payment runs again."""
         events = self.cloud.emulator.client("events")
-        name = self.output("EventsArchiveName")
-        try:
-            count = events.describe_archive(ArchiveName=name).get("EventCount", 0)
-            part.lines.append(f"{name}: {count} event(s) archived")
-        except Exception as error:  # the archive is informational here
-            part.lines.append(f"{name}: cannot describe it ({error})")
-        part.lines.append(ARCHIVE_REPLAY_NOT_EMULATED)
+        archive = self.output("EventsArchiveName")
+        archived = events.describe_archive(ArchiveName=archive).get("EventCount", 0)
+        # The window is the tour's: the scenarios put no event on the bus, the tour's are all in it.
+        start, end = self._started - timedelta(seconds=1), datetime.now(UTC) + timedelta(seconds=1)
+        arguments = [
+            "replay", "--start", start.isoformat(), "--end", end.isoformat(), "--subscriber", "fulfilment",
+            "--allow-side-effects", "--poll-seconds", "0.5", "--timeout-seconds", "30",
+        ]  # fmt: skip
+        part = TourPart(f"the operator's replay of the tour's window: {self._shown(arguments)}")
+        self.progress("the operator replays the tour's window to the fulfilment subscriber ...")
+        part.lines.append(f"{archive}: {archived} event(s) archived")
+        status, report, error = self._ops(arguments)
+        rules = ", ".join(arn.rsplit("/", 1)[-1] for arn in report.get("rule_arns", [])) or "?"
+        part.check(
+            status == 0 and report.get("state") == "COMPLETED",
+            f"exit {status}: {report.get('state', error)} to {rules}",
+        )
+        replays = {label: self._replayed(payment) for label, payment in self._payments.items()}
+        charges = self.partner.charges_by_order()
+        for label, execution in replays.items():
+            order = f"ord-{self.prefix}-{label}"
+            part.check(
+                execution.get("status") == "SUCCEEDED" and charges.get(order, 0) == 1,
+                f"PaymentReceived {label}: run again as {execution.get('name', 'no execution')} "
+                f"{execution.get('status', '')}; {order} charged {charges.get(order, 0)}x in all",
+            )
+        part.lines.append(
+            "(the partner's charge is keyed on the payment, not the execution: the replay of a charged "
+            "payment is answered from the partner's record; the one rejected before is charged now)"
+        )
+        if part.ok:
+            self.patterns[evidence.ARCHIVE_REPLAY] = (
+                f"tour: `python -m ops replay` of the tour's window to the fulfilment rule ran "
+                f"{len(replays)} payments again; each order charged once in all"
+            )
         return part
+
+    # -- the ops CLI -------------------------------------------------------------------------------
+
+    def _ops_command(self, arguments: list[str]) -> list[str]:
+        return [
+            sys.executable, "-m", "ops", "--endpoint-url", self.cloud.emulator.endpoint_url,
+            "--region", self.cloud.emulator.region, "--stack", self.cloud.deployed.stack_name,
+            "--json", "--yes", *arguments,
+        ]  # fmt: skip
+
+    def _shown(self, arguments: list[str]) -> str:
+        return " ".join(["python", *self._ops_command(arguments)[1:]])
+
+    def _ops(self, arguments: list[str]) -> tuple[int, dict[str, Any], str]:
+        """Run ``python -m ops`` against the emulator: (exit status, its JSON result, its last words)."""
+        # The emulator takes any credentials; a profile of the caller's must not be looked up.
+        environment = {
+            **{k: v for k, v in os.environ.items() if k != "AWS_PROFILE"},
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_SESSION_TOKEN": "local",
+        }
+        finished = subprocess.run(
+            self._ops_command(arguments),
+            cwd=PROJECT_ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        try:
+            report = json.loads(finished.stdout)
+        except ValueError:
+            report = {}
+        return finished.returncode, report if isinstance(report, dict) else {}, finished.stderr.strip()[-300:]
 
     # -- events ------------------------------------------------------------------------------------
 
@@ -415,7 +467,8 @@ class Tour:
         """Publish a PaymentReceived; returns its payment id (its execution is named after it)."""
         detail = self._payment_detail(label)
         self._publish("PaymentReceived", detail)
-        return str(detail["paymentId"])
+        self._payments[label] = str(detail["paymentId"])
+        return self._payments[label]
 
     # -- what the services recorded ------------------------------------------------------------------
 
@@ -431,6 +484,15 @@ class Tour:
             return found[0] if found and found[0]["status"] != "RUNNING" else None
 
         return self._wait(ended) or next(iter(self._executions(payment)), {})
+
+    def _replayed(self, payment: str) -> dict[str, Any]:
+        """The replay's execution for a payment (named for the replay, beside the original) once it ended."""
+
+        def ended() -> dict[str, Any] | None:
+            found = [e for e in self._executions(payment) if "replay" in e["name"]]
+            return found[0] if found and found[0]["status"] != "RUNNING" else None
+
+        return self._wait(ended) or {}
 
     def _task_failures(self, execution: dict[str, Any]) -> int:
         if "executionArn" not in execution:
@@ -483,11 +545,13 @@ class Tour:
         return (attributes.get("QuarantineReason") or {}).get("StringValue")
 
     def _notifications_sent(self) -> dict[str, int]:
-        """Notifications the notifier created, per idempotency key, for this tour's events."""
+        """Notifications the notifier created (not answered from its idempotency record), per idempotency
+        key, for this tour's events."""
         created = Counter(
             call.idempotency_key
             for call in self.notifier.calls("/notifications")
             if call.status == 201
+            and not call.replayed
             and call.idempotency_key
             and (self.prefix in call.idempotency_key or call.idempotency_key in self.notification_keys)
         )
