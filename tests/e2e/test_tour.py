@@ -32,7 +32,7 @@ def test_the_tour_shows_events_workflows_a_failing_subscriber_and_the_operators_
         "fulfilment",
         "a failing event subscriber",
         "the operator's redrive",
-        "the archive",
+        "the operator's replay",
     ):
         assert _part(tour, title)["ok"], tour["report"]
     # The workflow retried through 503s charged its order once, and its replay did not charge it again;
