@@ -28,7 +28,7 @@ PY_SOURCES := app.py stacks lambdas localcloud schemas scripts ops bench tests
 .PHONY: help install synth lint lint-templates test test-under-load demo bench clean
 
 help:
-	@echo "make demo     run the pipeline locally on an embedded AWS emulator (main job; SCENARIO=outage|slow|throttling|poison)"
+	@echo "make demo     run the pipeline locally on an embedded AWS emulator (main job; SCENARIO=outage|slow|throttling|poison), then tour events, workflows and a DLQ redrive"
 	@echo "make test     every check: lint, synth + cdk-nag, cfn-lint, checkov, ASL validation, all tests"
 	@echo "make test-under-load  the suite $(LOAD_RUNS) times in a row, then the demo, beside two CPU-burning processes"
 	@echo "make synth    synthesize the stack for STAGE=$(STAGE) and summarize it"

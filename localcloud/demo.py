@@ -9,9 +9,14 @@
 2. deploys the template into moto on 127.0.0.1 and runs the functions in-process behind pollers that
    honour the event source mapping, with the partner API replaced by its fault-injecting twin;
 3. sends steady load through the local front door while the partner fails as the scenario says;
-4. prints a report and writes a timeline picture to ``demo-output/``.
+4. then tours the rest of the pipeline on the same cloud (``tour.py``: events through the front door,
+   fulfilment workflows through a partner fault, a failing subscriber's DLQ and the operator's redrive
+   of it through ``python -m ops``); ``--no-tour`` skips it;
+5. prints a report (a block per scenario and per part of the tour) and writes a timeline picture to
+   ``demo-output/``.
 
-Exit status 0 when nothing was lost, nothing was charged twice and the queue drained; 1 otherwise.
+Exit status 0 when nothing was lost, nothing was charged twice, the queue drained and every part of the
+tour did what it shows; 1 otherwise.
 Every port is on 127.0.0.1 and released at exit, also on Ctrl-C.
 """
 
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -41,6 +47,8 @@ from localcloud.scenarios import (
     receive_budget_seconds,
     scenarios,
 )
+from localcloud.tour import Tour, TourResult
+from localcloud.tour import text as tour_text
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INTERRUPTED = 130
@@ -87,6 +95,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--synthesized", type=Path, help="reuse this cloud assembly instead of synthesizing")
     parser.add_argument("--json-dir", type=Path, help="also write each run's account as <scenario>.json here")
     parser.add_argument("--no-picture", action="store_true", help="skip the timeline PNG")
+    parser.add_argument(
+        "--no-tour",
+        dest="tour",
+        action="store_false",
+        help="skip the tour of events, workflows and the DLQ redrive after the scenarios",
+    )
     return parser.parse_args(argv)
 
 
@@ -111,6 +125,10 @@ class _Progress:
             self.last_line = sample.t
             print(line, flush=True)
 
+    def step(self, line: str) -> None:
+        """A step of the tour: one line each (they take seconds, not minutes)."""
+        print(f"  {line}", flush=True)
+
     def done(self) -> None:
         if self.tty and self.last_line != -1.0:
             self.last_line = -1.0
@@ -129,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     # started in the background by a non-interactive shell inherits SIGINT as ignored).
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, _terminate)
+    # moto's Step Functions interpreter logs every error a state machine handles (a Choice reading an
+    # absent path, the tour's charge failed on purpose) as an ERROR with the whole state: the report and
+    # the executions' status and history say what happened.
+    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
     names = [name.strip() for name in args.scenario.split(",") if name.strip()]
     unknown = [name for name in names if name not in scenarios()]
     if unknown or not names:
@@ -155,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"local cloud demo: scenario '{name}' - {known[name].description}")
     started = time.monotonic()
     results = []
+    tour: TourResult | None = None
     with tempfile.TemporaryDirectory(prefix="localcloud-cdk.out-") as outdir:
         if args.synthesized is not None:
             synthesized = Synthesized.load(args.synthesized)
@@ -189,6 +212,11 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(run.run())
                 progress.done()
                 _write(results[-1], args)
+            if args.tour:
+                print("--- touring the rest of the pipeline", flush=True)
+                outage = next((r for r in results if r.scenario.fault_window is not None), None)
+                tour = Tour(cloud, progress=progress.step).run(outage)
+                _write_tour(tour, args)
         except KeyboardInterrupt:
             progress.done()
             print("interrupted: stopping the local cloud and releasing its ports", file=sys.stderr)
@@ -196,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             progress.done()
             cloud.stop()
-    return 0 if all(_ok(result) for result in results) else 1
+    tour_ok = tour is None or tour.ok
+    return 0 if all(_ok(result) for result in results) and tour_ok else 1
 
 
 def _describe(cloud: LocalCloud, log_dir: Path) -> None:
@@ -223,6 +252,18 @@ def _write(result: RunResult, args: argparse.Namespace) -> None:
             json.dumps({**report.result_document(result), "ok": _ok(result)}, indent=1, default=str)
         )
         partial.replace(args.json_dir / f"{name}.json")  # appears complete or not at all
+    print(text, flush=True)
+
+
+def _write_tour(tour: TourResult, args: argparse.Namespace) -> None:
+    args.output.mkdir(parents=True, exist_ok=True)
+    text = tour_text(tour)
+    (args.output / "tour-report.txt").write_text(text)
+    if args.json_dir is not None:
+        args.json_dir.mkdir(parents=True, exist_ok=True)
+        partial = args.json_dir / "tour.partial"
+        partial.write_text(json.dumps(tour.document(), indent=1, default=str))
+        partial.replace(args.json_dir / "tour.json")  # appears complete or not at all
     print(text, flush=True)
 
 

@@ -60,6 +60,7 @@ class CallRecord:
     idempotency_key: str | None
     order_id: str | None  # the request body's orderId, whatever the answer (a failed call too)
     new_charge: bool
+    replayed: bool = False  # answered from the partner's idempotency record: no new side effect
 
 
 # Recorded for a request abandoned without a response (the server was stopping).
@@ -319,7 +320,7 @@ class FaultDependency:
             self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
         response: HttpResponse | None = None
         charge_order: str | None = None
-        new_charge = False
+        new_charge = replayed = False
         try:
             length = int(request.headers.get("Content-Length") or 0)
             body = request.rfile.read(length) if length > 0 else b""
@@ -342,6 +343,7 @@ class FaultDependency:
                 headers = dict(request.headers.items())
                 result = self._service.handle(request.command, path, headers, body, self._api_key)
                 response = result.response
+                replayed = result.replayed
                 if result.charge is not None:
                     charge_order = result.charge.orderId
                     new_charge = not result.replayed
@@ -359,6 +361,7 @@ class FaultDependency:
                 idempotency_key=request.headers.get("Idempotency-Key"),
                 order_id=charge_order,
                 new_charge=new_charge,
+                replayed=replayed,
             )
             with self._lock:
                 if new_charge and charge_order is not None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from localcloud.alarms import AlarmTimeline
+from localcloud.evidence import scenario_patterns
 from localcloud.scenarios import RunResult, Transition, failed_call
 
 CIRCUIT_LEVEL = {"CLOSED": 0, "HALF_OPEN": 1, "OPEN": 2}
@@ -174,9 +175,20 @@ def text(result: RunResult, png: Path | None = None) -> str:
         )
     if result.alarms is not None:
         lines += ["", *alarm_lines(result.alarms)]
+    lines += ["", *pattern_lines(scenario_patterns(result))]
     if png is not None:
         lines += ["", f"timeline picture: {png}"]
     return "\n".join(lines) + "\n"
+
+
+def pattern_lines(patterns: dict[str, str]) -> list[str]:
+    """One block: the catalogue's patterns this run showed (docs/patterns.md), each with its evidence."""
+    lines = [f"patterns shown (docs/patterns.md): {len(patterns)}"]
+    for name, seen in patterns.items():
+        lines += textwrap.wrap(
+            f"{name.split(' (')[0]}: {seen}", width=110, initial_indent="  ", subsequent_indent="      "
+        )
+    return lines
 
 
 def alarm_lines(timeline: AlarmTimeline) -> list[str]:
@@ -286,6 +298,7 @@ def result_document(result: RunResult) -> dict[str, Any]:
         "status_reads": [dataclasses.asdict(r) for r in result.status_reads],
         "breaker_recovery_s": result.breaker_recovery_s,
         "alarms": None if result.alarms is None else result.alarms.document(),
+        "patterns": scenario_patterns(result),
         "report": text(result),
     }
 

@@ -326,6 +326,7 @@ class Sample:
     errors: int
     accepted: int
     phase: str
+    consumer_enabled: bool = True  # the order queue's event source (the circuit controller pauses it)
 
 
 @dataclass
@@ -346,6 +347,7 @@ class StatusRead:
     status: int  # 0: no answer
     retry_after_s: float | None = None
     reason: str | None = None
+    latency_ms: float | None = None  # how long the answer took (a shed read should be fast)
 
 
 @dataclass
@@ -801,6 +803,7 @@ class ScenarioRun:
             t = self.now()
             try:
                 response = session.get(base + latest, timeout=10)
+                latency_ms = (self.now() - t) * 1000.0
             except requests.RequestException:
                 with self._lock:
                     self.status_reads.append(StatusRead(t, 0))
@@ -812,7 +815,9 @@ class ScenarioRun:
                     reason = response.json().get("reason")
                 except ValueError:
                     reason = None
-            read = StatusRead(t, response.status_code, float(retry_after) if retry_after else None, reason)
+            read = StatusRead(
+                t, response.status_code, float(retry_after) if retry_after else None, reason, latency_ms
+            )
             with self._lock:
                 self.status_reads.append(read)
             if read.retry_after_s is not None:
@@ -904,6 +909,7 @@ class ScenarioRun:
                     errors=sum(1 for c in calls if self._failed(c)),
                     accepted=len([m for m in self.messages if m.origin != "direct"]),
                     phase=self._phase,
+                    consumer_enabled=self.poller.enabled,
                 )
                 self.samples.append(sample)
                 if self._fault_started is not None and self._opened is None and sample.circuit != "CLOSED":

@@ -33,6 +33,10 @@ The local cloud (deploying the synthesized template on moto's CloudFormation and
     State machines created by CloudFormation become runnable in moto's executing backend.
 ``eventbridge_targets``
     EventBridge rules deliver to Step Functions and in-process Lambda targets.
+``eventbridge_replay``
+    ``StartReplay`` replays its window to the rules it names, never to the archive's own rule.
+``sqs_message_move``
+    ``StartMessageMoveTask`` / ``ListMessageMoveTasks`` (a DLQ redrive: ``python -m ops dlq redrive``).
 ``ssm_public_parameters``
     AWS-published ``/aws/service/...`` SSM parameters a template resolves at deploy time.
 
@@ -76,9 +80,11 @@ from __future__ import annotations
 from localcloud.moto_patches.aws_sdk_casing import install_aws_sdk_member_casing
 from localcloud.moto_patches.cloudformation import install_cloudformation_resource_support
 from localcloud.moto_patches.dynamodb_atomic_writes import install_dynamodb_atomic_writes
+from localcloud.moto_patches.eventbridge_replay import install_eventbridge_replay_window
 from localcloud.moto_patches.eventbridge_targets import install_eventbridge_service_targets
 from localcloud.moto_patches.inprocess_lambda import install_inprocess_lambda
 from localcloud.moto_patches.sqs_event_source import install_sqs_event_source_handoff
+from localcloud.moto_patches.sqs_message_move import install_sqs_message_move_tasks
 
 __all__ = ["install_all", "install_local_cloud_workarounds"]
 
@@ -97,3 +103,5 @@ def install_local_cloud_workarounds() -> None:
     install_cloudformation_resource_support()
     install_sqs_event_source_handoff()
     install_eventbridge_service_targets()
+    install_sqs_message_move_tasks()
+    install_eventbridge_replay_window()

@@ -110,6 +110,9 @@ def shared_temp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 FAULT_SCENARIOS = ("outage", "throttling", "slow", "brownout")
+# The runs whose recorded patterns a test compares with docs/patterns.md's demo column: the fault scenarios
+# and the tour after them (the background runner), and poison (test_scenarios.py runs it in process).
+CHECKED_RUNS = (*FAULT_SCENARIOS, "tour", "poison")
 # The runner prints progress every few seconds: silence this long means it is stuck (a defect). A run
 # that keeps printing is waited for up to the cap, past which the machine is too slow to judge it.
 FAULT_RUNS_SILENCE_S = 180

@@ -24,6 +24,7 @@ from localcloud.cloud import LocalCloud
 from localcloud.front_door import producer_auth
 from localcloud.report import result_document
 from localcloud.scenarios import MIN_ORDERS_WHILE_OPEN, ScenarioRun
+from tests.catalogue import claims
 from tests.conftest import cdk_context
 from tests.e2e.support import FAULT_SCENARIOS, Compressed, FaultRuns
 
@@ -123,6 +124,8 @@ def test_poison_messages_go_straight_to_the_dlq(compressed: Compressed) -> None:
         alarms = run["alarms"]
         assert "OrdersDlqDepth" in alarms["fired"], run["report"]
         assert set(alarms["fired"]) <= {"OrdersDlqDepth", "PipelineDegraded"}, run["report"]
+        # docs/patterns.md names `poison` only for what this run recorded.
+        assert claims("poison") <= set(run["patterns"]), run["report"]
 
         # GET /orders/{id} (Lambda proxy integration) reads what the consumer recorded.
         assert cloud.front_door is not None
