@@ -9,6 +9,7 @@ ORDER_STATUS_TABLE_NAME (order status is not recorded when unset) and CIRCUIT_EV
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import ClassVar
 
@@ -26,11 +27,11 @@ class ConsumerSettings(QueueConsumerSettings):
     # Tries at the partner before a record is quarantined (lambdas/shared/dependency_tries.py).
     dependency_max_tries: int = Field(ge=1, le=100)
 
-    REQUIRED: ClassVar[dict[str, str]] = {
+    REQUIRED: ClassVar[Mapping[str, str]] = {
         **QueueConsumerSettings.REQUIRED,
         "dependency_max_tries": DEPENDENCY_MAX_TRIES_VARIABLE,
     }
-    OPTIONAL: ClassVar[dict[str, str]] = {
+    OPTIONAL: ClassVar[Mapping[str, str]] = {
         **QueueConsumerSettings.OPTIONAL,
         "order_status_table_name": "ORDER_STATUS_TABLE_NAME",
     }
