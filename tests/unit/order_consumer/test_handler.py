@@ -571,7 +571,7 @@ def test_an_unavailable_idempotency_table_keeps_the_message_and_is_counted(
 def test_the_idempotency_and_circuit_tables_use_short_timeouts(make_consumer: ConsumerFactory) -> None:
     module = make_consumer().module
     clients = (
-        module.idempotency_store.client,
+        module.consumer.idempotency_store.client,
         module.dependency._store.client,
         module.dependency_tries._dynamodb,
     )
