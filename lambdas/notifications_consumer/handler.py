@@ -43,7 +43,6 @@ import os
 from collections.abc import Callable
 from typing import Any, Final
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -66,6 +65,7 @@ from lambdas.notifications_consumer.notifications import (
 )
 from lambdas.shared.attempts import attempts_on_receive, receive_count
 from lambdas.shared.dependency_client import PermanentUpstreamError
+from lambdas.shared.observability import observability
 from lambdas.shared.queue_consumer import QueueConsumer
 from lambdas.shared.stores import idempotency_store_unavailable
 
@@ -78,9 +78,7 @@ _DUPLICATE: Final = "duplicate"
 
 # ------------------------------------------------------------------ execution-environment init (once)
 settings = NotificationsSettings.from_environment(os.environ)
-logger = Logger(service=settings.service_name)
-tracer = Tracer(service=settings.service_name)
-metrics = Metrics(service=settings.service_name)
+logger, tracer, metrics = observability(settings.service_name)
 
 
 def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:

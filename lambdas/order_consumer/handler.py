@@ -44,7 +44,6 @@ import os
 from collections.abc import Callable
 from typing import Any, Final
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -76,6 +75,7 @@ from lambdas.shared.dependency_client import (
 from lambdas.shared.dependency_tries import QUARANTINE_REASON as TRIES_EXHAUSTED_REASON
 from lambdas.shared.dependency_tries import DependencyTries, TriesExhaustedError
 from lambdas.shared.models import PRODUCER_ARN_ATTRIBUTE, Order
+from lambdas.shared.observability import observability
 from lambdas.shared.queue_consumer import QueueConsumer
 from lambdas.shared.stores import TABLE_CLIENT_CONFIG, idempotency_store_unavailable
 
@@ -85,9 +85,7 @@ IDEMPOTENCY_KEY_PREFIX: Final = "order-consumer.charge"
 
 # ------------------------------------------------------------------ execution-environment init (once)
 settings = ConsumerSettings.from_environment(os.environ)
-logger = Logger(service=settings.service_name)
-tracer = Tracer(service=settings.service_name)
-metrics = Metrics(service=settings.service_name)
+logger, tracer, metrics = observability(settings.service_name)
 
 
 def _count_replay(response: Any, idempotent_data: DataRecord) -> Any:

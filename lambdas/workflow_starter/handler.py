@@ -49,7 +49,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Final
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -67,6 +66,7 @@ from lambdas.shared.events import (
     contract_for,
     parse_event,
 )
+from lambdas.shared.observability import observability
 from lambdas.workflow_starter.clients import STEP_FUNCTIONS_CLIENT_CONFIG
 from lambdas.workflow_starter.contract import (
     CIRCUIT_WAIT_LIMIT_VARIABLE,
@@ -175,9 +175,7 @@ def _event_id(body: str) -> str | None:
 # ------------------------------------------------------------------ execution-environment init (once)
 clock: Callable[[], float] = time.time  # the circuit-wait deadline's; tests set their own
 settings = StarterSettings.from_environment(os.environ)
-logger = Logger(service=settings.service_name)
-tracer = Tracer(service=settings.service_name)
-metrics = Metrics(service=settings.service_name)
+logger, tracer, metrics = observability(settings.service_name)
 sfn = aws.client("stepfunctions", config=STEP_FUNCTIONS_CLIENT_CONFIG)
 # A batch whose every record is poison is still a batch answered: each failed record goes back to the
 # queue (and on to the DLQ) on its own; raising would make the invocation an error and retry them all.
