@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from aws_lambda_powertools.utilities.parameters.secrets import SecretsProvider
+
 from lambdas.shared.dependency_client import DependencyPolicy
 
 REGION = "eu-west-1"
@@ -80,6 +82,65 @@ def make_policy(base_url: str, **overrides: Any) -> DependencyPolicy:
     }
     values.update(overrides)
     return DependencyPolicy(**values)
+
+
+def breaker_caller_env(
+    base_url: str, *, secret_arn: str | None, service: str, table: str = "circuits", **overrides: str
+) -> dict[str, str]:
+    """A ``BreakerCallerSettings`` environment (lambdas/shared/caller.py) for a test twin at ``base_url``:
+    what DownstreamDependency.environment() + ServiceFunction give a caller. Fresh service and circuit names
+    per call: Powertools keeps failure counters in module memory."""
+    env = {
+        "POWERTOOLS_SERVICE_NAME": unique_name(service),
+        "CIRCUIT_BREAKER_TABLE_NAME": table,
+        "DEPENDENCY_NAME": unique_name("partner"),
+        "DEPENDENCY_BASE_URL": base_url,
+        "DEPENDENCY_CRITICAL": "true",
+        "DEPENDENCY_MAX_ATTEMPTS": "2",
+        "DEPENDENCY_BASE_DELAY_MS": "1",
+        "DEPENDENCY_MAX_DELAY_MS": "5",
+        "DEPENDENCY_ATTEMPT_TIMEOUT_MS": "2000",
+        "DEPENDENCY_SAFETY_MARGIN_MS": "100",
+        "DEPENDENCY_CONNECT_TIMEOUT_MS": "200",
+        "BREAKER_FAILURE_THRESHOLD": "5",
+        "BREAKER_RECOVERY_SECONDS": "30",
+        "BREAKER_SUCCESS_THRESHOLD": "1",
+        "BREAKER_CACHE_SECONDS": "5",
+    }
+    if secret_arn is not None:
+        env["DEPENDENCY_API_KEY_SECRET_ARN"] = secret_arn
+    env.update(overrides)
+    return env
+
+
+def queue_consumer_env(
+    base_url: str, *, secret_arn: str, dlq_url: str, service: str, **overrides: str
+) -> dict[str, str]:
+    """A ``QueueConsumerSettings`` environment (lambdas/shared/consumer_settings.py): a breaker caller's,
+    plus the idempotency table ``idempotency``, the DLQ and the source queue's settings."""
+    env = {
+        "IDEMPOTENCY_TABLE_NAME": "idempotency",
+        "IDEMPOTENCY_TTL_SECONDS": "3600",
+        "POISON_MESSAGE_QUEUE_URL": dlq_url,
+        "QUEUE_VISIBILITY_TIMEOUT_SECONDS": "180",
+        "QUEUE_MAX_RECEIVE_COUNT": "10",
+        **overrides,
+    }
+    return breaker_caller_env(base_url, secret_arn=secret_arn, service=service, **env)
+
+
+def count_secret_reads(monkeypatch: Any) -> list[str]:
+    """The secret names of the reads that reach Secrets Manager from now on (the Parameters cache answers
+    the others), appended as they happen."""
+    reads: list[str] = []
+    real_get = SecretsProvider._get
+
+    def counting_get(provider: SecretsProvider, name: str, **kwargs: Any) -> Any:
+        reads.append(name)
+        return real_get(provider, name, **kwargs)
+
+    monkeypatch.setattr(SecretsProvider, "_get", counting_get)
+    return reads
 
 
 def closed_port() -> int:

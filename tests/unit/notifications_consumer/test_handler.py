@@ -17,7 +17,6 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities.parameters.secrets import SecretsProvider
 
 from lambdas.notifications_consumer.notifications import METRIC_DEFERRED
 from lambdas.partner_api.faults import FaultDecision
@@ -27,10 +26,12 @@ from tests.unit.helpers import (
     REGION,
     BreakerTable,
     FakeLambdaContext,
+    count_secret_reads,
     create_key_table,
     import_fresh,
     log_records,
     metric_points,
+    queue_consumer_env,
     unique_name,
 )
 
@@ -157,45 +158,26 @@ def make_consumer(
         secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
             Name="partner-api-key", SecretString=API_KEY
         )["ARN"]
-        env = {
-            "POWERTOOLS_SERVICE_NAME": unique_name("notifications"),
-            "IDEMPOTENCY_TABLE_NAME": "idempotency",
-            "CIRCUIT_BREAKER_TABLE_NAME": "circuits",
-            "IDEMPOTENCY_TTL_SECONDS": "86400",
-            "POISON_MESSAGE_QUEUE_URL": dlq_url,
-            "QUEUE_VISIBILITY_TIMEOUT_SECONDS": "180",
-            "QUEUE_MAX_RECEIVE_COUNT": "5",
-            "DEPENDENCY_API_KEY_SECRET_ARN": secret_arn,
-            # A fresh circuit per test: Powertools keeps failure counters in module memory.
-            "DEPENDENCY_NAME": unique_name("notifier"),
-            "DEPENDENCY_BASE_URL": twin.base_url + "/",
-            "DEPENDENCY_CRITICAL": "false",
-            "DEPENDENCY_MAX_ATTEMPTS": "2",
-            "DEPENDENCY_BASE_DELAY_MS": "1",
-            "DEPENDENCY_MAX_DELAY_MS": "5",
-            "DEPENDENCY_ATTEMPT_TIMEOUT_MS": "2000",
-            "DEPENDENCY_SAFETY_MARGIN_MS": "100",
-            "DEPENDENCY_CONNECT_TIMEOUT_MS": "200",
-            "BREAKER_FAILURE_THRESHOLD": "5",
-            "BREAKER_RECOVERY_SECONDS": "30",
-            "BREAKER_SUCCESS_THRESHOLD": "1",
-            "BREAKER_CACHE_SECONDS": "5",
-            **env_overrides,
-        }
+        env = queue_consumer_env(
+            twin.base_url + "/",
+            secret_arn=secret_arn,
+            dlq_url=dlq_url,
+            service="notifications",
+            **{
+                "IDEMPOTENCY_TTL_SECONDS": "86400",
+                "QUEUE_MAX_RECEIVE_COUNT": "5",
+                # A fresh circuit per test: Powertools keeps failure counters in module memory.
+                "DEPENDENCY_NAME": unique_name("notifier"),
+                "DEPENDENCY_CRITICAL": "false",
+                **env_overrides,
+            },
+        )
         monkeypatch.delenv("EVENT_SOURCE", raising=False)
         monkeypatch.delenv("CIRCUIT_EVENTS_BUS_NAME", raising=False)
         for name, value in env.items():
             monkeypatch.setenv(name, value)
 
-        # Reads that reach Secrets Manager (the Parameters cache answers the others).
-        secret_reads: list[str] = []
-        real_get = SecretsProvider._get
-
-        def counting_get(provider: SecretsProvider, name: str, **kwargs: Any) -> Any:
-            secret_reads.append(name)
-            return real_get(provider, name, **kwargs)
-
-        monkeypatch.setattr(SecretsProvider, "_get", counting_get)
+        secret_reads = count_secret_reads(monkeypatch)
         module = import_fresh(HANDLER)
         return Consumer(
             module=module,

@@ -17,7 +17,6 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities.parameters.secrets import SecretsProvider
 
 from lambdas.partner_api.faults import FaultDecision, FaultProfile
 from lambdas.shared.dependency_client import (
@@ -34,11 +33,12 @@ from tests.unit.helpers import (
     REGION,
     BreakerTable,
     FakeLambdaContext,
+    count_secret_reads,
     create_key_table,
     import_fresh,
     log_records,
     metric_points,
-    unique_name,
+    queue_consumer_env,
 )
 
 HANDLER = "lambdas.order_consumer.handler"
@@ -154,43 +154,17 @@ def make_consumer(
         secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
             Name="partner-api-key", SecretString=API_KEY
         )["ARN"]
-        env = {
-            "POWERTOOLS_SERVICE_NAME": unique_name("order-consumer"),
-            "IDEMPOTENCY_TABLE_NAME": "idempotency",
-            "CIRCUIT_BREAKER_TABLE_NAME": "circuits",
-            "IDEMPOTENCY_TTL_SECONDS": "3600",
-            "POISON_MESSAGE_QUEUE_URL": dlq_url,
-            "QUEUE_VISIBILITY_TIMEOUT_SECONDS": "180",
-            "QUEUE_MAX_RECEIVE_COUNT": "10",
-            "DEPENDENCY_MAX_TRIES": "6",
-            "DEPENDENCY_API_KEY_SECRET_ARN": secret_arn,
-            "DEPENDENCY_NAME": unique_name("partner"),
-            "DEPENDENCY_BASE_URL": twin.base_url + "/",
-            "DEPENDENCY_CRITICAL": "true",
-            "DEPENDENCY_MAX_ATTEMPTS": "2",
-            "DEPENDENCY_BASE_DELAY_MS": "1",
-            "DEPENDENCY_MAX_DELAY_MS": "5",
-            "DEPENDENCY_ATTEMPT_TIMEOUT_MS": "2000",
-            "DEPENDENCY_SAFETY_MARGIN_MS": "100",
-            "DEPENDENCY_CONNECT_TIMEOUT_MS": "200",
-            "BREAKER_FAILURE_THRESHOLD": "5",
-            "BREAKER_RECOVERY_SECONDS": "30",
-            "BREAKER_SUCCESS_THRESHOLD": "1",
-            "BREAKER_CACHE_SECONDS": "5",
-            **env_overrides,
-        }
+        env = queue_consumer_env(
+            twin.base_url + "/",
+            secret_arn=secret_arn,
+            dlq_url=dlq_url,
+            service="order-consumer",
+            **{"DEPENDENCY_MAX_TRIES": "6", **env_overrides},
+        )
         for name, value in env.items():
             monkeypatch.setenv(name, value)
 
-        # Reads that reach Secrets Manager (the Parameters cache answers the others).
-        secret_reads: list[str] = []
-        real_get = SecretsProvider._get
-
-        def counting_get(provider: SecretsProvider, name: str, **kwargs: Any) -> Any:
-            secret_reads.append(name)
-            return real_get(provider, name, **kwargs)
-
-        monkeypatch.setattr(SecretsProvider, "_get", counting_get)
+        secret_reads = count_secret_reads(monkeypatch)
         module = import_fresh(HANDLER)
         return Consumer(
             module=module,
