@@ -17,6 +17,22 @@ from aws_lambda_powertools.utilities.parameters.secrets import SecretsProvider
 from lambdas.shared.dependency_client import DependencyPolicy
 
 REGION = "eu-west-1"
+# Every DependencyPolicy variable (DEPENDENCY_*, BREAKER_*), valid, for the settings tests.
+POLICY_ENV = {
+    "DEPENDENCY_NAME": "partner",
+    "DEPENDENCY_BASE_URL": "https://abc.lambda-url.eu-west-1.on.aws/",
+    "DEPENDENCY_CRITICAL": "true",
+    "DEPENDENCY_MAX_ATTEMPTS": "3",
+    "DEPENDENCY_BASE_DELAY_MS": "100",
+    "DEPENDENCY_MAX_DELAY_MS": "2000",
+    "DEPENDENCY_ATTEMPT_TIMEOUT_MS": "3000",
+    "DEPENDENCY_SAFETY_MARGIN_MS": "500",
+    "DEPENDENCY_CONNECT_TIMEOUT_MS": "1000",
+    "BREAKER_FAILURE_THRESHOLD": "5",
+    "BREAKER_RECOVERY_SECONDS": "30",
+    "BREAKER_SUCCESS_THRESHOLD": "2",
+    "BREAKER_CACHE_SECONDS": "5",
+}
 
 
 def create_key_table(dynamodb: Any, name: str) -> None:

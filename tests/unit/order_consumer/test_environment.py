@@ -6,6 +6,7 @@ import pytest
 
 from lambdas.order_consumer.environment import ConsumerSettings
 from lambdas.shared.env import ConfigurationError
+from tests.unit.helpers import POLICY_ENV
 
 ENV = {
     "POWERTOOLS_SERVICE_NAME": "order-consumer",
@@ -16,19 +17,8 @@ ENV = {
     "QUEUE_VISIBILITY_TIMEOUT_SECONDS": "180",
     "QUEUE_MAX_RECEIVE_COUNT": "10",
     "DEPENDENCY_MAX_TRIES": "6",
-    "DEPENDENCY_NAME": "partner",
+    **POLICY_ENV,
     "DEPENDENCY_BASE_URL": "https://partner.example.com",
-    "DEPENDENCY_CRITICAL": "true",
-    "DEPENDENCY_MAX_ATTEMPTS": "3",
-    "DEPENDENCY_BASE_DELAY_MS": "100",
-    "DEPENDENCY_MAX_DELAY_MS": "2000",
-    "DEPENDENCY_ATTEMPT_TIMEOUT_MS": "3000",
-    "DEPENDENCY_SAFETY_MARGIN_MS": "500",
-    "DEPENDENCY_CONNECT_TIMEOUT_MS": "1000",
-    "BREAKER_FAILURE_THRESHOLD": "5",
-    "BREAKER_RECOVERY_SECONDS": "30",
-    "BREAKER_SUCCESS_THRESHOLD": "2",
-    "BREAKER_CACHE_SECONDS": "5",
 }
 
 
