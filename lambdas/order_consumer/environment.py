@@ -20,7 +20,7 @@ from lambdas.shared.dependency_tries import DEPENDENCY_MAX_TRIES_VARIABLE
 from lambdas.shared.retry_visibility import BackoffPolicy
 
 
-class ConsumerSettings(QueueConsumerSettings):
+class OrderConsumerSettings(QueueConsumerSettings):
     """The settings every queue consumer has, plus where order statuses are recorded."""
 
     order_status_table_name: str | None = Field(default=None, min_length=3, max_length=255)

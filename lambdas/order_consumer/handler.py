@@ -54,7 +54,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.order_consumer.environment import ConsumerSettings
+from lambdas.order_consumer.environment import OrderConsumerSettings
 from lambdas.order_consumer.processing import (
     InvalidOrderError,
     charge_order,
@@ -84,7 +84,7 @@ IDEMPOTENCY_KEY_ATTRIBUTE: Final = "IdempotencyKey"
 IDEMPOTENCY_KEY_PREFIX: Final = "order-consumer.charge"
 
 # ------------------------------------------------------------------ execution-environment init (once)
-settings = ConsumerSettings.from_environment(os.environ)
+settings = OrderConsumerSettings.from_environment(os.environ)
 logger, tracer, metrics = observability(settings.service_name)
 
 

@@ -1,10 +1,10 @@
-"""ConsumerSettings: parsed once from the environment, failing with the variable names."""
+"""OrderConsumerSettings: parsed once from the environment, failing with the variable names."""
 
 from __future__ import annotations
 
 import pytest
 
-from lambdas.order_consumer.environment import ConsumerSettings
+from lambdas.order_consumer.environment import OrderConsumerSettings
 from lambdas.shared.env import ConfigurationError
 from tests.unit.helpers import POLICY_ENV
 
@@ -23,7 +23,7 @@ ENV = {
 
 
 def test_settings_are_parsed() -> None:
-    settings = ConsumerSettings.from_environment(ENV)
+    settings = OrderConsumerSettings.from_environment(ENV)
     assert settings.idempotency_ttl_seconds == 345_600
     assert settings.dependency.name == "partner" and settings.dependency.critical
     assert settings.dependency_api_key_secret_arn is None
@@ -31,7 +31,7 @@ def test_settings_are_parsed() -> None:
     assert (settings.backoff.max_tries, settings.backoff.max_receive_count) == (6, 10)
     arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:partner-key"
     assert (
-        ConsumerSettings.from_environment(
+        OrderConsumerSettings.from_environment(
             {**ENV, "DEPENDENCY_API_KEY_SECRET_ARN": arn}
         ).dependency_api_key_secret_arn
         == arn
@@ -41,7 +41,7 @@ def test_settings_are_parsed() -> None:
 def test_every_missing_variable_is_named_at_once() -> None:
     env = {k: v for k, v in ENV.items() if k not in ("IDEMPOTENCY_TABLE_NAME", "DEPENDENCY_MAX_ATTEMPTS")}
     with pytest.raises(ConfigurationError) as caught:
-        ConsumerSettings.from_environment(env)
+        OrderConsumerSettings.from_environment(env)
     assert "IDEMPOTENCY_TABLE_NAME" in str(caught.value) and "DEPENDENCY_MAX_ATTEMPTS" in str(caught.value)
 
 
@@ -57,4 +57,4 @@ def test_every_missing_variable_is_named_at_once() -> None:
 )
 def test_invalid_values_are_named(variable: str, value: str) -> None:
     with pytest.raises(ConfigurationError, match=variable):
-        ConsumerSettings.from_environment({**ENV, variable: value})
+        OrderConsumerSettings.from_environment({**ENV, variable: value})
