@@ -190,9 +190,9 @@ def import_fresh(module_name: str) -> ModuleType:
     return importlib.import_module(module_name)
 
 
-def emf_records(output: str) -> list[dict[str, Any]]:
-    """Every EMF blob printed to stdout."""
-    records = []
+def _json_objects(output: str) -> list[dict[str, Any]]:
+    """Every line of ``output`` that is a JSON object."""
+    documents = []
     for line in output.splitlines():
         line = line.strip()
         if not line.startswith("{"):
@@ -201,9 +201,14 @@ def emf_records(output: str) -> list[dict[str, Any]]:
             document = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(document, dict) and "_aws" in document:
-            records.append(document)
-    return records
+        if isinstance(document, dict):
+            documents.append(document)
+    return documents
+
+
+def emf_records(output: str) -> list[dict[str, Any]]:
+    """Every EMF blob printed to stdout."""
+    return [document for document in _json_objects(output) if "_aws" in document]
 
 
 def metric_points(output: str, name: str) -> list[dict[str, Any]]:
@@ -218,15 +223,6 @@ def metric_points(output: str, name: str) -> list[dict[str, Any]]:
 
 def log_records(output: str) -> list[dict[str, Any]]:
     """Structured (JSON) log lines that are not EMF blobs."""
-    records = []
-    for line in output.splitlines():
-        line = line.strip()
-        if not line.startswith("{"):
-            continue
-        try:
-            document = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(document, dict) and "_aws" not in document and "message" in document:
-            records.append(document)
-    return records
+    return [
+        document for document in _json_objects(output) if "_aws" not in document and "message" in document
+    ]
