@@ -1,65 +1,24 @@
 """Configuration of the fulfilment task functions, parsed once from the environment at init.
 
-The variables are the ones ``stacks/downstream_dependency.py::DownstreamDependency.environment()`` gives
-every caller of a dependency (the order consumer gets the same block), plus the ServiceFunction defaults.
+Every caller's settings are ``lambdas/shared/caller.py``'s (the order consumer gets the same block).
 
-``CallerSettings`` (every caller): POWERTOOLS_SERVICE_NAME and every DependencyPolicy variable
-(DEPENDENCY_*, BREAKER_*); optional DEPENDENCY_API_KEY_SECRET_ARN.
-
-``ProbeSettings`` (``probe``): as above, plus optional PROBE_TIMEOUT_MS (default 2000): the whole
+``ProbeSettings`` (``probe``): ``CallerSettings``, plus optional PROBE_TIMEOUT_MS (default 2000): the whole
 probe, connect + read, must fit in it; and optional PROBE_CANARY, the JSON request it sends
 (``stacks.config.CanarySettings.environment_value``; default ``GET /health`` expecting 200).
 
-``TaskSettings`` (``charge``, ``ship``, ``notify``): as above, plus CIRCUIT_BREAKER_TABLE_NAME (required)
-and CIRCUIT_EVENTS_BUS_NAME (optional; CircuitOpened events are published only when it is set).
+``TaskSettings`` (``charge``, ``ship``, ``notify``): ``BreakerCallerSettings`` (CIRCUIT_BREAKER_TABLE_NAME
+required, CIRCUIT_EVENTS_BUS_NAME optional: CircuitOpened events are published only when it is set).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Json, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Json
 
+from lambdas.shared.caller import BreakerCallerSettings, CallerSettings
 from lambdas.shared.dependency_client import DependencyPolicy
-from lambdas.shared.env import (
-    ConfigurationError,
-    read_optional,
-    read_required,
-    validation_error_to_config_error,
-)
-
-
-class CallerSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    service_name: str = Field(min_length=1)
-    dependency_api_key_secret_arn: str | None = None
-    dependency: DependencyPolicy
-
-    REQUIRED: ClassVar[dict[str, str]] = {"service_name": "POWERTOOLS_SERVICE_NAME"}
-    OPTIONAL: ClassVar[dict[str, str]] = {"dependency_api_key_secret_arn": "DEPENDENCY_API_KEY_SECRET_ARN"}
-
-    @classmethod
-    def from_environment(cls, env: Mapping[str, str]) -> Self:
-        """Parse and validate; raises ConfigurationError naming every missing or invalid variable."""
-        problems: list[str] = []
-        raw: dict[str, Any] = {}
-        try:
-            raw.update(read_required(env, cls.REQUIRED))
-        except ConfigurationError as exc:
-            problems.append(str(exc))
-        try:
-            raw["dependency"] = DependencyPolicy.from_environment(env)
-        except ConfigurationError as exc:
-            problems.append(str(exc))
-        if problems:
-            raise ConfigurationError(f"{cls.__name__} misconfigured: " + " | ".join(problems))
-        raw.update(read_optional(env, cls.OPTIONAL))
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            raise validation_error_to_config_error(exc, {**cls.REQUIRED, **cls.OPTIONAL}, cls) from None
 
 
 class Canary(BaseModel):
@@ -81,7 +40,7 @@ class ProbeSettings(CallerSettings):
     probe_timeout_ms: int = Field(default=2000, ge=100, le=25_000)
     probe_canary: Json[Canary] = Canary()
 
-    OPTIONAL: ClassVar[dict[str, str]] = {
+    OPTIONAL: ClassVar[Mapping[str, str]] = {
         **CallerSettings.OPTIONAL,
         "probe_timeout_ms": "PROBE_TIMEOUT_MS",
         "probe_canary": "PROBE_CANARY",
@@ -105,15 +64,5 @@ class ProbeSettings(CallerSettings):
         )
 
 
-class TaskSettings(CallerSettings):
-    circuit_breaker_table_name: str = Field(min_length=3, max_length=255)
-    circuit_events_bus_name: str | None = Field(default=None, min_length=1, max_length=1600)
-
-    REQUIRED: ClassVar[dict[str, str]] = {
-        **CallerSettings.REQUIRED,
-        "circuit_breaker_table_name": "CIRCUIT_BREAKER_TABLE_NAME",
-    }
-    OPTIONAL: ClassVar[dict[str, str]] = {
-        **CallerSettings.OPTIONAL,
-        "circuit_events_bus_name": "CIRCUIT_EVENTS_BUS_NAME",
-    }
+class TaskSettings(BreakerCallerSettings):
+    """A task's settings: a caller through the shared breaker, nothing more."""

@@ -19,17 +19,15 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.fulfilment import tasks
 from lambdas.fulfilment.environment import TaskSettings
 from lambdas.fulfilment.partner import connect
+from lambdas.shared.observability import observability
 
 settings = TaskSettings.from_environment(os.environ)
-logger = Logger(service=settings.service_name)
-tracer = Tracer(service=settings.service_name)
-metrics = Metrics(service=settings.service_name)
+logger, tracer, metrics = observability(settings.service_name)
 partner = connect(settings, logger)
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]

@@ -1,10 +1,9 @@
 """The partner dependency as the fulfilment tasks see it: the client, the API key, the circuit hook.
 
-Built once per execution environment (module import of a task handler) from ``TaskSettings``, with the
-pieces the consumers use: ``api_key_provider`` (the secret cached with a max age and re-read once on a
-401/403, by the client) and the CircuitOpened hook
-(``lambdas/shared/circuit_events.py``), so the tasks and the consumers call the partner, trip the
-shared Powertools circuit and announce openings the same way.
+Built once per execution environment (module import of a task handler) from ``TaskSettings`` by the
+consumers' own ``lambdas.shared.caller.breaker_client`` (the API key cached with a max age and re-read once
+on a 401/403, the CircuitOpened hook), so the tasks and the consumers call the partner, trip the shared
+Powertools circuit and announce openings the same way.
 """
 
 from __future__ import annotations
@@ -15,8 +14,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from lambdas.fulfilment.environment import TaskSettings
-from lambdas.shared.api_key import api_key_provider
-from lambdas.shared.circuit_events import circuit_event_hook
+from lambdas.shared.caller import breaker_client
 from lambdas.shared.dependency_client import DependencyClient
 from lambdas.shared.models import IDEMPOTENCY_KEY_HEADER
 
@@ -36,18 +34,4 @@ class Partner:
 
 def connect(settings: TaskSettings, logger: Logger, *, events_client: Any = None) -> Partner:
     """Client with the shared breaker (and the CircuitOpened hook when a bus is configured) + API key."""
-    hook = circuit_event_hook(
-        bus_name=settings.circuit_events_bus_name,
-        service_name=settings.service_name,
-        dependency=settings.dependency.name,
-        logger=logger,
-        events_client=events_client,
-    )
-    client = DependencyClient(
-        settings.dependency,
-        breaker_table_name=settings.circuit_breaker_table_name,
-        logger=logger,
-        credentials=api_key_provider(settings),
-        on_transition=hook,
-    )
-    return Partner(client=client)
+    return Partner(client=breaker_client(settings, logger, events_client=events_client))

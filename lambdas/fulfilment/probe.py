@@ -32,7 +32,6 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import pydantic
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
@@ -43,6 +42,7 @@ from lambdas.shared import log_fields as lf
 from lambdas.shared.api_key import API_KEY_HEADER, load_api_key
 from lambdas.shared.dependency_client import DependencyClient, DependencyResponse
 from lambdas.shared.models import IDEMPOTENCY_KEY_HEADER
+from lambdas.shared.observability import observability
 
 DRY_RUN_HEADER: Final = "Dry-Run"
 HEALTHY_STATUSES: Final = frozenset({"ok", "healthy", "pass", "up"})
@@ -97,9 +97,7 @@ def reported_healthy(body: Any) -> bool:
 
 # ------------------------------------------------------------------ execution-environment init (once)
 settings = ProbeSettings.from_environment(os.environ)
-logger = Logger(service=settings.service_name)
-tracer = Tracer(service=settings.service_name)
-metrics = Metrics(service=settings.service_name)
+logger, tracer, metrics = observability(settings.service_name)
 api_key = load_api_key(settings)
 client = DependencyClient(
     settings.probe_policy,

@@ -14,6 +14,7 @@ fallback turns an outage or an open circuit into a deferred notification and the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
@@ -25,7 +26,7 @@ from lambdas.shared.consumer_settings import QueueConsumerSettings
 class NotificationsSettings(QueueConsumerSettings):
     event_source: str = Field(min_length=1, max_length=256)
 
-    OPTIONAL: ClassVar[dict[str, str]] = {**QueueConsumerSettings.OPTIONAL, "event_source": "EVENT_SOURCE"}
+    OPTIONAL: ClassVar[Mapping[str, str]] = {**QueueConsumerSettings.OPTIONAL, "event_source": "EVENT_SOURCE"}
 
     @model_validator(mode="before")
     @classmethod

@@ -43,16 +43,9 @@ import os
 from collections.abc import Callable
 from typing import Any, Final
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyPersistenceLayerError,
     IdempotencyValidationError,
@@ -70,15 +63,11 @@ from lambdas.notifications_consumer.notifications import (
     plan,
     send_notification,
 )
-from lambdas.shared import aws
-from lambdas.shared.api_key import api_key_provider
 from lambdas.shared.attempts import attempts_on_receive, receive_count
-from lambdas.shared.batch_budget import BatchBudget, most_received_first
-from lambdas.shared.circuit_events import circuit_event_hook
-from lambdas.shared.dependency_client import DependencyClient, PermanentUpstreamError
-from lambdas.shared.poison import PoisonQueue
-from lambdas.shared.retry_visibility import RetryVisibility, failures_of
-from lambdas.shared.stores import TABLE_CLIENT_CONFIG, idempotency_store_unavailable
+from lambdas.shared.dependency_client import PermanentUpstreamError
+from lambdas.shared.observability import observability
+from lambdas.shared.queue_consumer import QueueConsumer
+from lambdas.shared.stores import idempotency_store_unavailable
 
 # Scope of the idempotency records: the business operation, so a renamed function keeps its history.
 IDEMPOTENCY_KEY_PREFIX: Final = "notifications-consumer.notify"
@@ -89,32 +78,7 @@ _DUPLICATE: Final = "duplicate"
 
 # ------------------------------------------------------------------ execution-environment init (once)
 settings = NotificationsSettings.from_environment(os.environ)
-logger = Logger(service=settings.service_name)
-tracer = Tracer(service=settings.service_name)
-metrics = Metrics(service=settings.service_name)
-
-api_key = api_key_provider(settings)
-dependency = DependencyClient(
-    settings.dependency,
-    breaker_table_name=settings.circuit_breaker_table_name,
-    logger=logger,
-    credentials=api_key,
-    on_transition=circuit_event_hook(
-        bus_name=settings.circuit_events_bus_name,
-        service_name=settings.service_name,
-        dependency=settings.dependency.name,
-        logger=logger,
-    ),
-)
-sqs = aws.client("sqs")
-poison = PoisonQueue(sqs, settings.poison_message_queue_url, logger=logger, metrics=metrics)
-# A record is started only while it still fits; records without time go back to the queue untouched
-# (not a fallback, which would count a call we never made).
-batch_budget = BatchBudget.for_dependency(sqs, settings.dependency, logger=logger, metrics=metrics)
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-# Records that failed because of the dependency come back when a call can succeed, not after the
-# visibility timeout.
-retry_visibility = RetryVisibility(sqs, settings.backoff, logger=logger, metrics=metrics)
+logger, tracer, metrics = observability(settings.service_name)
 
 
 def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
@@ -122,27 +86,15 @@ def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
     return {**response, _DUPLICATE: True} if isinstance(response, dict) else response
 
 
-idempotency_config = IdempotencyConfig(
-    event_key_jmespath="idempotencyKey",
-    # The same key with a different notification (e.g. another customer for the order) is a producer bug.
-    payload_validation_jmespath="notification",
-    raise_on_no_idempotency_key=True,
-    expires_after_seconds=settings.idempotency_ttl_seconds,
-    response_hook=_mark_duplicate,
+# The same key with a different notification (e.g. another customer for the order) is a producer bug.
+consumer = QueueConsumer(
+    settings, logger=logger, metrics=metrics, idempotency_payload="notification", on_replay=_mark_duplicate
 )
-idempotency_store = DynamoDBPersistenceLayer(
-    table_name=settings.idempotency_table_name,
-    boto_config=TABLE_CLIENT_CONFIG,
-    boto3_session=aws.session(),
-)
+dependency = consumer.dependency
+poison = consumer.poison
 
 
-@idempotent_function(
-    data_keyword_argument="work",
-    persistence_store=idempotency_store,
-    config=idempotency_config,
-    key_prefix=IDEMPOTENCY_KEY_PREFIX,
-)
+@consumer.idempotent("work", key_prefix=IDEMPOTENCY_KEY_PREFIX)
 def notify_once(
     work: dict[str, Any], remaining_ms: Callable[[], int], max_attempts: int | None = None
 ) -> dict[str, Any]:
@@ -171,8 +123,6 @@ def _event_attributes(planned: PlannedNotification) -> dict[str, str]:
 
 @tracer.capture_method
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> dict[str, Any]:
-    logger.set_correlation_id(record.message_id)
-    batch_budget.claim(record)  # raises NotAttemptedError, before any I/O, once time is short
     try:
         planned = plan(record.body, source=settings.event_source)
     except PoisonEventError as exc:
@@ -236,20 +186,5 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> dict[str
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    logger.info(
-        "batch received",
-        extra={"function_version": context.function_version, "records": len(event.get("Records") or [])},
-    )
-    # Lets in-progress idempotency records expire with this invocation if it is killed mid-call.
-    idempotency_config.register_lambda_context(context)
-    batch_budget.start(context.get_remaining_time_in_millis)
-    response = process_partial_response(
-        event=most_received_first(event), record_handler=record_handler, processor=processor, context=context
-    )
-    failed = len(response.get("batchItemFailures", []))
-    attempted_failures = failed - len(batch_budget.unclaimed)
-    batch_budget.release_unclaimed(attempted_failures=attempted_failures)
-    retry_visibility.apply(failures_of(processor), not_attempted_too=attempted_failures > 0)
-    if failed:
-        metrics.add_metric(name="RecordsRetried", unit=MetricUnit.Count, value=failed)
-    return response
+    # SQS counts this consumer's tries (its receives): no tries of its own (cf. the order consumer).
+    return consumer.run_batch(event, context, record_handler)

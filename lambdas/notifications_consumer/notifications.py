@@ -51,6 +51,7 @@ from lambdas.shared.models import (
     Identifier,
     PartnerId,
 )
+from lambdas.shared.poison import PoisonMessageError
 
 NOTIFICATIONS_PATH: Final = "/notifications"
 REPLAYED_HEADER: Final = "Idempotent-Replayed"
@@ -110,13 +111,8 @@ class SentNotification(BaseModel):
 # ---------------------------------------------------------------------------------------------- errors
 
 
-class PoisonEventError(ValueError):
+class PoisonEventError(PoisonMessageError):
     """The message can never be notified as it is. ``reason`` is machine-readable (DLQ attribute)."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 class NotificationDeferredError(Exception):

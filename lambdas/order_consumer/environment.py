@@ -9,6 +9,7 @@ ORDER_STATUS_TABLE_NAME (order status is not recorded when unset) and CIRCUIT_EV
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import ClassVar
 
@@ -19,18 +20,18 @@ from lambdas.shared.dependency_tries import DEPENDENCY_MAX_TRIES_VARIABLE
 from lambdas.shared.retry_visibility import BackoffPolicy
 
 
-class ConsumerSettings(QueueConsumerSettings):
+class OrderConsumerSettings(QueueConsumerSettings):
     """The settings every queue consumer has, plus where order statuses are recorded."""
 
     order_status_table_name: str | None = Field(default=None, min_length=3, max_length=255)
     # Tries at the partner before a record is quarantined (lambdas/shared/dependency_tries.py).
     dependency_max_tries: int = Field(ge=1, le=100)
 
-    REQUIRED: ClassVar[dict[str, str]] = {
+    REQUIRED: ClassVar[Mapping[str, str]] = {
         **QueueConsumerSettings.REQUIRED,
         "dependency_max_tries": DEPENDENCY_MAX_TRIES_VARIABLE,
     }
-    OPTIONAL: ClassVar[dict[str, str]] = {
+    OPTIONAL: ClassVar[Mapping[str, str]] = {
         **QueueConsumerSettings.OPTIONAL,
         "order_status_table_name": "ORDER_STATUS_TABLE_NAME",
     }

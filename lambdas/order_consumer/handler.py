@@ -44,16 +44,9 @@ import os
 from collections.abc import Callable
 from typing import Any, Final
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyPersistenceLayerError,
     IdempotencyValidationError,
@@ -61,7 +54,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.order_consumer.environment import ConsumerSettings
+from lambdas.order_consumer.environment import OrderConsumerSettings
 from lambdas.order_consumer.processing import (
     InvalidOrderError,
     charge_order,
@@ -71,12 +64,8 @@ from lambdas.order_consumer.processing import (
 )
 from lambdas.order_consumer.status_recording import StatusRecorder
 from lambdas.shared import aws
-from lambdas.shared.api_key import api_key_provider
 from lambdas.shared.attempts import attempts_on_receive
-from lambdas.shared.batch_budget import BatchBudget, most_received_first
-from lambdas.shared.circuit_events import circuit_event_hook
 from lambdas.shared.dependency_client import (
-    DependencyClient,
     DependencyUnavailableError,
     PermanentUpstreamError,
     TransientUpstreamError,
@@ -86,8 +75,8 @@ from lambdas.shared.dependency_client import (
 from lambdas.shared.dependency_tries import QUARANTINE_REASON as TRIES_EXHAUSTED_REASON
 from lambdas.shared.dependency_tries import DependencyTries, TriesExhaustedError
 from lambdas.shared.models import PRODUCER_ARN_ATTRIBUTE, Order
-from lambdas.shared.poison import PoisonQueue
-from lambdas.shared.retry_visibility import RetryVisibility, failures_of
+from lambdas.shared.observability import observability
+from lambdas.shared.queue_consumer import QueueConsumer
 from lambdas.shared.stores import TABLE_CLIENT_CONFIG, idempotency_store_unavailable
 
 IDEMPOTENCY_KEY_ATTRIBUTE: Final = "IdempotencyKey"
@@ -95,35 +84,27 @@ IDEMPOTENCY_KEY_ATTRIBUTE: Final = "IdempotencyKey"
 IDEMPOTENCY_KEY_PREFIX: Final = "order-consumer.charge"
 
 # ------------------------------------------------------------------ execution-environment init (once)
-settings = ConsumerSettings.from_environment(os.environ)
-logger = Logger(service=settings.service_name)
-tracer = Tracer(service=settings.service_name)
-metrics = Metrics(service=settings.service_name)
+settings = OrderConsumerSettings.from_environment(os.environ)
+logger, tracer, metrics = observability(settings.service_name)
 
-api_key = api_key_provider(settings)
-# Announce circuit openings (CIRCUIT_EVENTS_BUS_NAME) so the circuit controller pauses this consumer.
-circuit_events = circuit_event_hook(
-    bus_name=settings.circuit_events_bus_name,
-    service_name=settings.service_name,
-    dependency=settings.dependency.name,
-    logger=logger,
+
+def _count_replay(response: Any, idempotent_data: DataRecord) -> Any:
+    # Duplicate delivery absorbed: the stored result is returned and the partner is not called again.
+    metrics.add_metric(name="IdempotentReplays", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "duplicate delivery; returning stored result",
+        extra={"idempotency_record": idempotent_data.idempotency_key},
+    )
+    return response
+
+
+# Same key with a different order is a producer bug, not a duplicate: rejected instead of replayed.
+# Announces circuit openings (CIRCUIT_EVENTS_BUS_NAME) so the circuit controller pauses this consumer.
+consumer = QueueConsumer(
+    settings, logger=logger, metrics=metrics, idempotency_payload="order", on_replay=_count_replay
 )
-dependency = DependencyClient(
-    settings.dependency,
-    breaker_table_name=settings.circuit_breaker_table_name,
-    logger=logger,
-    credentials=api_key,
-    on_transition=circuit_events,
-)
-sqs = aws.client("sqs")
-poison = PoisonQueue(sqs, settings.poison_message_queue_url, logger=logger, metrics=metrics)
-# A record is started only while it still fits; records without time go back to the queue untouched
-# (not a fallback, which would count a call we never made).
-batch_budget = BatchBudget.for_dependency(sqs, settings.dependency, logger=logger, metrics=metrics)
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-# Records that failed because of the dependency come back when a call can succeed, not after the
-# visibility timeout.
-retry_visibility = RetryVisibility(sqs, settings.backoff, logger=logger, metrics=metrics)
+dependency = consumer.dependency
+poison = consumer.poison
 # Order status (accepted -> processing -> done / failed) for GET /orders/{id}; a no-op without the table.
 order_status = StatusRecorder.create(settings.order_status_table_name, logger=logger, metrics=metrics)
 # The records' tries at the partner, counted here rather than by SQS receives (lambdas/shared/dependency_tries.py).
@@ -137,37 +118,7 @@ dependency_tries = DependencyTries(
 tries_this_batch: dict[str, int] = {}
 
 
-def _count_replay(response: Any, idempotent_data: DataRecord) -> Any:
-    # Duplicate delivery absorbed: the stored result is returned and the partner is not called again.
-    metrics.add_metric(name="IdempotentReplays", unit=MetricUnit.Count, value=1)
-    logger.info(
-        "duplicate delivery; returning stored result",
-        extra={"idempotency_record": idempotent_data.idempotency_key},
-    )
-    return response
-
-
-idempotency_config = IdempotencyConfig(
-    event_key_jmespath="idempotencyKey",
-    # Same key with a different order is a producer bug, not a duplicate: reject instead of replaying.
-    payload_validation_jmespath="order",
-    raise_on_no_idempotency_key=True,
-    expires_after_seconds=settings.idempotency_ttl_seconds,
-    response_hook=_count_replay,
-)
-idempotency_store = DynamoDBPersistenceLayer(
-    table_name=settings.idempotency_table_name,
-    boto_config=TABLE_CLIENT_CONFIG,
-    boto3_session=aws.session(),
-)
-
-
-@idempotent_function(
-    data_keyword_argument="charge",
-    persistence_store=idempotency_store,
-    config=idempotency_config,
-    key_prefix=IDEMPOTENCY_KEY_PREFIX,
-)
+@consumer.idempotent("charge", key_prefix=IDEMPOTENCY_KEY_PREFIX)
 def charge_once(charge: dict[str, Any], remaining_ms: Callable[[], int], message_id: str) -> dict[str, Any]:
     """Idempotent unit of work. ``charge`` = {"idempotencyKey": str, "order": Order as JSON}.
 
@@ -238,8 +189,6 @@ def quarantine(record: SQSRecord, reason: str, detail: str) -> None:
 
 @tracer.capture_method
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> dict[str, Any]:
-    logger.set_correlation_id(record.message_id)
-    batch_budget.claim(record)  # raises NotAttemptedError, before any I/O, once time is short
     order: Order | None = None
     try:
         order = parse_order(record.body)
@@ -292,23 +241,6 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> dict[str
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    logger.info(
-        "batch received",
-        extra={"function_version": context.function_version, "records": len(event.get("Records") or [])},
-    )
-    # Lets in-progress idempotency records expire with this invocation if it is killed mid-charge.
-    idempotency_config.register_lambda_context(context)
-    tries_this_batch.clear()
-    batch_budget.start(context.get_remaining_time_in_millis)
-    response = process_partial_response(
-        event=most_received_first(event), record_handler=record_handler, processor=processor, context=context
-    )
-    failed = len(response.get("batchItemFailures", []))
-    attempted_failures = failed - len(batch_budget.unclaimed)
-    batch_budget.release_unclaimed(attempted_failures=attempted_failures)
-    retry_visibility.apply(
-        failures_of(processor), not_attempted_too=attempted_failures > 0, tries=tries_this_batch
-    )
-    if failed:
-        metrics.add_metric(name="RecordsRetried", unit=MetricUnit.Count, value=failed)
-    return response
+    # Its backoff goes by the tries this consumer counts itself (lambdas/shared/dependency_tries.py), not
+    # by SQS receives.
+    return consumer.run_batch(event, context, record_handler, tries=tries_this_batch)

@@ -18,17 +18,13 @@ from lambdas.shared.models import (
     ChargeResponse,
     Order,
 )
+from lambdas.shared.poison import PoisonMessageError
 
 CHARGES_PATH: Final = "/charges"
 
 
-class InvalidOrderError(ValueError):
+class InvalidOrderError(PoisonMessageError):
     """The message can never be processed as it is (bad JSON or schema). ``reason`` is machine-readable."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 class UnconfirmedChargeError(Exception):

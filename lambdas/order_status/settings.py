@@ -9,16 +9,11 @@ SHED_RETRY_AFTER_SECONDS, UNAVAILABLE_RETRY_AFTER_SECONDS.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Final
+from typing import ClassVar, Final
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from lambdas.shared.env import (
-    ConfigurationError,
-    read_optional,
-    read_required,
-    validation_error_to_config_error,
-)
+from lambdas.shared.env import ConfigurationError, EnvironmentSettings
 
 # API Gateway cuts every integration off at 29 s (stacks.config.API_INTEGRATION_TIMEOUT_SECONDS); the
 # budget must leave room for the gateway's own work and the response to travel back.
@@ -26,9 +21,7 @@ API_INTEGRATION_TIMEOUT_MS: Final = 29_000
 MAX_REQUEST_BUDGET_MS: Final = API_INTEGRATION_TIMEOUT_MS - 1_000
 
 
-class StatusReaderSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class StatusReaderSettings(EnvironmentSettings):
     order_status_table_name: str = Field(min_length=3, max_length=255)
     circuit_breaker_table_name: str = Field(min_length=3, max_length=255)
     dependency_name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
@@ -51,7 +44,7 @@ class StatusReaderSettings(BaseModel):
     # Retry-After when the status table itself could not be read in time.
     unavailable_retry_after_seconds: int = Field(default=2, ge=1, le=3_600)
 
-    REQUIRED: ClassVar[dict[str, str]] = {
+    REQUIRED: ClassVar[Mapping[str, str]] = {
         "order_status_table_name": "ORDER_STATUS_TABLE_NAME",
         "circuit_breaker_table_name": "CIRCUIT_BREAKER_TABLE_NAME",
         "dependency_name": "DEPENDENCY_NAME",
@@ -59,7 +52,7 @@ class StatusReaderSettings(BaseModel):
         "order_queue_url": "ORDER_QUEUE_URL",
         "order_queue_backlog_threshold": "ORDER_QUEUE_BACKLOG_THRESHOLD",
     }
-    OPTIONAL: ClassVar[dict[str, str]] = {
+    OPTIONAL: ClassVar[Mapping[str, str]] = {
         "request_budget_ms": "REQUEST_BUDGET_MS",
         "response_margin_ms": "RESPONSE_MARGIN_MS",
         "downstream_timeout_ms": "DOWNSTREAM_TIMEOUT_MS",
@@ -75,16 +68,6 @@ class StatusReaderSettings(BaseModel):
         if self.downstream_timeout_ms > self.request_budget_ms:
             raise ValueError("DOWNSTREAM_TIMEOUT_MS must not exceed REQUEST_BUDGET_MS")
         return self
-
-    @classmethod
-    def from_environment(cls, env: Mapping[str, str]) -> StatusReaderSettings:
-        """Parse and validate; raises ConfigurationError naming every missing or invalid variable."""
-        raw: dict[str, Any] = dict(read_required(env, cls.REQUIRED))
-        raw.update(read_optional(env, cls.OPTIONAL))
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            raise validation_error_to_config_error(exc, {**cls.REQUIRED, **cls.OPTIONAL}, cls) from None
 
 
 __all__ = ["ConfigurationError", "StatusReaderSettings"]

@@ -24,39 +24,28 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.data_classes import LambdaFunctionUrlEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from lambdas.partner_api.faults import HEALTHY, FaultProfile
 from lambdas.partner_api.service import HttpResponse, PartnerService, fault_response
 from lambdas.shared.api_key import parse_api_key_secret
-from lambdas.shared.env import read_required, validation_error_to_config_error
+from lambdas.shared.env import EnvironmentSettings
 
 
-class PartnerSettings(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class PartnerSettings(EnvironmentSettings):
     fault_profile_parameter: str = Field(min_length=1)
     api_key_secret_arn: str = Field(min_length=1)
     fault_profile_max_age_seconds: int = Field(default=5, ge=0, le=300)
     api_key_max_age_seconds: int = Field(default=300, ge=0, le=86_400)
 
-    REQUIRED: ClassVar[dict[str, str]] = {
+    REQUIRED: ClassVar[Mapping[str, str]] = {
         "fault_profile_parameter": "FAULT_PROFILE_PARAMETER",
         "api_key_secret_arn": "API_KEY_SECRET_ARN",
     }
-    OPTIONAL: ClassVar[dict[str, str]] = {
+    OPTIONAL: ClassVar[Mapping[str, str]] = {
         "fault_profile_max_age_seconds": "FAULT_PROFILE_MAX_AGE_SECONDS",
         "api_key_max_age_seconds": "API_KEY_MAX_AGE_SECONDS",
     }
-
-    @classmethod
-    def from_environment(cls, env: Mapping[str, str]) -> PartnerSettings:
-        raw: dict[str, Any] = dict(read_required(env, cls.REQUIRED))
-        raw.update({field: env[var] for field, var in cls.OPTIONAL.items() if env.get(var)})
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            raise validation_error_to_config_error(exc, {**cls.REQUIRED, **cls.OPTIONAL}, cls) from None
 
 
 class PartnerApp:

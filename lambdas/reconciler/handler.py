@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
-from pydantic import ValidationError
+from pydantic import Field, Json
 
 from lambdas.reconciler.contract import (
     CONTROL_ENV,
@@ -33,7 +34,7 @@ from lambdas.reconciler.contract import (
 from lambdas.reconciler.decisions import Action
 from lambdas.reconciler.reconcile import Reconciler, Report
 from lambdas.shared import aws
-from lambdas.shared.env import ConfigurationError, read_required
+from lambdas.shared.env import EnvironmentSettings
 
 ACTED = (Action.RESUME, Action.RESTART_CONTROLLER)
 
@@ -42,17 +43,20 @@ class ReconciliationError(RuntimeError):
     """Some consumers or circuits could not be reconciled this run (the others were)."""
 
 
-def load_control(env: Any) -> ConsumerControl:
-    raw = read_required(env, {"control": CONTROL_ENV})["control"]
-    try:
-        return ConsumerControl.model_validate_json(raw)
-    except ValidationError as error:
-        raise ConfigurationError(f"{CONTROL_ENV}: {error}") from None
+class ReconcilerSettings(EnvironmentSettings):
+    service_name: str = Field(min_length=1)
+    control: Json[ConsumerControl]
+
+    REQUIRED: ClassVar[Mapping[str, str]] = {
+        "service_name": "POWERTOOLS_SERVICE_NAME",
+        "control": CONTROL_ENV,
+    }
 
 
 # ------------------------------------------------------------------ execution-environment init (once)
-SERVICE = read_required(os.environ, {"service": "POWERTOOLS_SERVICE_NAME"})["service"]
-control = load_control(os.environ)
+settings = ReconcilerSettings.from_environment(os.environ)
+SERVICE = settings.service_name
+control = settings.control
 logger = Logger(service=SERVICE)
 metrics = Metrics(service=SERVICE)
 _config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)

@@ -64,20 +64,14 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
     CircuitBreakerDynamoDBPersistence,
     CircuitBreakerPersistenceLayer,
 )
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from urllib3.util.retry import Retry
 
 from lambdas.shared import aws
 from lambdas.shared import log_fields as lf
-from lambdas.shared.env import (
-    ConfigurationError,
-    parse_bool,
-    read_optional,
-    read_required,
-    validation_error_to_config_error,
-)
+from lambdas.shared.env import ConfigurationError, EnvironmentSettings
 from lambdas.shared.request_signing import SIGNING_SERVICE_VARIABLE, signing_auth
 from lambdas.shared.stores import TABLE_CLIENT_CONFIG
 
@@ -145,10 +139,12 @@ PERMANENT_ERROR_CODES: Final = frozenset({"idempotency_conflict"})
 CIRCUIT_HOOK_FAILED_MESSAGE: Final = "circuit_transition_hook_failed"
 
 
-class DependencyPolicy(BaseModel):
-    """How one dependency is called: retry, timeout-budget and circuit-breaker tunables."""
+class DependencyPolicy(EnvironmentSettings):
+    """How one dependency is called: retry, timeout-budget and circuit-breaker tunables.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    ``DependencyPolicy.from_environment(env)`` reads the DEPENDENCY_* / BREAKER_* variables; ints are parsed
+    from strings ("5" is fine, "5.5" or "five" is an error naming the variable).
+    """
 
     # Also the circuit name and the metric dimension, so keep it short and stable.
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
@@ -168,7 +164,7 @@ class DependencyPolicy(BaseModel):
     signing_service: str | None = Field(default=None, pattern=r"^[a-z0-9-]+$")
 
     # field -> environment variable (names are part of the contract with the CDK stacks).
-    ENV_VARS: ClassVar[dict[str, str]] = {
+    REQUIRED: ClassVar[Mapping[str, str]] = {
         "name": "DEPENDENCY_NAME",
         "base_url": "DEPENDENCY_BASE_URL",
         "critical": "DEPENDENCY_CRITICAL",
@@ -183,7 +179,7 @@ class DependencyPolicy(BaseModel):
         "breaker_success_threshold": "BREAKER_SUCCESS_THRESHOLD",
         "breaker_cache_seconds": "BREAKER_CACHE_SECONDS",
     }
-    OPTIONAL_ENV_VARS: ClassVar[dict[str, str]] = {"signing_service": SIGNING_SERVICE_VARIABLE}
+    OPTIONAL: ClassVar[Mapping[str, str]] = {"signing_service": SIGNING_SERVICE_VARIABLE}
 
     @field_validator("base_url")
     @classmethod
@@ -202,18 +198,6 @@ class DependencyPolicy(BaseModel):
         if self.max_delay_ms < self.base_delay_ms:
             raise ValueError("max_delay_ms must be >= base_delay_ms")
         return self
-
-    @classmethod
-    def from_environment(cls, env: Mapping[str, str]) -> DependencyPolicy:
-        """Build the policy from the DEPENDENCY_* / BREAKER_* variables; errors name the variable."""
-        raw: dict[str, Any] = dict(read_required(env, cls.ENV_VARS))
-        raw["critical"] = parse_bool(raw["critical"], cls.ENV_VARS["critical"])
-        raw |= read_optional(env, cls.OPTIONAL_ENV_VARS)
-        try:
-            # Strict ints from strings: "5" is fine, "5.5" or "five" is an error naming the variable.
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            raise validation_error_to_config_error(exc, cls.ENV_VARS | cls.OPTIONAL_ENV_VARS, cls) from None
 
 
 # ---------------------------------------------------------------------------------------------- errors

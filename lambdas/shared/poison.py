@@ -37,6 +37,16 @@ MAX_ATTRIBUTE_CHARS: Final = 1024
 MAX_EXTRA_ATTRIBUTES: Final = 7
 
 
+class PoisonMessageError(ValueError):
+    """The message can never succeed as it is. ``reason`` is machine-readable (``QuarantineReason``),
+    ``detail`` human-readable (``QuarantineDetail``): what :meth:`PoisonQueue.quarantine` sends with it."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
 class PoisonQueue:
     """Sends poison messages to ``queue_url`` (the source queue's DLQ)."""
 

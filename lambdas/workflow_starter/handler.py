@@ -49,17 +49,16 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Final
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, model_validator
 
 from lambdas.shared import aws
-from lambdas.shared.env import ConfigurationError, read_required, validation_error_to_config_error
+from lambdas.shared.env import ConfigurationError, EnvironmentSettings
 from lambdas.shared.events import (
     InvalidEventError,
     PaymentReceived,
@@ -67,6 +66,7 @@ from lambdas.shared.events import (
     contract_for,
     parse_event,
 )
+from lambdas.shared.observability import observability
 from lambdas.workflow_starter.clients import STEP_FUNCTIONS_CLIENT_CONFIG
 from lambdas.workflow_starter.contract import (
     CIRCUIT_WAIT_LIMIT_VARIABLE,
@@ -88,31 +88,27 @@ STATE_MACHINE_ARN_PATTERN: Final = (
 __all__ = ["ConfigurationError", "StarterSettings", "execution_input", "execution_name", "handler"]
 
 
-class StarterSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class StarterSettings(EnvironmentSettings):
     state_machine_arn: str = Field(pattern=STATE_MACHINE_ARN_PATTERN)
     service_name: str = Field(min_length=1)
     event_source: str = Field(min_length=1, max_length=256)
     circuit_wait_seconds: int = Field(ge=1, le=CIRCUIT_WAIT_MAX_SECONDS)
     circuit_wait_limit_seconds: int = Field(ge=0, le=CIRCUIT_WAIT_MAX_LIMIT_SECONDS)
 
-    REQUIRED: ClassVar[dict[str, str]] = {
+    REQUIRED: ClassVar[Mapping[str, str]] = {
         "state_machine_arn": "STATE_MACHINE_ARN",
         "service_name": "POWERTOOLS_SERVICE_NAME",
         "circuit_wait_seconds": CIRCUIT_WAIT_SECONDS_VARIABLE,
         "circuit_wait_limit_seconds": CIRCUIT_WAIT_LIMIT_VARIABLE,
     }
-    OPTIONAL: ClassVar[dict[str, str]] = {"event_source": "EVENT_SOURCE"}
+    OPTIONAL: ClassVar[Mapping[str, str]] = {"event_source": "EVENT_SOURCE"}
 
+    @model_validator(mode="before")
     @classmethod
-    def from_environment(cls, env: Mapping[str, str]) -> StarterSettings:
-        raw: dict[str, Any] = dict(read_required(env, cls.REQUIRED))
-        raw["event_source"] = env.get("EVENT_SOURCE", "").strip() or STARTS.source(raw["service_name"])
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            raise validation_error_to_config_error(exc, {**cls.REQUIRED, **cls.OPTIONAL}, cls) from None
+    def _default_event_source(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("event_source") and data.get("service_name"):
+            return {**data, "event_source": STARTS.source(str(data["service_name"]))}
+        return data
 
 
 def execution_name(idempotency_key: str) -> str:
@@ -179,9 +175,7 @@ def _event_id(body: str) -> str | None:
 # ------------------------------------------------------------------ execution-environment init (once)
 clock: Callable[[], float] = time.time  # the circuit-wait deadline's; tests set their own
 settings = StarterSettings.from_environment(os.environ)
-logger = Logger(service=settings.service_name)
-tracer = Tracer(service=settings.service_name)
-metrics = Metrics(service=settings.service_name)
+logger, tracer, metrics = observability(settings.service_name)
 sfn = aws.client("stepfunctions", config=STEP_FUNCTIONS_CLIENT_CONFIG)
 # A batch whose every record is poison is still a batch answered: each failed record goes back to the
 # queue (and on to the DLQ) on its own; raising would make the invocation an error and retry them all.

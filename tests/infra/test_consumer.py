@@ -71,11 +71,11 @@ def test_consumer_environment_parses_with_the_handlers_own_models(dev: Synthesiz
     assert policy.breaker_failure_threshold == settings.breaker_failure_threshold
     for required in ("IDEMPOTENCY_TABLE_NAME", "CIRCUIT_BREAKER_TABLE_NAME", "DEPENDENCY_API_KEY_SECRET_ARN"):
         assert required in function["Environment"]["Variables"]
-    from lambdas.order_consumer.environment import ConsumerSettings
+    from lambdas.order_consumer.environment import OrderConsumerSettings
 
     env.update(IDEMPOTENCY_TABLE_NAME="orders-idempotency", CIRCUIT_BREAKER_TABLE_NAME="circuits",
                POISON_MESSAGE_QUEUE_URL="https://sqs.eu-west-1.amazonaws.com/123456789012/orders-dlq")  # fmt: skip
-    parsed = ConsumerSettings.from_environment(env)
+    parsed = OrderConsumerSettings.from_environment(env)
     orders = dev.stack.config.consumers["orders"]
     assert (parsed.dependency_max_tries, parsed.queue_max_receive_count) == (
         orders.max_dependency_tries,

@@ -12,9 +12,27 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from aws_lambda_powertools.utilities.parameters.secrets import SecretsProvider
+
 from lambdas.shared.dependency_client import DependencyPolicy
 
 REGION = "eu-west-1"
+# Every DependencyPolicy variable (DEPENDENCY_*, BREAKER_*), valid, for the settings tests.
+POLICY_ENV = {
+    "DEPENDENCY_NAME": "partner",
+    "DEPENDENCY_BASE_URL": "https://abc.lambda-url.eu-west-1.on.aws/",
+    "DEPENDENCY_CRITICAL": "true",
+    "DEPENDENCY_MAX_ATTEMPTS": "3",
+    "DEPENDENCY_BASE_DELAY_MS": "100",
+    "DEPENDENCY_MAX_DELAY_MS": "2000",
+    "DEPENDENCY_ATTEMPT_TIMEOUT_MS": "3000",
+    "DEPENDENCY_SAFETY_MARGIN_MS": "500",
+    "DEPENDENCY_CONNECT_TIMEOUT_MS": "1000",
+    "BREAKER_FAILURE_THRESHOLD": "5",
+    "BREAKER_RECOVERY_SECONDS": "30",
+    "BREAKER_SUCCESS_THRESHOLD": "2",
+    "BREAKER_CACHE_SECONDS": "5",
+}
 
 
 def create_key_table(dynamodb: Any, name: str) -> None:
@@ -82,6 +100,65 @@ def make_policy(base_url: str, **overrides: Any) -> DependencyPolicy:
     return DependencyPolicy(**values)
 
 
+def breaker_caller_env(
+    base_url: str, *, secret_arn: str | None, service: str, table: str = "circuits", **overrides: str
+) -> dict[str, str]:
+    """A ``BreakerCallerSettings`` environment (lambdas/shared/caller.py) for a test twin at ``base_url``:
+    what DownstreamDependency.environment() + ServiceFunction give a caller. Fresh service and circuit names
+    per call: Powertools keeps failure counters in module memory."""
+    env = {
+        "POWERTOOLS_SERVICE_NAME": unique_name(service),
+        "CIRCUIT_BREAKER_TABLE_NAME": table,
+        "DEPENDENCY_NAME": unique_name("partner"),
+        "DEPENDENCY_BASE_URL": base_url,
+        "DEPENDENCY_CRITICAL": "true",
+        "DEPENDENCY_MAX_ATTEMPTS": "2",
+        "DEPENDENCY_BASE_DELAY_MS": "1",
+        "DEPENDENCY_MAX_DELAY_MS": "5",
+        "DEPENDENCY_ATTEMPT_TIMEOUT_MS": "2000",
+        "DEPENDENCY_SAFETY_MARGIN_MS": "100",
+        "DEPENDENCY_CONNECT_TIMEOUT_MS": "200",
+        "BREAKER_FAILURE_THRESHOLD": "5",
+        "BREAKER_RECOVERY_SECONDS": "30",
+        "BREAKER_SUCCESS_THRESHOLD": "1",
+        "BREAKER_CACHE_SECONDS": "5",
+    }
+    if secret_arn is not None:
+        env["DEPENDENCY_API_KEY_SECRET_ARN"] = secret_arn
+    env.update(overrides)
+    return env
+
+
+def queue_consumer_env(
+    base_url: str, *, secret_arn: str, dlq_url: str, service: str, **overrides: str
+) -> dict[str, str]:
+    """A ``QueueConsumerSettings`` environment (lambdas/shared/consumer_settings.py): a breaker caller's,
+    plus the idempotency table ``idempotency``, the DLQ and the source queue's settings."""
+    env = {
+        "IDEMPOTENCY_TABLE_NAME": "idempotency",
+        "IDEMPOTENCY_TTL_SECONDS": "3600",
+        "POISON_MESSAGE_QUEUE_URL": dlq_url,
+        "QUEUE_VISIBILITY_TIMEOUT_SECONDS": "180",
+        "QUEUE_MAX_RECEIVE_COUNT": "10",
+        **overrides,
+    }
+    return breaker_caller_env(base_url, secret_arn=secret_arn, service=service, **env)
+
+
+def count_secret_reads(monkeypatch: Any) -> list[str]:
+    """The secret names of the reads that reach Secrets Manager from now on (the Parameters cache answers
+    the others), appended as they happen."""
+    reads: list[str] = []
+    real_get = SecretsProvider._get
+
+    def counting_get(provider: SecretsProvider, name: str, **kwargs: Any) -> Any:
+        reads.append(name)
+        return real_get(provider, name, **kwargs)
+
+    monkeypatch.setattr(SecretsProvider, "_get", counting_get)
+    return reads
+
+
 def closed_port() -> int:
     """A localhost port nothing listens on (bound then released)."""
     with socket.socket() as sock:
@@ -113,9 +190,9 @@ def import_fresh(module_name: str) -> ModuleType:
     return importlib.import_module(module_name)
 
 
-def emf_records(output: str) -> list[dict[str, Any]]:
-    """Every EMF blob printed to stdout."""
-    records = []
+def _json_objects(output: str) -> list[dict[str, Any]]:
+    """Every line of ``output`` that is a JSON object."""
+    documents = []
     for line in output.splitlines():
         line = line.strip()
         if not line.startswith("{"):
@@ -124,9 +201,14 @@ def emf_records(output: str) -> list[dict[str, Any]]:
             document = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(document, dict) and "_aws" in document:
-            records.append(document)
-    return records
+        if isinstance(document, dict):
+            documents.append(document)
+    return documents
+
+
+def emf_records(output: str) -> list[dict[str, Any]]:
+    """Every EMF blob printed to stdout."""
+    return [document for document in _json_objects(output) if "_aws" in document]
 
 
 def metric_points(output: str, name: str) -> list[dict[str, Any]]:
@@ -141,15 +223,6 @@ def metric_points(output: str, name: str) -> list[dict[str, Any]]:
 
 def log_records(output: str) -> list[dict[str, Any]]:
     """Structured (JSON) log lines that are not EMF blobs."""
-    records = []
-    for line in output.splitlines():
-        line = line.strip()
-        if not line.startswith("{"):
-            continue
-        try:
-            document = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(document, dict) and "_aws" not in document and "message" in document:
-            records.append(document)
-    return records
+    return [
+        document for document in _json_objects(output) if "_aws" not in document and "message" in document
+    ]

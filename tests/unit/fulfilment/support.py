@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 
-from tests.unit.helpers import unique_name
+from tests.unit.helpers import breaker_caller_env, unique_name
 
 API_KEY = "partner-key-123"
 ORDER = {"orderId": "ord-1", "amountCents": 1250, "currency": "EUR", "paymentId": "pay-1"}
@@ -18,27 +18,7 @@ def dependency_env(
     base_url: str, *, secret_arn: str | None, table: str = "circuits", **overrides: str
 ) -> dict[str, str]:
     """What DownstreamDependency.environment() + ServiceFunction give a task function, for a test twin."""
-    env = {
-        "POWERTOOLS_SERVICE_NAME": unique_name("fulfilment"),
-        "CIRCUIT_BREAKER_TABLE_NAME": table,
-        "DEPENDENCY_NAME": unique_name("partner"),
-        "DEPENDENCY_BASE_URL": base_url,
-        "DEPENDENCY_CRITICAL": "true",
-        "DEPENDENCY_MAX_ATTEMPTS": "2",
-        "DEPENDENCY_BASE_DELAY_MS": "1",
-        "DEPENDENCY_MAX_DELAY_MS": "5",
-        "DEPENDENCY_ATTEMPT_TIMEOUT_MS": "2000",
-        "DEPENDENCY_SAFETY_MARGIN_MS": "100",
-        "DEPENDENCY_CONNECT_TIMEOUT_MS": "200",
-        "BREAKER_FAILURE_THRESHOLD": "5",
-        "BREAKER_RECOVERY_SECONDS": "30",
-        "BREAKER_SUCCESS_THRESHOLD": "1",
-        "BREAKER_CACHE_SECONDS": "5",
-    }
-    if secret_arn is not None:
-        env["DEPENDENCY_API_KEY_SECRET_ARN"] = secret_arn
-    env.update(overrides)
-    return env
+    return breaker_caller_env(base_url, secret_arn=secret_arn, service="fulfilment", table=table, **overrides)
 
 
 def task_event(

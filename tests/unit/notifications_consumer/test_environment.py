@@ -6,6 +6,7 @@ import pytest
 
 from lambdas.notifications_consumer.environment import NotificationsSettings
 from lambdas.shared.env import ConfigurationError
+from tests.unit.helpers import POLICY_ENV
 
 ENV = {
     "POWERTOOLS_SERVICE_NAME": "resilient-orders",
@@ -15,19 +16,12 @@ ENV = {
     "POISON_MESSAGE_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/notifications-dlq",
     "QUEUE_VISIBILITY_TIMEOUT_SECONDS": "180",
     "QUEUE_MAX_RECEIVE_COUNT": "5",
+    **POLICY_ENV,
     "DEPENDENCY_NAME": "notifier",
     "DEPENDENCY_BASE_URL": "https://notifications.example.com",
     "DEPENDENCY_CRITICAL": "false",
     "DEPENDENCY_MAX_ATTEMPTS": "2",
-    "DEPENDENCY_BASE_DELAY_MS": "100",
-    "DEPENDENCY_MAX_DELAY_MS": "1000",
-    "DEPENDENCY_ATTEMPT_TIMEOUT_MS": "2000",
-    "DEPENDENCY_SAFETY_MARGIN_MS": "1000",
-    "DEPENDENCY_CONNECT_TIMEOUT_MS": "500",
-    "BREAKER_FAILURE_THRESHOLD": "5",
     "BREAKER_RECOVERY_SECONDS": "60",
-    "BREAKER_SUCCESS_THRESHOLD": "2",
-    "BREAKER_CACHE_SECONDS": "5",
 }
 
 

@@ -11,23 +11,17 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
-import boto3
 import pytest
-from aws_lambda_powertools.utilities.parameters.secrets import SecretsProvider
 
 from lambdas.notifications_consumer.notifications import METRIC_DEFERRED
 from lambdas.partner_api.faults import FaultDecision
 from lambdas.shared.env import ConfigurationError
 from localcloud.fault_dependency import FaultDependency
+from tests.unit.consumer_harness import API_KEY, ConsumerUnderTest, sqs_message, start_consumer
 from tests.unit.helpers import (
     REGION,
-    BreakerTable,
-    FakeLambdaContext,
-    create_key_table,
     import_fresh,
     log_records,
     metric_points,
@@ -35,7 +29,6 @@ from tests.unit.helpers import (
 )
 
 HANDLER = "lambdas.notifications_consumer.handler"
-API_KEY = "partner-key-123"
 QUEUE_ARN = f"arn:aws:sqs:{REGION}:123456789012:notifications"
 
 
@@ -53,29 +46,10 @@ def customer_updated(customer_id: str = "cust-1") -> dict[str, Any]:
 
 
 def sqs_record(body: Any, *, message_id: str | None = None) -> dict[str, Any]:
-    return {
-        "messageId": message_id or str(uuid.uuid4()),
-        "receiptHandle": "handle",
-        "body": body if isinstance(body, str) else json.dumps(body),
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1767225600000"},
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": QUEUE_ARN,
-        "awsRegion": REGION,
-    }
+    return sqs_message(body, queue_arn=QUEUE_ARN, message_id=message_id)
 
 
-@dataclass
-class Consumer:
-    module: ModuleType
-    twin: FaultDependency
-    sqs: Any
-    dlq_url: str
-    breaker: BreakerTable
-    capsys: pytest.CaptureFixture[str]
-    secret_reads: list[str] = field(default_factory=list)
-
+class Consumer(ConsumerUnderTest):
     @property
     def source(self) -> str:
         return str(self.module.settings.event_source)
@@ -105,13 +79,6 @@ class Consumer:
             envelope["replay-name"] = replay_name
         return envelope
 
-    def invoke(self, *records: dict[str, Any], remaining_ms: int = 30_000) -> list[str]:
-        """Run one invocation; return the message ids reported as failed."""
-        response = self.module.handler(
-            {"Records": list(records)}, FakeLambdaContext(remaining_ms=remaining_ms)
-        )
-        return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
-
     def dlq(self) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
         while batch := self.sqs.receive_message(
@@ -124,9 +91,6 @@ class Consumer:
 
     def notification_calls(self) -> list[Any]:
         return self.twin.calls("/notifications")
-
-    def output(self) -> str:
-        return self.capsys.readouterr().out
 
 
 ConsumerFactory = Callable[..., Consumer]
@@ -149,62 +113,25 @@ def make_consumer(
     def factory(partner_api_key: str = API_KEY, **env_overrides: str) -> Consumer:
         twin = FaultDependency(api_key=partner_api_key, seed=1).start()
         twins.append(twin)
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        create_key_table(dynamodb, "idempotency")
-        create_key_table(dynamodb, "circuits")
-        sqs = boto3.client("sqs", region_name=REGION)
-        dlq_url = sqs.create_queue(QueueName="notifications-dlq")["QueueUrl"]
-        secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
-            Name="partner-api-key", SecretString=API_KEY
-        )["ARN"]
-        env = {
-            "POWERTOOLS_SERVICE_NAME": unique_name("notifications"),
-            "IDEMPOTENCY_TABLE_NAME": "idempotency",
-            "CIRCUIT_BREAKER_TABLE_NAME": "circuits",
-            "IDEMPOTENCY_TTL_SECONDS": "86400",
-            "POISON_MESSAGE_QUEUE_URL": dlq_url,
-            "QUEUE_VISIBILITY_TIMEOUT_SECONDS": "180",
-            "QUEUE_MAX_RECEIVE_COUNT": "5",
-            "DEPENDENCY_API_KEY_SECRET_ARN": secret_arn,
-            # A fresh circuit per test: Powertools keeps failure counters in module memory.
-            "DEPENDENCY_NAME": unique_name("notifier"),
-            "DEPENDENCY_BASE_URL": twin.base_url + "/",
-            "DEPENDENCY_CRITICAL": "false",
-            "DEPENDENCY_MAX_ATTEMPTS": "2",
-            "DEPENDENCY_BASE_DELAY_MS": "1",
-            "DEPENDENCY_MAX_DELAY_MS": "5",
-            "DEPENDENCY_ATTEMPT_TIMEOUT_MS": "2000",
-            "DEPENDENCY_SAFETY_MARGIN_MS": "100",
-            "DEPENDENCY_CONNECT_TIMEOUT_MS": "200",
-            "BREAKER_FAILURE_THRESHOLD": "5",
-            "BREAKER_RECOVERY_SECONDS": "30",
-            "BREAKER_SUCCESS_THRESHOLD": "1",
-            "BREAKER_CACHE_SECONDS": "5",
-            **env_overrides,
-        }
         monkeypatch.delenv("EVENT_SOURCE", raising=False)
         monkeypatch.delenv("CIRCUIT_EVENTS_BUS_NAME", raising=False)
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-
-        # Reads that reach Secrets Manager (the Parameters cache answers the others).
-        secret_reads: list[str] = []
-        real_get = SecretsProvider._get
-
-        def counting_get(provider: SecretsProvider, name: str, **kwargs: Any) -> Any:
-            secret_reads.append(name)
-            return real_get(provider, name, **kwargs)
-
-        monkeypatch.setattr(SecretsProvider, "_get", counting_get)
-        module = import_fresh(HANDLER)
-        return Consumer(
-            module=module,
-            twin=twin,
-            sqs=sqs,
-            dlq_url=dlq_url,
-            breaker=BreakerTable(name="circuits", client=dynamodb),
+        env = {
+            "IDEMPOTENCY_TTL_SECONDS": "86400",
+            "QUEUE_MAX_RECEIVE_COUNT": "5",
+            # A fresh circuit per test: Powertools keeps failure counters in module memory.
+            "DEPENDENCY_NAME": unique_name("notifier"),
+            "DEPENDENCY_CRITICAL": "false",
+            **env_overrides,
+        }
+        return start_consumer(
+            Consumer,
+            HANDLER,
+            twin,
+            monkeypatch=monkeypatch,
             capsys=capsys,
-            secret_reads=secret_reads,
+            dlq_name="notifications-dlq",
+            service="notifications",
+            env=env,
         )
 
     yield factory

@@ -289,7 +289,7 @@ def test_without_a_bus_the_consumer_publishes_nothing(make_consumer: ConsumerFac
     consumer = make_consumer(BREAKER_FAILURE_THRESHOLD="1")
     consumer.twin.set_profile("outage")
 
-    assert consumer.module.circuit_events is None
+    assert consumer.module.dependency._transition_hook is None  # no CircuitOpened hook without a bus
     record = sqs_record(order("ord-1"))
     assert consumer.invoke(record) == [record["messageId"]]
     assert consumer.breaker.state(consumer.module.settings.dependency.name) == "OPEN"

@@ -1,11 +1,12 @@
-"""ConsumerSettings: parsed once from the environment, failing with the variable names."""
+"""OrderConsumerSettings: parsed once from the environment, failing with the variable names."""
 
 from __future__ import annotations
 
 import pytest
 
-from lambdas.order_consumer.environment import ConsumerSettings
+from lambdas.order_consumer.environment import OrderConsumerSettings
 from lambdas.shared.env import ConfigurationError
+from tests.unit.helpers import POLICY_ENV
 
 ENV = {
     "POWERTOOLS_SERVICE_NAME": "order-consumer",
@@ -16,24 +17,13 @@ ENV = {
     "QUEUE_VISIBILITY_TIMEOUT_SECONDS": "180",
     "QUEUE_MAX_RECEIVE_COUNT": "10",
     "DEPENDENCY_MAX_TRIES": "6",
-    "DEPENDENCY_NAME": "partner",
+    **POLICY_ENV,
     "DEPENDENCY_BASE_URL": "https://partner.example.com",
-    "DEPENDENCY_CRITICAL": "true",
-    "DEPENDENCY_MAX_ATTEMPTS": "3",
-    "DEPENDENCY_BASE_DELAY_MS": "100",
-    "DEPENDENCY_MAX_DELAY_MS": "2000",
-    "DEPENDENCY_ATTEMPT_TIMEOUT_MS": "3000",
-    "DEPENDENCY_SAFETY_MARGIN_MS": "500",
-    "DEPENDENCY_CONNECT_TIMEOUT_MS": "1000",
-    "BREAKER_FAILURE_THRESHOLD": "5",
-    "BREAKER_RECOVERY_SECONDS": "30",
-    "BREAKER_SUCCESS_THRESHOLD": "2",
-    "BREAKER_CACHE_SECONDS": "5",
 }
 
 
 def test_settings_are_parsed() -> None:
-    settings = ConsumerSettings.from_environment(ENV)
+    settings = OrderConsumerSettings.from_environment(ENV)
     assert settings.idempotency_ttl_seconds == 345_600
     assert settings.dependency.name == "partner" and settings.dependency.critical
     assert settings.dependency_api_key_secret_arn is None
@@ -41,7 +31,7 @@ def test_settings_are_parsed() -> None:
     assert (settings.backoff.max_tries, settings.backoff.max_receive_count) == (6, 10)
     arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:partner-key"
     assert (
-        ConsumerSettings.from_environment(
+        OrderConsumerSettings.from_environment(
             {**ENV, "DEPENDENCY_API_KEY_SECRET_ARN": arn}
         ).dependency_api_key_secret_arn
         == arn
@@ -51,7 +41,7 @@ def test_settings_are_parsed() -> None:
 def test_every_missing_variable_is_named_at_once() -> None:
     env = {k: v for k, v in ENV.items() if k not in ("IDEMPOTENCY_TABLE_NAME", "DEPENDENCY_MAX_ATTEMPTS")}
     with pytest.raises(ConfigurationError) as caught:
-        ConsumerSettings.from_environment(env)
+        OrderConsumerSettings.from_environment(env)
     assert "IDEMPOTENCY_TABLE_NAME" in str(caught.value) and "DEPENDENCY_MAX_ATTEMPTS" in str(caught.value)
 
 
@@ -67,4 +57,4 @@ def test_every_missing_variable_is_named_at_once() -> None:
 )
 def test_invalid_values_are_named(variable: str, value: str) -> None:
     with pytest.raises(ConfigurationError, match=variable):
-        ConsumerSettings.from_environment({**ENV, variable: value})
+        OrderConsumerSettings.from_environment({**ENV, variable: value})

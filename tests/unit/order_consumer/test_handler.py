@@ -9,15 +9,11 @@ from __future__ import annotations
 import json
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities.parameters.secrets import SecretsProvider
 
 from lambdas.partner_api.faults import FaultDecision, FaultProfile
 from lambdas.shared.dependency_client import (
@@ -30,19 +26,16 @@ from lambdas.shared.env import ConfigurationError
 from lambdas.shared.retry_visibility import BACKOFF_MESSAGE
 from lambdas.shared.stores import IDEMPOTENCY_STORE_UNAVAILABLE_MESSAGE, METRIC_IDEMPOTENCY_STORE_ERRORS
 from localcloud.fault_dependency import FaultDependency
+from tests.unit.consumer_harness import API_KEY, ConsumerUnderTest, sqs_message, start_consumer
 from tests.unit.helpers import (
     REGION,
-    BreakerTable,
     FakeLambdaContext,
-    create_key_table,
     import_fresh,
     log_records,
     metric_points,
-    unique_name,
 )
 
 HANDLER = "lambdas.order_consumer.handler"
-API_KEY = "partner-key-123"
 QUEUE_ARN = f"arn:aws:sqs:{REGION}:123456789012:orders"
 
 
@@ -63,44 +56,16 @@ def sqs_record(
     idempotency_key: str | None = None,
     producer: str | None = None,
 ) -> dict[str, Any]:
-    attributes: dict[str, Any] = {}
-    for name, value in (("IdempotencyKey", idempotency_key), ("ProducerArn", producer)):
-        if value is not None:
-            attributes[name] = {
-                "stringValue": value,
-                "stringListValues": [],
-                "binaryListValues": [],
-                "dataType": "String",
-            }
-    return {
-        "messageId": message_id or str(uuid.uuid4()),
-        "receiptHandle": "handle",
-        "body": body if isinstance(body, str) else json.dumps(body),
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1767225600000"},
-        "messageAttributes": attributes,
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": QUEUE_ARN,
-        "awsRegion": REGION,
-    }
+    attributes = {"IdempotencyKey": idempotency_key, "ProducerArn": producer}
+    return sqs_message(
+        body,
+        queue_arn=QUEUE_ARN,
+        message_id=message_id,
+        attributes={name: value for name, value in attributes.items() if value is not None},
+    )
 
 
-@dataclass
-class Consumer:
-    module: ModuleType
-    twin: FaultDependency
-    sqs: Any
-    dlq_url: str
-    breaker: BreakerTable
-    capsys: pytest.CaptureFixture[str]
-    secret_reads: list[str] = field(default_factory=list)
-
-    def invoke(self, *records: dict[str, Any], remaining_ms: int = 30_000, context: Any = None) -> list[str]:
-        """Run one invocation; return the message ids reported as failed."""
-        context = context or FakeLambdaContext(remaining_ms=remaining_ms)
-        response = self.module.handler({"Records": list(records)}, context)
-        return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
-
+class Consumer(ConsumerUnderTest):
     def dlq(self) -> list[dict[str, Any]]:
         messages = self.sqs.receive_message(
             QueueUrl=self.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
@@ -109,9 +74,6 @@ class Consumer:
 
     def charge_calls(self) -> int:
         return len(self.twin.calls("/charges"))
-
-    def output(self) -> str:
-        return self.capsys.readouterr().out
 
 
 ConsumerFactory = Callable[..., Consumer]
@@ -146,60 +108,15 @@ def make_consumer(
     def factory(partner_api_key: str = API_KEY, **env_overrides: str) -> Consumer:
         twin = FaultDependency(api_key=partner_api_key, seed=1).start()
         twins.append(twin)
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        create_key_table(dynamodb, "idempotency")
-        create_key_table(dynamodb, "circuits")
-        sqs = boto3.client("sqs", region_name=REGION)
-        dlq_url = sqs.create_queue(QueueName="orders-dlq")["QueueUrl"]
-        secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
-            Name="partner-api-key", SecretString=API_KEY
-        )["ARN"]
-        env = {
-            "POWERTOOLS_SERVICE_NAME": unique_name("order-consumer"),
-            "IDEMPOTENCY_TABLE_NAME": "idempotency",
-            "CIRCUIT_BREAKER_TABLE_NAME": "circuits",
-            "IDEMPOTENCY_TTL_SECONDS": "3600",
-            "POISON_MESSAGE_QUEUE_URL": dlq_url,
-            "QUEUE_VISIBILITY_TIMEOUT_SECONDS": "180",
-            "QUEUE_MAX_RECEIVE_COUNT": "10",
-            "DEPENDENCY_MAX_TRIES": "6",
-            "DEPENDENCY_API_KEY_SECRET_ARN": secret_arn,
-            "DEPENDENCY_NAME": unique_name("partner"),
-            "DEPENDENCY_BASE_URL": twin.base_url + "/",
-            "DEPENDENCY_CRITICAL": "true",
-            "DEPENDENCY_MAX_ATTEMPTS": "2",
-            "DEPENDENCY_BASE_DELAY_MS": "1",
-            "DEPENDENCY_MAX_DELAY_MS": "5",
-            "DEPENDENCY_ATTEMPT_TIMEOUT_MS": "2000",
-            "DEPENDENCY_SAFETY_MARGIN_MS": "100",
-            "DEPENDENCY_CONNECT_TIMEOUT_MS": "200",
-            "BREAKER_FAILURE_THRESHOLD": "5",
-            "BREAKER_RECOVERY_SECONDS": "30",
-            "BREAKER_SUCCESS_THRESHOLD": "1",
-            "BREAKER_CACHE_SECONDS": "5",
-            **env_overrides,
-        }
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-
-        # Reads that reach Secrets Manager (the Parameters cache answers the others).
-        secret_reads: list[str] = []
-        real_get = SecretsProvider._get
-
-        def counting_get(provider: SecretsProvider, name: str, **kwargs: Any) -> Any:
-            secret_reads.append(name)
-            return real_get(provider, name, **kwargs)
-
-        monkeypatch.setattr(SecretsProvider, "_get", counting_get)
-        module = import_fresh(HANDLER)
-        return Consumer(
-            module=module,
-            twin=twin,
-            sqs=sqs,
-            dlq_url=dlq_url,
-            breaker=BreakerTable(name="circuits", client=dynamodb),
+        return start_consumer(
+            Consumer,
+            HANDLER,
+            twin,
+            monkeypatch=monkeypatch,
             capsys=capsys,
-            secret_reads=secret_reads,
+            dlq_name="orders-dlq",
+            service="order-consumer",
+            env={"DEPENDENCY_MAX_TRIES": "6", **env_overrides},
         )
 
     yield factory
@@ -571,7 +488,7 @@ def test_an_unavailable_idempotency_table_keeps_the_message_and_is_counted(
 def test_the_idempotency_and_circuit_tables_use_short_timeouts(make_consumer: ConsumerFactory) -> None:
     module = make_consumer().module
     clients = (
-        module.idempotency_store.client,
+        module.consumer.idempotency_store.client,
         module.dependency._store.client,
         module.dependency_tries._dynamodb,
     )

@@ -8,22 +8,9 @@ import pytest
 
 from lambdas.shared.dependency_client import DependencyPolicy, parse_retry_after, status_class_for
 from lambdas.shared.env import ConfigurationError
+from tests.unit.helpers import POLICY_ENV
 
-ENV = {
-    "DEPENDENCY_NAME": "partner",
-    "DEPENDENCY_BASE_URL": "https://abc.lambda-url.eu-west-1.on.aws/",
-    "DEPENDENCY_CRITICAL": "true",
-    "DEPENDENCY_MAX_ATTEMPTS": "3",
-    "DEPENDENCY_BASE_DELAY_MS": "100",
-    "DEPENDENCY_MAX_DELAY_MS": "2000",
-    "DEPENDENCY_ATTEMPT_TIMEOUT_MS": "3000",
-    "DEPENDENCY_SAFETY_MARGIN_MS": "500",
-    "DEPENDENCY_CONNECT_TIMEOUT_MS": "1000",
-    "BREAKER_FAILURE_THRESHOLD": "5",
-    "BREAKER_RECOVERY_SECONDS": "30",
-    "BREAKER_SUCCESS_THRESHOLD": "2",
-    "BREAKER_CACHE_SECONDS": "5",
-}
+ENV = POLICY_ENV
 
 
 def test_policy_is_read_from_the_environment() -> None:

@@ -106,7 +106,7 @@ def test_the_twin_checks_the_signature_over_the_whole_request() -> None:
 
 
 def test_the_signing_service_is_optional_configuration() -> None:
-    environment = {name: "1" for name in DependencyPolicy.ENV_VARS.values()} | {
+    environment = {name: "1" for name in DependencyPolicy.REQUIRED.values()} | {
         "DEPENDENCY_NAME": "partner",
         "DEPENDENCY_BASE_URL": "https://partner.example",
         "DEPENDENCY_CRITICAL": "true",
