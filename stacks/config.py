@@ -216,8 +216,12 @@ class ConsumerSettings(_Model):
                 f"max_concurrency ({self.max_concurrency}) must be <= reserved_concurrency "
                 f"({self.reserved_concurrency}): the event source must not out-scale the bulkhead"
             )
-        if self.max_dependency_tries is None and self.handler.rsplit(".", 2)[0] in HANDLERS_COUNTING_TRIES:
+        counts_its_tries = self.handler_package in HANDLERS_COUNTING_TRIES
+        if self.max_dependency_tries is None and counts_its_tries:
             raise ValueError(f"max_dependency_tries is required by {self.handler}, which counts its tries")
+        if self.max_dependency_tries is not None and not counts_its_tries:
+            # Its receives would be its tries, yet the retry budget would count the tries.
+            raise ValueError(f"max_dependency_tries: {self.handler} does not count its tries")
         if self.max_dependency_tries is not None and self.max_receive_count <= self.max_dependency_tries:
             raise ValueError(
                 f"max_receive_count ({self.max_receive_count}) must be > max_dependency_tries "
@@ -226,6 +230,11 @@ class ConsumerSettings(_Model):
         if self.batch_size > 10 and self.batching_window_seconds < 1:
             raise ValueError("batch_size > 10 requires batching_window_seconds >= 1 (SQS event source rule)")
         return self
+
+    @property
+    def handler_package(self) -> str:
+        """``lambdas.order_consumer`` for ``lambdas.order_consumer.handler.handler``."""
+        return self.handler.rsplit(".", 2)[0]
 
     @property
     def visibility_timeout_seconds(self) -> int:

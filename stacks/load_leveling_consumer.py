@@ -15,7 +15,7 @@ from constructs import Construct
 from lambdas.notifications_consumer import notifications
 from lambdas.shared.dependency_tries import DEPENDENCY_MAX_TRIES_VARIABLE
 from stacks.compliance import acknowledge
-from stacks.config import HANDLERS_COUNTING_TRIES, ConsumerSettings, ServiceConfig
+from stacks.config import ConsumerSettings, ServiceConfig
 from stacks.downstream_dependency import DownstreamDependency
 from stacks.durable_queue import DurableQueue
 from stacks.monitoring import ServiceMonitoring
@@ -91,8 +91,9 @@ class LoadLevelingConsumer(Construct):
             ),
             removal_policy=removal,
         )
+        # Only a handler that counts its tries may set them (stacks/config.py).
         tries = {}
-        if handler.rsplit(".", 2)[0] in HANDLERS_COUNTING_TRIES and settings.max_dependency_tries is not None:
+        if settings.max_dependency_tries is not None:
             tries = {DEPENDENCY_MAX_TRIES_VARIABLE: str(settings.max_dependency_tries)}
         self.handler = ServiceFunction(
             self,
@@ -135,7 +136,7 @@ class LoadLevelingConsumer(Construct):
             monitoring.watch_queue(name, self.work.queue, self.work.dead_letter_queue)
         monitoring.watch_function(f"{name}-consumer", self.handler)
         monitoring.watch_table(f"{name}-idempotency", self.idempotency_table)
-        deferred_metric = DEFERRED_WORK_METRICS.get(handler.rsplit(".", 2)[0])
+        deferred_metric = DEFERRED_WORK_METRICS.get(settings.handler_package)
         if deferred_metric:
             monitoring.watch_deferred_work(name, deferred_metric)
         acknowledge(

@@ -95,11 +95,11 @@ def task_invocations(state: Mapping[str, Any]) -> int:
 
 
 def waits_out_open_circuits(state: Mapping[str, Any]) -> bool:
-    """A Catch of the no-call errors alone that leads anywhere but the step's failure: a wait loop."""
-    return any(
-        set(catch["ErrorEquals"]) <= NO_CALL_ERRORS and not catch["Next"].endswith("Failed")
-        for catch in state.get("Catch", [])
-    )
+    """A Catch of the no-call errors alone that leads elsewhere than the catch-all (the step's failure
+    record): a wait loop that runs the task again."""
+    catches = state.get("Catch", [])
+    failure = next((c["Next"] for c in catches if c["ErrorEquals"] == ["States.ALL"]), None)
+    return any(set(c["ErrorEquals"]) <= NO_CALL_ERRORS and c["Next"] != failure for c in catches)
 
 
 def _task_states(states: Mapping[str, Any]) -> Iterable[tuple[str, Mapping[str, Any]]]:

@@ -26,6 +26,12 @@ def cdk_context(**overrides: Any) -> dict[str, Any]:
     return context
 
 
+def upper_bound(model: Any, field: str) -> int:
+    """The ``le`` bound a config model declares for ``field``: the largest value a stage may set."""
+    [bound] = [m.le for m in model.model_fields[field].metadata if getattr(m, "le", None) is not None]
+    return int(bound)
+
+
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return PROJECT_ROOT

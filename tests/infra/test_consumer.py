@@ -172,6 +172,10 @@ def test_consumer_iam_is_scoped_to_its_table_circuits_secret_and_dlq(dev: Synthe
             {"max_dependency_tries": None},
             "max_dependency_tries is required by lambdas.order_consumer.handler",
         ),
+        (
+            {"handler": "lambdas.notifications_consumer.handler.handler"},
+            "max_dependency_tries: lambdas.notifications_consumer.handler.handler does not count its tries",
+        ),
     ],
 )
 def test_synth_fails_with_a_clear_message_when_config_breaks_the_rules(

@@ -22,6 +22,7 @@ from stacks.config import (
     WorkflowSettings,
 )
 from stacks.workflows import STARTER_NAME, STATEMACHINES, circuit_wait_environment
+from tests.conftest import upper_bound
 from tests.infra.conftest import Synthesized
 from tests.statemachines.asl import LAMBDA_TASK_TIMEOUT_SECONDS
 
@@ -275,14 +276,9 @@ def test_every_allowed_configuration_gives_the_starter_a_circuit_wait_it_accepts
          "breaker_success_threshold": CONTROLLER_MAX_REQUIRED_SUCCESSES}
     )  # fmt: skip
     workflows = WorkflowSettings.model_validate(
-        {"controller_max_pause_seconds": _upper_bound(WorkflowSettings, "controller_max_pause_seconds"),
-         "controller_probe_interval_seconds": _upper_bound(WorkflowSettings, "controller_probe_interval_seconds")}
+        {"controller_max_pause_seconds": upper_bound(WorkflowSettings, "controller_max_pause_seconds"),
+         "controller_probe_interval_seconds": upper_bound(WorkflowSettings, "controller_probe_interval_seconds")}
     )  # fmt: skip
     variables = circuit_wait_environment(dependency, workflows)
     assert int(variables[CIRCUIT_WAIT_SECONDS_VARIABLE]) <= CIRCUIT_WAIT_MAX_SECONDS
     assert int(variables[CIRCUIT_WAIT_LIMIT_VARIABLE]) <= CIRCUIT_WAIT_MAX_LIMIT_SECONDS
-
-
-def _upper_bound(model: type[Any], field: str) -> int:
-    [bound] = [m.le for m in model.model_fields[field].metadata if getattr(m, "le", None) is not None]
-    return int(bound)

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
 
 from lambdas.workflow_starter.contract import CIRCUIT_WAIT_MAX_LIMIT_SECONDS, CIRCUIT_WAIT_MAX_SECONDS
 from stacks.config import (
@@ -21,6 +20,7 @@ from stacks.config import (
     ConsumerSettings,
     WorkflowSettings,
 )
+from tests.conftest import upper_bound
 from tests.statemachines import asl
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -233,11 +233,6 @@ def test_fulfilment_waits_out_an_open_circuit_only_on_charge_and_ship() -> None:
         assert states[task]["Parameters"]["Payload"]["circuitWaitUntil.$"] == "$.circuitWait.until"
 
 
-def _upper_bound(model: type[BaseModel], field: str) -> int:
-    [bound] = [m.le for m in model.model_fields[field].metadata if getattr(m, "le", None) is not None]
-    return int(bound)
-
-
 def test_controller_timeout_outlasts_its_worst_case_under_the_config_bounds() -> None:
     """The deadline (maxPauseSeconds) ends every pause in ConsumerLeftPaused before the machine times out.
 
@@ -255,12 +250,12 @@ def test_controller_timeout_outlasts_its_worst_case_under_the_config_bounds() ->
     }
     assert bounds["recoverySeconds"] == CONTROLLER_MAX_RECOVERY_SECONDS
     assert bounds["requiredSuccesses"] == CONTROLLER_MAX_REQUIRED_SUCCESSES
-    assert bounds["probeIntervalSeconds"] == _upper_bound(
+    assert bounds["probeIntervalSeconds"] == upper_bound(
         WorkflowSettings, "controller_probe_interval_seconds"
     )
-    max_pause = _upper_bound(WorkflowSettings, "controller_max_pause_seconds")
-    ramp_step = _upper_bound(WorkflowSettings, "controller_ramp_step_seconds")
-    ramp_levels = len(WorkflowSettings().resume_levels(_upper_bound(ConsumerSettings, "max_concurrency")))
+    max_pause = upper_bound(WorkflowSettings, "controller_max_pause_seconds")
+    ramp_step = upper_bound(WorkflowSettings, "controller_ramp_step_seconds")
+    ramp_levels = len(WorkflowSettings().resume_levels(upper_bound(ConsumerSettings, "max_concurrency")))
     task = asl.worst_case_task_seconds
 
     def map_task(name: str) -> float:
