@@ -160,7 +160,8 @@ def test_outage(fault_runs: FaultRuns) -> None:
 
 def test_the_outage_fires_the_circuit_alarm_and_the_pipeline_composite(fault_runs: FaultRuns) -> None:
     """The template's alarms, evaluated over what the run emitted (localcloud.alarms): the circuit-open
-    alarm and the composite go to ALARM during the fault and back to OK after it.
+    alarm and the composite go to ALARM during the fault; the circuit alarm is back to OK after it, the
+    composite too unless a signal of its (the queue's age while draining) still is in ALARM.
 
     The upstream-error, failure-rate and queue-age alarms need 3 of 3 one-minute periods: this outage
     lasts about one nominal minute, so they see it (a breaching period) without firing, as in the cloud.
@@ -172,7 +173,12 @@ def test_the_outage_fires_the_circuit_alarm_and_the_pipeline_composite(fault_run
         windows = alarms["fired"].get(name)
         assert windows, run["report"]
         assert windows[0][0] >= fault_start, run["report"]
-        assert windows[-1][1] is not None, f"{name} still in ALARM at the end\n{run['report']}"
+    circuit = alarms["fired"]["PartnerCircuitOpen"]
+    assert circuit[-1][1] is not None, f"PartnerCircuitOpen still in ALARM at the end\n{run['report']}"
+    # The composite is back to OK unless one of its signals still is in ALARM: the queue's age can still
+    # be over its threshold while the backlog drains, for as long as the machine takes to drain it.
+    still = [n for n, w in alarms["fired"].items() if n != "PipelineDegraded" and w[-1][1] is None]
+    assert alarms["fired"]["PipelineDegraded"][-1][1] is not None or still, run["report"]
     assert alarms["seen"]["PartnerUpstreamErrors"]["breaching_periods"] >= 1, run["report"]
     assert alarms["seen"]["OrdersQueueAge"]["peak"] > 0, run["report"]
     assert "PartnerCircuitOpen" in run["report"]
