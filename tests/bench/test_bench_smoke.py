@@ -53,8 +53,10 @@ def test_quick_benchmark_runs_and_the_architecture_beats_the_naive_chain(
     assert architecture["duplicates"] == 0
     assert architecture["fulfilled"] + architecture["in_dlq"] == architecture["requests"]  # accounted for
     assert architecture["peak_dependency_in_flight"] <= architecture["cap"]
-    # The retry storm: 3 attempts x 3 attempts while the dependency fails fast.
-    assert _per_request(naive) > 8.0
+    # The retry storm: 3 attempts x 3 attempts while the dependency fails fast. Counted for one order, not
+    # averaged: on a busy machine the naive chain's own timeouts cut some requests short of nine calls
+    # (5.6 a request beside two CPU burners), which says nothing about the storm.
+    assert naive["most_calls_for_one_order"] == 9
     assert _per_request(naive) > _per_request(architecture)
     assert naive["rejected"] > 0  # the naive chain turns the outage into errors for its clients
     # The peer ran until every message ended somewhere; its key-forwarding handler never charges twice.
