@@ -36,11 +36,49 @@ NAIVE_FUNCTION_TIMEOUT_S = 30.0  # the naive functions' timeout, scaled (3 s at 
 NEIGHBOUR_POOL = 50  # shared concurrency slots in the noisy-neighbour scenario (account limit 1000 / 20)
 
 
+# The full run's scenarios, in order; the noisy neighbour is the slow fault with a shared concurrency pool.
+SCENARIOS = ("outage", "slow", "throttling", "noisy-neighbour", "brownout", "long-outage")
+QUICK_SCENARIOS = ("outage",)
+
+
+def _scenario_names(value: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    unknown = [name for name in names if name not in SCENARIOS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown scenario(s) {', '.join(unknown) or repr(value)}; choose from {', '.join(SCENARIOS)}"
+        )
+    return names
+
+
+def plan_of(
+    catalogue: dict[str, Scenario], *, quick: bool = False, only: tuple[str, ...] | None = None
+) -> list[tuple[str, Scenario, int | None]]:
+    """(label, scenario, shared concurrency pool) for each scenario to run, in the full run's order."""
+    wanted = only if only is not None else QUICK_SCENARIOS if quick else SCENARIOS
+    entries = {
+        "outage": (catalogue["outage"], None),
+        "slow": (catalogue["slow"], None),
+        "throttling": (catalogue["throttling"], None),
+        "noisy-neighbour": (dataclasses.replace(catalogue["slow"], name="noisy-neighbour"), NEIGHBOUR_POOL),
+        "brownout": (catalogue["brownout"], None),
+        "long-outage": (catalogue["long-outage"], None),
+    }
+    return [(label, *entries[label]) for label in SCENARIOS if label in wanted]
+
+
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke run: one short outage, no cost section")
     parser.add_argument(
         "--scale", type=float, default=0.6, help="timeline scale of the scenarios (default 0.6)"
+    )
+    parser.add_argument(
+        "--scenario",
+        type=_scenario_names,
+        default=None,
+        metavar="NAME[,NAME]",
+        help=f"run only these scenarios, in the full run's order, without the cost section ({', '.join(SCENARIOS)})",
     )
     parser.add_argument("--output", type=Path, default=PROJECT_ROOT / "docs", help="where benchmarks.md goes")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw results here")
@@ -163,19 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     catalogue = scenarios(scale, load_scale, receive_budget_s=receive_budget_seconds(context))
     bounds = breaker_bounds(context)
-    plan: list[tuple[str, Scenario, int | None]] = [("outage", catalogue["outage"], None)]
-    if not args.quick:
-        plan += [
-            ("slow", catalogue["slow"], None),
-            ("throttling", catalogue["throttling"], None),
-            (
-                "noisy-neighbour",
-                dataclasses.replace(catalogue["slow"], name="noisy-neighbour"),
-                NEIGHBOUR_POOL,
-            ),
-            ("brownout", catalogue["brownout"], None),
-            ("long-outage", catalogue["long-outage"], None),
-        ]
+    plan = plan_of(catalogue, quick=args.quick, only=args.scenario)
+    # The cost section belongs to the full run (a subset is a measurement of its scenarios only).
+    full = not args.quick and args.scenario is None
     results: list[tuple[DesignResult, DesignResult, DesignResult]] = []
     with tempfile.TemporaryDirectory(prefix="bench-cdk.out-") as outdir:
         if reused is not None:
@@ -209,8 +237,10 @@ def main(argv: list[str] | None = None) -> int:
             return 130
         finally:
             cloud.stop()
-        costs = _measure_costs(synthesized, started) if not args.quick else _Costs()
+        costs = _measure_costs(synthesized, started) if full else _Costs()
     command = "python -m bench" + (" --quick" if args.quick else f" --scale {args.scale:g}")
+    if args.scenario is not None:
+        command += f" --scenario {','.join(args.scenario)}"
     machine = (
         f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
         f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; "
