@@ -43,14 +43,17 @@ class DesignResult:
     healthy_rate_during: float | None = None
     wall_s: float = 0.0
     # Recovery (this architecture; None where it does not apply): charged orders that still ended in a
-    # DLQ, failed dependency calls between the fault's start and the circuit opening (the record as
-    # sampled: when the whole fleet stops), and how long after the recovery the circuit was CLOSED again.
+    # DLQ, failed dependency calls from the fault's start until the circuit record opened (as sampled),
+    # the consumers' failed calls until the whole fleet stopped (the record first left OPEN again: every
+    # consumer call while it was OPEN came from an environment that had not stopped yet), and how long
+    # after the recovery the circuit was CLOSED again.
     charged_in_dlq: int = 0
     # The most dependency calls any one order caused, and the worst case the synth computed for the path
     # (stacks/retry_budget.py; None where no synth applies).
     most_calls_for_one_order: int = 0
     worst_case_calls: int | None = None
     failed_calls_before_open: int | None = None
+    failed_calls_before_stop: int | None = None
     closed_after_recovery_s: float | None = None
     notes: list[str] = field(default_factory=list)
 

@@ -316,13 +316,19 @@ def run_architecture(
 
 
 def _recovery(result: DesignResult, outcome: RunResult, counts: dict[str, int]) -> None:
-    """Charged-and-dead-lettered orders; failed calls until the circuit record opened; time to close."""
+    """Charged-and-dead-lettered orders; failed calls until the circuit record opened, and the consumers'
+    until the whole fleet stopped; time to close."""
     result.charged_in_dlq = counts["charged+dlq"]
     opened = outcome.circuit_opened_during_fault()
-    if outcome.fault_window is not None and opened is not None:
+    stopped = outcome.fleet_stopped_during_fault()
+    if outcome.fault_window is not None and opened is not None and stopped is not None:
+        start = outcome.fault_window[0]
         result.failed_calls_before_open = sum(
+            1 for c in outcome.calls_between(start, opened) if failed_call(c, outcome.attempt_timeout_ms)
+        )
+        result.failed_calls_before_stop = sum(
             1
-            for c in outcome.calls_between(outcome.fault_window[0], opened)
+            for c in outcome.consumer_calls_between(start, stopped)
             if failed_call(c, outcome.attempt_timeout_ms)
         )
         result.closed_after_recovery_s = outcome.circuit_closed_after_recovery()

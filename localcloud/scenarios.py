@@ -477,6 +477,25 @@ class RunResult:
             (t.t for t in self.record_transitions if t.to_state == "OPEN" and start <= t.t < recovered), None
         )
 
+    def fleet_stopped_during_fault(self) -> float | None:
+        """When the whole fleet had stopped calling: the circuit record (as sampled) first left OPEN after it
+        opened during the fault (a probe, or the close), or the dependency recovered first.
+
+        Until then every consumer call came from an environment that had not stopped yet: its cached
+        state still said CLOSED, or it was between the attempts of a call it started before the opening.
+        """
+        opened = self.circuit_opened_during_fault()
+        if opened is None or self.fault_window is None:
+            return None
+        recovered = self.fault_window[1]
+        left = next((s.t for s in self.samples if s.t > opened and s.circuit != "OPEN"), recovered)
+        return min(left, recovered)
+
+    def consumer_calls_between(self, start: float, end: float) -> list[CallRecord]:
+        """The consumers' calls (under a key a client sent; not the controller's probes) that arrived then."""
+        keys = {m.idempotency_key for m in self.messages}
+        return [c for c in self.calls_between(start, end) if c.idempotency_key in keys]
+
     def circuit_closed_after_recovery(self) -> float | None:
         """Seconds from the dependency's recovery until the circuit record was CLOSED again."""
         if self.fault_window is None:

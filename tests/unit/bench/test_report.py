@@ -85,3 +85,13 @@ def test_an_order_called_more_often_than_the_synth_worst_case_is_a_missed_target
     assert not verdicts(
         "outage", architecture(scenario="outage", most_calls_for_one_order=10, worst_case_calls=9)
     )[target]
+
+
+def test_the_fleet_target_is_judged_until_the_whole_fleet_stopped_when_that_was_measured() -> None:
+    name = "<= 3 x failure threshold (15) failed calls before the fleet stopped"
+    stopped_late = architecture(failed_calls_before_open=12, failed_calls_before_stop=16)
+    assert not verdicts("outage", stopped_late)[name]
+    assert verdicts("outage", architecture(failed_calls_before_open=12, failed_calls_before_stop=15))[name]
+    assert verdicts("outage", architecture(failed_calls_before_open=12))[
+        name
+    ]  # a result from before the measure
