@@ -100,11 +100,18 @@ def compressed_context(
     if factor == 1:
         return result, overrides
 
-    def scale(block: dict[str, Any], path: str, key: str, minimum: float) -> None:
+    def scale(
+        block: dict[str, Any], path: str, key: str, minimum: float, *, fractional: bool = False
+    ) -> None:
         if key not in block:
             return
         before = block[key]
-        after = math.ceil(max(minimum, before / factor))
+        # Whole units, except a setting the stack takes to the millisecond (the breaker's cache age).
+        after = (
+            round(max(minimum, before / factor), 3)
+            if fractional
+            else math.ceil(max(minimum, before / factor))
+        )
         if after != before:
             block[key] = after
             overrides.append(Override(f"{path}.{key}", before, after))
@@ -117,7 +124,7 @@ def compressed_context(
         for name, dependency in (block.get("dependencies") or {}).items():
             path = f"{prefix}.dependencies.{name}"
             scale(dependency, path, "breaker_recovery_seconds", 1)
-            scale(dependency, path, "breaker_cache_seconds", 1)
+            scale(dependency, path, "breaker_cache_seconds", 0, fractional=True)
             scale(dependency, path, "attempt_timeout_ms", 50)
             scale(dependency, path, "connect_timeout_ms", 10)
             # The margin covers what an invocation still does after its last dependency call (idempotency

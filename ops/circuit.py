@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from lambdas.reconciler.contract import is_circuit_record
+from lambdas.shared.fleet_circuit import FLEET_FAILURES_ATTRIBUTE
 from ops.aws import Aws, error_code
 from ops.console import Console
 from ops.errors import EXIT_OK, OpsError, UsageError
@@ -166,6 +167,7 @@ def force(
             "#owner": "half_open_owner",
             "#lease": "probe_lease_expiry",
             "#expiration": "expiration",
+            "#streak": FLEET_FAILURES_ATTRIBUTE,  # the fleet's failure streak ends with any change of state
         }
     )
     values.update({":state": {"S": target}, ":expiration": {"N": str(at + FORCED_RECORD_TTL_SECONDS)}})
@@ -174,11 +176,11 @@ def force(
         values[":failures"] = {"N": str(before.get("failure_count") or 0)}
         expression = (
             "SET #state = :state, #failure_count = :failures, #opened_at = :now, #expiration = :expiration "
-            "REMOVE #owner, #lease"
+            "REMOVE #owner, #lease, #streak"
         )
     else:
         values[":zero"] = {"N": "0"}
-        expression = "SET #state = :state, #failure_count = :zero, #expiration = :expiration REMOVE #opened_at, #owner, #lease"
+        expression = "SET #state = :state, #failure_count = :zero, #expiration = :expiration REMOVE #opened_at, #owner, #lease, #streak"
     try:
         aws.client("dynamodb").update_item(
             TableName=table,

@@ -169,8 +169,9 @@ class DependencySettings(_Model):
     breaker_recovery_seconds: int = Field(default=30, ge=1)
     breaker_success_threshold: int = Field(default=2, ge=1)
     # How long an execution environment trusts its cached circuit state: how late it learns that
-    # another environment opened (or closed) the circuit.
-    breaker_cache_seconds: int = Field(default=5, ge=0, le=300)
+    # another environment opened (or closed) the circuit. Fractional (to the millisecond): a compressed
+    # timeline's 0.5 s is that, not a whole second (a call re-reads the state before each retry anyway).
+    breaker_cache_seconds: float = Field(default=5, ge=0, le=300, multiple_of=0.001)
     # The most calls one accepted message may cause at this dependency along any path, every retry
     # layer multiplied (stacks/retry_budget.py): synth fails above it.
     retry_budget: int = Field(default=10, ge=1, le=1_000)

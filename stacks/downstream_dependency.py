@@ -131,7 +131,7 @@ class DownstreamDependency(Construct):
             "BREAKER_FAILURE_THRESHOLD": str(s.breaker_failure_threshold),
             "BREAKER_RECOVERY_SECONDS": str(s.breaker_recovery_seconds),
             "BREAKER_SUCCESS_THRESHOLD": str(s.breaker_success_threshold),
-            "BREAKER_CACHE_SECONDS": str(s.breaker_cache_seconds),
+            "BREAKER_CACHE_SECONDS": f"{s.breaker_cache_seconds:g}",  # "5", "0.5"
             "CIRCUIT_BREAKER_TABLE_NAME": self.circuits.table.table_name,
             "CIRCUIT_EVENTS_BUS_NAME": self.circuits.events.event_bus_name,
         }

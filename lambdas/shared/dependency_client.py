@@ -7,9 +7,15 @@ What it does, in the order a call goes through it:
    sleep must fit in what is left of it, so the function always returns before Lambda kills it.
 2. Circuit breaker (Powertools ``circuit_breaker``, state in DynamoDB shared by every execution
    environment): an open circuit rejects the call without touching the network. The breaker sees ONE
-   outcome per logical call (after the retry loop) and only transient failures count. A caller whose
-   circuit another layer owns (the circuit controller's probe) builds the client with
-   ``external_circuit``: no breaker, no circuit reads or writes, everything else below the same.
+   outcome per logical call (after the retry loop) and only transient failures count. Powertools counts
+   them per environment; the store (``lambdas.shared.fleet_circuit.FleetCircuitStore``) also keeps the
+   fleet's streak of failed logical calls on the circuit's record, and the failure that brings it to the
+   threshold opens the circuit for every environment (not N environments x threshold). While the fleet
+   has a streak, calls get one attempt fewer (``attempts_allowed``), and before each retry a call re-reads the
+   circuit (not the cache): it stops once another environment opened it, or once the streak has used up
+   its attempts. The cache age is the policy's, to the millisecond. A caller whose circuit another layer
+   owns (the circuit controller's probe) builds the client with ``external_circuit``: no breaker, no
+   circuit reads or writes, everything else below the same.
 3. Retry loop: each answer is classified by what it means (``classify_status``):
      * transient (retried with exponential backoff and full jitter, honouring ``Retry-After``): connection
        errors, timeouts, 5xx, 429, 408, 409, 423, 425 and 3xx (redirects are not followed: a 3xx is a
@@ -42,6 +48,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import logging
+import math
 import random
 import threading
 import time
@@ -60,10 +67,7 @@ from aws_lambda_powertools.utilities.circuit_breaker import (
     CircuitTransition,
     circuit_breaker,
 )
-from aws_lambda_powertools.utilities.circuit_breaker.persistence import (
-    CircuitBreakerDynamoDBPersistence,
-    CircuitBreakerPersistenceLayer,
-)
+from aws_lambda_powertools.utilities.circuit_breaker.persistence import CircuitBreakerPersistenceLayer
 from pydantic import Field, field_validator, model_validator
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
@@ -72,6 +76,7 @@ from urllib3.util.retry import Retry
 from lambdas.shared import aws
 from lambdas.shared import log_fields as lf
 from lambdas.shared.env import ConfigurationError, EnvironmentSettings
+from lambdas.shared.fleet_circuit import FleetCircuitStore
 from lambdas.shared.request_signing import SIGNING_SERVICE_VARIABLE, signing_auth
 from lambdas.shared.stores import TABLE_CLIENT_CONFIG
 
@@ -137,6 +142,7 @@ AUTH_STATUSES: Final = frozenset({401, 403})
 ERROR_CODE_FIELD: Final = "error"
 PERMANENT_ERROR_CODES: Final = frozenset({"idempotency_conflict"})
 CIRCUIT_HOOK_FAILED_MESSAGE: Final = "circuit_transition_hook_failed"
+FLEET_TRIP_FAILED_MESSAGE: Final = "circuit_fleet_trip_failed"
 
 
 class DependencyPolicy(EnvironmentSettings):
@@ -159,7 +165,8 @@ class DependencyPolicy(EnvironmentSettings):
     breaker_failure_threshold: int = Field(ge=1, le=1000)
     breaker_recovery_seconds: int = Field(ge=1, le=86_400)
     breaker_success_threshold: int = Field(ge=1, le=1000)
-    breaker_cache_seconds: int = Field(ge=0, le=300)
+    # Fractional: how long an environment trusts its cached circuit state (a compressed timeline's 0.5 s too).
+    breaker_cache_seconds: float = Field(ge=0, le=300)
     # SigV4 service name when the endpoint is IAM-authorized ("lambda" for a function URL); None: unsigned.
     signing_service: str | None = Field(default=None, pattern=r"^[a-z0-9-]+$")
 
@@ -383,6 +390,21 @@ class _Call:
     max_attempts: int = 1
     attempts: int = 0
     credentials_refreshed: bool = False
+    # The circuit as the call started: CLOSED, HALF_OPEN (this call is the probe) or the external owner's.
+    circuit: str = ""
+
+
+class _OpenedDuringCall(Exception):  # internal signal: never leaves the client
+    """Raised inside the breaker when a re-check before a retry found the circuit no longer CLOSED.
+
+    Not one of the breaker's handled exceptions: the circuit is already open, so this call's failure
+    neither counts nor trips it again. Its ``error`` is what the caller gets: a ``TransientUpstreamError``,
+    never ``DependencyUnavailableError`` (which says no call was made: the retry budget relies on it).
+    """
+
+    def __init__(self, error: UpstreamError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _NoAttemptMade(Exception):  # internal signal: never leaves the client
@@ -417,8 +439,9 @@ class DependencyClient:
         the circuit controller's probe). No circuit checks or records and no ``UpstreamLogicalCalls``
         (the calls the breaker and its failure-rate alarm judge); the value is the log's circuit state.
     breaker_cache_seconds:
-        How long an environment trusts its cached circuit state before re-reading DynamoDB (default: the
-        policy's ``breaker_cache_seconds``, i.e. BREAKER_CACHE_SECONDS).
+        How long an environment trusts its cached circuit state before re-reading DynamoDB, to the
+        millisecond (default: the policy's ``breaker_cache_seconds``, i.e. BREAKER_CACHE_SECONDS). With a
+        table name the store is a ``FleetCircuitStore``: the fleet shares its failure streak (below).
     session:
         Defaults to the environment-wide ``shared_session()``.
     sleep, clock, wall_clock, rng:
@@ -441,7 +464,7 @@ class DependencyClient:
         breaker_store: CircuitBreakerPersistenceLayer | None = None,
         breaker_table_name: str | None = None,
         dynamodb_client: Any = None,
-        breaker_cache_seconds: int | None = None,
+        breaker_cache_seconds: float | None = None,
         external_circuit: str | None = None,
         session: requests.Session | None = None,
         logger: SupportsLog | None = None,
@@ -457,17 +480,25 @@ class DependencyClient:
     ) -> None:
         if external_circuit is not None and (breaker_store is not None or breaker_table_name):
             raise ConfigurationError("DependencyClient takes a breaker or an external_circuit, not both")
+        cache_seconds = (
+            policy.breaker_cache_seconds if breaker_cache_seconds is None else breaker_cache_seconds
+        )
         if breaker_store is None and external_circuit is None:
             if not breaker_table_name:
                 raise ConfigurationError("DependencyClient needs breaker_store or breaker_table_name")
             # Short timeouts, standard retries (TABLE_CLIENT_CONFIG): a slow circuit table must not eat the
             # call's budget (reads fail open; an injected client keeps its own config).
-            breaker_store = CircuitBreakerDynamoDBPersistence(
-                table_name=breaker_table_name,
+            breaker_store = FleetCircuitStore(
+                breaker_table_name,
+                cache_seconds=cache_seconds,
+                clock=clock,
+                logger=logger,
                 boto3_client=dynamodb_client or aws.client("dynamodb", config=TABLE_CLIENT_CONFIG),
             )
         self.policy = policy
         self._store = breaker_store
+        # The fleet's shared failure streak (only a FleetCircuitStore keeps one; another store: per environment).
+        self._fleet = breaker_store if isinstance(breaker_store, FleetCircuitStore) else None
         self._external_circuit = external_circuit
         self._session = session or shared_session()
         self._logger: SupportsLog = logger or logging.getLogger(__name__)
@@ -495,9 +526,8 @@ class DependencyClient:
             # A poison request or a budget we never had must not trip it; a sick dependency and a wrong
             # key or route must (the second pauses consumers instead of failing every record).
             handled_exceptions=(TransientUpstreamError, UpstreamConfigurationError),
-            local_cache_max_age=(
-                policy.breaker_cache_seconds if breaker_cache_seconds is None else breaker_cache_seconds
-            ),
+            # Whole seconds for Powertools' own cache (a FleetCircuitStore keeps the fraction).
+            local_cache_max_age=math.ceil(cache_seconds),
         )
         # Wrapping the whole retry loop gives the breaker exactly one outcome per logical call.
         self._guarded_call: Callable[[_Call], DependencyResponse] = (
@@ -576,12 +606,18 @@ class DependencyClient:
         except CircuitBreakerOpenError as exc:
             unavailable = self._unavailable(call, exc.circuit)
             return self._fallback_or_raise(call, unavailable, fallback)
+        except _OpenedDuringCall as exc:
+            # Its attempts failed (no retry once the fleet opened): a failed call, the circuit's already.
+            self._count_logical_call(CALL_OUTCOME_TRANSIENT)
+            self._note_outcome(failed=True)
+            return self._fallback_or_raise(call, exc.error, fallback)
         except _NoAttemptMade as exc:
             raise exc.error from None
         except TransientUpstreamError as exc:
             if exc.attempts:  # a call that never reached the dependency is no data point about it
                 self._count_logical_call(CALL_OUTCOME_TRANSIENT)
                 self._note_outcome(failed=True)
+                self._fleet_failure(call)
             return self._fallback_or_raise(call, exc, fallback)
         except PermanentUpstreamError:
             self._count_logical_call(CALL_OUTCOME_PERMANENT)
@@ -590,6 +626,7 @@ class DependencyClient:
         except UpstreamConfigurationError:
             self._count_logical_call(CALL_OUTCOME_CONFIGURATION)
             self._note_outcome(failed=True)
+            self._fleet_failure(call)
             raise
         self._count_logical_call(CALL_OUTCOME_SUCCESS)
         self._note_outcome(failed=False)
@@ -602,21 +639,56 @@ class DependencyClient:
         """Attempts the next logical call may make: one fewer per consecutive failed call, at least one.
 
         A dependency that just failed a whole call is likely down: retrying every call in full would
-        multiply the calls it gets before the breaker trips (max_attempts x threshold per environment).
-        A brown-out loses little: one success restores every attempt.
+        multiply the calls it gets before the breaker trips (max_attempts x threshold). A brown-out loses
+        little: one success restores every attempt. The streak is this environment's; while the fleet has
+        one (``FleetCircuitStore``: failed calls anywhere since the last success) a call gets at least one
+        attempt fewer, and no more than one fewer for the fleet's sake: a brown-out fails some calls
+        everywhere, and each attempt taken away makes its next call likelier to fail and the streak to
+        reach the threshold (in a simple model of five busy environments and a 50 % brown-out, one fewer
+        per fleet-wide failure doubled the chance that the circuit opens; one fewer in all, about a third).
         """
         with self._streak_lock:
-            return max(1, self.policy.max_attempts - self._failure_streak)
+            streak = self._failure_streak
+        if self._fleet is not None:
+            streak = max(streak, min(1, self._fleet.fleet_failures(self.policy.name)))
+        return max(1, self.policy.max_attempts - streak)
 
     def _note_outcome(self, *, failed: bool) -> None:
         with self._streak_lock:
             self._failure_streak = self._failure_streak + 1 if failed else 0
+        if not failed and self._fleet is not None:
+            self._fleet.clear_failures(self.policy.name)  # a write only when this environment saw a streak
+
+    def _fleet_failure(self, call: _Call) -> None:
+        """Add this failed logical call to the fleet's streak; the environment whose failure makes it reach
+        the threshold opens the circuit for everyone (Powertools' own counter trips it per environment).
+
+        Only a call made while the circuit was CLOSED counts (a failed probe reopens it in Powertools), and
+        none once this environment sees it open (its own failure tripped Powertools' counter).
+        """
+        fleet, name = self._fleet, self.policy.name
+        if fleet is None or call.circuit != str(CircuitState.CLOSED):
+            return
+        if fleet.get_state(name).state != CircuitState.CLOSED:
+            return
+        count = fleet.add_failure(name)
+        if count is None or count < self.policy.breaker_failure_threshold:
+            return
+        opened_at = int(self._wall_clock())
+        try:
+            fleet.save_open(name, failure_count=count, opened_at=opened_at)
+        except Exception as exc:  # like Powertools: a failed write never replaces the call's own error
+            self._logger.warning(
+                FLEET_TRIP_FAILED_MESSAGE, extra={lf.DEPENDENCY: name, lf.ERROR: type(exc).__name__}
+            )
+            return
+        self._on_transition(CircuitTransition(name, CircuitState.CLOSED, CircuitState.OPEN, opened_at))
 
     # ------------------------------------------------------------------------------------ retry loop
 
     def _call_with_retries(self, call: _Call) -> DependencyResponse:
         # CLOSED, or HALF_OPEN when this call is the probe; or the external owner's word.
-        circuit = self._external_circuit or str(self.circuit_state())
+        circuit = call.circuit = self._external_circuit or str(self.circuit_state())
         url = f"{self.policy.base_url}{call.path}"
         while True:
             timeout = self._attempt_timeout(call)
@@ -729,6 +801,44 @@ class DependencyClient:
                 backoff_ms=delay_s * 1000.0,
             )
             self._sleep(delay_s)
+            opened = self._recheck(call)
+            if opened is not None:
+                self._log_attempt(call, status, status_class, 0.0, str(opened.state), lf.OUTCOME_GIVE_UP)
+                raise _OpenedDuringCall(
+                    self._error(
+                        TransientUpstreamError,
+                        call,
+                        "failed, and the circuit opened meanwhile",
+                        status,
+                        status_class,
+                        self._retry_in(opened),  # the record waits for the probe, not for a retry
+                    )
+                )
+            if call.attempts >= call.max_attempts:
+                self._log_attempt(call, status, status_class, 0.0, circuit, lf.OUTCOME_GIVE_UP)
+                raise self._error(
+                    TransientUpstreamError,
+                    call,
+                    "failed, and the fleet's failed calls since left it no more attempts",
+                    status,
+                    status_class,
+                    retry_after,
+                )
+
+    def _recheck(self, call: _Call) -> CircuitInfo | None:
+        """Before a retry of a call made while the circuit was CLOSED: re-read the circuit (not the cache).
+
+        Returns the circuit when another environment opened it meanwhile; otherwise lowers the call's
+        attempts to what a call now gets (``attempts_allowed``: the fleet's streak may have grown). Only a
+        ``FleetCircuitStore`` re-reads (one read per retry: on the failure path only).
+        """
+        if self._fleet is None or call.circuit != str(CircuitState.CLOSED):
+            return None
+        record = self._fleet.read_fresh(self.policy.name)
+        if record.state != CircuitState.CLOSED:
+            return record.to_circuit_info()
+        call.max_attempts = min(call.max_attempts, self.attempts_allowed)
+        return None
 
     def _refreshed_credentials(self, call: _Call) -> bool:
         """Re-read the credentials once per call; True when they changed, so one more attempt is worth it."""
@@ -781,10 +891,14 @@ class DependencyClient:
 
     # ------------------------------------------------------------------------------------ circuit open
 
-    def _unavailable(self, call: _Call, circuit: CircuitInfo | None) -> DependencyUnavailableError:
+    def _retry_in(self, circuit: CircuitInfo | None) -> float:
+        """Seconds until the open circuit lets a probe through."""
         recovery = float(self.policy.breaker_recovery_seconds)
         opened_at = circuit.opened_at if circuit is not None else None
-        retry_in = recovery if opened_at is None else max(0.0, opened_at + recovery - self._wall_clock())
+        return recovery if opened_at is None else max(0.0, opened_at + recovery - self._wall_clock())
+
+    def _unavailable(self, call: _Call, circuit: CircuitInfo | None) -> DependencyUnavailableError:
+        retry_in = self._retry_in(circuit)
         state = str(circuit.state) if circuit is not None else str(CircuitState.OPEN)
         self._logger.warning(
             lf.UPSTREAM_CALL_MESSAGE,

@@ -15,7 +15,11 @@ from tests.infra.conftest import Synthesized, synthesize
 def extended(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     context = cdk_context()
     service = context["service"]
-    service["dependencies"]["inventory"] = {"critical": True, "breaker_failure_threshold": 3}
+    service["dependencies"]["inventory"] = {
+        "critical": True,
+        "breaker_failure_threshold": 3,
+        "breaker_cache_seconds": 0.25,
+    }
     service["consumers"]["restock"] = {
         "dependency": "inventory",
         "handler": "lambdas.order_consumer.handler.handler",
@@ -82,6 +86,12 @@ def test_the_new_dependency_gets_a_breaker_credentials_alarms_and_a_pause(extend
     env = extended.resources[function_id]["Properties"]["Environment"]["Variables"]
     assert env["DEPENDENCY_NAME"] == "inventory"
     assert env["BREAKER_FAILURE_THRESHOLD"] == "3"
+    assert env["BREAKER_CACHE_SECONDS"] == "0.25"  # to the millisecond, as configured
+    orders_id = stack.get_logical_id(stack.consumers["orders"].handler.function.node.default_child)
+    assert (
+        extended.resources[orders_id]["Properties"]["Environment"]["Variables"]["BREAKER_CACHE_SECONDS"]
+        == "5"
+    )
     circuits = stack.get_logical_id(stack.circuits.table.node.default_child)
     assert env["CIRCUIT_BREAKER_TABLE_NAME"] == {"Ref": circuits}
     inventory = stack.downstream["inventory"]

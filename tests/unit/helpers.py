@@ -58,6 +58,17 @@ class BreakerTable:
         item = self.item(circuit)
         return None if item is None else item["state"]["S"]
 
+    def put(self, circuit: str, state: str, **numbers: int) -> None:
+        """Write the circuit's record as another environment (or the controller) would have."""
+        item: dict[str, Any] = {"id": {"S": circuit}, "state": {"S": state}}
+        item.update({name: {"N": str(value)} for name, value in numbers.items()})
+        self.client.put_item(TableName=self.name, Item=item)
+
+    def fleet_failures(self, circuit: str) -> int | None:
+        """The fleet's failure streak on the record (lambdas/shared/fleet_circuit.py); None: no streak."""
+        item = self.item(circuit) or {}
+        return int(item["fleet_failures"]["N"]) if "fleet_failures" in item else None
+
 
 @dataclass
 class VirtualClock:

@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.circuit_breaker import (
 from aws_lambda_powertools.utilities.circuit_breaker.persistence import CircuitBreakerDynamoDBPersistence
 
 from lambdas.shared.dependency_client import DependencyClient, DependencyUnavailableError, create_session
+from lambdas.shared.fleet_circuit import FleetCircuitStore
 from localcloud.fault_dependency import FaultDependency
 from ops.console import Console
 from tests.unit.helpers import REGION, make_policy, unique_name
@@ -184,3 +185,19 @@ def test_unknown_table_is_a_usage_error(aws: None) -> None:
 
     assert result.code == 2
     assert "no table" in result.err
+
+
+def test_a_forced_state_ends_the_fleets_failure_streak(stack: DeployedStack) -> None:
+    name = unique_name("partner")
+    fleet = FleetCircuitStore(
+        stack.circuit_table, cache_seconds=0, boto3_client=boto3.client("dynamodb", region_name=REGION)
+    )
+    for _ in range(2):
+        fleet.add_failure(name)  # two environments failed a call each
+
+    assert run("--stack", stack.name, "circuit", "open", name, "--yes").code == 0
+    opened = item(stack.circuit_table, name)
+    assert opened is not None and opened["state"]["S"] == "OPEN" and "fleet_failures" not in opened
+
+    assert run("--stack", stack.name, "circuit", "close", name, "--yes").code == 0
+    assert fleet.add_failure(name) == 1  # a new streak starts from nothing

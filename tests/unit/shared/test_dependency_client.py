@@ -30,6 +30,7 @@ from lambdas.shared.dependency_client import (
     TransientUpstreamError,
     UpstreamConfigurationError,
     create_session,
+    made_no_call,
 )
 from localcloud.fault_dependency import FaultDependency
 from tests.unit.helpers import (
@@ -57,7 +58,14 @@ def make_client(
     sessions: list[requests.Session] = []
 
     def factory(
-        *, base_url: str | None = None, rng: random.Random | None = None, logger: Any = None, **overrides: Any
+        *,
+        base_url: str | None = None,
+        rng: random.Random | None = None,
+        logger: Any = None,
+        sleep: Callable[[float], None] | None = None,
+        on_transition: Callable[[Any], None] | None = None,
+        cache_seconds: float = 0,  # read the shared state every call, like a fleet of fresh environments
+        **overrides: Any,
     ) -> DependencyClient:
         session = create_session()
         sessions.append(session)
@@ -66,12 +74,13 @@ def make_client(
             policy,
             breaker_table_name=breaker_table.name,
             dynamodb_client=breaker_table.client,
-            breaker_cache_seconds=0,  # read the shared state every call, like a fleet of fresh environments
+            breaker_cache_seconds=cache_seconds,
             session=session,
             logger=logger,
-            sleep=vclock.sleep,
+            sleep=sleep or vclock.sleep,
             clock=vclock.monotonic,
             rng=rng or random.Random(3),
+            on_transition=on_transition,
         )
 
     yield factory
@@ -682,3 +691,150 @@ def test_an_answer_that_proves_the_dependency_up_restores_the_attempts(
     with pytest.raises(PermanentUpstreamError):
         post_charge(client)
     assert client.attempts_allowed == 3
+
+
+# ---------------------------------------------------------------------------------------- the fleet's circuit
+# Other environments are played by writes to the shared circuit record; the client is one environment.
+
+
+def test_the_failure_that_brings_the_fleets_streak_to_the_threshold_opens_the_circuit_for_everyone(
+    make_client: ClientFactory, twin: FaultDependency, breaker_table: BreakerTable
+) -> None:
+    client = make_client(max_attempts=1, breaker_failure_threshold=5)
+    name = client.policy.name
+    breaker_table.put(name, "CLOSED", fleet_failures=4)  # four other environments failed a call each
+    twin.set_profile("outage")
+
+    with pytest.raises(TransientUpstreamError):
+        client.get("/health", remaining_ms=budget(5_000))  # this environment's first failure
+
+    item = breaker_table.item(name)
+    assert item is not None
+    assert (item["state"]["S"], item["failure_count"]["N"]) == ("OPEN", "5")
+    assert "fleet_failures" not in item  # the opening wiped the streak
+    with pytest.raises(DependencyUnavailableError):
+        client.get("/health", remaining_ms=budget(5_000))
+    assert twin.total_calls == 1
+
+
+def test_a_fleet_trip_is_announced_once_like_a_powertools_one(
+    make_client: ClientFactory, twin: FaultDependency, breaker_table: BreakerTable
+) -> None:
+    transitions: list[Any] = []
+    client = make_client(max_attempts=1, breaker_failure_threshold=2, on_transition=transitions.append)
+    name = client.policy.name
+    breaker_table.put(name, "CLOSED", fleet_failures=1)
+    twin.set_profile("outage")
+
+    with pytest.raises(TransientUpstreamError):
+        client.get("/health", remaining_ms=budget(5_000))
+    with pytest.raises(DependencyUnavailableError):
+        client.get("/health", remaining_ms=budget(5_000))
+
+    assert [(t.from_state, t.to_state) for t in transitions] == [("CLOSED", "OPEN")]
+    item = breaker_table.item(name)
+    assert item is not None and transitions[0].opened_at == int(item["opened_at"]["N"])
+
+
+def test_a_call_gets_fewer_attempts_while_the_fleet_has_a_streak(
+    make_client: ClientFactory, twin: FaultDependency, breaker_table: BreakerTable
+) -> None:
+    client = make_client(max_attempts=3, breaker_failure_threshold=10)
+    breaker_table.put(client.policy.name, "CLOSED", fleet_failures=2)
+    twin.set_profile("outage")
+
+    with pytest.raises(TransientUpstreamError) as caught:
+        client.get("/health", remaining_ms=budget(5_000))
+
+    # One fewer while the fleet has a streak, whatever its length (this environment had failed nothing).
+    assert caught.value.attempts == twin.total_calls == 2
+    assert breaker_table.fleet_failures(client.policy.name) == 3
+    # Its own streak now lowers them further, as before: 3 - 1.
+    assert client.attempts_allowed == 2
+    with pytest.raises(TransientUpstreamError) as caught:
+        client.get("/health", remaining_ms=budget(5_000))
+    assert caught.value.attempts == 2 and client.attempts_allowed == 1
+
+
+def test_a_success_ends_the_fleets_streak_and_restores_every_attempt(
+    make_client: ClientFactory, twin: FaultDependency, breaker_table: BreakerTable
+) -> None:
+    client = make_client(max_attempts=3, breaker_failure_threshold=10)
+    name = client.policy.name
+    breaker_table.put(name, "CLOSED", fleet_failures=2)
+
+    assert client.get("/health", remaining_ms=budget(5_000)).status == 200
+    assert breaker_table.fleet_failures(name) is None
+    assert client.attempts_allowed == 3
+
+
+def test_a_call_stops_retrying_once_another_environment_opened_the_circuit(
+    make_client: ClientFactory, twin: FaultDependency, breaker_table: BreakerTable, vclock: VirtualClock
+) -> None:
+    transitions: list[Any] = []
+    name = unique_name("partner")
+
+    def sleep_while_the_fleet_opens(seconds: float) -> None:
+        vclock.sleep(seconds)
+        breaker_table.put(name, "OPEN", opened_at=int(time.time()), failure_count=5)
+
+    client = make_client(
+        name=name,
+        max_attempts=3,
+        breaker_failure_threshold=1,
+        cache_seconds=60,  # the cached CLOSED would let it retry: only a fresh read stops it
+        sleep=sleep_while_the_fleet_opens,
+        on_transition=transitions.append,
+    )
+    twin.set_profile("outage")
+
+    with pytest.raises(TransientUpstreamError) as caught:
+        client.get("/health", remaining_ms=budget(5_000))
+
+    # It reached the dependency once: a transient failure (an open circuit's error would say no call was made).
+    assert not isinstance(caught.value, DependencyUnavailableError) and not made_no_call(caught.value)
+    assert twin.total_calls == 1 and caught.value.attempts == 1
+    assert caught.value.retry_after is not None and 25 <= caught.value.retry_after <= 30  # until the probe
+    assert transitions == []  # the circuit was already open: this failure neither counts nor trips it again
+    assert breaker_table.state(name) == "OPEN"
+
+
+def test_a_call_stops_retrying_when_the_fleets_streak_grew_past_its_attempts(
+    make_client: ClientFactory, twin: FaultDependency, breaker_table: BreakerTable, vclock: VirtualClock
+) -> None:
+    name = unique_name("partner")
+
+    def sleep_while_others_fail(seconds: float) -> None:
+        vclock.sleep(seconds)
+        breaker_table.put(name, "CLOSED", fleet_failures=2)  # two calls elsewhere failed meanwhile
+
+    client = make_client(
+        name=name,
+        max_attempts=3,
+        breaker_failure_threshold=10,
+        cache_seconds=60,
+        sleep=sleep_while_others_fail,
+    )
+    twin.set_profile("outage")
+
+    with pytest.raises(TransientUpstreamError) as caught:
+        client.get("/health", remaining_ms=budget(5_000))
+
+    # Two calls failed elsewhere while it waited: a call now gets one attempt fewer, so it stops at 2 of 3.
+    assert twin.total_calls == caught.value.attempts == 2
+    assert breaker_table.fleet_failures(name) == 3
+
+
+def test_a_failed_probe_does_not_add_to_the_fleets_streak(
+    make_client: ClientFactory, twin: FaultDependency, breaker_table: BreakerTable
+) -> None:
+    client = make_client(max_attempts=1, breaker_recovery_seconds=1)
+    name = client.policy.name
+    breaker_table.put(name, "OPEN", opened_at=int(time.time()) - 5, failure_count=5)
+    twin.set_profile("outage")
+
+    with pytest.raises(TransientUpstreamError):
+        client.get("/health", remaining_ms=budget(5_000))  # this environment won the probe, which failed
+
+    assert breaker_table.state(name) == "OPEN"
+    assert breaker_table.fleet_failures(name) is None

@@ -82,3 +82,8 @@ def test_retry_after_parsing() -> None:
     assert parse_retry_after(None, now) is None
     assert parse_retry_after("soon", now) is None
     assert parse_retry_after("-3", now) is None
+
+
+def test_the_cache_age_may_be_a_fraction_of_a_second() -> None:
+    policy = DependencyPolicy.from_environment({**ENV, "BREAKER_CACHE_SECONDS": "0.5"})
+    assert policy.breaker_cache_seconds == 0.5

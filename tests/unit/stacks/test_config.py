@@ -225,3 +225,25 @@ def test_the_local_clouds_compressed_context_is_still_a_valid_config(factor: int
     context, _ = compressed_context(cdk_context(), factor)
     config = ServiceConfig.from_context(context["service"], context["stages"], "dev")
     assert config.workflows.controller_max_pause_seconds <= _build().workflows.controller_max_pause_seconds
+
+
+@pytest.mark.parametrize(("factor", "cache_seconds"), [(10, 0.5), (4, 1.25), (30, 0.167)])
+def test_compression_divides_the_breakers_cache_age_without_rounding_it_to_a_second(
+    factor: int, cache_seconds: float
+) -> None:
+    from localcloud.scenarios import compressed_context
+
+    context, overrides = compressed_context(cdk_context(), factor)
+    partner = ServiceConfig.from_context(context["service"], context["stages"], "dev").dependencies["partner"]
+    assert partner.breaker_cache_seconds == cache_seconds
+    assert any(
+        o.key.endswith("partner.breaker_cache_seconds") and o.after == cache_seconds for o in overrides
+    )
+
+
+def test_the_cache_age_is_configured_to_the_millisecond() -> None:
+    from stacks.config import DependencySettings
+
+    assert DependencySettings(breaker_cache_seconds=0.25).breaker_cache_seconds == 0.25
+    with pytest.raises(ValueError, match=r"multiple of 0\.001"):
+        DependencySettings(breaker_cache_seconds=0.0005)

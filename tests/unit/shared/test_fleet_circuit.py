@@ -1,0 +1,185 @@
+"""FleetCircuitStore: Powertools' circuit record with a fractional cache age, fresh reads and the fleet's streak.
+
+Against a moto table shaped like the stack's; the cache runs on a clock the test moves.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities.circuit_breaker import CircuitState
+from botocore.exceptions import ClientError
+
+from lambdas.shared.fleet_circuit import (
+    STREAK_WRITE_FAILED_MESSAGE,
+    FleetCircuitStore,
+)
+from tests.unit.helpers import BreakerTable, unique_name
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingClient:
+    """The table's client, counting the writes the store makes."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.updates: list[dict[str, Any]] = []
+
+    def update_item(self, **kwargs: Any) -> Any:
+        self.updates.append(kwargs)
+        return self._client.update_item(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+def make_store(
+    table: BreakerTable, clock: ManualClock, cache_seconds: float = 0.5, client: Any = None
+) -> FleetCircuitStore:
+    return FleetCircuitStore(
+        table.name, cache_seconds=cache_seconds, clock=clock, boto3_client=client or table.client
+    )
+
+
+def opened_after_a_read(
+    table: BreakerTable, clock: ManualClock, cache_seconds: float
+) -> tuple[FleetCircuitStore, str]:
+    """A store that read its circuit CLOSED, after which another environment opened it."""
+    circuit = unique_name("c")
+    store = make_store(table, clock, cache_seconds=cache_seconds)
+    assert store.get_state(circuit).state == CircuitState.CLOSED
+    table.put(circuit, "OPEN", opened_at=1)
+    return store, circuit
+
+
+def test_the_cached_state_is_trusted_for_the_fraction_of_a_second_configured(
+    breaker_table: BreakerTable, clock: ManualClock
+) -> None:
+    store, circuit = opened_after_a_read(breaker_table, clock, cache_seconds=0.5)
+
+    clock.now += 0.499
+    assert store.get_state(circuit).state == CircuitState.CLOSED  # still the cached view
+    clock.now += 0.001
+    assert store.get_state(circuit).state == CircuitState.OPEN  # 0.5 s: read again, not a whole second
+
+
+def test_a_zero_cache_age_reads_the_table_every_time(breaker_table: BreakerTable, clock: ManualClock) -> None:
+    store, circuit = opened_after_a_read(breaker_table, clock, cache_seconds=0)
+    assert store.get_state(circuit).state == CircuitState.OPEN
+
+
+def test_a_negative_cache_age_is_refused(breaker_table: BreakerTable, clock: ManualClock) -> None:
+    with pytest.raises(ValueError, match="cache_seconds"):
+        make_store(breaker_table, clock, cache_seconds=-0.1)
+
+
+def test_a_fresh_read_bypasses_the_cache_and_refreshes_it(
+    breaker_table: BreakerTable, clock: ManualClock
+) -> None:
+    store, circuit = opened_after_a_read(breaker_table, clock, cache_seconds=60)
+
+    assert store.read_fresh(circuit).state == CircuitState.OPEN
+    assert store.get_state(circuit).state == CircuitState.OPEN  # the cache holds what the fresh read saw
+
+
+def test_failures_add_up_across_environments_and_each_learns_the_count(
+    breaker_table: BreakerTable, clock: ManualClock
+) -> None:
+    circuit = unique_name("c")
+    first, second = make_store(breaker_table, clock), make_store(breaker_table, clock)
+
+    assert first.add_failure(circuit) == 1
+    assert second.add_failure(circuit) == 2
+    assert first.fleet_failures(circuit) == 1  # what it last wrote, until it reads again
+    assert first.read_fresh(circuit).state == CircuitState.CLOSED
+    assert first.fleet_failures(circuit) == 2
+    # The first failure created the record: a valid CLOSED one that Powertools reads like its own.
+    assert breaker_table.state(circuit) == "CLOSED"
+    assert breaker_table.fleet_failures(circuit) == 2
+
+
+def test_no_failure_is_added_while_the_circuit_is_not_closed(
+    breaker_table: BreakerTable, clock: ManualClock
+) -> None:
+    circuit = unique_name("c")
+    breaker_table.put(circuit, "OPEN", opened_at=1)
+    store = make_store(breaker_table, clock)
+
+    assert store.add_failure(circuit) is None
+    assert breaker_table.fleet_failures(circuit) is None
+
+
+def test_a_success_clears_a_streak_it_knows_of_and_writes_nothing_otherwise(
+    breaker_table: BreakerTable, clock: ManualClock
+) -> None:
+    circuit = unique_name("c")
+    counting = CountingClient(breaker_table.client)
+    store = make_store(breaker_table, clock, client=counting)
+
+    store.clear_failures(circuit)  # no streak seen: the healthy path stays write-free
+    assert counting.updates == []
+
+    breaker_table.put(circuit, "CLOSED", fleet_failures=3)
+    store.read_fresh(circuit)
+    store.clear_failures(circuit)
+    assert breaker_table.fleet_failures(circuit) is None
+    assert store.fleet_failures(circuit) == 0
+    assert len(counting.updates) == 1
+    store.clear_failures(circuit)  # cleared: nothing more to write
+    assert len(counting.updates) == 1
+
+
+def test_opening_electing_a_prober_and_closing_end_the_streak(
+    breaker_table: BreakerTable, clock: ManualClock
+) -> None:
+    circuit = unique_name("c")
+    store = make_store(breaker_table, clock)
+    for _ in range(3):
+        store.add_failure(circuit)
+
+    store.save_open(circuit, failure_count=3, opened_at=1)  # Powertools' PutItem: the whole item
+    assert (breaker_table.state(circuit), breaker_table.fleet_failures(circuit)) == ("OPEN", None)
+    assert store.fleet_failures(circuit) == 0
+
+    assert store.try_acquire_half_open(circuit, "me", opened_at=1)
+    store.save_closed(circuit)
+    breaker_table.put(circuit, "CLOSED", fleet_failures=2)  # e.g. a streak left by a racing write
+    store.save_reopen(circuit, opened_at=2)  # Powertools' UpdateItem removes it too
+    assert (breaker_table.state(circuit), breaker_table.fleet_failures(circuit)) == ("OPEN", None)
+    breaker_table.put(circuit, "HALF_OPEN", fleet_failures=2)
+    store.save_closed(circuit)
+    assert (breaker_table.state(circuit), breaker_table.fleet_failures(circuit)) == ("CLOSED", None)
+
+
+class FailingClient(CountingClient):
+    def update_item(self, **kwargs: Any) -> Any:
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "UpdateItem")
+
+
+def test_a_failed_streak_write_is_logged_and_never_raised(
+    breaker_table: BreakerTable, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    circuit = unique_name("c")
+    breaker_table.put(circuit, "CLOSED", fleet_failures=1)
+    store = make_store(breaker_table, clock, client=FailingClient(breaker_table.client))
+    store.read_fresh(circuit)
+
+    with caplog.at_level(logging.WARNING):
+        assert store.add_failure(circuit) is None
+        store.clear_failures(circuit)
+
+    assert [r.getMessage() for r in caplog.records].count(STREAK_WRITE_FAILED_MESSAGE) == 2
