@@ -76,20 +76,20 @@ def describe(name: str, item: dict[str, Any] | None, now: float) -> dict[str, An
         "half_open_owner": _s(item, "half_open_owner"),
         "probe_lease_expiry": _iso(lease),
         "expiration": _iso(_n(item, "expiration")),
+        # Failed calls across the fleet since the last success while CLOSED (lambdas/shared/fleet_circuit.py).
+        "fleet_failures": _n(item, FLEET_FAILURES_ATTRIBUTE),
     }
 
 
 def _print(console: Console, shown: dict[str, Any]) -> None:
     if not shown["record"]:
-        console.info(
-            f"circuit {shown['name']}: CLOSED (no record: the breaker writes one only when it opens)"
-        )
+        console.info(f"circuit {shown['name']}: CLOSED (no record: no call has failed nor opened it yet)")
         return
     line = f"circuit {shown['name']}: {shown['state']}"
     if shown["opened_at"]:
         line += f" since {shown['opened_at']} ({shown['open_for_seconds']} s)"
     console.info(line)
-    for key in ("failure_count", "half_open_owner", "probe_lease_expiry", "expiration"):
+    for key in ("failure_count", "fleet_failures", "half_open_owner", "probe_lease_expiry", "expiration"):
         if shown.get(key) is not None:
             console.info(f"  {key}: {shown[key]}")
 

@@ -194,6 +194,8 @@ def test_a_forced_state_ends_the_fleets_failure_streak(stack: DeployedStack) -> 
     )
     for _ in range(2):
         fleet.add_failure(name)  # two environments failed a call each
+    shown = run("--stack", stack.name, "--json", "circuit", "show", name)
+    assert json.loads(shown.out)["fleet_failures"] == 2 and json.loads(shown.out)["state"] == "CLOSED"
 
     assert run("--stack", stack.name, "circuit", "open", name, "--yes").code == 0
     opened = item(stack.circuit_table, name)
