@@ -12,13 +12,13 @@ from bench.naive import NaiveRun, phases_of
 from bench.neighbour import HealthyConsumer
 from bench.peer import PeerRun
 from bench.results import DesignResult, most_calls_for_one_order
+from lambdas.contracts.api import IDEMPOTENCY_KEY_HEADER
 from lambdas.partner_api.faults import FaultProfile
 from localcloud import report
 from localcloud.cloud import LocalCloud
 from localcloud.fault_dependency import FaultDependency
 from localcloud.front_door import producer_auth
 from localcloud.scenarios import RunResult, Scenario, ScenarioRun, failed_call, sample_order
-from stacks.ingestion_api import IDEMPOTENCY_KEY_HEADER
 
 HEALTHY_NEIGHBOUR_LATENCY_MS = 500
 

@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lambdas.reconciler.contract import METRIC_PAUSED_SECONDS
+from lambdas.contracts.metrics import METRIC_PAUSED_SECONDS
 from localcloud.metrics import LOCAL_SERVICE_METRICS, NOT_OBSERVABLE, MetricKey, MetricStore
 
 ALARM, OK, INSUFFICIENT_DATA = "ALARM", "OK", "INSUFFICIENT_DATA"

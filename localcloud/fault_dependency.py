@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from lambdas.contracts.api import IDEMPOTENCY_KEY_HEADER
 from lambdas.partner_api.faults import BASELINES, HEALTHY, PRESETS, FaultDecision, FaultProfile, preset
 from lambdas.partner_api.service import HttpResponse, PartnerService, fault_response
 from localcloud.sigv4 import SigV4Verifier
@@ -358,7 +359,7 @@ class FaultDependency:
                 status=response.status if response is not None else ABANDONED_STATUS,
                 latency_ms=(self._clock() - arrived) * 1000.0,
                 phase=phase.label,
-                idempotency_key=request.headers.get("Idempotency-Key"),
+                idempotency_key=request.headers.get(IDEMPOTENCY_KEY_HEADER),
                 order_id=charge_order,
                 new_charge=new_charge,
                 replayed=replayed,

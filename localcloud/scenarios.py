@@ -29,6 +29,9 @@ from typing import Any
 
 import requests
 
+from lambdas.contracts import circuit as circuit_record
+from lambdas.contracts import environment as env
+from lambdas.contracts.api import IDEMPOTENCY_KEY_HEADER, QUARANTINE_REASON_ATTRIBUTE
 from lambdas.order_consumer.processing import scoped_idempotency_key
 from lambdas.partner_api.faults import BASELINES, HEALTHY, FaultDecision, FaultProfile, preset
 from localcloud import alarms
@@ -410,7 +413,9 @@ class RunResult:
         for message in self.dlq_messages:
             attributes = message.get("MessageAttributes") or {}
             source = (attributes.get("SourceMessageId") or {}).get("StringValue") or message["MessageId"]
-            reason = (attributes.get("QuarantineReason") or {}).get("StringValue") or "max_receive_count"
+            reason = (attributes.get(QUARANTINE_REASON_ATTRIBUTE) or {}).get(
+                "StringValue"
+            ) or "max_receive_count"
             out[source] = reason
         return out
 
@@ -461,7 +466,7 @@ class RunResult:
         """Changes of the circuit record in DynamoDB as sampled (4/s): every writer, including the circuit
         controller workflow, which logs nothing in the consumer's log group."""
         changes: list[Transition] = []
-        previous = "CLOSED"
+        previous = circuit_record.CLOSED
         for sample in self.samples:
             if sample.circuit != previous:
                 changes.append(Transition(sample.t, previous, sample.circuit))
@@ -474,7 +479,12 @@ class RunResult:
             return None
         start, recovered = self.fault_window
         return next(
-            (t.t for t in self.record_transitions if t.to_state == "OPEN" and start <= t.t < recovered), None
+            (
+                t.t
+                for t in self.record_transitions
+                if t.to_state == circuit_record.OPEN and start <= t.t < recovered
+            ),
+            None,
         )
 
     def circuit_closed_after_recovery(self) -> float | None:
@@ -483,7 +493,12 @@ class RunResult:
             return None
         recovered = self.fault_window[1]
         closed = next(
-            (t.t for t in self.record_transitions if t.to_state == "CLOSED" and t.t >= recovered), None
+            (
+                t.t
+                for t in self.record_transitions
+                if t.to_state == circuit_record.CLOSED and t.t >= recovered
+            ),
+            None,
         )
         return None if closed is None else closed - recovered
 
@@ -495,7 +510,9 @@ class RunResult:
         for index, read in enumerate(reads):
             if read.status != 503 or read.reason != "circuit_open":
                 continue
-            changed = next((s.t for s in self.samples if s.t > read.t and s.circuit != "OPEN"), None)
+            changed = next(
+                (s.t for s in self.samples if s.t > read.t and s.circuit != circuit_record.OPEN), None
+            )
             following = reads[index + 1] if index + 1 < len(reads) else None
             out.append((read, None if changed is None else changed - read.t, following))
         return out
@@ -548,9 +565,9 @@ class ScenarioRun:
         self.prefix = f"ord-{uuid.uuid4().hex[:6]}"
         self.consumer = cloud.function_for_handler(CONSUMER_HANDLER)
         self.poller = cloud.poller_for(self.consumer)
-        self.partner: FaultDependency = cloud.dependencies[self.consumer.environ["DEPENDENCY_NAME"]]
+        self.partner: FaultDependency = cloud.dependencies[self.consumer.environ[env.DEPENDENCY_NAME]]
         self.circuit_table = self.consumer.environ["CIRCUIT_BREAKER_TABLE_NAME"]
-        self.circuit_name = self.consumer.environ["DEPENDENCY_NAME"]
+        self.circuit_name = self.consumer.environ[env.DEPENDENCY_NAME]
         self.queue_url = self.poller.source.queue_url
         self.attempt_timeout_ms = float(self.consumer.environ.get("DEPENDENCY_ATTEMPT_TIMEOUT_MS", "inf"))
         self.dlq_url = self.consumer.environ["POISON_MESSAGE_QUEUE_URL"]
@@ -625,8 +642,8 @@ class ScenarioRun:
             item = dynamodb.get_item(
                 TableName=self.circuit_table, Key={"id": {"S": self.circuit_name}}, ConsistentRead=True
             ).get("Item")
-            state = (item or {}).get("state", {}).get("S", "CLOSED")
-            if visible == 0 and in_flight == 0 and self.poller.enabled and state == "CLOSED":
+            state = (item or {}).get(circuit_record.RECORD_STATE, {}).get("S", circuit_record.CLOSED)
+            if visible == 0 and in_flight == 0 and self.poller.enabled and state == circuit_record.CLOSED:
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError(
@@ -745,7 +762,7 @@ class ScenarioRun:
         for _attempt in range(4):
             sent_at = self.now()
             try:
-                response = session.post(url, json=order, headers={"Idempotency-Key": key}, timeout=10)
+                response = session.post(url, json=order, headers={IDEMPOTENCY_KEY_HEADER: key}, timeout=10)
             except requests.RequestException:
                 time.sleep(0.2)
                 continue
@@ -765,7 +782,7 @@ class ScenarioRun:
         if kind == "reused_key":
             # Same Idempotency-Key as the order just sent, different order: a producer bug.
             other = sample_order(90_000 + len(self.messages), self.prefix, self.rng)
-            response = session.post(url, json=other, headers={"Idempotency-Key": key}, timeout=10)
+            response = session.post(url, json=other, headers={IDEMPOTENCY_KEY_HEADER: key}, timeout=10)
             if response.status_code == 202:
                 with self._lock:
                     self.messages.append(
@@ -904,7 +921,7 @@ class ScenarioRun:
                     in_flight=in_flight,
                     dlq=dlq_visible + dlq_in_flight,
                     busy=self.poller.stats.in_flight,
-                    circuit=(item or {}).get("state", {}).get("S", "CLOSED"),
+                    circuit=(item or {}).get(circuit_record.RECORD_STATE, {}).get("S", circuit_record.CLOSED),
                     calls=len(calls),
                     errors=sum(1 for c in calls if self._failed(c)),
                     accepted=len([m for m in self.messages if m.origin != "direct"]),
@@ -912,7 +929,11 @@ class ScenarioRun:
                     consumer_enabled=self.poller.enabled,
                 )
                 self.samples.append(sample)
-                if self._fault_started is not None and self._opened is None and sample.circuit != "CLOSED":
+                if (
+                    self._fault_started is not None
+                    and self._opened is None
+                    and sample.circuit != circuit_record.CLOSED
+                ):
                     self._opened = t
             if self.progress is not None and t - last_progress >= 1.0:
                 last_progress = t

@@ -16,7 +16,7 @@ from typing import TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdas.reconciler.contract import CONTROL_OUTPUT
+from lambdas.contracts.consumer_control import CONTROL_OUTPUT
 from ops import circuit, consumer, dlq
 from ops.aws import Aws
 from ops.console import Console

@@ -13,16 +13,9 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from lambdas.contracts.circuit import RECORD_EXPIRATION, RECORD_KEY
+from lambdas.contracts.events import CIRCUIT_OPENED, circuit_events_source
 from stacks.monitoring import ServiceMonitoring
-
-CIRCUIT_KEY_ATTRIBUTE = "id"
-CIRCUIT_TTL_ATTRIBUTE = "expiration"
-CIRCUIT_OPENED_DETAIL_TYPE = "CircuitOpened"
-
-
-def circuit_events_source(service_name: str) -> str:
-    """Source of the events the breakers publish (never matched by the ingestion rules)."""
-    return f"{service_name}.circuits"
 
 
 class CircuitBreakerStore(Construct):
@@ -40,8 +33,8 @@ class CircuitBreakerStore(Construct):
         self.table = dynamodb.TableV2(
             self,
             "Circuits",
-            partition_key=dynamodb.Attribute(name=CIRCUIT_KEY_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
-            time_to_live_attribute=CIRCUIT_TTL_ATTRIBUTE,
+            partition_key=dynamodb.Attribute(name=RECORD_KEY, type=dynamodb.AttributeType.STRING),
+            time_to_live_attribute=RECORD_EXPIRATION,
             billing=dynamodb.Billing.on_demand(),
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
@@ -76,7 +69,7 @@ class CircuitBreakerStore(Construct):
                 conditions={
                     "StringEquals": {
                         "events:source": [self.event_source],
-                        "events:detail-type": [CIRCUIT_OPENED_DETAIL_TYPE],
+                        "events:detail-type": [CIRCUIT_OPENED],
                     }
                 },
             )

@@ -24,7 +24,7 @@ from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from lambdas.reconciler.contract import CONTROL_ENV, CONTROL_OUTPUT
+from lambdas.contracts.consumer_control import CONTROL_ENV, CONTROL_OUTPUT
 from stacks.circuit_breaker import CircuitBreakerStore
 from stacks.compliance import acknowledge
 from stacks.config import ServiceConfig

@@ -18,20 +18,18 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from lambdas.shared.models import (
+from lambdas.contracts.api import (
+    IDEMPOTENCY_KEY_ATTRIBUTE,
     IDEMPOTENCY_KEY_CHARACTERS,
     IDEMPOTENCY_KEY_HEADER,
     MAX_IDEMPOTENCY_KEY_LENGTH,
     PRODUCER_ARN_ATTRIBUTE,
+    REQUEST_ID_ATTRIBUTE,
 )
 from schemas import EVENT, ORDER, load_schema
 from stacks.compliance import acknowledge
 from stacks.config import STORAGE_ROUTES, ServiceConfig, log_retention
 from stacks.monitoring import ServiceMonitoring
-
-# Message attribute names the consumers read (the producer's header travels as the first).
-IDEMPOTENCY_KEY_ATTRIBUTE = "IdempotencyKey"
-REQUEST_ID_ATTRIBUTE = "RequestId"
 
 ORDERS_PATH = "orders"
 EVENTS_PATH = "events"

@@ -12,8 +12,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from constructs import Construct
 
-from lambdas.notifications_consumer import notifications
-from lambdas.shared.dependency_tries import DEPENDENCY_MAX_TRIES_VARIABLE
+from lambdas.contracts.environment import DEPENDENCY_MAX_TRIES
+from lambdas.contracts.metrics import METRIC_NOTIFICATIONS_DEFERRED
 from stacks.compliance import acknowledge
 from stacks.config import ConsumerSettings, ServiceConfig
 from stacks.downstream_dependency import DownstreamDependency
@@ -24,7 +24,7 @@ from stacks.service_function import ServiceFunction
 # By handler package: the counter a consumer emits when it completes a record without doing the
 # work (its non-critical dependency was unavailable). The queue stays empty, so only that counter
 # shows the work is not being done.
-DEFERRED_WORK_METRICS = {notifications.__package__: notifications.METRIC_DEFERRED}
+DEFERRED_WORK_METRICS = {"lambdas.notifications_consumer": METRIC_NOTIFICATIONS_DEFERRED}
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class LoadLevelingConsumer(Construct):
         # Only a handler that counts its tries may set them (stacks/config.py).
         tries = {}
         if settings.max_dependency_tries is not None:
-            tries = {DEPENDENCY_MAX_TRIES_VARIABLE: str(settings.max_dependency_tries)}
+            tries = {DEPENDENCY_MAX_TRIES: str(settings.max_dependency_tries)}
         self.handler = ServiceFunction(
             self,
             "Consumer",

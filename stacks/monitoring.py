@@ -27,21 +27,22 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct, IConstruct
 
-from lambdas.reconciler.contract import DIMENSION_CONSUMER, METRIC_PAUSED_SECONDS
-from lambdas.shared import log_fields as lf
-from lambdas.shared.dependency_client import (
+from lambdas.contracts import log_fields as lf
+from lambdas.contracts.metrics import (
     CALL_OUTCOME_CONFIGURATION,
     CALL_OUTCOMES,
     CALL_OUTCOMES_FAILED,
+    DIMENSION_CONSUMER,
     DIMENSION_OUTCOME,
     METRIC_CIRCUIT_REJECTIONS,
     METRIC_CIRCUIT_TRANSITION,
     METRIC_FALLBACK_USED,
+    METRIC_IDEMPOTENCY_STORE_ERRORS,
     METRIC_LOGICAL_CALLS,
+    METRIC_PAUSED_SECONDS,
     METRIC_UPSTREAM_CALLS,
     METRIC_UPSTREAM_ERRORS,
 )
-from lambdas.shared.stores import METRIC_IDEMPOTENCY_STORE_ERRORS
 from stacks.alarm_topic import AlarmTopic
 from stacks.compliance import acknowledge
 from stacks.config import API_INTEGRATION_TIMEOUT_SECONDS, ServiceConfig

@@ -12,6 +12,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from lambdas.contracts import environment as env
 from stacks.circuit_breaker import CircuitBreakerStore
 from stacks.compliance import acknowledge
 from stacks.config import API_INTEGRATION_TIMEOUT_SECONDS, ServiceConfig
@@ -66,9 +67,9 @@ class OrderStatusReadPath(Construct):
             reserved_concurrency=settings.reserved_concurrency,
             environment={
                 "ORDER_STATUS_TABLE_NAME": self.table.table_name,
-                "CIRCUIT_BREAKER_TABLE_NAME": circuits.table.table_name,
-                "DEPENDENCY_NAME": dependency.name,
-                "BREAKER_RECOVERY_SECONDS": str(dependency.settings.breaker_recovery_seconds),
+                env.CIRCUIT_BREAKER_TABLE_NAME: circuits.table.table_name,
+                env.DEPENDENCY_NAME: dependency.name,
+                env.BREAKER_RECOVERY_SECONDS: str(dependency.settings.breaker_recovery_seconds),
                 "ORDER_QUEUE_URL": orders.queue.queue_url,
                 "ORDER_QUEUE_BACKLOG_THRESHOLD": str(settings.backlog_threshold),
                 "REQUEST_BUDGET_MS": str(settings.request_budget_ms),

@@ -10,6 +10,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from lambdas.contracts import environment as env
 from stacks import lambda_packaging
 from stacks.compliance import acknowledge
 from stacks.config import ServiceConfig, log_retention
@@ -75,8 +76,8 @@ class ServiceFunction(Construct):
             # Lambda stops a function that loops through SQS/SNS/S3 with itself; keep it on.
             recursive_loop=lambda_.RecursiveLoop.TERMINATE,
             environment={
-                "POWERTOOLS_SERVICE_NAME": config.service_name,
-                "POWERTOOLS_METRICS_NAMESPACE": config.service_name,
+                env.SERVICE_NAME: config.service_name,
+                env.METRICS_NAMESPACE: config.service_name,
                 "POWERTOOLS_LOG_LEVEL": config.log_level,
                 "STAGE": config.stage,
                 **(environment or {}),

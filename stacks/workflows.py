@@ -26,8 +26,9 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from lambdas.workflow_starter.contract import CIRCUIT_WAIT_LIMIT_VARIABLE, CIRCUIT_WAIT_SECONDS_VARIABLE
-from stacks.circuit_breaker import CIRCUIT_OPENED_DETAIL_TYPE, CircuitBreakerStore
+from lambdas.contracts.circuit_wait import CIRCUIT_WAIT_LIMIT_VARIABLE, CIRCUIT_WAIT_SECONDS_VARIABLE
+from lambdas.contracts.events import CIRCUIT_OPENED
+from stacks.circuit_breaker import CircuitBreakerStore
 from stacks.compliance import acknowledge
 from stacks.config import DependencySettings, ServiceConfig, WorkflowSettings, log_retention
 from stacks.downstream_dependency import DownstreamDependency
@@ -263,7 +264,7 @@ class Workflows(Construct):
             description=f"The {name} circuit opened in a consumer -> pause its consumers",
             event_pattern=events.EventPattern(
                 source=[circuits.event_source],
-                detail_type=[CIRCUIT_OPENED_DETAIL_TYPE],
+                detail_type=[CIRCUIT_OPENED],
                 detail={"dependency": [name]},
             ),
         )

@@ -36,12 +36,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambdas.contracts import log_fields as lf
+from lambdas.contracts.api import IDEMPOTENCY_KEY_HEADER
 from lambdas.fulfilment.environment import Canary, ProbeSettings
 from lambdas.fulfilment.errors import CanaryNotDryRunError, DependencyUnhealthyError, ValidationError
-from lambdas.shared import log_fields as lf
 from lambdas.shared.api_key import API_KEY_HEADER, load_api_key
 from lambdas.shared.dependency_client import DependencyClient, DependencyResponse
-from lambdas.shared.models import IDEMPOTENCY_KEY_HEADER
 from lambdas.shared.observability import observability
 
 DRY_RUN_HEADER: Final = "Dry-Run"

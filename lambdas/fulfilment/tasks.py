@@ -34,9 +34,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lambdas.contracts import log_fields as lf
+from lambdas.contracts.api import CHARGES_PATH, NOTIFICATIONS_PATH, REPLAYED_HEADER, SHIPMENTS_PATH
 from lambdas.fulfilment.errors import CircuitWaitExpiredError, UnconfirmedResultError, ValidationError
 from lambdas.fulfilment.partner import Partner
-from lambdas.shared import log_fields as lf
 from lambdas.shared.dependency_client import (
     DependencyResponse,
     DependencyUnavailableError,
@@ -44,10 +45,6 @@ from lambdas.shared.dependency_client import (
 )
 from lambdas.shared.events import PaymentReceived, contract_for
 from lambdas.shared.models import (
-    CHARGES_PATH,
-    NOTIFICATIONS_PATH,
-    REPLAYED_HEADER,
-    SHIPMENTS_PATH,
     AmountCents,
     ChargeRequest,
     ChargeResponse,

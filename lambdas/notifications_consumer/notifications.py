@@ -35,6 +35,14 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from lambdas.contracts.api import (
+    IDEMPOTENCY_KEY_HEADER,
+    IDEMPOTENCY_KEY_PATTERN,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    NOTIFICATIONS_PATH,
+    REPLAYED_HEADER,
+)
+from lambdas.contracts.events import CUSTOMER_UPDATED, ORDER_CANCELLED
 from lambdas.shared.dependency_client import DependencyClient
 from lambdas.shared.events import (
     BY_DETAIL_TYPE,
@@ -44,22 +52,13 @@ from lambdas.shared.events import (
     ReceivedEvent,
     parse_event,
 )
-from lambdas.shared.models import (
-    IDEMPOTENCY_KEY_HEADER,
-    IDEMPOTENCY_KEY_PATTERN,
-    MAX_IDEMPOTENCY_KEY_LENGTH,
-    Identifier,
-    PartnerId,
-)
+from lambdas.shared.models import Identifier, PartnerId
 from lambdas.shared.poison import PoisonMessageError
 
-NOTIFICATIONS_PATH: Final = "/notifications"
-REPLAYED_HEADER: Final = "Idempotent-Replayed"
-# Counted by the handler per deferred notification (EMF, dimension ``service``); the stack alarms on
-# it, so the name lives here, importable without the handler's environment.
-METRIC_DEFERRED: Final = "NotificationsDeferred"
+# The handler counts each deferred notification as metrics.METRIC_NOTIFICATIONS_DEFERRED (EMF, dimension
+# ``service``), which the stack alarms on.
 # The detail-types of the notifications subscription; anything else on this queue is misrouted.
-HANDLED_DETAIL_TYPES: Final = ("OrderCancelled", "CustomerUpdated")
+HANDLED_DETAIL_TYPES: Final = (ORDER_CANCELLED, CUSTOMER_UPDATED)
 
 Template = Literal["order_cancelled", "customer_updated"]
 

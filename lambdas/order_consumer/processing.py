@@ -9,15 +9,9 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from lambdas.contracts.api import IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTENCY_KEY_LENGTH
 from lambdas.shared.dependency_client import DependencyClient
-from lambdas.shared.models import (
-    IDEMPOTENCY_KEY_HEADER,
-    IDEMPOTENCY_KEY_PATTERN,
-    MAX_IDEMPOTENCY_KEY_LENGTH,
-    ChargeRequest,
-    ChargeResponse,
-    Order,
-)
+from lambdas.shared.models import ChargeRequest, ChargeResponse, Order
 from lambdas.shared.poison import PoisonMessageError
 
 CHARGES_PATH: Final = "/charges"

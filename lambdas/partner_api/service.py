@@ -36,14 +36,16 @@ from typing import Any, Final, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from lambdas.shared.api_key import API_KEY_HEADER
-from lambdas.shared.models import (
+from lambdas.contracts.api import (
     CHARGES_PATH,
     IDEMPOTENCY_KEY_HEADER,
     MAX_IDEMPOTENCY_KEY_LENGTH,
     NOTIFICATIONS_PATH,
     REPLAYED_HEADER,
     SHIPMENTS_PATH,
+)
+from lambdas.shared.api_key import API_KEY_HEADER
+from lambdas.shared.models import (
     ChargeRequest,
     ChargeResponse,
     ErrorResponse,

@@ -69,10 +69,26 @@ from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from urllib3.util.retry import Retry
 
+from lambdas.contracts import environment as env
+from lambdas.contracts import log_fields as lf
+from lambdas.contracts.metrics import (
+    CALL_OUTCOME_CONFIGURATION,
+    CALL_OUTCOME_PERMANENT,
+    CALL_OUTCOME_SUCCESS,
+    CALL_OUTCOME_TRANSIENT,
+    DIMENSION_OUTCOME,
+    DIMENSION_TO_STATE,
+    METRIC_CIRCUIT_REJECTIONS,
+    METRIC_CIRCUIT_TRANSITION,
+    METRIC_FALLBACK_USED,
+    METRIC_LOGICAL_CALLS,
+    METRIC_UPSTREAM_CALLS,
+    METRIC_UPSTREAM_ERRORS,
+    METRIC_UPSTREAM_LATENCY,
+)
 from lambdas.shared import aws
-from lambdas.shared import log_fields as lf
 from lambdas.shared.env import ConfigurationError, EnvironmentSettings
-from lambdas.shared.request_signing import SIGNING_SERVICE_VARIABLE, signing_auth
+from lambdas.shared.request_signing import signing_auth
 from lambdas.shared.stores import TABLE_CLIENT_CONFIG
 
 __all__ = [
@@ -96,30 +112,6 @@ __all__ = [
 MIN_READ_TIMEOUT_MS: Final = 50
 # Bound on the last-known-good cache so a non-critical dependency with many paths cannot grow memory.
 LAST_GOOD_MAX_ENTRIES: Final = 256
-
-METRIC_UPSTREAM_CALLS: Final = "UpstreamCalls"
-METRIC_UPSTREAM_LATENCY: Final = "UpstreamLatency"
-METRIC_UPSTREAM_ERRORS: Final = "UpstreamErrors"
-METRIC_FALLBACK_USED: Final = "FallbackUsed"
-METRIC_CIRCUIT_REJECTIONS: Final = "CircuitOpenRejections"
-METRIC_CIRCUIT_TRANSITION: Final = "CircuitTransition"
-DIMENSION_TO_STATE: Final = "to_state"
-# One data point per logical call (all its attempts), by what it finally meant. The alarm that pauses
-# consumers reads the failure RATE of these (stacks/monitoring.py), not single attempts.
-METRIC_LOGICAL_CALLS: Final = "UpstreamLogicalCalls"
-DIMENSION_OUTCOME: Final = "outcome"
-CALL_OUTCOME_SUCCESS: Final = "success"
-CALL_OUTCOME_TRANSIENT: Final = "transient"  # still failing after the retries (incl. budget after a try)
-CALL_OUTCOME_PERMANENT: Final = "permanent"  # the request can never succeed (quarantined by callers)
-CALL_OUTCOME_CONFIGURATION: Final = "configuration"  # credentials or route wrong: ours to fix
-CALL_OUTCOMES: Final = (
-    CALL_OUTCOME_SUCCESS,
-    CALL_OUTCOME_TRANSIENT,
-    CALL_OUTCOME_PERMANENT,
-    CALL_OUTCOME_CONFIGURATION,
-)
-# Outcomes that say the dependency (or our configuration of it) is unusable: these pause consumers.
-CALL_OUTCOMES_FAILED: Final = (CALL_OUTCOME_TRANSIENT, CALL_OUTCOME_CONFIGURATION)
 
 # -- what an answer means (classify_status)
 VERDICT_SUCCESS: Final = "success"
@@ -165,21 +157,21 @@ class DependencyPolicy(EnvironmentSettings):
 
     # field -> environment variable (names are part of the contract with the CDK stacks).
     REQUIRED: ClassVar[Mapping[str, str]] = {
-        "name": "DEPENDENCY_NAME",
-        "base_url": "DEPENDENCY_BASE_URL",
-        "critical": "DEPENDENCY_CRITICAL",
-        "max_attempts": "DEPENDENCY_MAX_ATTEMPTS",
-        "base_delay_ms": "DEPENDENCY_BASE_DELAY_MS",
-        "max_delay_ms": "DEPENDENCY_MAX_DELAY_MS",
-        "attempt_timeout_ms": "DEPENDENCY_ATTEMPT_TIMEOUT_MS",
-        "safety_margin_ms": "DEPENDENCY_SAFETY_MARGIN_MS",
-        "connect_timeout_ms": "DEPENDENCY_CONNECT_TIMEOUT_MS",
-        "breaker_failure_threshold": "BREAKER_FAILURE_THRESHOLD",
-        "breaker_recovery_seconds": "BREAKER_RECOVERY_SECONDS",
-        "breaker_success_threshold": "BREAKER_SUCCESS_THRESHOLD",
-        "breaker_cache_seconds": "BREAKER_CACHE_SECONDS",
+        "name": env.DEPENDENCY_NAME,
+        "base_url": env.DEPENDENCY_BASE_URL,
+        "critical": env.DEPENDENCY_CRITICAL,
+        "max_attempts": env.DEPENDENCY_MAX_ATTEMPTS,
+        "base_delay_ms": env.DEPENDENCY_BASE_DELAY_MS,
+        "max_delay_ms": env.DEPENDENCY_MAX_DELAY_MS,
+        "attempt_timeout_ms": env.DEPENDENCY_ATTEMPT_TIMEOUT_MS,
+        "safety_margin_ms": env.DEPENDENCY_SAFETY_MARGIN_MS,
+        "connect_timeout_ms": env.DEPENDENCY_CONNECT_TIMEOUT_MS,
+        "breaker_failure_threshold": env.BREAKER_FAILURE_THRESHOLD,
+        "breaker_recovery_seconds": env.BREAKER_RECOVERY_SECONDS,
+        "breaker_success_threshold": env.BREAKER_SUCCESS_THRESHOLD,
+        "breaker_cache_seconds": env.BREAKER_CACHE_SECONDS,
     }
-    OPTIONAL: ClassVar[Mapping[str, str]] = {"signing_service": SIGNING_SERVICE_VARIABLE}
+    OPTIONAL: ClassVar[Mapping[str, str]] = {"signing_service": env.DEPENDENCY_SIGNING_SERVICE}
 
     @field_validator("base_url")
     @classmethod
@@ -548,7 +540,7 @@ class DependencyClient:
         ``route`` is the template logged instead of the concrete path (defaults to ``path``).
         ``fallback`` is the default returned for a non-critical dependency when nothing was cached yet.
         ``max_attempts`` lowers this call's attempts below ``attempts_allowed`` (a caller whose own
-        layer retries too, e.g. a queue's redelivery: ``lambdas.shared.attempts``).
+        layer retries too, e.g. a queue's redelivery: ``lambdas.contracts.retries``).
 
         Raises PermanentUpstreamError, UpstreamConfigurationError, TransientUpstreamError (incl.
         BudgetExhaustedError) and DependencyUnavailableError, except where a non-critical dependency's

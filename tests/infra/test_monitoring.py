@@ -8,18 +8,19 @@ from typing import Any
 
 from aws_cdk import aws_logs as logs
 
-from lambdas.notifications_consumer import notifications
-from lambdas.shared import log_fields as lf
-from lambdas.shared.dependency_client import (
+from lambdas.contracts import log_fields as lf
+from lambdas.contracts.metrics import (
     CALL_OUTCOME_CONFIGURATION,
     CALL_OUTCOMES,
     CALL_OUTCOMES_FAILED,
     DIMENSION_OUTCOME,
     METRIC_FALLBACK_USED,
+    METRIC_IDEMPOTENCY_STORE_ERRORS,
     METRIC_LOGICAL_CALLS,
+    METRIC_NOTIFICATIONS_DEFERRED,
     METRIC_UPSTREAM_ERRORS,
 )
-from lambdas.shared.stores import METRIC_IDEMPOTENCY_STORE_ERRORS
+from lambdas.notifications_consumer import notifications
 from stacks.monitoring import insights_queries
 from tests.infra.conftest import Synthesized
 
@@ -292,7 +293,7 @@ def test_deferred_alarm_watches_what_the_notifications_consumer_emits(dev: Synth
     (alarm,) = [
         a["Properties"]
         for a in dev.of_type("AWS::CloudWatch::Alarm").values()
-        if a["Properties"].get("MetricName") == notifications.METRIC_DEFERRED
+        if a["Properties"].get("MetricName") == METRIC_NOTIFICATIONS_DEFERRED
     ]
     assert alarm["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"], function_id
     # Powertools Metrics(service=...) puts exactly this dimension on the handler's metrics.

@@ -15,16 +15,17 @@ from typing import Any
 import boto3
 import pytest
 
-from lambdas.partner_api.faults import FaultDecision, FaultProfile
-from lambdas.shared.dependency_client import (
+from lambdas.contracts.metrics import (
     CALL_OUTCOME_CONFIGURATION,
     DIMENSION_OUTCOME,
+    METRIC_IDEMPOTENCY_STORE_ERRORS,
     METRIC_LOGICAL_CALLS,
 )
+from lambdas.partner_api.faults import FaultDecision, FaultProfile
 from lambdas.shared.dependency_tries import LAST_FAILURE_ATTRIBUTE, TRIES_ATTRIBUTE, TRIES_KEY_PREFIX
 from lambdas.shared.env import ConfigurationError
 from lambdas.shared.retry_visibility import BACKOFF_MESSAGE
-from lambdas.shared.stores import IDEMPOTENCY_STORE_UNAVAILABLE_MESSAGE, METRIC_IDEMPOTENCY_STORE_ERRORS
+from lambdas.shared.stores import IDEMPOTENCY_STORE_UNAVAILABLE_MESSAGE
 from localcloud.fault_dependency import FaultDependency
 from tests.unit.consumer_harness import API_KEY, ConsumerUnderTest, sqs_message, start_consumer
 from tests.unit.helpers import (

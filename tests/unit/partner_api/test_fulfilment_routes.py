@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import requests
 
+from lambdas.contracts.api import REPLAYED_HEADER
 from lambdas.partner_api.faults import FaultDecision
 from lambdas.partner_api.service import PartnerService
-from lambdas.shared.models import REPLAYED_HEADER
 from localcloud.fault_dependency import FaultDependency
 from tests.unit.helpers import import_fresh
 from tests.unit.partner_api.test_handler import API_KEY, Partner, partner_env

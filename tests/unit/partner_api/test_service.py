@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from lambdas.contracts.api import REPLAYED_HEADER
 from lambdas.partner_api.service import PartnerService
-from lambdas.shared.models import REPLAYED_HEADER
 
 KEY = "secret-key"
 CHARGE = json.dumps({"orderId": "ord-1", "amountCents": 1250, "currency": "EUR"})

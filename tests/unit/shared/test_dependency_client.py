@@ -13,9 +13,8 @@ import pytest
 import requests
 from aws_lambda_powertools import Logger
 
-from lambdas.partner_api.faults import FaultDecision, FaultProfile
-from lambdas.shared import log_fields as lf
-from lambdas.shared.dependency_client import (
+from lambdas.contracts import log_fields as lf
+from lambdas.contracts.metrics import (
     CALL_OUTCOME_CONFIGURATION,
     CALL_OUTCOME_PERMANENT,
     CALL_OUTCOME_SUCCESS,
@@ -23,6 +22,9 @@ from lambdas.shared.dependency_client import (
     DIMENSION_OUTCOME,
     METRIC_FALLBACK_USED,
     METRIC_LOGICAL_CALLS,
+)
+from lambdas.partner_api.faults import FaultDecision, FaultProfile
+from lambdas.shared.dependency_client import (
     BudgetExhaustedError,
     DependencyClient,
     DependencyUnavailableError,

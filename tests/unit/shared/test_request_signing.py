@@ -13,6 +13,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from lambdas.contracts.api import FUNCTION_URL_SERVICE
+from lambdas.contracts.environment import DEPENDENCY_SIGNING_SERVICE
 from lambdas.shared import aws
 from lambdas.shared.dependency_client import (
     DependencyClient,
@@ -21,7 +23,7 @@ from lambdas.shared.dependency_client import (
     UpstreamError,
     create_session,
 )
-from lambdas.shared.request_signing import FUNCTION_URL_SERVICE, SIGNING_SERVICE_VARIABLE, SigV4RequestAuth
+from lambdas.shared.request_signing import SigV4RequestAuth
 from localcloud.fault_dependency import FaultDependency
 from localcloud.sigv4 import Principal, SigV4Verifier
 from tests.unit.helpers import REGION, BreakerTable, make_policy
@@ -112,7 +114,9 @@ def test_the_signing_service_is_optional_configuration() -> None:
         "DEPENDENCY_CRITICAL": "true",
     }
     assert DependencyPolicy.from_environment(environment).signing_service is None
-    signed = DependencyPolicy.from_environment(environment | {SIGNING_SERVICE_VARIABLE: FUNCTION_URL_SERVICE})
+    signed = DependencyPolicy.from_environment(
+        environment | {DEPENDENCY_SIGNING_SERVICE: FUNCTION_URL_SERVICE}
+    )
     assert signed.signing_service == FUNCTION_URL_SERVICE
 
 
