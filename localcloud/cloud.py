@@ -22,6 +22,7 @@ from typing import Any
 from lambdas.contracts.api import FUNCTION_URL_SERVICE
 from lambdas.contracts.environment import (
     DEPENDENCY_API_KEY_SECRET_ARN,
+    DEPENDENCY_BASE_URL,
     DEPENDENCY_NAME,
     DEPENDENCY_SIGNING_SERVICE,
 )
@@ -39,8 +40,6 @@ from localcloud.lambda_runtime import (
 )
 from localcloud.moto_patches.inprocess_lambda import unregister_inprocess_function
 from localcloud.sigv4 import Principal, SigV4Verifier
-
-DEPENDENCY_BASE_URL = "DEPENDENCY_BASE_URL"
 
 
 class LocalCloud:

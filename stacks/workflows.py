@@ -27,6 +27,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from lambdas.contracts.circuit_wait import CIRCUIT_WAIT_LIMIT_VARIABLE, CIRCUIT_WAIT_SECONDS_VARIABLE
+from lambdas.contracts.environment import DEPENDENCY_MAX_ATTEMPTS
 from lambdas.contracts.events import CIRCUIT_OPENED
 from stacks.circuit_breaker import CircuitBreakerStore
 from stacks.compliance import acknowledge
@@ -177,7 +178,7 @@ class Workflows(Construct):
         environment = {**(dependency.environment() if dependency else {}), **(extra_environment or {})}
         if dependency:
             # Step Functions' Retry is the retry layer of a workflow task (stacks/retry_budget.py).
-            environment["DEPENDENCY_MAX_ATTEMPTS"] = str(self.settings.task_max_attempts)
+            environment[DEPENDENCY_MAX_ATTEMPTS] = str(self.settings.task_max_attempts)
         function = ServiceFunction(
             self,
             f"{name}Task",

@@ -14,6 +14,7 @@ import requests
 from aws_lambda_powertools import Logger
 
 from lambdas.contracts import log_fields as lf
+from lambdas.contracts.api import IDEMPOTENCY_KEY_HEADER
 from lambdas.contracts.metrics import (
     CALL_OUTCOME_CONFIGURATION,
     CALL_OUTCOME_PERMANENT,
@@ -82,7 +83,7 @@ def make_client(
 
 
 def post_charge(client: DependencyClient, ms: int = 10_000, **kwargs: Any) -> Any:
-    headers = {"Idempotency-Key": kwargs.pop("key", "key-1")}
+    headers = {IDEMPOTENCY_KEY_HEADER: kwargs.pop("key", "key-1")}
     return client.post(
         "/charges", json=kwargs.pop("json", VALID_CHARGE), headers=headers, remaining_ms=budget(ms)
     )
@@ -407,7 +408,7 @@ def test_one_structured_log_line_per_attempt_with_the_route_template(
         "/charges",
         route="/charges",
         json=VALID_CHARGE,
-        headers={"Idempotency-Key": "k"},
+        headers={IDEMPOTENCY_KEY_HEADER: "k"},
         remaining_ms=budget(5_000),
     )
     with pytest.raises(UpstreamConfigurationError):  # 404: a route of ours the partner does not know

@@ -13,7 +13,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from lambdas.contracts.api import FUNCTION_URL_SERVICE
+from lambdas.contracts.api import FUNCTION_URL_SERVICE, IDEMPOTENCY_KEY_HEADER
 from lambdas.contracts.environment import DEPENDENCY_SIGNING_SERVICE
 from lambdas.shared import aws
 from lambdas.shared.dependency_client import (
@@ -57,7 +57,7 @@ def client_for(twin: FaultDependency, table: BreakerTable, **policy: Any) -> Dep
 
 def charge(client: DependencyClient) -> Any:
     return client.post(
-        "/charges", json=CHARGE, headers={"Idempotency-Key": "key-1"}, remaining_ms=lambda: 10_000
+        "/charges", json=CHARGE, headers={IDEMPOTENCY_KEY_HEADER: "key-1"}, remaining_ms=lambda: 10_000
     )
 
 
@@ -81,7 +81,7 @@ def signed_request(
         method="POST",
         url="http://127.0.0.1:8080/charges",
         data=b'{"orderId": "ord-1"}',
-        headers={"Content-Type": "application/json", "Idempotency-Key": "k"},
+        headers={"Content-Type": "application/json", IDEMPOTENCY_KEY_HEADER: "k"},
     )
     SigV4Auth(Credentials("testing", secret, "testing"), service, region).add_auth(request)
     return request
@@ -104,7 +104,7 @@ def test_the_twin_checks_the_signature_over_the_whole_request() -> None:
     assert "execute-api" in (refusal(signed_request(service="execute-api")) or "")
     assert "does not match" in (refusal(signed_request(secret="guessed")) or "")
     assert "does not match" in (refusal(signed_request(), body=b'{"orderId": "ord-2"}') or "")
-    assert "does not match" in (refusal(signed_request(), headers={"Idempotency-Key": "other"}) or "")
+    assert "does not match" in (refusal(signed_request(), headers={IDEMPOTENCY_KEY_HEADER: "other"}) or "")
 
 
 def test_the_signing_service_is_optional_configuration() -> None:
@@ -135,7 +135,7 @@ def test_the_client_without_a_breaker_signs_too(guarded_twin: FaultDependency) -
         logger=logging.getLogger(),
     )
     response = signed.post(
-        "/charges", json=CHARGE, headers={"Idempotency-Key": "key-2"}, remaining_ms=lambda: 10_000
+        "/charges", json=CHARGE, headers={IDEMPOTENCY_KEY_HEADER: "key-2"}, remaining_ms=lambda: 10_000
     )
     assert response.status == 201
     unsigned = DependencyClient(
