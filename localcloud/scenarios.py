@@ -566,7 +566,7 @@ class ScenarioRun:
         self.consumer = cloud.function_for_handler(CONSUMER_HANDLER)
         self.poller = cloud.poller_for(self.consumer)
         self.partner: FaultDependency = cloud.dependencies[self.consumer.environ[env.DEPENDENCY_NAME]]
-        self.circuit_table = self.consumer.environ["CIRCUIT_BREAKER_TABLE_NAME"]
+        self.circuit_table = self.consumer.environ[env.CIRCUIT_BREAKER_TABLE_NAME]
         self.circuit_name = self.consumer.environ[env.DEPENDENCY_NAME]
         self.queue_url = self.poller.source.queue_url
         self.attempt_timeout_ms = float(self.consumer.environ.get(env.DEPENDENCY_ATTEMPT_TIMEOUT_MS, "inf"))

@@ -23,6 +23,7 @@ from botocore.config import Config
 from pydantic import Field, Json
 
 from lambdas.contracts.consumer_control import CONTROL_ENV
+from lambdas.contracts.environment import SERVICE_NAME
 from lambdas.contracts.metrics import (
     DIMENSION_CONSUMER,
     METRIC_CONTROLLERS_RESTARTED,
@@ -48,7 +49,7 @@ class ReconcilerSettings(EnvironmentSettings):
     control: Json[ConsumerControl]
 
     REQUIRED: ClassVar[Mapping[str, str]] = {
-        "service_name": "POWERTOOLS_SERVICE_NAME",
+        "service_name": SERVICE_NAME,
         "control": CONTROL_ENV,
     }
 

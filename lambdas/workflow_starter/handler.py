@@ -63,6 +63,7 @@ from lambdas.contracts.circuit_wait import (
     CIRCUIT_WAIT_MAX_SECONDS,
     CIRCUIT_WAIT_SECONDS_VARIABLE,
 )
+from lambdas.contracts.environment import SERVICE_NAME
 from lambdas.shared import aws
 from lambdas.shared.env import ConfigurationError, EnvironmentSettings
 from lambdas.shared.events import (
@@ -97,7 +98,7 @@ class StarterSettings(EnvironmentSettings):
 
     REQUIRED: ClassVar[Mapping[str, str]] = {
         "state_machine_arn": "STATE_MACHINE_ARN",
-        "service_name": "POWERTOOLS_SERVICE_NAME",
+        "service_name": SERVICE_NAME,
         "circuit_wait_seconds": CIRCUIT_WAIT_SECONDS_VARIABLE,
         "circuit_wait_limit_seconds": CIRCUIT_WAIT_LIMIT_VARIABLE,
     }
