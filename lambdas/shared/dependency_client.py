@@ -103,6 +103,10 @@ METRIC_UPSTREAM_ERRORS: Final = "UpstreamErrors"
 METRIC_FALLBACK_USED: Final = "FallbackUsed"
 METRIC_CIRCUIT_REJECTIONS: Final = "CircuitOpenRejections"
 METRIC_CIRCUIT_TRANSITION: Final = "CircuitTransition"
+# The controller's probes that found the dependency still unhealthy: one per recovery window while the
+# circuit stays open, so the circuit's alarm stays in ALARM for a whole outage, also while the paused
+# consumer makes no calls (and so no rejections).
+METRIC_CIRCUIT_PROBES_FAILED: Final = "CircuitProbesFailed"
 DIMENSION_TO_STATE: Final = "to_state"
 # One data point per logical call (all its attempts), by what it finally meant. The alarm that pauses
 # consumers reads the failure RATE of these (stacks/monitoring.py), not single attempts.
@@ -920,6 +924,10 @@ class DependencyClient:
             pass
         if error_class is not None:
             self._count(METRIC_UPSTREAM_ERRORS, {**dims, lf.STATUS_CLASS: error_class})
+
+    def count_failed_probe(self) -> None:
+        """The circuit controller's probe found the dependency unhealthy (the circuit stays open)."""
+        self._count(METRIC_CIRCUIT_PROBES_FAILED, {lf.DEPENDENCY: self.policy.name})
 
     def _count_logical_call(self, outcome: str) -> None:
         if self._store is None:  # not a call the breaker (nor its failure-rate alarm) judges
