@@ -126,7 +126,6 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     signal.signal(signal.SIGTERM, _terminate)
     if args.render is not None and args.remeasure_costs:
         return _remeasure_costs(args.render, args.output)

@@ -259,7 +259,6 @@ _SYNTH_EMPTY = textwrap.dedent(
 def _timed_subprocess(code: str) -> float:
     with tempfile.TemporaryDirectory(prefix="bench-synth-") as outdir:
         env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-        env.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
         started = time.monotonic()
         done = subprocess.run(
             [sys.executable, "-c", code, outdir],

@@ -188,6 +188,17 @@ class TemplateAlarms:
     unreadable: dict[str, str]  # logical id -> why it could not be read
 
 
+def clear_window_s(template: Mapping[str, Any], metric_name: str) -> float:
+    """How long (nominal seconds) the alarms reading ``metric_name`` take to return to OK once it stops:
+    their evaluation window, plus one period for the evaluation to come round."""
+    windows = [
+        (alarm.evaluation_periods + 1) * alarm.period_s
+        for alarm in read_template(template).alarms
+        if any(metric.key.name == metric_name for metric in alarm.metrics)
+    ]
+    return float(max(windows, default=0))
+
+
 def read_template(template: Mapping[str, Any], resolve: Resolver = symbolic) -> TemplateAlarms:
     resources: Mapping[str, Any] = template["Resources"]
     alarm_ids = {k for k, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}

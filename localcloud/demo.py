@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import sys
 import tempfile
@@ -142,7 +141,6 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     # Ctrl-C and SIGTERM both stop the run and release every port (explicit for SIGINT too: a process
     # started in the background by a non-interactive shell inherits SIGINT as ignored).
     signal.signal(signal.SIGTERM, _terminate)

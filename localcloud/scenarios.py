@@ -32,6 +32,7 @@ import requests
 from lambdas.contracts import circuit as circuit_record
 from lambdas.contracts import environment as env
 from lambdas.contracts.api import IDEMPOTENCY_KEY_HEADER, QUARANTINE_REASON_ATTRIBUTE
+from lambdas.contracts.metrics import METRIC_CIRCUIT_PROBES_FAILED
 from lambdas.order_consumer.processing import scoped_idempotency_key
 from lambdas.partner_api.faults import BASELINES, HEALTHY, FaultDecision, FaultProfile, preset
 from localcloud import alarms
@@ -624,6 +625,7 @@ class ScenarioRun:
             self._load()
             load_ended = self.now()
             verdict = self._wait_for_drain()
+            self._let_the_circuit_alarm_clear()
         finally:
             self._stop.set()
             for thread in threads:
@@ -632,6 +634,17 @@ class ScenarioRun:
             if recorder is not None:
                 self._metrics = recorder.stop()
         return self._result(load_ended, verdict)
+
+    def _let_the_circuit_alarm_clear(self) -> None:
+        """A run that evaluates alarms lasts until the circuit's alarm could have cleared after the
+        recovery: it stays in ALARM while the controller's probes fail, then for its evaluation window
+        (stacks/monitoring.py), which a quick drain can end before."""
+        if self.alarm_factor is None or self._recovered is None:
+            return
+        window = alarms.clear_window_s(self.cloud.deployed.template, METRIC_CIRCUIT_PROBES_FAILED)
+        until = self._recovered + window / self.alarm_factor
+        while self.now() < until and not self._stop.is_set():
+            time.sleep(0.25)
 
     def wait_until_at_rest(self, timeout_s: float = 60.0) -> None:
         """A run starts from rest: order queue empty, consumer enabled, circuit closed (a cloud may be reused)."""

@@ -12,6 +12,7 @@ dashboard reads left to right like the pipeline.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -34,6 +35,7 @@ from lambdas.contracts.metrics import (
     CALL_OUTCOMES_FAILED,
     DIMENSION_CONSUMER,
     DIMENSION_OUTCOME,
+    METRIC_CIRCUIT_PROBES_FAILED,
     METRIC_CIRCUIT_REJECTIONS,
     METRIC_CIRCUIT_TRANSITION,
     METRIC_FALLBACK_USED,
@@ -349,17 +351,24 @@ class ServiceMonitoring(Construct):
         )
         opened = self._dependency_metric(METRIC_CIRCUIT_TRANSITION, name, {"to_state": "OPEN"})
         rejected = self._dependency_metric(METRIC_CIRCUIT_REJECTIONS, name, {})
+        # While the consumer is paused nothing is rejected: the controller's failed probes (one per
+        # recovery window) keep the alarm in ALARM until the circuit closes.
+        probes_failed = self._dependency_metric(METRIC_CIRCUIT_PROBES_FAILED, name, {})
         circuit_open = cloudwatch.MathExpression(
-            expression="FILL(opened, 0) + FILL(rejected, 0)",
-            using_metrics={"opened": opened, "rejected": rejected},
-            label=f"{name} circuit open (transitions + rejected calls)",
+            expression="FILL(opened, 0) + FILL(rejected, 0) + FILL(probes_failed, 0)",
+            using_metrics={"opened": opened, "rejected": rejected, "probes_failed": probes_failed},
+            label=f"{name} circuit open (transitions + rejected calls + failed probes)",
             period=PERIOD,
         )
         circuit_alarm = self._alarm(
             f"{name}-circuit-open",
             circuit_open,
             threshold=0,
-            periods=1,
+            # In ALARM at the first breaching period; OK only after enough periods without one that
+            # each holds a probe: probes come one recovery window apart, which can exceed a period.
+            periods=math.ceil(self.config.dependencies[name].breaker_recovery_seconds / PERIOD.to_seconds())
+            + 1,
+            datapoints=1,
             description=f"The {name} circuit is open: calls fail fast and the queue holds the work",
             kind="circuit-open",
             resource=None,
@@ -744,6 +753,7 @@ class ServiceMonitoring(Construct):
         kind: str,
         resource: IConstruct | None,
         periods: int | None = None,
+        datapoints: int | None = None,
         comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
     ) -> cloudwatch.Alarm:
@@ -754,7 +764,7 @@ class ServiceMonitoring(Construct):
             metric=metric,
             threshold=threshold,
             evaluation_periods=evaluation,
-            datapoints_to_alarm=evaluation,
+            datapoints_to_alarm=datapoints or evaluation,
             comparison_operator=comparison,
             treat_missing_data=missing,
             alarm_description=description,

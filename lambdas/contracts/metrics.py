@@ -18,6 +18,10 @@ METRIC_UPSTREAM_ERRORS: Final = "UpstreamErrors"
 METRIC_FALLBACK_USED: Final = "FallbackUsed"
 METRIC_CIRCUIT_REJECTIONS: Final = "CircuitOpenRejections"
 METRIC_CIRCUIT_TRANSITION: Final = "CircuitTransition"
+# The controller's probes that found the dependency still unhealthy (lambdas/fulfilment/probe.py): one per
+# recovery window while the circuit stays open, so the circuit's alarm stays in ALARM for a whole outage,
+# also while the paused consumer makes no calls (and so no rejections).
+METRIC_CIRCUIT_PROBES_FAILED: Final = "CircuitProbesFailed"
 DIMENSION_TO_STATE: Final = "to_state"
 # One data point per logical call (all its attempts), by what it finally meant. The alarm that pauses
 # consumers reads the failure RATE of these (stacks/monitoring.py), not single attempts.

@@ -129,6 +129,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         check_canary_response(canary, settings.dependency.name, response)
     except Exception as exc:
         metrics.add_metric(name="ProbesUnhealthy", unit=MetricUnit.Count, value=1)
+        client.count_failed_probe()
         if isinstance(exc, CanaryNotDryRunError):
             logger.error("probe: the canary was not a dry run", extra={lf.ERROR: str(exc)})
         logger.warning("probe: unhealthy", extra={"probe": probe.probe, lf.ERROR: type(exc).__name__})

@@ -78,6 +78,7 @@ from lambdas.contracts.metrics import (
     CALL_OUTCOME_TRANSIENT,
     DIMENSION_OUTCOME,
     DIMENSION_TO_STATE,
+    METRIC_CIRCUIT_PROBES_FAILED,
     METRIC_CIRCUIT_REJECTIONS,
     METRIC_CIRCUIT_TRANSITION,
     METRIC_FALLBACK_USED,
@@ -912,6 +913,10 @@ class DependencyClient:
             pass
         if error_class is not None:
             self._count(METRIC_UPSTREAM_ERRORS, {**dims, lf.STATUS_CLASS: error_class})
+
+    def count_failed_probe(self) -> None:
+        """The circuit controller's probe found the dependency unhealthy (the circuit stays open)."""
+        self._count(METRIC_CIRCUIT_PROBES_FAILED, {lf.DEPENDENCY: self.policy.name})
 
     def _count_logical_call(self, outcome: str) -> None:
         if self._store is None:  # not a call the breaker (nor its failure-rate alarm) judges
