@@ -8,11 +8,11 @@ agree on one state per dependency.
 from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from stacks.durable_table import durable_table
 from stacks.monitoring import ServiceMonitoring
 
 CIRCUIT_KEY_ATTRIBUTE = "id"
@@ -37,15 +37,11 @@ class CircuitBreakerStore(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.event_source = circuit_events_source(service_name)
-        self.table = dynamodb.TableV2(
+        self.table = durable_table(
             self,
             "Circuits",
-            partition_key=dynamodb.Attribute(name=CIRCUIT_KEY_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
-            time_to_live_attribute=CIRCUIT_TTL_ATTRIBUTE,
-            billing=dynamodb.Billing.on_demand(),
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
+            key=CIRCUIT_KEY_ATTRIBUTE,
+            ttl_attribute=CIRCUIT_TTL_ATTRIBUTE,
             removal_policy=removal_policy,
         )
         monitoring.watch_table("circuits", self.table)
