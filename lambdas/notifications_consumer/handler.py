@@ -57,7 +57,6 @@ from lambdas.notifications_consumer.environment import NotificationsSettings
 from lambdas.notifications_consumer.notifications import (
     METRIC_DEFERRED,
     NotificationDeferredError,
-    NotificationRequest,
     PlannedNotification,
     PoisonEventError,
     plan,
@@ -65,6 +64,7 @@ from lambdas.notifications_consumer.notifications import (
 )
 from lambdas.shared.attempts import attempts_on_receive, receive_count
 from lambdas.shared.dependency_client import PermanentUpstreamError
+from lambdas.shared.models import NotificationRequest
 from lambdas.shared.observability import observability
 from lambdas.shared.queue_consumer import QueueConsumer
 from lambdas.shared.stores import idempotency_store_unavailable

@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -48,20 +48,19 @@ from lambdas.shared.models import (
     IDEMPOTENCY_KEY_HEADER,
     IDEMPOTENCY_KEY_PATTERN,
     MAX_IDEMPOTENCY_KEY_LENGTH,
-    Identifier,
+    NOTIFICATIONS_PATH,
+    NotificationRequest,
+    NotificationTemplate,
     PartnerId,
+    replayed_by_partner,
 )
 from lambdas.shared.poison import PoisonMessageError
 
-NOTIFICATIONS_PATH: Final = "/notifications"
-REPLAYED_HEADER: Final = "Idempotent-Replayed"
 # Counted by the handler per deferred notification (EMF, dimension ``service``); the stack alarms on
 # it, so the name lives here, importable without the handler's environment.
 METRIC_DEFERRED: Final = "NotificationsDeferred"
 # The detail-types of the notifications subscription; anything else on this queue is misrouted.
 HANDLED_DETAIL_TYPES: Final = ("OrderCancelled", "CustomerUpdated")
-
-Template = Literal["order_cancelled", "customer_updated"]
 
 # Both handled contracts come from the same producer, so there is one accepted source.
 _PRODUCERS = {BY_DETAIL_TYPE[detail_type].producer for detail_type in HANDLED_DETAIL_TYPES}
@@ -75,16 +74,6 @@ def accepted_source(service_name: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- contract
-
-
-class NotificationRequest(BaseModel):
-    """Body of ``POST /notifications`` for one event (see the module docstring)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    template: Template
-    customerId: Identifier
-    orderId: Identifier | None = None
 
 
 class NotificationAccepted(BaseModel):
@@ -101,7 +90,7 @@ class SentNotification(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     notificationId: str
-    template: Template
+    template: NotificationTemplate
     idempotencyKey: str
     attempts: int
     # The partner had already accepted this key (e.g. our earlier attempt timed out after it was sent).
@@ -221,11 +210,10 @@ def send_notification(
         raise UnconfirmedNotificationError(
             f"{client.policy.name} answered {response.status} without a notificationId"
         ) from exc
-    replayed = {name.lower(): value for name, value in response.headers.items()}.get(REPLAYED_HEADER.lower())
     return SentNotification(
         notificationId=accepted.notificationId,
         template=request.template,
         idempotencyKey=idempotency_key,
         attempts=response.attempts,
-        replayedByPartner=replayed == "true",
+        replayedByPartner=replayed_by_partner(response.headers),
     )

@@ -7,6 +7,7 @@ a test keeps the two in agreement, so change both together.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -124,6 +125,13 @@ class ErrorResponse(BaseModel):
 
 # Set on a response the partner replayed for a known Idempotency-Key.
 REPLAYED_HEADER: Final = "Idempotent-Replayed"
+
+
+def replayed_by_partner(headers: Mapping[str, str]) -> bool:
+    """The partner's response ``headers`` say it replayed the answer to an earlier request with the key."""
+    replayed = {name.lower(): value for name, value in headers.items()}.get(REPLAYED_HEADER.lower())
+    return replayed == "true"
+
 
 CHARGES_PATH: Final = "/charges"
 SHIPMENTS_PATH: Final = "/shipments"
