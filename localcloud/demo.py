@@ -30,11 +30,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import FrameType
 
 from localcloud import report
 from localcloud.calibration import DEFAULT_COMPRESS, calibrate, rate_scale, timeline_scale
 from localcloud.cloud import LocalCloud
+from localcloud.command import start_command
 from localcloud.deploy import Synthesized, synthesize
 from localcloud.scenarios import (
     DEFAULT_SCENARIO,
@@ -135,16 +135,11 @@ class _Progress:
             sys.stdout.flush()
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     # Ctrl-C and SIGTERM both stop the run and release every port (explicit for SIGINT too: a process
     # started in the background by a non-interactive shell inherits SIGINT as ignored).
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGINT, _terminate)
+    start_command(signal.SIGTERM, signal.SIGINT)
     # moto's Step Functions interpreter logs every error a state machine handles (a Choice reading an
     # absent path, the tour's charge failed on purpose) as an ERROR with the whole state: the report and
     # the executions' status and history say what happened.

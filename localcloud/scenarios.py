@@ -37,7 +37,7 @@ from lambdas.order_consumer.processing import scoped_idempotency_key
 from lambdas.partner_api.faults import BASELINES, HEALTHY, FaultDecision, FaultProfile, preset
 from localcloud import alarms
 from localcloud.cloud import LocalCloud
-from localcloud.fault_dependency import CallRecord, FaultDependency
+from localcloud.fault_dependency import CallRecord, FaultDependency, Phase
 from localcloud.front_door import local_producer, producer_auth
 from localcloud.isolation import LogRecord
 from localcloud.metrics import MetricRecorder, MetricStore
@@ -158,17 +158,10 @@ def context_differences(
 
 
 @dataclass(frozen=True)
-class PartnerPhase:
-    start_s: float
-    profile: FaultProfile
-    label: str
-
-
-@dataclass(frozen=True)
 class Scenario:
     name: str
     description: str
-    phases: tuple[PartnerPhase, ...]
+    phases: tuple[Phase, ...]
     load_rate: float  # orders per second
     load_s: float
     fault_window: tuple[float, float] | None  # (fault starts, dependency recovered)
@@ -212,9 +205,9 @@ def scenarios(
             name=name,
             description=note,
             phases=(
-                PartnerPhase(0, baseline, "steady"),
-                PartnerPhase(start, fault, name),
-                PartnerPhase(end, baseline, "recovered"),
+                Phase(0, baseline, "steady"),
+                Phase(start, fault, name),
+                Phase(end, baseline, "recovered"),
             ),
             load_rate=rate * rate_scale,
             load_s=s(12 + fault_s),
@@ -267,7 +260,7 @@ def scenarios(
             name="poison",
             description="healthy partner; poison messages: a reused Idempotency-Key with another order, "
             "a malformed message written straight to the queue, an order the partner rejects (422)",
-            phases=(PartnerPhase(0, healthy, "healthy"),),
+            phases=(Phase(0, healthy, "healthy"),),
             load_rate=10 * rate_scale,
             load_s=s(12),
             fault_window=None,

@@ -8,13 +8,13 @@ agree on one state per dependency.
 from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from lambdas.contracts.circuit import RECORD_EXPIRATION, RECORD_KEY
 from lambdas.contracts.events import CIRCUIT_OPENED, circuit_events_source
+from stacks.durable_table import durable_table
 from stacks.monitoring import ServiceMonitoring
 
 
@@ -30,15 +30,11 @@ class CircuitBreakerStore(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.event_source = circuit_events_source(service_name)
-        self.table = dynamodb.TableV2(
+        self.table = durable_table(
             self,
             "Circuits",
-            partition_key=dynamodb.Attribute(name=RECORD_KEY, type=dynamodb.AttributeType.STRING),
-            time_to_live_attribute=RECORD_EXPIRATION,
-            billing=dynamodb.Billing.on_demand(),
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
+            key=RECORD_KEY,
+            ttl_attribute=RECORD_EXPIRATION,
             removal_policy=removal_policy,
         )
         monitoring.watch_table("circuits", self.table)

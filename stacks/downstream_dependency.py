@@ -4,7 +4,6 @@ a deployable demo twin whose faults can be changed on a live stack."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 
 from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
@@ -37,7 +36,6 @@ class DownstreamDependency(Construct):
         settings: DependencySettings,
         config: ServiceConfig,
         circuits: CircuitBreakerStore,
-        layers: Sequence[lambda_.ILayerVersion],
         monitoring: ServiceMonitoring,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -48,7 +46,7 @@ class DownstreamDependency(Construct):
         self.demo: ServiceFunction | None = None
         self.fault_profile: ssm.StringParameter | None = None
         if settings.base_url is None:
-            self.base_url = self._deploy_demo_twin(config, layers)
+            self.base_url = self._deploy_demo_twin(config)
             assert self.demo is not None
             monitoring.watch_function(f"{name}-demo", self.demo)
         else:
@@ -77,7 +75,7 @@ class DownstreamDependency(Construct):
         )
         return placeholder
 
-    def _deploy_demo_twin(self, config: ServiceConfig, layers: Sequence[lambda_.ILayerVersion]) -> str:
+    def _deploy_demo_twin(self, config: ServiceConfig) -> str:
         self.fault_profile = ssm.StringParameter(
             self,
             "FaultProfile",
@@ -90,7 +88,6 @@ class DownstreamDependency(Construct):
             config=config,
             handler="lambdas.partner_api.handler.handler",
             description=f"Demo twin of the {self.name} dependency with run-time fault injection",
-            layers=layers,
             timeout=PARTNER_TIMEOUT,
             # A real partner has finite capacity; so does its twin (beyond it, Lambda answers 429).
             reserved_concurrency=self.settings.demo_capacity,

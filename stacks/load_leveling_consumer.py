@@ -3,12 +3,9 @@ its dependency can take, inside a bulkhead, with partial batch responses and ide
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aws_cdk import Duration
-from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from constructs import Construct
 
@@ -18,6 +15,7 @@ from stacks.compliance import acknowledge
 from stacks.config import ConsumerSettings, ServiceConfig
 from stacks.downstream_dependency import DownstreamDependency
 from stacks.durable_queue import DurableQueue
+from stacks.durable_table import durable_table
 from stacks.monitoring import ServiceMonitoring
 from stacks.service_function import ServiceFunction
 
@@ -57,9 +55,7 @@ class LoadLevelingConsumer(Construct):
         name: str,
         settings: ConsumerSettings,
         config: ServiceConfig,
-        handler: str,
         dependency: DownstreamDependency,
-        layers: Sequence[lambda_.ILayerVersion],
         monitoring: ServiceMonitoring,
         subscription_queue: DurableQueue | None = None,
     ) -> None:
@@ -80,16 +76,8 @@ class LoadLevelingConsumer(Construct):
             max_receive_count=settings.max_receive_count,
             removal_policy=removal,
         )
-        self.idempotency_table = dynamodb.TableV2(
-            self,
-            "Idempotency",
-            partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
-            time_to_live_attribute="expiration",
-            billing=dynamodb.Billing.on_demand(),
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            removal_policy=removal,
+        self.idempotency_table = durable_table(
+            self, "Idempotency", key="id", ttl_attribute="expiration", removal_policy=removal
         )
         # Only a handler that counts its tries may set them (stacks/config.py).
         tries = {}
@@ -99,9 +87,8 @@ class LoadLevelingConsumer(Construct):
             self,
             "Consumer",
             config=config,
-            handler=handler,
+            handler=settings.handler,
             description=f"Load-leveling consumer '{name}' (calls {dependency.name})",
-            layers=layers,
             timeout=Duration.seconds(settings.timeout_seconds),
             memory_mb=settings.memory_mb,
             reserved_concurrency=settings.reserved_concurrency,

@@ -59,7 +59,6 @@ from lambdas.contracts.retries import attempts_on_receive
 from lambdas.notifications_consumer.environment import NotificationsSettings
 from lambdas.notifications_consumer.notifications import (
     NotificationDeferredError,
-    NotificationRequest,
     PlannedNotification,
     PoisonEventError,
     plan,
@@ -67,6 +66,7 @@ from lambdas.notifications_consumer.notifications import (
 )
 from lambdas.shared.attempts import receive_count
 from lambdas.shared.dependency_client import PermanentUpstreamError
+from lambdas.shared.models import NotificationRequest
 from lambdas.shared.observability import observability
 from lambdas.shared.queue_consumer import QueueConsumer
 from lambdas.shared.stores import idempotency_store_unavailable

@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -40,7 +40,6 @@ from lambdas.contracts.api import (
     IDEMPOTENCY_KEY_PATTERN,
     MAX_IDEMPOTENCY_KEY_LENGTH,
     NOTIFICATIONS_PATH,
-    REPLAYED_HEADER,
 )
 from lambdas.contracts.events import CUSTOMER_UPDATED, ORDER_CANCELLED
 from lambdas.shared.dependency_client import DependencyClient
@@ -52,15 +51,18 @@ from lambdas.shared.events import (
     ReceivedEvent,
     parse_event,
 )
-from lambdas.shared.models import Identifier, PartnerId
+from lambdas.shared.models import (
+    NotificationRequest,
+    NotificationTemplate,
+    PartnerId,
+    replayed_by_partner,
+)
 from lambdas.shared.poison import PoisonMessageError
 
 # The handler counts each deferred notification as metrics.METRIC_NOTIFICATIONS_DEFERRED (EMF, dimension
 # ``service``), which the stack alarms on.
 # The detail-types of the notifications subscription; anything else on this queue is misrouted.
 HANDLED_DETAIL_TYPES: Final = (ORDER_CANCELLED, CUSTOMER_UPDATED)
-
-Template = Literal["order_cancelled", "customer_updated"]
 
 # Both handled contracts come from the same producer, so there is one accepted source.
 _PRODUCERS = {BY_DETAIL_TYPE[detail_type].producer for detail_type in HANDLED_DETAIL_TYPES}
@@ -74,16 +76,6 @@ def accepted_source(service_name: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- contract
-
-
-class NotificationRequest(BaseModel):
-    """Body of ``POST /notifications`` for one event (see the module docstring)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    template: Template
-    customerId: Identifier
-    orderId: Identifier | None = None
 
 
 class NotificationAccepted(BaseModel):
@@ -100,7 +92,7 @@ class SentNotification(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     notificationId: str
-    template: Template
+    template: NotificationTemplate
     idempotencyKey: str
     attempts: int
     # The partner had already accepted this key (e.g. our earlier attempt timed out after it was sent).
@@ -220,11 +212,10 @@ def send_notification(
         raise UnconfirmedNotificationError(
             f"{client.policy.name} answered {response.status} without a notificationId"
         ) from exc
-    replayed = {name.lower(): value for name, value in response.headers.items()}.get(REPLAYED_HEADER.lower())
     return SentNotification(
         notificationId=accepted.notificationId,
         template=request.template,
         idempotencyKey=idempotency_key,
         attempts=response.attempts,
-        replayedByPartner=replayed == "true",
+        replayedByPartner=replayed_by_partner(response.headers),
     )

@@ -48,6 +48,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, ClassVar, Final, Protocol
 
 import requests
@@ -649,9 +650,11 @@ class DependencyClient:
             verdict = classify_status(status, body) if status is not None else VERDICT_TRANSIENT
             succeeded = http_response is not None and verdict == VERDICT_SUCCESS
             self._emit_attempt_metrics(None if succeeded else status_class, latency_ms)
+            log = partial(self._log_attempt, call, status, status_class, latency_ms, circuit)
+            fail = partial(self._failed, log, call, status, status_class)
 
             if succeeded and http_response is not None:
-                self._log_attempt(call, status, status_class, latency_ms, circuit, lf.OUTCOME_SUCCESS)
+                log(lf.OUTCOME_SUCCESS)
                 return DependencyResponse(
                     status=status,
                     body=body,
@@ -662,65 +665,30 @@ class DependencyClient:
 
             if verdict == VERDICT_AUTH and self._refreshed_credentials(call):
                 # A rotated key: retry at once with the new one (no backoff; it is not a dependency fault).
-                self._log_attempt(call, status, status_class, latency_ms, circuit, lf.OUTCOME_RETRY)
+                log(lf.OUTCOME_RETRY)
                 continue
             if verdict == VERDICT_PERMANENT:
-                self._log_attempt(call, status, status_class, latency_ms, circuit, lf.OUTCOME_PERMANENT)
-                raise self._error(PermanentUpstreamError, call, "was rejected", status, status_class)
+                raise fail(lf.OUTCOME_PERMANENT, PermanentUpstreamError, "was rejected")
             if verdict in (VERDICT_AUTH, VERDICT_CONFIGURATION):
-                self._log_attempt(call, status, status_class, latency_ms, circuit, lf.OUTCOME_CONFIGURATION)
-                raise self._error(
-                    UpstreamConfigurationError, call, "was refused (key or route)", status, status_class
-                )
+                raise fail(lf.OUTCOME_CONFIGURATION, UpstreamConfigurationError, "was refused (key or route)")
 
             retry_after = parse_retry_after(
                 http_response.headers.get("Retry-After") if http_response is not None else None,
                 self._wall_clock(),
             )
             if call.attempts >= call.max_attempts:
-                self._log_attempt(
-                    call,
-                    status,
-                    status_class,
-                    latency_ms,
-                    circuit,
-                    lf.OUTCOME_GIVE_UP,
-                    retry_after=retry_after,
-                )
-                raise self._error(
-                    TransientUpstreamError, call, "failed on every attempt", status, status_class, retry_after
-                )
+                raise fail(lf.OUTCOME_GIVE_UP, TransientUpstreamError, "failed on every attempt", retry_after)
 
             delay_s = retry_after if retry_after is not None else self._backoff_seconds(call.attempts)
             if not self._fits_after_sleep(call, delay_s):
                 # Waiting (e.g. a Retry-After beyond the budget) would overrun: give up now, keep the hint.
-                self._log_attempt(
-                    call,
-                    status,
-                    status_class,
-                    latency_ms,
-                    circuit,
+                raise fail(
                     lf.OUTCOME_GIVE_UP,
-                    retry_after=retry_after,
-                )
-                raise self._error(
                     BudgetExhaustedError,
-                    call,
                     f"failed and waiting {delay_s:.3f}s for another attempt would exceed the time budget",
-                    status,
-                    status_class,
                     retry_after,
                 )
-            self._log_attempt(
-                call,
-                status,
-                status_class,
-                latency_ms,
-                circuit,
-                lf.OUTCOME_RETRY,
-                retry_after=retry_after,
-                backoff_ms=delay_s * 1000.0,
-            )
+            log(lf.OUTCOME_RETRY, retry_after=retry_after, backoff_ms=delay_s * 1000.0)
             self._sleep(delay_s)
 
     def _refreshed_credentials(self, call: _Call) -> bool:
@@ -729,6 +697,22 @@ class DependencyClient:
             return False
         call.credentials_refreshed = True
         return self._credentials.refresh()
+
+    def _failed(
+        self,
+        log: Callable[..., None],
+        call: _Call,
+        status: int | None,
+        status_class: str,
+        outcome: str,
+        error_type: type[UpstreamError],
+        what: str,
+        retry_after: float | None = None,
+    ) -> UpstreamError:
+        """Log (``log``: the attempt's ``_log_attempt``) the attempt that ends the call, with ``outcome``,
+        and build the error the call raises."""
+        log(outcome, retry_after=retry_after)
+        return self._error(error_type, call, what, status, status_class, retry_after)
 
     def _error(
         self,

@@ -7,9 +7,12 @@ a test keeps the two in agreement, so change both together.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from lambdas.contracts.api import REPLAYED_HEADER
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9_-]+$"
 SKU_PATTERN = r"^[A-Z0-9-]{3,32}$"
@@ -111,6 +114,13 @@ class ErrorResponse(BaseModel):
 
 
 # ------------------------------------------------------------------------------ partner API routes
+
+
+def replayed_by_partner(headers: Mapping[str, str]) -> bool:
+    """The partner's response ``headers`` say it replayed the answer to an earlier request with the key."""
+    replayed = {name.lower(): value for name, value in headers.items()}.get(REPLAYED_HEADER.lower())
+    return replayed == "true"
+
 
 # Ids the partner hands out (chargeId, shipmentId): opaque to clients, bounded so they fit a header or a key.
 PartnerId = Annotated[str, Field(min_length=1, max_length=128)]
