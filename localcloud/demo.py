@@ -1,6 +1,6 @@
 """``make demo``: the whole pipeline on an embedded AWS emulator, through a dependency outage.
 
-    python -m localcloud.demo [--scenario outage|slow|throttling|poison] [--compress FACTOR]
+    python -m localcloud.demo [--scenario outage|slow|throttling|healthy|poison] [--compress FACTOR]
 
 1. measures this machine and synthesizes the CDK app (``stacks.application.build_app``) with the stage's
    time settings divided by ``--compress`` (default 10: the consumer's 30 s timeout becomes 3 s, the

@@ -256,6 +256,17 @@ def scenarios(
             fault_s=NOMINAL_RECEIVE_BUDGET_S * LONG_OUTAGE_MARGIN,
             at_least_s=(receive_budget_s or 0.0) * LONG_OUTAGE_MARGIN,
         ),
+        "healthy": Scenario(
+            name="healthy",
+            description="light steady load, healthy partner, no fault: what the alarms must stay quiet for",
+            phases=(Phase(0, healthy, "healthy"),),
+            # A fifth of the other scenarios' load: well inside the bulkhead, whose concurrency alarm
+            # rightly fires when a consumer keeps near its cap minute after minute.
+            load_rate=2 * rate_scale,
+            # Longer than the longest evaluation window of the alarms (3 one-minute periods, compressed).
+            load_s=s(50),
+            fault_window=None,
+        ),
         "poison": Scenario(
             name="poison",
             description="healthy partner; poison messages: a reused Idempotency-Key with another order, "
