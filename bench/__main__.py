@@ -12,13 +12,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import FrameType
 
 from bench import cost, report
 from bench.results import DesignResult
 from bench.runner import run_architecture, run_naive, run_peer
 from localcloud.calibration import DEFAULT_COMPRESS, calibrate, rate_scale, timeline_scale
 from localcloud.cloud import LocalCloud
+from localcloud.command import start_command
 from localcloud.deploy import Synthesized, synthesize
 from localcloud.scenarios import (
     Scenario,
@@ -158,14 +158,9 @@ def _remeasure_costs(path: Path, output: Path) -> int:
     return 0
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    signal.signal(signal.SIGTERM, _terminate)
+    start_command(signal.SIGTERM)
     if args.render is not None and args.remeasure_costs:
         return _remeasure_costs(args.render, args.output)
     if args.render is not None:

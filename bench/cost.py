@@ -144,18 +144,23 @@ print((_t.perf_counter() - _wall) * 1000, (_t.process_time() - _cpu) * 1000)
 """
 
 
+def _python(args: list[str], env: Mapping[str, str], *, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """This interpreter with ``args`` in the project root, its output captured (the caller checks it)."""
+    return subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(PROJECT_ROOT),
+        timeout=timeout_s,
+        check=False,
+    )
+
+
 def timed_import(code: str, env: Mapping[str, str]) -> tuple[float, float]:
     """(wall ms, CPU ms) of running ``code`` (import statements) in a fresh interpreter with ``env``."""
     full_env = {**os.environ, **env, "PYTHONPATH": str(PROJECT_ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
-    done = subprocess.run(
-        [sys.executable, "-c", _TIMED.format(code=code)],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=str(PROJECT_ROOT),
-        timeout=120,
-        check=False,
-    )
+    done = _python(["-c", _TIMED.format(code=code)], full_env, timeout_s=120)
     if done.returncode != 0:
         raise RuntimeError(f"{code.splitlines()[0]} ... failed:\n{done.stderr[-2000:]}")
     wall, cpu = done.stdout.split()[-2:]
@@ -259,17 +264,8 @@ _SYNTH_EMPTY = textwrap.dedent(
 def _timed_subprocess(code: str) -> float:
     with tempfile.TemporaryDirectory(prefix="bench-synth-") as outdir:
         env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-        env.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
         started = time.monotonic()
-        done = subprocess.run(
-            [sys.executable, "-c", code, outdir],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=str(PROJECT_ROOT),
-            timeout=600,
-            check=False,
-        )
+        done = _python(["-c", code, outdir], env, timeout_s=600)
         elapsed = time.monotonic() - started
     if done.returncode != 0:
         raise RuntimeError(f"synth failed:\n{done.stderr[-2000:]}")

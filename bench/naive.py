@@ -27,6 +27,7 @@ from typing import Any
 
 import requests
 
+from lambdas.contracts.api import CHARGES_PATH, IDEMPOTENCY_KEY_HEADER
 from localcloud.fault_dependency import FaultDependency, Phase
 from localcloud.scenarios import Scenario
 
@@ -105,9 +106,9 @@ class NaiveRun:
                     raise _FunctionTimeout("function B timed out")
                 try:
                     response = self._session().post(
-                        self.dependency.base_url + "/charges",
+                        self.dependency.base_url + CHARGES_PATH,
                         json={k: order[k] for k in ("orderId", "amountCents", "currency")},
-                        headers={"Idempotency-Key": key},
+                        headers={IDEMPOTENCY_KEY_HEADER: key},
                         timeout=left,
                     )
                 except requests.RequestException as exc:
@@ -186,5 +187,5 @@ class NaiveRun:
 
 
 def phases_of(scenario: Scenario) -> list[Phase]:
-    """The scenario's fault script in the twin's terms (times from the twin's start())."""
-    return [Phase(p.start_s, p.profile, p.label) for p in scenario.phases]
+    """The scenario's fault script (times from the twin's start())."""
+    return list(scenario.phases)

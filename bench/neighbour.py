@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import requests
 
+from lambdas.contracts.api import CHARGES_PATH, IDEMPOTENCY_KEY_HEADER
 from localcloud.fault_dependency import FaultDependency
 
 
@@ -58,7 +59,7 @@ class HealthyConsumer:
 
     def _work(self, index: int) -> None:
         session = requests.Session()
-        url = self.dependency.base_url + "/charges"
+        url = self.dependency.base_url + CHARGES_PATH
         while not self._stop.is_set():
             if index >= self.size - self.busy():
                 self._stop.wait(0.01)
@@ -70,7 +71,7 @@ class HealthyConsumer:
             }
             try:
                 response = session.post(
-                    url, json=body, headers={"Idempotency-Key": uuid.uuid4().hex}, timeout=2
+                    url, json=body, headers={IDEMPOTENCY_KEY_HEADER: uuid.uuid4().hex}, timeout=2
                 )
             except requests.RequestException:
                 continue

@@ -27,6 +27,7 @@ from typing import Any
 
 import requests
 
+from lambdas.contracts.api import CHARGES_PATH, IDEMPOTENCY_KEY_HEADER
 from localcloud.fault_dependency import FaultDependency
 from localcloud.scenarios import Scenario
 
@@ -140,9 +141,9 @@ class PeerRun:
                 return False  # killed at its timeout
             try:
                 response = session.post(
-                    self.dependency.base_url + "/charges",
+                    self.dependency.base_url + CHARGES_PATH,
                     json={k: message.order[k] for k in ("orderId", "amountCents", "currency")},
-                    headers={"Idempotency-Key": message.key},
+                    headers={IDEMPOTENCY_KEY_HEADER: message.key},
                     timeout=left,
                 )
             except requests.RequestException:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import requests
 
@@ -12,19 +12,35 @@ from bench.naive import NaiveRun, phases_of
 from bench.neighbour import HealthyConsumer
 from bench.peer import PeerRun
 from bench.results import DesignResult, most_calls_for_one_order
+from lambdas.contracts.api import IDEMPOTENCY_KEY_HEADER
 from lambdas.partner_api.faults import FaultProfile
 from localcloud import report
 from localcloud.cloud import LocalCloud
 from localcloud.fault_dependency import FaultDependency
 from localcloud.front_door import producer_auth
 from localcloud.scenarios import RunResult, Scenario, ScenarioRun, failed_call, sample_order
-from stacks.ingestion_api import IDEMPOTENCY_KEY_HEADER
 
 HEALTHY_NEIGHBOUR_LATENCY_MS = 500
 
 
 def _healthy_neighbour_twin() -> FaultDependency:
     return FaultDependency([(0.0, FaultProfile(latency_ms=HEALTHY_NEIGHBOUR_LATENCY_MS), "healthy")]).start()
+
+
+class _Design(Protocol):
+    in_flight: int
+    t0: float
+
+    def run(self) -> None: ...
+
+
+DesignT = TypeVar("DesignT", bound=_Design)
+
+
+class _Served(NamedTuple):
+    calls: list[tuple[float, Any]]  # timed from the design's t0
+    charges: dict[str, int]  # order -> charges
+    peak: int  # most calls in flight at once
 
 
 class _Partner:
@@ -44,6 +60,29 @@ class _Partner:
             return
         self._neighbour_twin = _healthy_neighbour_twin()
         self.healthy = HealthyConsumer(self.pool, in_flight, self._neighbour_twin).start()
+
+    def run(
+        self, build: Callable[[FaultDependency], DesignT], *, settle_s: float = 0.0
+    ) -> tuple[DesignT, _Served]:
+        """Build the design on the twin and run it (beside the neighbour when they share a pool), then stop
+        everything: the design, and what the twin served it. ``settle_s``: how long calls the design
+        abandoned may still finish (a slow partner serves them on): they count once finished."""
+        try:
+            design = build(self.dependency)
+            self.share_pool_with(lambda: design.in_flight)
+            design.run()
+            if settle_s:
+                if self.healthy is not None:
+                    self.healthy.stop()
+                settle = time.monotonic() + settle_s
+                while self.dependency.in_flight and time.monotonic() < settle:
+                    time.sleep(0.1)
+            served = _Served(
+                self.calls(design.t0), self.dependency.charges_by_order(), self.dependency.peak_in_flight
+            )
+        finally:
+            self.stop()
+        return design, served
 
     def calls(self, t0: float) -> list[tuple[float, Any]]:
         """Every call the twin served, timed from the design's ``t0`` (its clock started with ours)."""
@@ -81,27 +120,12 @@ def run_naive(
     scenario: Scenario, *, api_limit_s: float, function_timeout_s: float, pool: int | None = None
 ) -> DesignResult:
     partner = _Partner(scenario, pool)
-    try:
-        naive = NaiveRun(
-            scenario,
-            partner.dependency,
-            api_limit_s=api_limit_s,
-            function_timeout_s=function_timeout_s,
-            slots=pool,
-        )
-        partner.share_pool_with(lambda: naive.in_flight)
-        naive.run()
-        if partner.healthy is not None:
-            partner.healthy.stop()
-        # Calls the chain abandoned are still being served (a slow partner): they count once finished.
-        settle = time.monotonic() + 15
-        while partner.dependency.in_flight and time.monotonic() < settle:
-            time.sleep(0.1)
-        calls = partner.calls(naive.t0)
-        charges = partner.dependency.charges_by_order()
-        peak = partner.dependency.peak_in_flight
-    finally:
-        partner.stop()
+    naive, (calls, charges, peak) = partner.run(
+        lambda twin: NaiveRun(
+            scenario, twin, api_limit_s=api_limit_s, function_timeout_s=function_timeout_s, slots=pool
+        ),
+        settle_s=15,
+    )
     start, end = scenario.fault_window or (0.0, scenario.load_s)
     charged_at = _first_charge_at(calls)
     answer_ms = [
@@ -150,21 +174,11 @@ def run_peer(
 ) -> DesignResult:
     """The peer runs until every message is charged or dead-lettered (its whole receive budget)."""
     partner = _Partner(scenario, pool)
-    try:
-        peer = PeerRun(
-            scenario,
-            partner.dependency,
-            function_timeout_s=function_timeout_s,
-            compress=compress,
-            slots=pool,
+    peer, (calls, charges, peak) = partner.run(
+        lambda twin: PeerRun(
+            scenario, twin, function_timeout_s=function_timeout_s, compress=compress, slots=pool
         )
-        partner.share_pool_with(lambda: peer.in_flight)
-        peer.run()
-        calls = partner.calls(peer.t0)
-        charges = partner.dependency.charges_by_order()
-        peak = partner.dependency.peak_in_flight
-    finally:
-        partner.stop()
+    )
     start, end = scenario.fault_window or (0.0, scenario.load_s)
     messages = peer.queue.messages
     charged_at = _first_charge_at(calls)

@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lambdas.reconciler.contract import METRIC_PAUSED_SECONDS
+from lambdas.contracts.metrics import METRIC_PAUSED_SECONDS
 from localcloud.metrics import LOCAL_SERVICE_METRICS, NOT_OBSERVABLE, MetricKey, MetricStore
 
 ALARM, OK, INSUFFICIENT_DATA = "ALARM", "OK", "INSUFFICIENT_DATA"
@@ -186,6 +186,17 @@ class TemplateAlarms:
     alarms: list[AlarmDefinition]
     composites: list[CompositeDefinition]
     unreadable: dict[str, str]  # logical id -> why it could not be read
+
+
+def clear_window_s(template: Mapping[str, Any], metric_name: str) -> float:
+    """How long (nominal seconds) the alarms reading ``metric_name`` take to return to OK once it stops:
+    their evaluation window, plus one period for the evaluation to come round."""
+    windows = [
+        (alarm.evaluation_periods + 1) * alarm.period_s
+        for alarm in read_template(template).alarms
+        if any(metric.key.name == metric_name for metric in alarm.metrics)
+    ]
+    return float(max(windows, default=0))
 
 
 def read_template(template: Mapping[str, Any], resolve: Resolver = symbolic) -> TemplateAlarms:

@@ -19,7 +19,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from lambdas.shared.request_signing import FUNCTION_URL_SERVICE, SIGNING_SERVICE_VARIABLE
+from lambdas.contracts.api import FUNCTION_URL_SERVICE
+from lambdas.contracts.environment import (
+    DEPENDENCY_API_KEY_SECRET_ARN,
+    DEPENDENCY_BASE_URL,
+    DEPENDENCY_NAME,
+    DEPENDENCY_SIGNING_SERVICE,
+)
 from localcloud import isolation
 from localcloud.deploy import DeployedStack, Synthesized, deploy
 from localcloud.emulator import Emulator
@@ -34,10 +40,6 @@ from localcloud.lambda_runtime import (
 )
 from localcloud.moto_patches.inprocess_lambda import unregister_inprocess_function
 from localcloud.sigv4 import Principal, SigV4Verifier
-
-DEPENDENCY_BASE_URL = "DEPENDENCY_BASE_URL"
-DEPENDENCY_NAME = "DEPENDENCY_NAME"
-DEPENDENCY_API_KEY_SECRET_ARN = "DEPENDENCY_API_KEY_SECRET_ARN"
 
 
 class LocalCloud:
@@ -149,7 +151,7 @@ class LocalCloud:
                 api_key = secrets.get_secret_value(SecretId=secret_arn)["SecretString"]
             # Callers that sign for a function URL call a function URL with IAM auth: so does the twin.
             iam_auth = None
-            if config.environment.get(SIGNING_SERVICE_VARIABLE) == FUNCTION_URL_SERVICE:
+            if config.environment.get(DEPENDENCY_SIGNING_SERVICE) == FUNCTION_URL_SERVICE:
                 credentials = self.emulator.lambda_environment()
                 functions = Principal(
                     access_key=credentials["AWS_ACCESS_KEY_ID"],

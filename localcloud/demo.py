@@ -1,6 +1,6 @@
 """``make demo``: the whole pipeline on an embedded AWS emulator, through a dependency outage.
 
-    python -m localcloud.demo [--scenario outage|slow|throttling|poison] [--compress FACTOR]
+    python -m localcloud.demo [--scenario outage|slow|throttling|healthy|poison] [--compress FACTOR]
 
 1. measures this machine and synthesizes the CDK app (``stacks.application.build_app``) with the stage's
    time settings divided by ``--compress`` (default 10: the consumer's 30 s timeout becomes 3 s, the
@@ -25,17 +25,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
-from types import FrameType
 
 from localcloud import report
 from localcloud.calibration import DEFAULT_COMPRESS, calibrate, rate_scale, timeline_scale
 from localcloud.cloud import LocalCloud
+from localcloud.command import start_command
 from localcloud.deploy import Synthesized, synthesize
 from localcloud.scenarios import (
     DEFAULT_SCENARIO,
@@ -136,17 +135,11 @@ class _Progress:
             sys.stdout.flush()
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     # Ctrl-C and SIGTERM both stop the run and release every port (explicit for SIGINT too: a process
     # started in the background by a non-interactive shell inherits SIGINT as ignored).
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGINT, _terminate)
+    start_command(signal.SIGTERM, signal.SIGINT)
     # moto's Step Functions interpreter logs every error a state machine handles (a Choice reading an
     # absent path, the tour's charge failed on purpose) as an ERROR with the whole state: the report and
     # the executions' status and history say what happened.

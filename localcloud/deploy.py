@@ -72,6 +72,18 @@ class Synthesized:
 
 # The context a local synth used, kept next to the assembly so a later process can reuse both.
 CONTEXT_FILE = "localcloud-context.json"
+PROJECT_NODE = Path(__file__).resolve().parent.parent / "node_modules" / ".bin"
+
+
+def use_project_node() -> None:
+    """Put the Node.js that ``npm ci`` pinned (package.json) first on PATH, as the Makefile does.
+
+    aws-cdk-lib starts its jsii runtime with whatever ``node`` PATH finds first: a synth started outside
+    make (``python -m localcloud.demo``, pytest, the bench) must not fall back to an unsupported system
+    Node. Call it before anything imports aws_cdk.
+    """
+    if PROJECT_NODE.is_dir() and os.environ.get("PATH", "").split(os.pathsep)[0] != str(PROJECT_NODE):
+        os.environ["PATH"] = os.pathsep.join([str(PROJECT_NODE), os.environ.get("PATH", "")])
 
 
 def synthesize(context: Mapping[str, Any] | None = None, outdir: str | Path | None = None) -> Synthesized:
@@ -79,7 +91,7 @@ def synthesize(context: Mapping[str, Any] | None = None, outdir: str | Path | No
 
     ``outdir`` None synthesizes into a new temporary directory, which the caller then owns (and removes).
     """
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    use_project_node()
     from stacks.application import build_app
 
     target = Path(outdir) if outdir is not None else Path(tempfile.mkdtemp(prefix="localcloud-cdk.out-"))

@@ -35,8 +35,10 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from lambdas.contracts.api import IDEMPOTENCY_KEY_HEADER
 from lambdas.partner_api.faults import BASELINES, HEALTHY, PRESETS, FaultDecision, FaultProfile, preset
 from lambdas.partner_api.service import HttpResponse, PartnerService, fault_response
+from localcloud.served import ServedOnThread, write_response
 from localcloud.sigv4 import SigV4Verifier
 
 __all__ = ["CallRecord", "FaultDependency", "Phase", "preset", "scenario"]
@@ -127,8 +129,10 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # the timeline is the log
 
 
-class FaultDependency:
+class FaultDependency(ServedOnThread):
     """Threaded local partner API whose faults follow a scenario. All public methods are thread-safe."""
+
+    _what = "fault dependency"
 
     def __init__(
         self,
@@ -142,6 +146,7 @@ class FaultDependency:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__()
         self._host = host
         self._requested_port = port
         self._api_key = api_key
@@ -153,8 +158,6 @@ class FaultDependency:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # signalled when no request is in flight
         self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._started_at = clock()
         self._phases: list[Phase] = _normalise(scenario or [Phase(0.0, HEALTHY, "healthy")])
         self._scripted: collections.deque[FaultDecision] = collections.deque()
@@ -169,14 +172,9 @@ class FaultDependency:
         self._stopping.clear()
         server = _Server((self._host, self._requested_port), _Handler)
         server.twin = self
-        self._server = server
         with self._lock:
             self._started_at = self._clock()
-        # A short poll interval keeps stop() fast (shutdown waits for the serve loop to notice).
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fault-dependency", daemon=True
-        )
-        self._thread.start()
+        self._serve_on_thread(server, name="fault-dependency", poll_interval=0.05)
         return self
 
     def stop(self) -> None:
@@ -184,31 +182,16 @@ class FaultDependency:
 
         Slow responses in flight are woken and abandoned (recorded with ABANDONED_STATUS).
         """
-        server, self._server = self._server, None
-        if server is None:
+        if self._server is None:
             return
         self._stopping.set()
-        server.shutdown()
-        server.server_close()
+        server = self._detach()
+        assert isinstance(server, _Server)
         server.close_open_connections()
         # Let woken requests record themselves, so counters are final once stop() returns.
         with self._idle:
             self._idle.wait_for(lambda: self._in_flight == 0, timeout=STOP_GRACE_SECONDS)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FaultDependency:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("not started")
-        return int(self._server.server_address[1])
+        self._join()
 
     @property
     def base_url(self) -> str:
@@ -358,7 +341,7 @@ class FaultDependency:
                 status=response.status if response is not None else ABANDONED_STATUS,
                 latency_ms=(self._clock() - arrived) * 1000.0,
                 phase=phase.label,
-                idempotency_key=request.headers.get("Idempotency-Key"),
+                idempotency_key=request.headers.get(IDEMPOTENCY_KEY_HEADER),
                 order_id=charge_order,
                 new_charge=new_charge,
                 replayed=replayed,
@@ -383,14 +366,8 @@ def _order_id_of(body: bytes) -> str | None:
 
 
 def _write(request: _Handler, response: HttpResponse) -> None:
-    payload = response.encoded_body()
     try:
-        request.send_response(response.status)
-        for name, value in response.headers.items():
-            request.send_header(name, value)
-        request.send_header("Content-Length", str(len(payload)))
-        request.end_headers()
-        request.wfile.write(payload)
+        write_response(request, response.status, response.headers, response.encoded_body())
     except (BrokenPipeError, ConnectionResetError):
         request.close_connection = True  # the client timed out and left; nothing more to say
 

@@ -43,6 +43,7 @@ from lambdas.shared.request_signing import SigV4RequestAuth
 from localcloud import vtl
 from localcloud.deploy import DeployedStack
 from localcloud.emulator import FAKE_CREDENTIALS
+from localcloud.served import ServedOnThread, write_response
 from localcloud.sigv4 import Principal, SigV4Verifier
 
 API_SERVICE = "execute-api"
@@ -322,8 +323,10 @@ class Response:
         return json.loads(self.body)
 
 
-class FrontDoor:
+class FrontDoor(ServedOnThread):
     """HTTP server on 127.0.0.1 speaking the API's contract; ``base_url`` ends with the stage ("/dev/")."""
+
+    _what = "front door"
 
     def __init__(
         self,
@@ -334,6 +337,7 @@ class FrontDoor:
         invoke_function: Callable[[str, dict[str, Any]], tuple[bool, Any]] | None = None,
     ) -> None:
         """``invoke_function(function_arn, event) -> (succeeded, payload)`` serves Lambda proxy routes."""
+        super().__init__()
         self.stack = stack
         self._invoke_function = invoke_function
         self.contract = ApiContract.from_stack(stack)
@@ -350,8 +354,6 @@ class FrontDoor:
         self._clients: dict[str, Any] = {}
         self._queue_urls: dict[str, str] = {}
         self._clients_lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self.status_counts: Counter[int] = Counter()
         self._stats_lock = threading.Lock()
         # Called with (status, latency in ms) after every request: API Gateway's metrics (localcloud.metrics).
@@ -380,13 +382,7 @@ class FrontDoor:
                     raw.decode("utf-8", errors="replace"),
                     raw,
                 )
-                payload = response.body.encode()
-                self.send_response(response.status)
-                for name, value in response.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                write_response(self, response.status, response.headers, response.body.encode())
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _serve
 
@@ -395,33 +391,8 @@ class FrontDoor:
 
         server = ThreadingHTTPServer(("127.0.0.1", self._requested_port), Handler)
         server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="front-door", daemon=True
-        )
-        self._thread.start()
+        self._serve_on_thread(server, name="front-door", poll_interval=0.1)
         return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FrontDoor:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("front door not started")
-        return int(self._server.server_address[1])
 
     @property
     def base_url(self) -> str:

@@ -266,6 +266,7 @@ def result_document(result: RunResult) -> dict[str, Any]:
         "drained": result.drained,
         "cap": result.cap,
         "visibility_timeout_s": result.visibility_timeout_s,
+        "max_receive_count": result.max_receive_count,
         "consumer_errors": result.consumer_errors,
         "consumer_timeouts": result.consumer_timeouts,
         "peak_consumer_in_flight": result.peak_consumer_in_flight,

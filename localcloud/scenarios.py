@@ -29,11 +29,15 @@ from typing import Any
 
 import requests
 
+from lambdas.contracts import circuit as circuit_record
+from lambdas.contracts import environment as env
+from lambdas.contracts.api import IDEMPOTENCY_KEY_HEADER, QUARANTINE_REASON_ATTRIBUTE
+from lambdas.contracts.metrics import METRIC_CIRCUIT_PROBES_FAILED
 from lambdas.order_consumer.processing import scoped_idempotency_key
 from lambdas.partner_api.faults import BASELINES, HEALTHY, FaultDecision, FaultProfile, preset
 from localcloud import alarms
 from localcloud.cloud import LocalCloud
-from localcloud.fault_dependency import CallRecord, FaultDependency
+from localcloud.fault_dependency import CallRecord, FaultDependency, Phase
 from localcloud.front_door import local_producer, producer_auth
 from localcloud.isolation import LogRecord
 from localcloud.metrics import MetricRecorder, MetricStore
@@ -161,17 +165,10 @@ def context_differences(
 
 
 @dataclass(frozen=True)
-class PartnerPhase:
-    start_s: float
-    profile: FaultProfile
-    label: str
-
-
-@dataclass(frozen=True)
 class Scenario:
     name: str
     description: str
-    phases: tuple[PartnerPhase, ...]
+    phases: tuple[Phase, ...]
     load_rate: float  # orders per second
     load_s: float
     fault_window: tuple[float, float] | None  # (fault starts, dependency recovered)
@@ -215,9 +212,9 @@ def scenarios(
             name=name,
             description=note,
             phases=(
-                PartnerPhase(0, baseline, "steady"),
-                PartnerPhase(start, fault, name),
-                PartnerPhase(end, baseline, "recovered"),
+                Phase(0, baseline, "steady"),
+                Phase(start, fault, name),
+                Phase(end, baseline, "recovered"),
             ),
             load_rate=rate * rate_scale,
             load_s=s(12 + fault_s),
@@ -266,11 +263,22 @@ def scenarios(
             fault_s=NOMINAL_RECEIVE_BUDGET_S * LONG_OUTAGE_MARGIN,
             at_least_s=(receive_budget_s or 0.0) * LONG_OUTAGE_MARGIN,
         ),
+        "healthy": Scenario(
+            name="healthy",
+            description="light steady load, healthy partner, no fault: what the alarms must stay quiet for",
+            phases=(Phase(0, healthy, "healthy"),),
+            # A fifth of the other scenarios' load: well inside the bulkhead, whose concurrency alarm
+            # rightly fires when a consumer keeps near its cap minute after minute.
+            load_rate=2 * rate_scale,
+            # Longer than the longest evaluation window of the alarms (3 one-minute periods, compressed).
+            load_s=s(50),
+            fault_window=None,
+        ),
         "poison": Scenario(
             name="poison",
             description="healthy partner; poison messages: a reused Idempotency-Key with another order, "
             "a malformed message written straight to the queue, an order the partner rejects (422)",
-            phases=(PartnerPhase(0, healthy, "healthy"),),
+            phases=(Phase(0, healthy, "healthy"),),
             load_rate=10 * rate_scale,
             load_s=s(12),
             fault_window=None,
@@ -417,7 +425,9 @@ class RunResult:
         for message in self.dlq_messages:
             attributes = message.get("MessageAttributes") or {}
             source = (attributes.get("SourceMessageId") or {}).get("StringValue") or message["MessageId"]
-            reason = (attributes.get("QuarantineReason") or {}).get("StringValue") or "max_receive_count"
+            reason = (attributes.get(QUARANTINE_REASON_ATTRIBUTE) or {}).get(
+                "StringValue"
+            ) or "max_receive_count"
             out[source] = reason
         return out
 
@@ -468,7 +478,7 @@ class RunResult:
         """Changes of the circuit record in DynamoDB as sampled (4/s): every writer, including the circuit
         controller workflow, which logs nothing in the consumer's log group."""
         changes: list[Transition] = []
-        previous = "CLOSED"
+        previous = circuit_record.CLOSED
         for sample in self.samples:
             if sample.circuit != previous:
                 changes.append(Transition(sample.t, previous, sample.circuit))
@@ -481,7 +491,12 @@ class RunResult:
             return None
         start, recovered = self.fault_window
         return next(
-            (t.t for t in self.record_transitions if t.to_state == "OPEN" and start <= t.t < recovered), None
+            (
+                t.t
+                for t in self.record_transitions
+                if t.to_state == circuit_record.OPEN and start <= t.t < recovered
+            ),
+            None,
         )
 
     def fleet_stopped_during_fault(self) -> float | None:
@@ -509,7 +524,12 @@ class RunResult:
             return None
         recovered = self.fault_window[1]
         closed = next(
-            (t.t for t in self.record_transitions if t.to_state == "CLOSED" and t.t >= recovered), None
+            (
+                t.t
+                for t in self.record_transitions
+                if t.to_state == circuit_record.CLOSED and t.t >= recovered
+            ),
+            None,
         )
         return None if closed is None else closed - recovered
 
@@ -521,7 +541,9 @@ class RunResult:
         for index, read in enumerate(reads):
             if read.status != 503 or read.reason != "circuit_open":
                 continue
-            changed = next((s.t for s in self.samples if s.t > read.t and s.circuit != "OPEN"), None)
+            changed = next(
+                (s.t for s in self.samples if s.t > read.t and s.circuit != circuit_record.OPEN), None
+            )
             following = reads[index + 1] if index + 1 < len(reads) else None
             out.append((read, None if changed is None else changed - read.t, following))
         return out
@@ -574,11 +596,11 @@ class ScenarioRun:
         self.prefix = f"ord-{uuid.uuid4().hex[:6]}"
         self.consumer = cloud.function_for_handler(CONSUMER_HANDLER)
         self.poller = cloud.poller_for(self.consumer)
-        self.partner: FaultDependency = cloud.dependencies[self.consumer.environ["DEPENDENCY_NAME"]]
-        self.circuit_table = self.consumer.environ["CIRCUIT_BREAKER_TABLE_NAME"]
-        self.circuit_name = self.consumer.environ["DEPENDENCY_NAME"]
+        self.partner: FaultDependency = cloud.dependencies[self.consumer.environ[env.DEPENDENCY_NAME]]
+        self.circuit_table = self.consumer.environ[env.CIRCUIT_BREAKER_TABLE_NAME]
+        self.circuit_name = self.consumer.environ[env.DEPENDENCY_NAME]
         self.queue_url = self.poller.source.queue_url
-        self.attempt_timeout_ms = float(self.consumer.environ.get("DEPENDENCY_ATTEMPT_TIMEOUT_MS", "inf"))
+        self.attempt_timeout_ms = float(self.consumer.environ.get(env.DEPENDENCY_ATTEMPT_TIMEOUT_MS, "inf"))
         self.dlq_url = self.consumer.environ["POISON_MESSAGE_QUEUE_URL"]
         visibility = self.poller.source.visibility_timeout_s
         self.drain_timeout_s = drain_timeout_s if drain_timeout_s is not None else 2 * visibility + 20
@@ -633,6 +655,7 @@ class ScenarioRun:
             self._load()
             load_ended = self.now()
             verdict = self._wait_for_drain()
+            self._let_the_circuit_alarm_clear()
         finally:
             self._stop.set()
             for thread in threads:
@@ -641,6 +664,17 @@ class ScenarioRun:
             if recorder is not None:
                 self._metrics = recorder.stop()
         return self._result(load_ended, verdict)
+
+    def _let_the_circuit_alarm_clear(self) -> None:
+        """A run that evaluates alarms lasts until the circuit's alarm could have cleared after the
+        recovery: it stays in ALARM while the controller's probes fail, then for its evaluation window
+        (stacks/monitoring.py), which a quick drain can end before."""
+        if self.alarm_factor is None or self._recovered is None:
+            return
+        window = alarms.clear_window_s(self.cloud.deployed.template, METRIC_CIRCUIT_PROBES_FAILED)
+        until = self._recovered + window / self.alarm_factor
+        while self.now() < until and not self._stop.is_set():
+            time.sleep(0.25)
 
     def wait_until_at_rest(self, timeout_s: float = 60.0) -> None:
         """A run starts from rest: order queue empty, consumer enabled, circuit closed (a cloud may be reused)."""
@@ -651,8 +685,8 @@ class ScenarioRun:
             item = dynamodb.get_item(
                 TableName=self.circuit_table, Key={"id": {"S": self.circuit_name}}, ConsistentRead=True
             ).get("Item")
-            state = (item or {}).get("state", {}).get("S", "CLOSED")
-            if visible == 0 and in_flight == 0 and self.poller.enabled and state == "CLOSED":
+            state = (item or {}).get(circuit_record.RECORD_STATE, {}).get("S", circuit_record.CLOSED)
+            if visible == 0 and in_flight == 0 and self.poller.enabled and state == circuit_record.CLOSED:
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError(
@@ -771,7 +805,7 @@ class ScenarioRun:
         for _attempt in range(4):
             sent_at = self.now()
             try:
-                response = session.post(url, json=order, headers={"Idempotency-Key": key}, timeout=10)
+                response = session.post(url, json=order, headers={IDEMPOTENCY_KEY_HEADER: key}, timeout=10)
             except requests.RequestException:
                 time.sleep(0.2)
                 continue
@@ -791,7 +825,7 @@ class ScenarioRun:
         if kind == "reused_key":
             # Same Idempotency-Key as the order just sent, different order: a producer bug.
             other = sample_order(90_000 + len(self.messages), self.prefix, self.rng)
-            response = session.post(url, json=other, headers={"Idempotency-Key": key}, timeout=10)
+            response = session.post(url, json=other, headers={IDEMPOTENCY_KEY_HEADER: key}, timeout=10)
             if response.status_code == 202:
                 with self._lock:
                     self.messages.append(
@@ -930,7 +964,7 @@ class ScenarioRun:
                     in_flight=in_flight,
                     dlq=dlq_visible + dlq_in_flight,
                     busy=self.poller.stats.in_flight,
-                    circuit=(item or {}).get("state", {}).get("S", "CLOSED"),
+                    circuit=(item or {}).get(circuit_record.RECORD_STATE, {}).get("S", circuit_record.CLOSED),
                     calls=len(calls),
                     errors=sum(1 for c in calls if self._failed(c)),
                     accepted=len([m for m in self.messages if m.origin != "direct"]),
@@ -938,7 +972,11 @@ class ScenarioRun:
                     consumer_enabled=self.poller.enabled,
                 )
                 self.samples.append(sample)
-                if self._fault_started is not None and self._opened is None and sample.circuit != "CLOSED":
+                if (
+                    self._fault_started is not None
+                    and self._opened is None
+                    and sample.circuit != circuit_record.CLOSED
+                ):
                     self._opened = t
             if self.progress is not None and t - last_progress >= 1.0:
                 last_progress = t
@@ -1008,7 +1046,7 @@ class ScenarioRun:
             timeline_notes=list(self.timeline_notes),
             drain_verdict=verdict,
             status_reads=list(self.status_reads),
-            breaker_recovery_s=_float_or_none(self.consumer.environ.get("BREAKER_RECOVERY_SECONDS")),
+            breaker_recovery_s=_float_or_none(self.consumer.environ.get(env.BREAKER_RECOVERY_SECONDS)),
             alarms=self._alarm_timeline(),
         )
 

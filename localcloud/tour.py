@@ -42,6 +42,9 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from lambdas.contracts import environment as env
+from lambdas.contracts.api import IDEMPOTENCY_KEY_HEADER, NOTIFICATIONS_PATH, QUARANTINE_REASON_ATTRIBUTE
+from lambdas.contracts.consumer_control import CONTROL_OUTPUT
 from lambdas.partner_api.faults import FaultDecision
 from localcloud import evidence
 from localcloud.cloud import LocalCloud
@@ -186,7 +189,7 @@ class Tour:
         self.starter = cloud.function_for_handler(STARTER_HANDLER)
         self.notifications = cloud.function_for_handler(NOTIFICATIONS_HANDLER)
         self.partner: FaultDependency = cloud.dependencies[self.starter_dependency()]
-        self.notifier: FaultDependency = cloud.dependencies[self.notifications.environ["DEPENDENCY_NAME"]]
+        self.notifier: FaultDependency = cloud.dependencies[self.notifications.environ[env.DEPENDENCY_NAME]]
         self.state_machine_arn = self.starter.environ["STATE_MACHINE_ARN"]
         self.outputs = cloud.deployed.outputs
         self.sfn = cloud.emulator.client("stepfunctions")
@@ -203,7 +206,7 @@ class Tour:
 
     def starter_dependency(self) -> str:
         # The fulfilment tasks call the dependency the workflows are configured with: the partner.
-        control = json.loads(self.cloud.deployed.outputs["ConsumerControl"])
+        control = json.loads(self.cloud.deployed.outputs[CONTROL_OUTPUT])
         return str(control["consumers"]["fulfilment-starter"]["circuit"])
 
     def output(self, prefix: str) -> str:
@@ -258,7 +261,10 @@ class Tour:
         part.check(event == 400, f"a malformed PaymentReceived: {event}")
         order = {"orderId": f"ord-{self.prefix}-bad", "amountCents": "12", "currency": "EUR"}
         bad_order = self.session.post(
-            self.orders_url, json=order, headers={"Idempotency-Key": f"key-{self.prefix}-bad"}, timeout=10
+            self.orders_url,
+            json=order,
+            headers={IDEMPOTENCY_KEY_HEADER: f"key-{self.prefix}-bad"},
+            timeout=10,
         ).status_code
         part.check(bad_order == 400, f"a malformed order (POST /orders): {bad_order}")
         if event == bad_order == 400:
@@ -550,14 +556,14 @@ class Tour:
             QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=0, MessageAttributeNames=["All"]
         ).get("Messages", [])
         attributes = messages[0].get("MessageAttributes", {}) if messages else {}
-        return (attributes.get("QuarantineReason") or {}).get("StringValue")
+        return (attributes.get(QUARANTINE_REASON_ATTRIBUTE) or {}).get("StringValue")
 
     def _notifications_sent(self) -> dict[str, int]:
         """Notifications the notifier created (not answered from its idempotency record), per idempotency
         key, for this tour's events."""
         created = Counter(
             call.idempotency_key
-            for call in self.notifier.calls("/notifications")
+            for call in self.notifier.calls(NOTIFICATIONS_PATH)
             if call.status == 201
             and not call.replayed
             and call.idempotency_key

@@ -23,13 +23,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from lambdas.reconciler.contract import is_circuit_record
-from lambdas.shared.fleet_circuit import FLEET_FAILURES_ATTRIBUTE
+from lambdas.contracts import circuit as circuit_record
+from lambdas.contracts.circuit import is_circuit_record
 from ops.aws import Aws, error_code
 from ops.console import Console
 from ops.errors import EXIT_OK, OpsError, UsageError
 
-KEY: Final = "id"
 # How long a forced record lives before DynamoDB TTL may delete it (a deleted record reads as CLOSED).
 FORCED_RECORD_TTL_SECONDS: Final = 24 * 3600
 
@@ -51,7 +50,7 @@ def _iso(epoch: int | None) -> str | None:
 def read(aws: Aws, table: str, name: str) -> dict[str, Any] | None:
     try:
         response = aws.client("dynamodb").get_item(
-            TableName=table, Key={KEY: {"S": name}}, ConsistentRead=True
+            TableName=table, Key={circuit_record.RECORD_KEY: {"S": name}}, ConsistentRead=True
         )
     except Exception as error:
         if error_code(error) == "ResourceNotFoundException":
@@ -63,21 +62,21 @@ def read(aws: Aws, table: str, name: str) -> dict[str, Any] | None:
 
 def describe(name: str, item: dict[str, Any] | None, now: float) -> dict[str, Any]:
     if item is None:
-        return {"name": name, "state": "CLOSED", "record": False}
-    opened_at = _n(item, "opened_at")
-    lease = _n(item, "probe_lease_expiry")
+        return {"name": name, "state": circuit_record.CLOSED, "record": False}
+    opened_at = _n(item, circuit_record.RECORD_OPENED_AT)
+    lease = _n(item, circuit_record.RECORD_PROBE_LEASE_EXPIRY)
     return {
         "name": name,
-        "state": _s(item, "state") or "?",
+        "state": _s(item, circuit_record.RECORD_STATE) or "?",
         "record": True,
-        "failure_count": _n(item, "failure_count"),
+        "failure_count": _n(item, circuit_record.RECORD_FAILURE_COUNT),
         "opened_at": _iso(opened_at),
         "open_for_seconds": None if opened_at is None else int(now - opened_at),
-        "half_open_owner": _s(item, "half_open_owner"),
+        "half_open_owner": _s(item, circuit_record.RECORD_HALF_OPEN_OWNER),
         "probe_lease_expiry": _iso(lease),
-        "expiration": _iso(_n(item, "expiration")),
+        "expiration": _iso(_n(item, circuit_record.RECORD_EXPIRATION)),
         # Failed calls across the fleet since the last success while CLOSED (lambdas/shared/fleet_circuit.py).
-        "fleet_failures": _n(item, FLEET_FAILURES_ATTRIBUTE),
+        "fleet_failures": _n(item, circuit_record.RECORD_FLEET_FAILURES),
     }
 
 
@@ -97,12 +96,12 @@ def _print(console: Console, shown: dict[str, Any]) -> None:
 def _unchanged_condition(item: dict[str, Any] | None) -> tuple[str, dict[str, str], dict[str, Any]]:
     """A condition that holds only while the record is still what was read (and shown)."""
     if item is None:
-        return "attribute_not_exists(#id)", {"#id": KEY}, {}
-    names = {"#state": "state", "#opened_at": "opened_at"}
-    values: dict[str, Any] = {":seen_state": item["state"]}
+        return "attribute_not_exists(#id)", {"#id": circuit_record.RECORD_KEY}, {}
+    names = {"#state": circuit_record.RECORD_STATE, "#opened_at": circuit_record.RECORD_OPENED_AT}
+    values: dict[str, Any] = {":seen_state": item[circuit_record.RECORD_STATE]}
     condition = "#state = :seen_state"
-    if "opened_at" in item:
-        values[":seen_opened_at"] = item["opened_at"]
+    if circuit_record.RECORD_OPENED_AT in item:
+        values[":seen_opened_at"] = item[circuit_record.RECORD_OPENED_AT]
         condition += " AND #opened_at = :seen_opened_at"
     else:
         condition += " AND attribute_not_exists(#opened_at)"
@@ -113,8 +112,12 @@ def list_circuits(aws: Aws, console: Console, table: str, now: Callable[[], floa
     items: list[dict[str, Any]] = []
     for page in aws.client("dynamodb").get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
         # The controller's locks and operators' consumer holds live in the same table: not circuits.
-        items += [item for item in page.get("Items", []) if is_circuit_record(_s(item, KEY) or "")]
-    shown = [describe(_s(item, KEY) or "?", item, now()) for item in items]
+        items += [
+            item
+            for item in page.get("Items", [])
+            if is_circuit_record(_s(item, circuit_record.RECORD_KEY) or "")
+        ]
+    shown = [describe(_s(item, circuit_record.RECORD_KEY) or "?", item, now()) for item in items]
     console.info(f"{len(shown)} circuit record(s) in {table} (a circuit without a record is CLOSED):")
     for circuit in sorted(shown, key=lambda c: c["name"]):
         _print(console, circuit)
@@ -141,11 +144,11 @@ def force(
     item = read(aws, table, name)
     before = describe(name, item, now())
     _print(console, before)
-    if target == "CLOSED" and (item is None or before["state"] == "CLOSED"):
+    if target == circuit_record.CLOSED and (item is None or before["state"] == circuit_record.CLOSED):
         console.info(f"circuit {name} is already closed: nothing to do")
         console.result({"table": table, "before": before, "after": before, "changed": False})
         return EXIT_OK
-    if target == "OPEN" and item is None:
+    if target == circuit_record.OPEN and item is None:
         console.info(
             f"no record for {name} yet: either it has never opened, or the name is wrong "
             "(the circuit name is the dependency's DEPENDENCY_NAME)"
@@ -153,7 +156,7 @@ def force(
     action = (
         f"force circuit {name} OPEN: callers fail fast without calling the dependency until a probe "
         "after the recovery time closes it"
-        if target == "OPEN"
+        if target == circuit_record.OPEN
         else f"force circuit {name} CLOSED: callers call the dependency again"
     )
     console.confirm(action)
@@ -161,17 +164,18 @@ def force(
     condition, names, values = _unchanged_condition(item)
     names.update(
         {
-            "#state": "state",
-            "#failure_count": "failure_count",
-            "#opened_at": "opened_at",
-            "#owner": "half_open_owner",
-            "#lease": "probe_lease_expiry",
-            "#expiration": "expiration",
-            "#streak": FLEET_FAILURES_ATTRIBUTE,  # the fleet's failure streak ends with any change of state
+            "#state": circuit_record.RECORD_STATE,
+            "#failure_count": circuit_record.RECORD_FAILURE_COUNT,
+            "#opened_at": circuit_record.RECORD_OPENED_AT,
+            "#owner": circuit_record.RECORD_HALF_OPEN_OWNER,
+            "#lease": circuit_record.RECORD_PROBE_LEASE_EXPIRY,
+            "#expiration": circuit_record.RECORD_EXPIRATION,
+            # The fleet's failure streak ends with any change of state.
+            "#streak": circuit_record.RECORD_FLEET_FAILURES,
         }
     )
     values.update({":state": {"S": target}, ":expiration": {"N": str(at + FORCED_RECORD_TTL_SECONDS)}})
-    if target == "OPEN":
+    if target == circuit_record.OPEN:
         values[":now"] = {"N": str(at)}
         values[":failures"] = {"N": str(before.get("failure_count") or 0)}
         expression = (
@@ -184,7 +188,7 @@ def force(
     try:
         aws.client("dynamodb").update_item(
             TableName=table,
-            Key={KEY: {"S": name}},
+            Key={circuit_record.RECORD_KEY: {"S": name}},
             UpdateExpression=expression,
             ConditionExpression=condition,
             ExpressionAttributeNames=names,
@@ -199,7 +203,7 @@ def force(
         raise
     after = describe(name, read(aws, table, name), now())
     console.info(f"circuit {name} is now {after['state']}")
-    if target == "OPEN":
+    if target == circuit_record.OPEN:
         console.info(
             "breakers see it within their local cache age (5 s by default); after BREAKER_RECOVERY_SECONDS "
             "one of them probes the dependency and closes the circuit if the probe succeeds"

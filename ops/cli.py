@@ -16,7 +16,7 @@ from typing import TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdas.reconciler.contract import CONTROL_OUTPUT
+from lambdas.contracts.consumer_control import CONTROL_OUTPUT
 from ops import circuit, consumer, dlq
 from ops.aws import Aws
 from ops.console import Console
@@ -67,6 +67,54 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
+class _Commands:
+    """One level of subcommands; each takes the common options and is run by its handler."""
+
+    def __init__(
+        self, parser: argparse.ArgumentParser, common: argparse.ArgumentParser, *, dest: str, metavar: str
+    ) -> None:
+        self._level = parser.add_subparsers(dest=dest, required=True, metavar=metavar)
+        self._common = common
+
+    def add(
+        self,
+        name: str,
+        handler: Callable[[argparse.Namespace, Aws, Console], int],
+        *,
+        help: str,
+        description: str | None = None,
+        **defaults: object,
+    ) -> argparse.ArgumentParser:
+        command = self._level.add_parser(name, parents=[self._common], help=help, description=description)
+        command.set_defaults(handler=handler, **defaults)
+        return command
+
+    def group(
+        self,
+        name: str,
+        *,
+        help: str,
+        description: str | None = None,
+        dest: str = "action",
+        metavar: str = "ACTION",
+    ) -> _Commands:
+        """A command whose subcommands do the work (``dlq list``, ``dlq peek`` ...)."""
+        parser = self._level.add_parser(name, help=help, description=description)
+        return _Commands(parser, self._common, dest=dest, metavar=metavar)
+
+
+def _dlq_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument("queue", metavar="QUEUE", help="DLQ: URL, ARN, name or a label from `dlq list`")
+
+
+def _wait_seconds_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--wait-seconds", type=int, default=1, choices=range(0, 21), metavar="0-20")
+
+
+def _consumer_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument("name", metavar="NAME", help="consumer name, e.g. orders")
+
+
 def build_parser() -> argparse.ArgumentParser:
     # Parents share their action objects: the top level gets its own copy, because its set_defaults()
     # below would otherwise turn the subcommands' SUPPRESS defaults into None (and reset earlier values).
@@ -78,17 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[_common()],
     )
     parser.set_defaults(stack=None, region=None, profile=None, endpoint_url=None, json=False, yes=False)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = _Commands(parser, common, dest="command", metavar="COMMAND")
 
     # -- dlq ------------------------------------------------------------------------------------
-    dlq_parser = commands.add_parser(
-        "dlq", help="dead-letter queues", description="Inspect and redrive DLQs."
-    )
-    dlq_commands = dlq_parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    dlq_commands = commands.group("dlq", help="dead-letter queues", description="Inspect and redrive DLQs.")
 
-    listing = dlq_commands.add_parser(
+    listing = dlq_commands.add(
         "list",
-        parents=[common],
+        _dlq_list,
         help="every DLQ with its depth and oldest message age",
         description="Every queue that is another queue's redrive target or an EventBridge target's DLQ, "
         "with depth and oldest message age (CloudWatch ApproximateAgeOfOldestMessage).",
@@ -107,16 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="also estimate the age from up to 10 peeked messages (counts as a receive) where CloudWatch has "
         "no datapoint, e.g. on the local cloud",
     )
-    listing.set_defaults(handler=_dlq_list)
 
-    peek = dlq_commands.add_parser(
+    peek = dlq_commands.add(
         "peek",
-        parents=[common],
+        _dlq_peek,
         help="show messages and why they failed, without consuming them",
         description="Receive up to --max messages, print their failure reason, receive count and body, and "
         "make them visible again at once. Receiving counts as a receive (ApproximateReceiveCount + 1).",
     )
-    peek.add_argument("queue", metavar="QUEUE", help="DLQ: URL, ARN, name or a label from `dlq list`")
+    _dlq_argument(peek)
     peek.add_argument("--max", type=_positive_int, default=10, dest="max_messages", help="default 10")
     peek.add_argument(
         "--hold-seconds",
@@ -126,18 +170,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     peek.add_argument("--body-chars", type=_positive_int, default=500, help="truncate bodies (default 500)")
     peek.add_argument("--full", action="store_true", help="print whole bodies")
-    peek.add_argument("--wait-seconds", type=int, default=1, choices=range(0, 21), metavar="0-20")
-    peek.set_defaults(handler=_dlq_peek)
+    _wait_seconds_argument(peek)
 
-    redrive = dlq_commands.add_parser(
+    redrive = dlq_commands.add(
         "redrive",
-        parents=[common],
+        _dlq_redrive,
         help="move a DLQ's messages back to its source queue (StartMessageMoveTask)",
         description="Start an SQS message move task from the DLQ to its source queue (the queue whose "
         "redrive policy targets it) and follow it. Only for DLQs of SQS queues; for a DLQ that only "
         "EventBridge writes to, use redrive-to-bus.",
     )
-    redrive.add_argument("queue", metavar="QUEUE", help="DLQ: URL, ARN, name or a label from `dlq list`")
+    _dlq_argument(redrive)
     redrive.add_argument(
         "--to", metavar="QUEUE", help="destination when the DLQ serves several source queues"
     )
@@ -147,18 +190,17 @@ def build_parser() -> argparse.ArgumentParser:
     redrive.add_argument("--no-wait", action="store_true", help="start the task and return")
     redrive.add_argument("--timeout-seconds", type=float, default=900.0, help="stop following after (900)")
     redrive.add_argument("--poll-seconds", type=float, default=5.0)
-    redrive.set_defaults(handler=_dlq_redrive)
 
-    to_bus = dlq_commands.add_parser(
+    to_bus = dlq_commands.add(
         "redrive-to-bus",
-        parents=[common],
+        _dlq_redrive_to_bus,
         help="re-put the events of an EventBridge target's DLQ on their bus",
         description="Receive the DLQ's events, PutEvents them on the bus (rate-limited), delete only those "
         "the bus accepted, leave the rest. Each re-put event goes to every matching rule on the bus and "
         "carries the DLQ's ARN in its resources; an event that already does is not re-put again unless "
         "--allow-repeat (bounds a redrive loop).",
     )
-    to_bus.add_argument("queue", metavar="QUEUE", help="DLQ: URL, ARN, name or a label from `dlq list`")
+    _dlq_argument(to_bus)
     to_bus.add_argument("--bus", help="event bus name or ARN (default with --stack: its EventBusName output)")
     to_bus.add_argument("--rate", type=float, default=10.0, help="events per second (default 10)")
     to_bus.add_argument("--max", type=_positive_int, default=1000, dest="max_messages", help="default 1000")
@@ -166,13 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-repeat", action="store_true", help="re-put events already redriven from this DLQ"
     )
     to_bus.add_argument("--hold-seconds", type=_positive_int, default=300, help=argparse.SUPPRESS)
-    to_bus.add_argument("--wait-seconds", type=int, default=1, choices=range(0, 21), metavar="0-20")
-    to_bus.set_defaults(handler=_dlq_redrive_to_bus)
+    _wait_seconds_argument(to_bus)
 
     # -- replay ---------------------------------------------------------------------------------
-    replay = commands.add_parser(
+    replay = commands.add(
         "replay",
-        parents=[common],
+        _replay,
         help="replay archived events for a time window",
         description="Replay events from the bus archive to the named rules (or subscribers) and wait for "
         "the replay to finish. For events delivered but processed wrongly; DLQ contents are redriven instead. "
@@ -203,21 +244,16 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--name", help="replay name (default: <archive>-<start>-<random>)")
     replay.add_argument("--poll-seconds", type=float, default=10.0)
     replay.add_argument("--timeout-seconds", type=float, default=3600.0)
-    replay.set_defaults(handler=_replay)
 
     # -- circuit --------------------------------------------------------------------------------
-    circuit_parser = commands.add_parser(
+    circuit_commands = commands.group(
         "circuit",
         help="show or force a dependency's circuit breaker",
         description="Read or force the Powertools circuit breaker record (circuit name = DEPENDENCY_NAME).",
     )
-    circuit_commands = circuit_parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     table_help = "circuit table (default with --stack: found in the stack)"
-    circuit_list = circuit_commands.add_parser(
-        "list", parents=[common], help="every circuit record in the table"
-    )
+    circuit_list = circuit_commands.add("list", _circuit_list, help="every circuit record in the table")
     circuit_list.add_argument("--table", help=table_help)
-    circuit_list.set_defaults(handler=_circuit_list)
     for action, text in (
         ("show", "a circuit's state"),
         ("open", "force a circuit OPEN: callers fail fast until a probe after the recovery time"),
@@ -227,62 +263,63 @@ def build_parser() -> argparse.ArgumentParser:
             "paused consumers (asked separately)",
         ),
     ):
-        sub = circuit_commands.add_parser(action, parents=[common], help=text, description=text)
+        sub = circuit_commands.add(
+            action,
+            _circuit_action,
+            help=text,
+            description=text,
+            circuit_action=action,
+        )
         sub.add_argument("name", metavar="NAME", help="circuit name: the dependency's DEPENDENCY_NAME")
         sub.add_argument("--table", help=table_help)
-        sub.set_defaults(handler=_circuit_action, circuit_action=action)
 
     # -- consumer -------------------------------------------------------------------------------
-    consumer_parser = commands.add_parser(
+    consumer_commands = commands.group(
         "consumer",
         help="show, pause or resume the load-leveling consumers (their event source mappings)",
         description="The consumers of the stack (its ConsumerControl output): needs --stack.",
     )
-    consumer_commands = consumer_parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    consumer_status = consumer_commands.add_parser(
+    consumer_commands.add(
         "status",
-        parents=[common],
+        _consumer_status,
         help="each consumer: mapping state and since when, circuit, running controller, hold",
         description="Each consumer's mapping state and since when, its circuit's state, the controller "
         "executions running for it, an operator's hold, and what the reconciler will do next.",
     )
-    consumer_status.set_defaults(handler=_consumer_status)
-    consumer_pause = consumer_commands.add_parser(
+    consumer_pause = consumer_commands.add(
         "pause",
-        parents=[common],
+        _consumer_pause,
         help="disable a consumer's mapping and hold it paused (the reconciler leaves it)",
         description="Disable the consumer's event source mapping; its messages wait in the queue. A hold "
         "keeps the reconciler from resuming it until --hold-minutes have passed.",
     )
-    consumer_pause.add_argument("name", metavar="NAME", help="consumer name, e.g. orders")
+    _consumer_argument(consumer_pause)
     consumer_pause.add_argument(
         "--hold-minutes", type=_positive_int, default=240, help="how long the reconciler leaves it (240)"
     )
     consumer_pause.add_argument(
         "--reason", default="paused with ops consumer pause", help="kept with the hold"
     )
-    consumer_pause.set_defaults(handler=_consumer_pause)
-    consumer_resume = consumer_commands.add_parser(
+    consumer_resume = consumer_commands.add(
         "resume",
-        parents=[common],
+        _consumer_resume,
         help="enable a consumer's mapping and remove its hold",
         description="Enable the consumer's event source mapping and remove an operator's hold.",
     )
-    consumer_resume.add_argument("name", metavar="NAME", help="consumer name, e.g. orders")
-    consumer_resume.set_defaults(handler=_consumer_resume)
+    _consumer_argument(consumer_resume)
 
     # -- drill ----------------------------------------------------------------------------------
-    drill_parser = commands.add_parser("drill", help="rehearse a failure on a non-production stage")
-    drill_commands = drill_parser.add_subparsers(dest="drill", required=True, metavar="DRILL")
-    throttle = drill_commands.add_parser(
+    drill_commands = commands.group(
+        "drill", help="rehearse a failure on a non-production stage", dest="drill", metavar="DRILL"
+    )
+    throttle = drill_commands.add(
         "throttle",
-        parents=[common],
+        _drill_throttle,
         help="reserved concurrency 0 for a bounded time, restored after",
         description="Throttle a function (reserved concurrency 0) for --seconds, then restore its setting.",
     )
     throttle.add_argument("function", metavar="FUNCTION", help="function name or ARN")
     throttle.add_argument("--seconds", type=int, default=60, help="how long (1-900, default 60)")
-    throttle.set_defaults(handler=_drill_throttle)
     return parser
 
 

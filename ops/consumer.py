@@ -23,18 +23,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from lambdas.reconciler.contract import (
-    CLOSED,
-    CONTROL_OUTPUT,
-    HOLD_EXPIRATION,
-    HOLD_REASON,
-    HOLD_UNTIL,
-    MAPPING_DISABLED,
-    MAPPING_ENABLED,
-    RECORD_KEY,
-    ConsumerControl,
-    hold_key,
-)
+from lambdas.contracts.circuit import CLOSED, HOLD_EXPIRATION, HOLD_REASON, HOLD_UNTIL, RECORD_KEY, hold_key
+from lambdas.contracts.consumer_control import CONTROL_OUTPUT, MAPPING_DISABLED, MAPPING_ENABLED
+from lambdas.reconciler.control import ConsumerControl
 from lambdas.reconciler.decisions import Observation, decide
 from lambdas.reconciler.reconcile import Reconciler
 from ops.aws import Aws

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from lambdas.contracts.api import QUARANTINE_DETAIL_ATTRIBUTE, QUARANTINE_REASON_ATTRIBUTE
 from ops.aws import Aws, error_code
 from ops.console import Console
 from ops.errors import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, OpsError, UsageError
@@ -40,8 +41,6 @@ EVENTBRIDGE_ATTRIBUTES: Final = (
     "RETRY_ATTEMPTS",
     "EXHAUSTED_RETRY_CONDITION",
 )
-QUARANTINE_REASON: Final = "QuarantineReason"
-QUARANTINE_DETAIL: Final = "QuarantineDetail"
 MAX_BATCH: Final = 10
 # PutEvents takes at most 10 entries and 256 KiB per request.
 MAX_PUT_EVENTS_BYTES: Final = 256 * 1024
@@ -173,7 +172,7 @@ class PeekedMessage:
     def kind(self) -> str:
         if "ERROR_CODE" in self.attributes or "RULE_ARN" in self.attributes:
             return "eventbridge-delivery"
-        if QUARANTINE_REASON in self.attributes:
+        if QUARANTINE_REASON_ATTRIBUTE in self.attributes:
             return "poison"
         return "processing"
 
@@ -183,7 +182,7 @@ class PeekedMessage:
         if self.kind == "eventbridge-delivery":
             return _joined(a.get("ERROR_CODE", "?"), a.get("ERROR_MESSAGE"))
         if self.kind == "poison":
-            return _joined(a[QUARANTINE_REASON], a.get(QUARANTINE_DETAIL))
+            return _joined(a[QUARANTINE_REASON_ATTRIBUTE], a.get(QUARANTINE_DETAIL_ATTRIBUTE))
         return "exceeded the source queue's maxReceiveCount (processing kept failing)"
 
     def describe(self, now: datetime, body_chars: int | None) -> dict[str, Any]:

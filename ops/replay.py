@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from lambdas.shared.events import SIDE_EFFECTS_TAG
+from lambdas.contracts.events import SIDE_EFFECTS_TAG
 from ops.console import Console
 from ops.errors import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, UsageError
 from ops.inventory import Inventory

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from lambdas.shared.events import SIDE_EFFECTS_TAG
+from lambdas.contracts.events import SIDE_EFFECTS_TAG
 from ops.replay import REPLAY_EXIT_USAGE, ReplayError, parse_time, replay
 
 

@@ -17,29 +17,27 @@ def _summarize(template_path: Path) -> list[str]:
     lines = [f"{template_path.name}: {len(resources)} resources"]
     for resource_type, count in sorted(Counter(r["Type"] for r in resources.values()).items()):
         lines.append(f"  {count:3d}  {resource_type}")
-    queues = {k: v["Properties"] for k, v in resources.items() if v["Type"] == "AWS::SQS::Queue"}
-    for logical_id, props in queues.items():
-        redrive = props.get("RedrivePolicy")
-        if redrive:
+
+    def of_type(resource_type: str) -> list[tuple[str, dict[str, Any]]]:
+        return [(key, r["Properties"]) for key, r in resources.items() if r["Type"] == resource_type]
+
+    for logical_id, props in of_type("AWS::SQS::Queue"):
+        if redrive := props.get("RedrivePolicy"):
             lines.append(
                 f"  queue {logical_id}: visibility {props['VisibilityTimeout']} s, "
                 f"maxReceiveCount {redrive['maxReceiveCount']} -> {redrive['deadLetterTargetArn']['Fn::GetAtt'][0]}"
             )
-    for logical_id, mapping in resources.items():
-        if mapping["Type"] == "AWS::Lambda::EventSourceMapping":
-            props = mapping["Properties"]
-            lines.append(
-                f"  event source {logical_id}: batch {props.get('BatchSize')}, "
-                f"max concurrency {props.get('ScalingConfig', {}).get('MaximumConcurrency')}, "
-                f"{'partial batch responses' if props.get('FunctionResponseTypes') else 'WHOLE-BATCH retries'}"
-            )
-    for logical_id, function in resources.items():
-        if function["Type"] == "AWS::Lambda::Function":
-            props = function["Properties"]
-            lines.append(
-                f"  function {logical_id}: {props.get('Handler')}, timeout {props.get('Timeout')} s, "
-                f"reserved concurrency {props.get('ReservedConcurrentExecutions', 'none')}"
-            )
+    lines += [
+        f"  event source {logical_id}: batch {props.get('BatchSize')}, "
+        f"max concurrency {props.get('ScalingConfig', {}).get('MaximumConcurrency')}, "
+        f"{'partial batch responses' if props.get('FunctionResponseTypes') else 'WHOLE-BATCH retries'}"
+        for logical_id, props in of_type("AWS::Lambda::EventSourceMapping")
+    ]
+    lines += [
+        f"  function {logical_id}: {props.get('Handler')}, timeout {props.get('Timeout')} s, "
+        f"reserved concurrency {props.get('ReservedConcurrentExecutions', 'none')}"
+        for logical_id, props in of_type("AWS::Lambda::Function")
+    ]
     lines += table(template.get("Metadata", {}).get(METADATA_KEY, []))
     return lines
 

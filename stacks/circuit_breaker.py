@@ -8,21 +8,14 @@ agree on one state per dependency.
 from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from lambdas.contracts.circuit import RECORD_EXPIRATION, RECORD_KEY
+from lambdas.contracts.events import CIRCUIT_OPENED, circuit_events_source
+from stacks.durable_table import durable_table
 from stacks.monitoring import ServiceMonitoring
-
-CIRCUIT_KEY_ATTRIBUTE = "id"
-CIRCUIT_TTL_ATTRIBUTE = "expiration"
-CIRCUIT_OPENED_DETAIL_TYPE = "CircuitOpened"
-
-
-def circuit_events_source(service_name: str) -> str:
-    """Source of the events the breakers publish (never matched by the ingestion rules)."""
-    return f"{service_name}.circuits"
 
 
 class CircuitBreakerStore(Construct):
@@ -37,15 +30,11 @@ class CircuitBreakerStore(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.event_source = circuit_events_source(service_name)
-        self.table = dynamodb.TableV2(
+        self.table = durable_table(
             self,
             "Circuits",
-            partition_key=dynamodb.Attribute(name=CIRCUIT_KEY_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
-            time_to_live_attribute=CIRCUIT_TTL_ATTRIBUTE,
-            billing=dynamodb.Billing.on_demand(),
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
+            key=RECORD_KEY,
+            ttl_attribute=RECORD_EXPIRATION,
             removal_policy=removal_policy,
         )
         monitoring.watch_table("circuits", self.table)
@@ -76,7 +65,7 @@ class CircuitBreakerStore(Construct):
                 conditions={
                     "StringEquals": {
                         "events:source": [self.event_source],
-                        "events:detail-type": [CIRCUIT_OPENED_DETAIL_TYPE],
+                        "events:detail-type": [CIRCUIT_OPENED],
                     }
                 },
             )

@@ -263,7 +263,7 @@ class EventSettings(_Model):
 
     @model_validator(mode="after")
     def _subscriptions(self) -> EventSettings:
-        from lambdas.shared.events import DETAIL_TYPES
+        from lambdas.contracts.events import DETAIL_TYPES
 
         if self.operator_role_arns:
             _principal_arns(self.operator_role_arns, "operator_role_arns")

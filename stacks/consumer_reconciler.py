@@ -13,25 +13,19 @@ controller's executions; read items of the circuit table and delete (conditional
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
-from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from lambdas.reconciler.contract import CONTROL_ENV, CONTROL_OUTPUT
-from stacks.circuit_breaker import CircuitBreakerStore
+from lambdas.contracts.consumer_control import CONTROL_ENV, CONTROL_OUTPUT
 from stacks.compliance import acknowledge
 from stacks.config import ServiceConfig
-from stacks.load_leveling_consumer import PausableMapping
 from stacks.monitoring import ServiceMonitoring
 from stacks.service_function import ServiceFunction
-from stacks.workflows import DeadLetterSink
+from stacks.workflows import DeadLetterSink, Workflows
 
 # Enough for a handful of consumers' reads and one write each, with SDK retries.
 TIMEOUT = Duration.seconds(30)
@@ -44,19 +38,17 @@ class ConsumerReconciler(Construct):
         construct_id: str,
         *,
         config: ServiceConfig,
-        layers: Sequence[lambda_.ILayerVersion],
-        circuits: CircuitBreakerStore,
-        mappings: dict[str, PausableMapping],
-        controller: sfn.StateMachine,
-        controller_inputs: dict[str, dict],
+        workflows: Workflows,
         monitoring: ServiceMonitoring,
     ) -> None:
+        """Reconciles every mapping ``workflows`` pauses with its circuit and the circuit controller."""
         super().__init__(scope, construct_id)
         settings = config.reconciler
+        circuits, mappings, controller = workflows.circuits, workflows.pausable, workflows.controller
         self.control = {
             "controller_arn": controller.state_machine_arn,
             "circuit_table": circuits.table.table_name,
-            "circuits": controller_inputs,
+            "circuits": workflows.controller_inputs,
             "consumers": {
                 name: {"mapping": mapping.mapping_id, "circuit": mapping.circuit}
                 for name, mapping in mappings.items()
@@ -69,7 +61,6 @@ class ConsumerReconciler(Construct):
             config=config,
             handler="lambdas.reconciler.handler.handler",
             description="Resumes consumers left paused and restarts circuit controllers that stopped",
-            layers=layers,
             timeout=TIMEOUT,
             # One run at a time: two would only race each other to the same decisions.
             reserved_concurrency=1,

@@ -4,7 +4,6 @@ a deployable demo twin whose faults can be changed on a live stack."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 
 from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
@@ -13,7 +12,8 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from lambdas.shared.request_signing import FUNCTION_URL_SERVICE, SIGNING_SERVICE_VARIABLE
+from lambdas.contracts import environment as env
+from lambdas.contracts.api import FUNCTION_URL_SERVICE
 from stacks.circuit_breaker import CircuitBreakerStore
 from stacks.compliance import acknowledge
 from stacks.config import DependencySettings, ServiceConfig
@@ -36,7 +36,6 @@ class DownstreamDependency(Construct):
         settings: DependencySettings,
         config: ServiceConfig,
         circuits: CircuitBreakerStore,
-        layers: Sequence[lambda_.ILayerVersion],
         monitoring: ServiceMonitoring,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -47,7 +46,7 @@ class DownstreamDependency(Construct):
         self.demo: ServiceFunction | None = None
         self.fault_profile: ssm.StringParameter | None = None
         if settings.base_url is None:
-            self.base_url = self._deploy_demo_twin(config, layers)
+            self.base_url = self._deploy_demo_twin(config)
             assert self.demo is not None
             monitoring.watch_function(f"{name}-demo", self.demo)
         else:
@@ -76,7 +75,7 @@ class DownstreamDependency(Construct):
         )
         return placeholder
 
-    def _deploy_demo_twin(self, config: ServiceConfig, layers: Sequence[lambda_.ILayerVersion]) -> str:
+    def _deploy_demo_twin(self, config: ServiceConfig) -> str:
         self.fault_profile = ssm.StringParameter(
             self,
             "FaultProfile",
@@ -89,7 +88,6 @@ class DownstreamDependency(Construct):
             config=config,
             handler="lambdas.partner_api.handler.handler",
             description=f"Demo twin of the {self.name} dependency with run-time fault injection",
-            layers=layers,
             timeout=PARTNER_TIMEOUT,
             # A real partner has finite capacity; so does its twin (beyond it, Lambda answers 429).
             reserved_concurrency=self.settings.demo_capacity,
@@ -116,24 +114,24 @@ class DownstreamDependency(Construct):
         """Environment of a caller; parsed by lambdas.shared.dependency_client.DependencyPolicy."""
         s = self.settings
         return {
-            "DEPENDENCY_NAME": self.name,
-            "DEPENDENCY_BASE_URL": self.base_url,
-            "DEPENDENCY_CRITICAL": "true" if s.critical else "false",
-            "DEPENDENCY_MAX_ATTEMPTS": str(s.max_attempts),
-            "DEPENDENCY_BASE_DELAY_MS": str(s.base_delay_ms),
-            "DEPENDENCY_MAX_DELAY_MS": str(s.max_delay_ms),
-            "DEPENDENCY_ATTEMPT_TIMEOUT_MS": str(s.attempt_timeout_ms),
-            "DEPENDENCY_CONNECT_TIMEOUT_MS": str(s.connect_timeout_ms),
-            "DEPENDENCY_SAFETY_MARGIN_MS": str(s.safety_margin_ms),
-            "DEPENDENCY_API_KEY_SECRET_ARN": self.api_key.secret_arn,
+            env.DEPENDENCY_NAME: self.name,
+            env.DEPENDENCY_BASE_URL: self.base_url,
+            env.DEPENDENCY_CRITICAL: "true" if s.critical else "false",
+            env.DEPENDENCY_MAX_ATTEMPTS: str(s.max_attempts),
+            env.DEPENDENCY_BASE_DELAY_MS: str(s.base_delay_ms),
+            env.DEPENDENCY_MAX_DELAY_MS: str(s.max_delay_ms),
+            env.DEPENDENCY_ATTEMPT_TIMEOUT_MS: str(s.attempt_timeout_ms),
+            env.DEPENDENCY_CONNECT_TIMEOUT_MS: str(s.connect_timeout_ms),
+            env.DEPENDENCY_SAFETY_MARGIN_MS: str(s.safety_margin_ms),
+            env.DEPENDENCY_API_KEY_SECRET_ARN: self.api_key.secret_arn,
             # Callers of the demo twin sign for its function URL's IAM auth.
-            **({SIGNING_SERVICE_VARIABLE: FUNCTION_URL_SERVICE} if self.demo is not None else {}),
-            "BREAKER_FAILURE_THRESHOLD": str(s.breaker_failure_threshold),
-            "BREAKER_RECOVERY_SECONDS": str(s.breaker_recovery_seconds),
-            "BREAKER_SUCCESS_THRESHOLD": str(s.breaker_success_threshold),
-            "BREAKER_CACHE_SECONDS": f"{s.breaker_cache_seconds:g}",  # "5", "0.5"
-            "CIRCUIT_BREAKER_TABLE_NAME": self.circuits.table.table_name,
-            "CIRCUIT_EVENTS_BUS_NAME": self.circuits.events.event_bus_name,
+            **({env.DEPENDENCY_SIGNING_SERVICE: FUNCTION_URL_SERVICE} if self.demo is not None else {}),
+            env.BREAKER_FAILURE_THRESHOLD: str(s.breaker_failure_threshold),
+            env.BREAKER_RECOVERY_SECONDS: str(s.breaker_recovery_seconds),
+            env.BREAKER_SUCCESS_THRESHOLD: str(s.breaker_success_threshold),
+            env.BREAKER_CACHE_SECONDS: f"{s.breaker_cache_seconds:g}",  # "5", "0.5"
+            env.CIRCUIT_BREAKER_TABLE_NAME: self.circuits.table.table_name,
+            env.CIRCUIT_EVENTS_BUS_NAME: self.circuits.events.event_bus_name,
         }
 
     def grant_call(self, grantee: iam.IGrantable, *, breaker: bool = True) -> None:

@@ -1,6 +1,9 @@
-"""A work queue that cannot lose a message: encrypted, SSL-only, with a dead-letter queue."""
+"""A work queue that cannot lose a message: encrypted, SSL-only, with a dead-letter queue; and the one way
+to build a queue where failed work is parked for people (``parking_queue``)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_sqs as sqs
@@ -10,6 +13,34 @@ from stacks.compliance import acknowledge
 
 # The longest SQS allows: a DLQ is where humans look, and they need time to do it.
 DLQ_RETENTION = Duration.days(14)
+# Neither applies to a parking queue: it has no DLQ of its own, and only a queue's redrive policy
+# tells cdk-nag that it is one (SQS3); a sink written by a Catch, a target or a subscription is not.
+PARKING_RULES = ("Serverless::Serverless-SQSRedrivePolicy", "AwsSolutions::AwsSolutions-SQS3")
+
+
+def parking_queue(
+    scope: Construct,
+    construct_id: str,
+    *,
+    reason: str,
+    removal_policy: RemovalPolicy,
+    rules: Sequence[str] = PARKING_RULES,
+) -> sqs.Queue:
+    """A queue where failed work waits for people: encrypted, SSL-only, kept ``DLQ_RETENTION``.
+
+    ``reason`` says who writes to it, for the acknowledged ``rules``.
+    """
+    queue = sqs.Queue(
+        scope,
+        construct_id,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=DLQ_RETENTION,
+        removal_policy=removal_policy,
+    )
+    for rule in rules:
+        acknowledge(queue, rule, reason)
+    return queue
 
 
 class DurableQueue(Construct):
@@ -33,18 +64,12 @@ class DurableQueue(Construct):
             # A message keeps its original enqueue time when moved, so a DLQ that expires no
             # later than its source would delete redriven messages on arrival.
             raise ValueError("queue retention must be shorter than the DLQ's 14 days")
-        self.dead_letter_queue = sqs.Queue(
+        self.dead_letter_queue = parking_queue(
             self,
             "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=DLQ_RETENTION,
+            reason="This is the dead-letter queue; its messages are redriven by the operations tooling",
             removal_policy=removal_policy,
-        )
-        acknowledge(
-            self.dead_letter_queue,
-            "Serverless::Serverless-SQSRedrivePolicy",
-            "This is the dead-letter queue; its messages are redriven by the operations tooling",
+            rules=PARKING_RULES[:1],
         )
         self.queue = sqs.Queue(
             self,

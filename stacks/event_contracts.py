@@ -20,7 +20,8 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from lambdas.shared.events import CONTRACTS, DETAIL_TYPES, EventContract
+from lambdas.contracts.events import DETAIL_TYPES
+from lambdas.shared.events import CONTRACTS, EventContract
 from schemas import EVENT, SCHEMA_DIR
 
 DRAFT4 = "http://json-schema.org/draft-04/schema#"

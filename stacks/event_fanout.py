@@ -27,7 +27,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from lambdas.shared.events import DETAIL_TYPES, SIDE_EFFECTS_TAG
+from lambdas.contracts.events import DETAIL_TYPES, SIDE_EFFECTS_TAG
 from stacks.config import EventSettings, ServiceConfig
 from stacks.durable_queue import DurableQueue
 from stacks.event_contracts import event_pattern

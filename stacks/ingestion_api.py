@@ -18,20 +18,18 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from lambdas.shared.models import (
+from lambdas.contracts.api import (
+    IDEMPOTENCY_KEY_ATTRIBUTE,
     IDEMPOTENCY_KEY_CHARACTERS,
     IDEMPOTENCY_KEY_HEADER,
     MAX_IDEMPOTENCY_KEY_LENGTH,
     PRODUCER_ARN_ATTRIBUTE,
+    REQUEST_ID_ATTRIBUTE,
 )
 from schemas import EVENT, ORDER, load_schema
 from stacks.compliance import acknowledge
 from stacks.config import STORAGE_ROUTES, ServiceConfig, log_retention
 from stacks.monitoring import ServiceMonitoring
-
-# Message attribute names the consumers read (the producer's header travels as the first).
-IDEMPOTENCY_KEY_ATTRIBUTE = "IdempotencyKey"
-REQUEST_ID_ATTRIBUTE = "RequestId"
 
 ORDERS_PATH = "orders"
 EVENTS_PATH = "events"
@@ -260,72 +258,87 @@ class IngestionApi(Construct):
     # -- routes -----------------------------------------------------------------------------
 
     def _add_orders_route(self, queue: sqs.IQueue) -> None:
-        role = iam.Role(
-            self,
-            "SendOrderRole",
-            assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
-            description="Lets the ingestion API send to the order queue and nothing else",
-        )
+        role = self._integration_role("SendOrderRole", "send to the order queue")
         queue.grant_send_messages(role)
-        integration = apigw.AwsIntegration(
+        integration = self._storage_integration(
+            role,
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            SEND_ORDER_TEMPLATE,
+            self._storage_responses(ORDER_ACCEPTED_TEMPLATE, refused_template=ORDER_REFUSED_TEMPLATE),
             service="sqs",
             path=f"{Aws.ACCOUNT_ID}/{queue.queue_name}",
-            integration_http_method="POST",
-            options=apigw.IntegrationOptions(
-                credentials_role=role,
-                passthrough_behavior=apigw.PassthroughBehavior.NEVER,
-                request_parameters={
-                    "integration.request.header.Content-Type": "'application/x-www-form-urlencoded'"
-                },
-                request_templates={JSON: SEND_ORDER_TEMPLATE},
-                integration_responses=self._storage_responses(
-                    ORDER_ACCEPTED_TEMPLATE, refused_template=ORDER_REFUSED_TEMPLATE
-                ),
-            ),
         )
-        self.orders = self.api.root.add_resource(ORDERS_PATH)
-        self.orders.add_method(
-            "POST",
+        self.orders = self._storage_route(
+            ORDERS_PATH,
             integration,
-            request_validator=self.validator,
-            request_models={JSON: self.order_model},
+            self.order_model,
             request_parameters={f"method.request.header.{IDEMPOTENCY_KEY_HEADER}": True},
-            method_responses=self._method_responses(),
         )
 
     def _add_events_route(self, bus: events.IEventBus, source: str) -> None:
-        self.put_events_role = role = iam.Role(
-            self,
-            "PutEventsRole",
-            assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
-            description="Lets the ingestion API put events on the service bus and nothing else",
-        )
+        self.put_events_role = role = self._integration_role("PutEventsRole", "put events on the service bus")
         bus.grant_put_events_to(role)
-        integration = apigw.AwsIntegration(
+        integration = self._storage_integration(
+            role,
+            {"X-Amz-Target": "AWSEvents.PutEvents", "Content-Type": "application/x-amz-json-1.1"},
+            put_event_template(bus.event_bus_name, source),
+            self._storage_responses(EVENT_ACCEPTED_TEMPLATE),
             service="events",
             action="PutEvents",
+        )
+        self.events = self._storage_route(EVENTS_PATH, integration, self.event_model)
+
+    # -- shared pieces ------------------------------------------------------------------------
+
+    def _integration_role(self, construct_id: str, what: str) -> iam.Role:
+        return iam.Role(
+            self,
+            construct_id,
+            assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
+            description=f"Lets the ingestion API {what} and nothing else",
+        )
+
+    @staticmethod
+    def _storage_integration(
+        role: iam.IRole,
+        headers: dict[str, str],
+        template: str,
+        responses: list[apigw.IntegrationResponse],
+        **target: str,
+    ) -> apigw.AwsIntegration:
+        """A POST to the AWS service ``target`` names, with ``headers``, the request mapped by ``template``."""
+        return apigw.AwsIntegration(
             integration_http_method="POST",
             options=apigw.IntegrationOptions(
                 credentials_role=role,
                 passthrough_behavior=apigw.PassthroughBehavior.NEVER,
                 request_parameters={
-                    "integration.request.header.X-Amz-Target": "'AWSEvents.PutEvents'",
-                    "integration.request.header.Content-Type": "'application/x-amz-json-1.1'",
+                    f"integration.request.header.{name}": f"'{value}'" for name, value in headers.items()
                 },
-                request_templates={JSON: put_event_template(bus.event_bus_name, source)},
-                integration_responses=self._storage_responses(EVENT_ACCEPTED_TEMPLATE),
+                request_templates={JSON: template},
+                integration_responses=responses,
             ),
+            **target,
         )
-        self.events = self.api.root.add_resource(EVENTS_PATH)
-        self.events.add_method(
+
+    def _storage_route(
+        self,
+        path: str,
+        integration: apigw.Integration,
+        model: apigw.IModel,
+        request_parameters: dict[str, bool] | None = None,
+    ) -> apigw.Resource:
+        """POST /``path``: validated against ``model``, stored by ``integration``."""
+        resource = self.api.root.add_resource(path)
+        resource.add_method(
             "POST",
             integration,
             request_validator=self.validator,
-            request_models={JSON: self.event_model},
+            request_models={JSON: model},
+            request_parameters=request_parameters,
             method_responses=self._method_responses(),
         )
-
-    # -- shared pieces ------------------------------------------------------------------------
+        return resource
 
     def _schema_model(self, name: str, schema_name: str) -> apigw.IModel:
         # The L1 takes the JSON Schema file as it is, so schemas/ stays the single source.

@@ -26,7 +26,9 @@ import tempfile
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from typing import cast
 
+from aws_cdk import Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
@@ -38,6 +40,8 @@ LAMBDA_SOURCE = PROJECT_ROOT / "lambdas"
 REQUIREMENTS = LAMBDA_SOURCE / "requirements.txt"
 CONSTRAINTS = PROJECT_ROOT / "constraints.txt"
 BUILD_ROOT = PROJECT_ROOT / ".build"
+# Construct ids of the layers at the root of the stack.
+DEPENDENCIES_ID, POWERTOOLS_ID = "Dependencies", "PowertoolsLayer"
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -146,22 +150,30 @@ def code_asset() -> lambda_.Code:
 
 
 def function_layers(scope: Construct, config: ServiceConfig) -> list[lambda_.ILayerVersion]:
-    """Every function's layers: ours, and the published Powertools layer if configured (no package in both)."""
+    """Every function's layers: ours, and the published Powertools layer if configured (no package in both).
+
+    Built once per stack, at its root, by the first caller; every later caller gets the same layers.
+    """
+    stack = Stack.of(scope)
+    built = stack.node.try_find_child(DEPENDENCIES_ID)
+    if built is not None:
+        published = stack.node.try_find_child(POWERTOOLS_ID)
+        return [cast(lambda_.ILayerVersion, layer) for layer in (published, built) if layer is not None]
     if config.powertools_layer == "bundled":
-        return [_dependencies_layer(scope, frozenset(), "every function's third-party packages")]
-    published = lambda_.LayerVersion.from_layer_version_arn(
-        scope,
-        "PowertoolsLayer",
-        ssm.StringParameter.value_for_string_parameter(scope, powertools_parameter_name()),
+        return [_dependencies_layer(stack, frozenset(), "every function's third-party packages")]
+    published_layer = lambda_.LayerVersion.from_layer_version_arn(
+        stack,
+        POWERTOOLS_ID,
+        ssm.StringParameter.value_for_string_parameter(stack, powertools_parameter_name()),
     )
-    rest = _dependencies_layer(scope, IN_POWERTOOLS_LAYER, "what the Powertools layer lacks")
-    return [published, rest]
+    rest = _dependencies_layer(stack, IN_POWERTOOLS_LAYER, "what the Powertools layer lacks")
+    return [published_layer, rest]
 
 
 def _dependencies_layer(scope: Construct, without: frozenset[str], what: str) -> lambda_.LayerVersion:
     return lambda_.LayerVersion(
         scope,
-        "Dependencies",
+        DEPENDENCIES_ID,
         code=lambda_.Code.from_asset(str(dependencies_directory(without))),
         compatible_runtimes=[RUNTIME],
         compatible_architectures=[ARCHITECTURE],

@@ -3,28 +3,26 @@ its dependency can take, inside a bulkhead, with partial batch responses and ide
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aws_cdk import Duration
-from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from constructs import Construct
 
-from lambdas.notifications_consumer import notifications
-from lambdas.shared.dependency_tries import DEPENDENCY_MAX_TRIES_VARIABLE
+from lambdas.contracts.environment import DEPENDENCY_MAX_TRIES
+from lambdas.contracts.metrics import METRIC_NOTIFICATIONS_DEFERRED
 from stacks.compliance import acknowledge
 from stacks.config import ConsumerSettings, ServiceConfig
 from stacks.downstream_dependency import DownstreamDependency
 from stacks.durable_queue import DurableQueue
+from stacks.durable_table import durable_table
 from stacks.monitoring import ServiceMonitoring
 from stacks.service_function import ServiceFunction
 
 # By handler package: the counter a consumer emits when it completes a record without doing the
 # work (its non-critical dependency was unavailable). The queue stays empty, so only that counter
 # shows the work is not being done.
-DEFERRED_WORK_METRICS = {notifications.__package__: notifications.METRIC_DEFERRED}
+DEFERRED_WORK_METRICS = {"lambdas.notifications_consumer": METRIC_NOTIFICATIONS_DEFERRED}
 
 
 @dataclass(frozen=True)
@@ -57,9 +55,7 @@ class LoadLevelingConsumer(Construct):
         name: str,
         settings: ConsumerSettings,
         config: ServiceConfig,
-        handler: str,
         dependency: DownstreamDependency,
-        layers: Sequence[lambda_.ILayerVersion],
         monitoring: ServiceMonitoring,
         subscription_queue: DurableQueue | None = None,
     ) -> None:
@@ -80,28 +76,19 @@ class LoadLevelingConsumer(Construct):
             max_receive_count=settings.max_receive_count,
             removal_policy=removal,
         )
-        self.idempotency_table = dynamodb.TableV2(
-            self,
-            "Idempotency",
-            partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
-            time_to_live_attribute="expiration",
-            billing=dynamodb.Billing.on_demand(),
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            removal_policy=removal,
+        self.idempotency_table = durable_table(
+            self, "Idempotency", key="id", ttl_attribute="expiration", removal_policy=removal
         )
         # Only a handler that counts its tries may set them (stacks/config.py).
         tries = {}
         if settings.max_dependency_tries is not None:
-            tries = {DEPENDENCY_MAX_TRIES_VARIABLE: str(settings.max_dependency_tries)}
+            tries = {DEPENDENCY_MAX_TRIES: str(settings.max_dependency_tries)}
         self.handler = ServiceFunction(
             self,
             "Consumer",
             config=config,
-            handler=handler,
+            handler=settings.handler,
             description=f"Load-leveling consumer '{name}' (calls {dependency.name})",
-            layers=layers,
             timeout=Duration.seconds(settings.timeout_seconds),
             memory_mb=settings.memory_mb,
             reserved_concurrency=settings.reserved_concurrency,

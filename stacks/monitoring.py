@@ -12,7 +12,8 @@ dashboard reads left to right like the pipeline.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from aws_cdk import Duration
@@ -27,24 +28,26 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct, IConstruct
 
-from lambdas.reconciler.contract import DIMENSION_CONSUMER, METRIC_PAUSED_SECONDS
-from lambdas.shared import log_fields as lf
-from lambdas.shared.dependency_client import (
+from lambdas.contracts import log_fields as lf
+from lambdas.contracts.metrics import (
     CALL_OUTCOME_CONFIGURATION,
     CALL_OUTCOMES,
     CALL_OUTCOMES_FAILED,
+    DIMENSION_CONSUMER,
     DIMENSION_OUTCOME,
+    METRIC_CIRCUIT_PROBES_FAILED,
     METRIC_CIRCUIT_REJECTIONS,
     METRIC_CIRCUIT_TRANSITION,
     METRIC_FALLBACK_USED,
+    METRIC_IDEMPOTENCY_STORE_ERRORS,
     METRIC_LOGICAL_CALLS,
+    METRIC_PAUSED_SECONDS,
     METRIC_UPSTREAM_CALLS,
     METRIC_UPSTREAM_ERRORS,
 )
-from lambdas.shared.stores import METRIC_IDEMPOTENCY_STORE_ERRORS
 from stacks.alarm_topic import AlarmTopic
-from stacks.compliance import acknowledge
 from stacks.config import API_INTEGRATION_TIMEOUT_SECONDS, ServiceConfig
+from stacks.durable_queue import parking_queue
 from stacks.service_function import ServiceFunction
 
 PERIOD = Duration.minutes(1)
@@ -121,23 +124,16 @@ class ServiceMonitoring(Construct):
         self._idempotency_store_alarm()
         if self.thresholds.email:
             # An undeliverable notification must not vanish either.
-            undelivered = sqs.Queue(
+            undelivered = parking_queue(
                 self,
                 "UndeliveredNotifications",
-                encryption=sqs.QueueEncryption.SQS_MANAGED,
-                enforce_ssl=True,
-                retention_period=Duration.days(14),
+                reason="This queue is the dead-letter queue of the alarm e-mail subscription (an SNS redrive "
+                "policy, which the rule does not recognise)",
+                removal_policy=config.removal_policy,
             )
             self.topic.add_subscription(
                 subscriptions.EmailSubscription(self.thresholds.email, dead_letter_queue=undelivered)
             )
-            for rule in ("Serverless::Serverless-SQSRedrivePolicy", "AwsSolutions::AwsSolutions-SQS3"):
-                acknowledge(
-                    undelivered,
-                    rule,
-                    "This queue is the dead-letter queue of the alarm e-mail subscription (an SNS redrive "
-                    "policy, which the rule does not recognise)",
-                )
             self.watch_dead_letter_queue("alarm-email", undelivered)
 
     # -- registration API --------------------------------------------------------------------
@@ -154,12 +150,7 @@ class ServiceMonitoring(Construct):
             resource=queue,
         )
         visible = queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum")
-        growth = cloudwatch.MathExpression(
-            expression="RATE(visible) * 60",
-            using_metrics={"visible": visible},
-            label=f"{name} visible messages per minute",
-            period=PERIOD,
-        )
+        growth = _math("RATE(visible) * 60", f"{name} visible messages per minute", {"visible": visible})
         self._alarm(
             f"{name}-queue-growing",
             growth,
@@ -172,13 +163,11 @@ class ServiceMonitoring(Construct):
         )
         self._degraded_signals.append(age_alarm)
         self.watch_dead_letter_queue(name, dead_letter_queue)
-        self._columns["queue"].widgets.append(
-            cloudwatch.GraphWidget(
-                title=f"{name}: depth and age",
-                left=[visible, queue.metric_approximate_number_of_messages_not_visible(period=PERIOD)],
-                right=[age],
-                width=8,
-            )
+        self._graph(
+            "queue",
+            title=f"{name}: depth and age",
+            left=[visible, queue.metric_approximate_number_of_messages_not_visible(period=PERIOD)],
+            right=[age],
         )
 
     def watch_dead_letter_queue(self, name: str, dead_letter_queue: sqs.IQueue) -> None:
@@ -196,9 +185,7 @@ class ServiceMonitoring(Construct):
         )
         self._degraded_signals.append(dlq_alarm)
         self.harm_alarms.append(dlq_alarm)
-        self._columns["dlq"].widgets.append(
-            cloudwatch.GraphWidget(title=f"{name} DLQ depth", left=[depth], width=8)
-        )
+        self._graph("dlq", title=f"{name} DLQ depth", left=[depth])
 
     def watch_rule(self, name: str, rule: events.IRule, bus: events.IEventBus) -> None:
         """A rule that cannot deliver, and worse, cannot dead-letter: the only way to lose an event."""
@@ -252,11 +239,10 @@ class ServiceMonitoring(Construct):
         )
         errors = fn.metric_errors(period=PERIOD, statistic="Sum")
         invocations = fn.metric_invocations(period=PERIOD, statistic="Sum")
-        error_rate = cloudwatch.MathExpression(
-            expression="IF(invocations > 0, 100 * errors / invocations, 0)",
-            using_metrics={"errors": errors, "invocations": invocations},
-            label=f"{name} error rate (%)",
-            period=PERIOD,
+        error_rate = _math(
+            "IF(invocations > 0, 100 * errors / invocations, 0)",
+            f"{name} error rate (%)",
+            {"errors": errors, "invocations": invocations},
         )
         self._alarm(
             f"{name}-error-rate",
@@ -280,11 +266,10 @@ class ServiceMonitoring(Construct):
         )
         concurrent = fn.metric("ConcurrentExecutions", period=PERIOD, statistic="Maximum")
         if function.reserved_concurrency:
-            utilisation = cloudwatch.MathExpression(
-                expression=f"100 * concurrent / {function.reserved_concurrency}",
-                using_metrics={"concurrent": concurrent},
-                label=f"{name} concurrency utilisation (%)",
-                period=PERIOD,
+            utilisation = _math(
+                f"100 * concurrent / {function.reserved_concurrency}",
+                f"{name} concurrency utilisation (%)",
+                {"concurrent": concurrent},
             )
             self._alarm(
                 f"{name}-concurrency",
@@ -295,13 +280,11 @@ class ServiceMonitoring(Construct):
                 kind=CONCURRENCY,
                 resource=fn,
             )
-        self._columns["consumer"].widgets.append(
-            cloudwatch.GraphWidget(
-                title=f"{name}: concurrency, throttles, errors",
-                left=[concurrent, throttles, errors],
-                right=[duration],
-                width=8,
-            )
+        self._graph(
+            "consumer",
+            title=f"{name}: concurrency, throttles, errors",
+            left=[concurrent, throttles, errors],
+            right=[duration],
         )
 
     def watch_dependency(self, name: str, *, falls_back: bool) -> None:
@@ -316,12 +299,7 @@ class ServiceMonitoring(Construct):
             )
             for index, status_class in enumerate(UNHEALTHY_STATUS_CLASSES)
         }
-        upstream_errors = cloudwatch.MathExpression(
-            expression=" + ".join(f"FILL({key}, 0)" for key in per_class),
-            using_metrics=per_class,
-            label=f"{name} upstream errors",
-            period=PERIOD,
-        )
+        upstream_errors = _sum(f"{name} upstream errors", per_class)
         # Sensitive: one failed attempt is enough, even one a retry fixed. Pages; never pauses anything.
         self.upstream_attempt_alarms[name] = self._alarm(
             f"{name}-upstream-errors",
@@ -348,17 +326,22 @@ class ServiceMonitoring(Construct):
         )
         opened = self._dependency_metric(METRIC_CIRCUIT_TRANSITION, name, {"to_state": "OPEN"})
         rejected = self._dependency_metric(METRIC_CIRCUIT_REJECTIONS, name, {})
-        circuit_open = cloudwatch.MathExpression(
-            expression="FILL(opened, 0) + FILL(rejected, 0)",
-            using_metrics={"opened": opened, "rejected": rejected},
-            label=f"{name} circuit open (transitions + rejected calls)",
-            period=PERIOD,
+        # While the consumer is paused nothing is rejected: the controller's failed probes (one per
+        # recovery window) keep the alarm in ALARM until the circuit closes.
+        probes_failed = self._dependency_metric(METRIC_CIRCUIT_PROBES_FAILED, name, {})
+        circuit_open = _sum(
+            f"{name} circuit open (transitions + rejected calls + failed probes)",
+            {"opened": opened, "rejected": rejected, "probes_failed": probes_failed},
         )
         circuit_alarm = self._alarm(
             f"{name}-circuit-open",
             circuit_open,
             threshold=0,
-            periods=1,
+            # In ALARM at the first breaching period; OK only after enough periods without one that
+            # each holds a probe: probes come one recovery window apart, which can exceed a period.
+            periods=math.ceil(self.config.dependencies[name].breaker_recovery_seconds / PERIOD.to_seconds())
+            + 1,
+            datapoints=1,
             description=f"The {name} circuit is open: calls fail fast and the queue holds the work",
             kind="circuit-open",
             resource=None,
@@ -386,13 +369,11 @@ class ServiceMonitoring(Construct):
             label="",
             period=PERIOD,
         )
-        self._columns["dependency"].widgets.append(
-            cloudwatch.GraphWidget(
-                title=f"{name}: calls, errors by status class, circuit, fallback",
-                left=[calls, by_status],
-                right=right,
-                width=8,
-            )
+        self._graph(
+            "dependency",
+            title=f"{name}: calls, errors by status class, circuit, fallback",
+            left=[calls, by_status],
+            right=right,
         )
 
     def _logical_failure_rate_alarm(self, name: str) -> cloudwatch.Alarm:
@@ -401,18 +382,15 @@ class ServiceMonitoring(Construct):
             f"o{index}": self._dependency_metric(METRIC_LOGICAL_CALLS, name, {DIMENSION_OUTCOME: outcome})
             for index, outcome in enumerate(CALL_OUTCOMES)
         }
-        failed = " + ".join(
-            f"FILL(o{index}, 0)"
-            for index, outcome in enumerate(CALL_OUTCOMES)
-            if outcome in CALL_OUTCOMES_FAILED
+        failed = _filled_sum(
+            f"o{index}" for index, outcome in enumerate(CALL_OUTCOMES) if outcome in CALL_OUTCOMES_FAILED
         )
-        total = " + ".join(f"FILL({key}, 0)" for key in outcomes)
+        total = _filled_sum(outcomes)
         minimum = self.thresholds.dependency_min_calls
-        rate = cloudwatch.MathExpression(
-            expression=f"IF(({total}) >= {minimum}, 100 * ({failed}) / ({total}), 0)",
-            using_metrics=outcomes,
-            label=f"{name} failed logical calls (%)",
-            period=PERIOD,
+        rate = _math(
+            f"IF(({total}) >= {minimum}, 100 * ({failed}) / ({total}), 0)",
+            f"{name} failed logical calls (%)",
+            outcomes,
         )
         percent = self.thresholds.dependency_failure_rate_percent
         return self._alarm(
@@ -427,13 +405,7 @@ class ServiceMonitoring(Construct):
         )
 
     def _idempotency_store_alarm(self) -> None:
-        errors = cloudwatch.Metric(
-            namespace=self.namespace,
-            metric_name=METRIC_IDEMPOTENCY_STORE_ERRORS,
-            dimensions_map={"service": self.config.service_name},
-            period=PERIOD,
-            statistic="Sum",
-        )
+        errors = self._service_metric(METRIC_IDEMPOTENCY_STORE_ERRORS)
         self._alarm(
             "idempotency-store-unavailable",
             errors,
@@ -448,14 +420,7 @@ class ServiceMonitoring(Construct):
     def watch_deferred_work(self, name: str, metric_name: str) -> None:
         """A consumer's counter of records it completed without doing the work (a non-critical
         dependency was unavailable): the queue stays empty, so only this counter shows the backlog."""
-        deferred = cloudwatch.Metric(
-            namespace=self.namespace,
-            metric_name=metric_name,
-            # What Powertools ``Metrics(service=...)`` adds to every metric of the handler.
-            dimensions_map={"service": self.config.service_name},
-            period=PERIOD,
-            statistic="Sum",
-        )
+        deferred = self._service_metric(metric_name)
         self._alarm(
             f"{name}-deferred",
             deferred,
@@ -465,21 +430,13 @@ class ServiceMonitoring(Construct):
             kind="deferred",
             resource=None,
         )
-        self._columns["consumer"].widgets.append(
-            cloudwatch.GraphWidget(title=f"{name}: deferred", left=[deferred], width=8)
-        )
+        self._graph("consumer", title=f"{name}: deferred", left=[deferred])
 
     def watch_paused_consumer(self, name: str, paused_minutes: int) -> cloudwatch.Alarm:
         """How long the consumer's event source mapping has been disabled, as the reconciler measures
         it every run (lambdas/reconciler). MISSING keeps the last state: no datapoint means the
         reconciler did not run (its own alarms say so), not that the consumer runs again."""
-        paused = cloudwatch.Metric(
-            namespace=self.namespace,
-            metric_name=METRIC_PAUSED_SECONDS,
-            dimensions_map={"service": self.config.service_name, DIMENSION_CONSUMER: name},
-            period=PERIOD,
-            statistic="Maximum",
-        )
+        paused = self._service_metric(METRIC_PAUSED_SECONDS, {DIMENSION_CONSUMER: name}, statistic="Maximum")
         alarm = self._alarm(
             f"{name}-consumer-paused",
             paused,
@@ -493,22 +450,18 @@ class ServiceMonitoring(Construct):
             missing=cloudwatch.TreatMissingData.MISSING,
         )
         self._degraded_signals.append(alarm)
-        self._columns["consumer"].widgets.append(
-            cloudwatch.GraphWidget(title=f"{name}: paused seconds", left=[paused], width=8)
-        )
+        self._graph("consumer", title=f"{name}: paused seconds", left=[paused])
         return alarm
 
     def watch_table(self, name: str, table: dynamodb.ITableV2) -> None:
         """A table the pipeline reads or writes on every record: throttled or failing requests
         turn into retries, stuck circuits or lost idempotency."""
-        throttles = cloudwatch.MathExpression(
-            expression="FILL(reads, 0) + FILL(writes, 0)",
-            using_metrics={
+        throttles = _sum(
+            f"{name} throttled reads + writes",
+            {
                 "reads": table.metric("ReadThrottleEvents", period=PERIOD, statistic="Sum"),
                 "writes": table.metric("WriteThrottleEvents", period=PERIOD, statistic="Sum"),
             },
-            label=f"{name} throttled reads + writes",
-            period=PERIOD,
         )
         self._alarm(
             f"{name}-table-throttles",
@@ -530,12 +483,7 @@ class ServiceMonitoring(Construct):
             for operation in TABLE_OPERATIONS
         }
         # FILL: an operation the callers never use publishes nothing, which would blank the sum.
-        system_errors = cloudwatch.MathExpression(
-            expression=" + ".join(f"FILL({key}, 0)" for key in per_operation),
-            using_metrics=per_operation,
-            label=f"{name} system errors",
-            period=PERIOD,
-        )
+        system_errors = _sum(f"{name} system errors", per_operation)
         self._alarm(
             f"{name}-table-system-errors",
             system_errors,
@@ -546,10 +494,8 @@ class ServiceMonitoring(Construct):
             kind=TABLE_SYSTEM_ERRORS,
             resource=table,
         )
-        self._columns["tables"].widgets.append(
-            cloudwatch.GraphWidget(
-                title=f"{name}: throttles, system errors", left=[throttles], right=[system_errors], width=8
-            )
+        self._graph(
+            "tables", title=f"{name}: throttles, system errors", left=[throttles], right=[system_errors]
         )
 
     def watch_state_machine(self, name: str, state_machine: sfn.IStateMachine) -> None:
@@ -559,12 +505,7 @@ class ServiceMonitoring(Construct):
             "throttled": state_machine.metric_throttled(period=PERIOD, statistic="Sum"),
             "aborted": state_machine.metric_aborted(period=PERIOD, statistic="Sum"),
         }
-        expression = cloudwatch.MathExpression(
-            expression=" + ".join(f"FILL({key}, 0)" for key in failures),
-            using_metrics=failures,
-            label=f"{name} executions failed/timed out/throttled/aborted",
-            period=PERIOD,
-        )
+        expression = _sum(f"{name} executions failed/timed out/throttled/aborted", failures)
         self._alarm(
             f"{name}-executions-failed",
             expression,
@@ -574,9 +515,7 @@ class ServiceMonitoring(Construct):
             kind=EXECUTIONS_FAILED,
             resource=state_machine,
         )
-        self._columns["consumer"].widgets.append(
-            cloudwatch.GraphWidget(title=f"{name} executions", left=list(failures.values()), width=8)
-        )
+        self._graph("consumer", title=f"{name} executions", left=list(failures.values()))
 
     def watch_api(self, name: str, api: apigw.RestApi, storage_routes: Sequence[str]) -> None:
         server_errors = api.metric_server_error(period=PERIOD, statistic="Sum")
@@ -598,12 +537,7 @@ class ServiceMonitoring(Construct):
             )
             for index, route in enumerate(storage_routes)
         }
-        storage_errors = cloudwatch.MathExpression(
-            expression=" + ".join(f"FILL({key}, 0)" for key in stored),
-            using_metrics=dict(stored),
-            label=f"{name} 5XX of the routes that store ({', '.join(storage_routes)})",
-            period=PERIOD,
-        )
+        storage_errors = _sum(f"{name} 5XX of the routes that store ({', '.join(storage_routes)})", stored)
         server_alarm = self._alarm(
             f"{name}-5xx",
             storage_errors,
@@ -618,12 +552,10 @@ class ServiceMonitoring(Construct):
         self.harm_alarms.append(server_alarm)
         count = api.metric_count(period=PERIOD, statistic="Sum")
         client_errors = api.metric_client_error(period=PERIOD, statistic="Sum")
-        rate = cloudwatch.MathExpression(
-            expression=f"IF(requests >= {self.thresholds.api_4xx_rate_min_requests}, "
-            "100 * clienterrors / requests, 0)",
-            using_metrics={"requests": count, "clienterrors": client_errors},
-            label=f"{name} 4XX rate (%)",
-            period=PERIOD,
+        rate = _math(
+            f"IF(requests >= {self.thresholds.api_4xx_rate_min_requests}, 100 * clienterrors / requests, 0)",
+            f"{name} 4XX rate (%)",
+            {"requests": count, "clienterrors": client_errors},
         )
         self._alarm(
             f"{name}-4xx-rate",
@@ -649,13 +581,11 @@ class ServiceMonitoring(Construct):
             kind="api-latency",
             resource=api,
         )
-        self._columns["api"].widgets.append(
-            cloudwatch.GraphWidget(
-                title=f"{name}: requests, 4XX, 5XX",
-                left=[count, client_errors, server_errors],
-                right=[latency],
-                width=8,
-            )
+        self._graph(
+            "api",
+            title=f"{name}: requests, 4XX, 5XX",
+            left=[count, client_errors, server_errors],
+            right=[latency],
         )
 
     # -- finishing -----------------------------------------------------------------------------
@@ -698,16 +628,36 @@ class ServiceMonitoring(Construct):
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _dependency_metric(
-        self, metric_name: str, dependency: str, extra: dict[str, str]
+    def _service_metric(
+        self, metric_name: str, dimensions: dict[str, str] | None = None, *, statistic: str = "Sum"
     ) -> cloudwatch.Metric:
+        """A metric the handlers publish: Powertools ``Metrics(service=...)`` adds ``service`` to every one."""
         return cloudwatch.Metric(
             namespace=self.namespace,
             metric_name=metric_name,
-            dimensions_map={lf.DEPENDENCY: dependency, "service": self.config.service_name, **extra},
+            dimensions_map={"service": self.config.service_name, **(dimensions or {})},
             period=PERIOD,
-            statistic="Sum",
+            statistic=statistic,
         )
+
+    def _dependency_metric(
+        self, metric_name: str, dependency: str, extra: dict[str, str]
+    ) -> cloudwatch.Metric:
+        return self._service_metric(metric_name, {lf.DEPENDENCY: dependency, **extra})
+
+    def _graph(
+        self,
+        column: str,
+        *,
+        title: str,
+        left: Sequence[cloudwatch.IMetric],
+        right: Sequence[cloudwatch.IMetric] | None = None,
+    ) -> None:
+        """A graph in ``column`` of the dashboard: a third of its width."""
+        widget = cloudwatch.GraphWidget(
+            title=title, left=list(left), right=list(right) if right else None, width=8
+        )
+        self._columns[column].widgets.append(widget)
 
     def _account_concurrency_alarm(self) -> None:
         unreserved = cloudwatch.Metric(
@@ -743,6 +693,7 @@ class ServiceMonitoring(Construct):
         kind: str,
         resource: IConstruct | None,
         periods: int | None = None,
+        datapoints: int | None = None,
         comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
     ) -> cloudwatch.Alarm:
@@ -753,7 +704,7 @@ class ServiceMonitoring(Construct):
             metric=metric,
             threshold=threshold,
             evaluation_periods=evaluation,
-            datapoints_to_alarm=evaluation,
+            datapoints_to_alarm=datapoints or evaluation,
             comparison_operator=comparison,
             treat_missing_data=missing,
             alarm_description=description,
@@ -764,6 +715,23 @@ class ServiceMonitoring(Construct):
         if resource is not None:
             self.coverage.setdefault(kind, set()).add(resource.node.path)
         return alarm
+
+
+def _math(
+    expression: str, label: str, metrics: Mapping[str, cloudwatch.IMetric]
+) -> cloudwatch.MathExpression:
+    return cloudwatch.MathExpression(
+        expression=expression, using_metrics=dict(metrics), label=label, period=PERIOD
+    )
+
+
+def _filled_sum(keys: Iterable[str]) -> str:
+    """The sum of the metrics named ``keys``; FILL: one that publishes nothing would blank the sum."""
+    return " + ".join(f"FILL({key}, 0)" for key in keys)
+
+
+def _sum(label: str, metrics: Mapping[str, cloudwatch.IMetric]) -> cloudwatch.MathExpression:
+    return _math(_filled_sum(metrics), label, metrics)
 
 
 def _pascal(name: str) -> str:

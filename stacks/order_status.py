@@ -4,17 +4,15 @@ order queue's backlog is over its threshold."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
-from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from lambdas.contracts import environment as env
 from stacks.circuit_breaker import CircuitBreakerStore
 from stacks.compliance import acknowledge
 from stacks.config import API_INTEGRATION_TIMEOUT_SECONDS, ServiceConfig
+from stacks.durable_table import durable_table
 from stacks.ingestion_api import IngestionApi
 from stacks.load_leveling_consumer import LoadLevelingConsumer
 from stacks.monitoring import ServiceMonitoring
@@ -31,7 +29,6 @@ class OrderStatusReadPath(Construct):
         construct_id: str,
         *,
         config: ServiceConfig,
-        layers: Sequence[lambda_.ILayerVersion],
         api: IngestionApi,
         orders: LoadLevelingConsumer,
         circuits: CircuitBreakerStore,
@@ -39,15 +36,11 @@ class OrderStatusReadPath(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         settings = config.status
-        self.table = dynamodb.TableV2(
+        self.table = durable_table(
             self,
             "Statuses",
-            partition_key=dynamodb.Attribute(name=STATUS_KEY_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
-            time_to_live_attribute=STATUS_TTL_ATTRIBUTE,
-            billing=dynamodb.Billing.on_demand(),
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
+            key=STATUS_KEY_ATTRIBUTE,
+            ttl_attribute=STATUS_TTL_ATTRIBUTE,
             removal_policy=config.removal_policy,
         )
         # The consumer records accepted -> processing -> done / failed.
@@ -61,14 +54,13 @@ class OrderStatusReadPath(Construct):
             config=config,
             handler="lambdas.order_status.handler.handler",
             description="GET /orders/{id}: an order's status, or a fast 503 while the pipeline sheds load",
-            layers=layers,
             timeout=Duration.seconds(settings.timeout_seconds),
             reserved_concurrency=settings.reserved_concurrency,
             environment={
                 "ORDER_STATUS_TABLE_NAME": self.table.table_name,
-                "CIRCUIT_BREAKER_TABLE_NAME": circuits.table.table_name,
-                "DEPENDENCY_NAME": dependency.name,
-                "BREAKER_RECOVERY_SECONDS": str(dependency.settings.breaker_recovery_seconds),
+                env.CIRCUIT_BREAKER_TABLE_NAME: circuits.table.table_name,
+                env.DEPENDENCY_NAME: dependency.name,
+                env.BREAKER_RECOVERY_SECONDS: str(dependency.settings.breaker_recovery_seconds),
                 "ORDER_QUEUE_URL": orders.queue.queue_url,
                 "ORDER_QUEUE_BACKLOG_THRESHOLD": str(settings.backlog_threshold),
                 "REQUEST_BUDGET_MS": str(settings.request_budget_ms),

@@ -24,9 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lambdas.shared.attempts import calls_over_receives
-from lambdas.shared.stores import TABLE_CLIENT_CONFIG
-from lambdas.workflow_starter.clients import STEP_FUNCTIONS_CLIENT_CONFIG
+from lambdas.contracts import errors
+from lambdas.contracts.retries import (
+    STEP_FUNCTIONS_TOTAL_MAX_ATTEMPTS,
+    TABLE_TOTAL_MAX_ATTEMPTS,
+    calls_over_receives,
+)
 from stacks.config import ConfigError, ServiceConfig
 
 STATEMACHINES = Path(__file__).resolve().parent.parent / "statemachines"
@@ -37,12 +40,10 @@ METADATA_KEY = "RetryAmplification"
 # circuit was open, or the request was refused before any attempt.
 NO_CALL_ERRORS = frozenset(
     {
-        "Lambda.TooManyRequestsException",
-        "DependencyUnavailableError",
-        "CircuitBreakerOpenError",
-        "CircuitOpen",
-        "PermanentUpstreamError",
-        "ValidationError",
+        errors.LAMBDA_TOO_MANY_REQUESTS,
+        errors.DEPENDENCY_UNAVAILABLE_ERROR,
+        errors.PERMANENT_UPSTREAM_ERROR,
+        errors.VALIDATION_ERROR,
     }
 )
 # The workflow task functions and the dependency each calls (role in WorkflowSettings).
@@ -76,13 +77,6 @@ class RetryPath:
 
 class RetryBudgetExceededError(ConfigError):
     pass
-
-
-def sdk_attempts(client_config: Any) -> int:
-    """Attempts a botocore ``Config`` allows. ``Config`` stores retries as ``total_max_attempts`` (a
-    ``max_attempts`` given counts retries and becomes total - 1); unset, standard mode's 3."""
-    retries = client_config.retries or {}
-    return int(retries.get("total_max_attempts") or 3)
 
 
 def task_invocations(state: Mapping[str, Any]) -> int:
@@ -249,7 +243,7 @@ def _aws_paths(config: ServiceConfig) -> list[RetryPath]:
             "stepfunctions:StartExecution",
             (
                 Layer("fulfilment queue receives", config.events.subscription_max_receive_count),
-                Layer("AWS SDK attempts (standard mode)", sdk_attempts(STEP_FUNCTIONS_CLIENT_CONFIG)),
+                Layer("AWS SDK attempts (standard mode)", STEP_FUNCTIONS_TOTAL_MAX_ATTEMPTS),
             ),
             config.aws_retry_budget,
         )
@@ -266,7 +260,7 @@ def _aws_paths(config: ServiceConfig) -> list[RetryPath]:
                 "dynamodb",
                 (
                     Layer(f"{name} queue receives", receives),
-                    Layer("AWS SDK attempts (standard mode)", sdk_attempts(TABLE_CLIENT_CONFIG)),
+                    Layer("AWS SDK attempts (standard mode)", TABLE_TOTAL_MAX_ATTEMPTS),
                 ),
                 config.aws_retry_budget,
             )

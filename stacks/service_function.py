@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
@@ -10,6 +10,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from lambdas.contracts import environment as env
 from stacks import lambda_packaging
 from stacks.compliance import acknowledge
 from stacks.config import ServiceConfig, log_retention
@@ -18,7 +19,7 @@ LIVE_ALIAS = "live"
 
 
 class ServiceFunction(Construct):
-    """Function + its log group + a published version behind the ``live`` alias.
+    """Function + its log group + the stack's layers + a published version behind the ``live`` alias.
 
     Event sources and invokers bind to the alias, so a deployment shifts traffic to a new
     version in one step and the running version is visible in every log line.
@@ -32,7 +33,6 @@ class ServiceFunction(Construct):
         config: ServiceConfig,
         handler: str,
         description: str,
-        layers: Sequence[lambda_.ILayerVersion],
         timeout: Duration,
         memory_mb: int = 256,
         reserved_concurrency: int | None = None,
@@ -64,7 +64,7 @@ class ServiceFunction(Construct):
             code=lambda_packaging.code_asset(),
             handler=handler,
             role=self.role,
-            layers=list(layers),
+            layers=lambda_packaging.function_layers(self, config),
             timeout=timeout,
             memory_size=memory_mb,
             reserved_concurrent_executions=reserved_concurrency,
@@ -75,8 +75,8 @@ class ServiceFunction(Construct):
             # Lambda stops a function that loops through SQS/SNS/S3 with itself; keep it on.
             recursive_loop=lambda_.RecursiveLoop.TERMINATE,
             environment={
-                "POWERTOOLS_SERVICE_NAME": config.service_name,
-                "POWERTOOLS_METRICS_NAMESPACE": config.service_name,
+                env.SERVICE_NAME: config.service_name,
+                env.METRICS_NAMESPACE: config.service_name,
                 "POWERTOOLS_LOG_LEVEL": config.log_level,
                 "STAGE": config.stage,
                 **(environment or {}),

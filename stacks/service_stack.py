@@ -7,7 +7,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack, Tags
 from constructs import Construct
 
-from stacks import lambda_packaging, retry_budget
+from stacks import retry_budget
 from stacks.circuit_breaker import CircuitBreakerStore
 from stacks.config import ServiceConfig
 from stacks.consumer_reconciler import ConsumerReconciler
@@ -40,7 +40,6 @@ class ResilientServiceStack(Stack):
             retry_budget.METADATA_KEY: retry_budget.as_metadata(self.retry_paths)
         }
         self.monitoring = ServiceMonitoring(self, "Monitoring", config=config)
-        layers = lambda_packaging.function_layers(self, config)
         self.circuits = CircuitBreakerStore(
             self,
             "CircuitBreaker",
@@ -56,7 +55,6 @@ class ResilientServiceStack(Stack):
                 settings=settings,
                 config=config,
                 circuits=self.circuits,
-                layers=layers,
                 monitoring=self.monitoring,
             )
             for name, settings in config.dependencies.items()
@@ -69,9 +67,7 @@ class ResilientServiceStack(Stack):
                 name=name,
                 settings=settings,
                 config=config,
-                handler=settings.handler,
                 dependency=self.downstream[settings.dependency],
-                layers=layers,
                 monitoring=self.monitoring,
                 subscription_queue=self.fanout.subscriptions[settings.subscription].work
                 if settings.subscription
@@ -91,7 +87,6 @@ class ResilientServiceStack(Stack):
             self,
             "Workflows",
             config=config,
-            layers=layers,
             circuits=self.circuits,
             dependencies=self.downstream,
             consumers=self.consumers,
@@ -102,11 +97,7 @@ class ResilientServiceStack(Stack):
             self,
             "ConsumerReconciler",
             config=config,
-            layers=layers,
-            circuits=self.circuits,
-            mappings=self.workflows.pausable,
-            controller=self.workflows.controller,
-            controller_inputs=self.workflows.controller_inputs,
+            workflows=self.workflows,
             monitoring=self.monitoring,
         )
         self.ingestion = IngestionApi(
@@ -123,7 +114,6 @@ class ResilientServiceStack(Stack):
             self,
             "OrderStatus",
             config=config,
-            layers=layers,
             api=self.ingestion,
             orders=self.consumers[config.orders_consumer],
             circuits=self.circuits,

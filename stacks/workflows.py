@@ -11,7 +11,6 @@ state needs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +18,19 @@ from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from lambdas.workflow_starter.contract import CIRCUIT_WAIT_LIMIT_VARIABLE, CIRCUIT_WAIT_SECONDS_VARIABLE
-from stacks.circuit_breaker import CIRCUIT_OPENED_DETAIL_TYPE, CircuitBreakerStore
+from lambdas.contracts.circuit_wait import CIRCUIT_WAIT_LIMIT_VARIABLE, CIRCUIT_WAIT_SECONDS_VARIABLE
+from lambdas.contracts.environment import DEPENDENCY_MAX_ATTEMPTS
+from lambdas.contracts.events import CIRCUIT_OPENED
+from stacks.circuit_breaker import CircuitBreakerStore
 from stacks.compliance import acknowledge
 from stacks.config import DependencySettings, ServiceConfig, WorkflowSettings, log_retention
 from stacks.downstream_dependency import DownstreamDependency
+from stacks.durable_queue import parking_queue
 from stacks.event_fanout import Subscription
 from stacks.load_leveling_consumer import LoadLevelingConsumer, PausableMapping
 from stacks.monitoring import ServiceMonitoring
@@ -49,18 +49,12 @@ class DeadLetterSink(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, name: str, config: ServiceConfig,
                  monitoring: ServiceMonitoring) -> None:  # fmt: skip
         super().__init__(scope, construct_id)
-        self.queue = sqs.Queue(
+        self.queue = parking_queue(
             self,
             "Queue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
+            reason=f"This queue is the {name} failure sink written by a state machine's Catch",
             removal_policy=config.removal_policy,
         )
-        for rule in ("Serverless::Serverless-SQSRedrivePolicy", "AwsSolutions::AwsSolutions-SQS3"):
-            acknowledge(
-                self.queue, rule, f"This queue is the {name} failure sink written by a state machine's Catch"
-            )
         monitoring.watch_dead_letter_queue(name, self.queue)
 
 
@@ -71,7 +65,6 @@ class Workflows(Construct):
         construct_id: str,
         *,
         config: ServiceConfig,
-        layers: Sequence[lambda_.ILayerVersion],
         circuits: CircuitBreakerStore,
         dependencies: dict[str, DownstreamDependency],
         consumers: dict[str, LoadLevelingConsumer],
@@ -81,7 +74,7 @@ class Workflows(Construct):
         super().__init__(scope, construct_id)
         self.config = config
         self.settings = config.workflows
-        self._layers = layers
+        self.circuits = circuits
         self._monitoring = monitoring
         dependency = dependencies[self.settings.dependency]
         self.functions: dict[str, ServiceFunction] = {}
@@ -176,14 +169,13 @@ class Workflows(Construct):
         environment = {**(dependency.environment() if dependency else {}), **(extra_environment or {})}
         if dependency:
             # Step Functions' Retry is the retry layer of a workflow task (stacks/retry_budget.py).
-            environment["DEPENDENCY_MAX_ATTEMPTS"] = str(self.settings.task_max_attempts)
+            environment[DEPENDENCY_MAX_ATTEMPTS] = str(self.settings.task_max_attempts)
         function = ServiceFunction(
             self,
             f"{name}Task",
             config=self.config,
             handler=handler,
             description=f"Workflow task: {description}",
-            layers=self._layers,
             timeout=TASK_TIMEOUT,
             reserved_concurrency=self.settings.task_concurrency,
             environment=environment or None,
@@ -263,7 +255,7 @@ class Workflows(Construct):
             description=f"The {name} circuit opened in a consumer -> pause its consumers",
             event_pattern=events.EventPattern(
                 source=[circuits.event_source],
-                detail_type=[CIRCUIT_OPENED_DETAIL_TYPE],
+                detail_type=[CIRCUIT_OPENED],
                 detail={"dependency": [name]},
             ),
         )
@@ -316,7 +308,6 @@ class Workflows(Construct):
             config=self.config,
             handler="lambdas.workflow_starter.handler.handler",
             description="Starts one fulfilment execution per PaymentReceived event (named by its key)",
-            layers=self._layers,
             timeout=Duration.seconds(self.settings.starter_timeout_seconds),
             reserved_concurrency=self.settings.task_concurrency,
             environment={

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from localcloud.deploy import use_project_node
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Any boto3 client a test builds by accident talks to nobody: fake credentials, fixed region.
@@ -16,7 +18,7 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_SESSION_TOKEN", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+use_project_node()  # before anything starts aws-cdk-lib's jsii runtime
 
 
 def cdk_context(**overrides: Any) -> dict[str, Any]:
@@ -51,4 +53,4 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     The runner starts with the first end-to-end test and takes minutes; a worker that reached one of
     its readers early would sit idle until then instead of running the rest of the suite.
     """
-    items.sort(key=lambda item: "fault_runs" in getattr(item, "fixturenames", ()))
+    items.sort(key=lambda item: bool({"fault_runs", "long_runs"} & set(getattr(item, "fixturenames", ()))))

@@ -29,9 +29,9 @@ and relies on:
   ``States.Timeout`` when the outcome is unknown, and a replay or a re-run is a new execution for the
   same payment;
 * errors surfacing as exception *class names* (Step Functions matches ``errorType`` exactly, base
-  classes do not count): ``TransientUpstreamError`` / ``BudgetExhaustedError`` (retried, short backoff),
-  ``DependencyUnavailableError`` / ``CircuitBreakerOpenError`` / ``CircuitOpen`` (retried, long
-  backoff), ``PermanentUpstreamError`` / ``ValidationError`` (never retried: recorded and failed).
+  classes do not count; the names: ``lambdas.contracts.errors``): ``TransientUpstreamError`` / ``BudgetExhaustedError`` (retried, short backoff),
+  ``DependencyUnavailableError`` (the circuit is open; retried, long backoff),
+  ``PermanentUpstreamError`` / ``ValidationError`` (never retried: recorded and failed).
   ``UpstreamConfigurationError`` (the partner refused our key or route) has no retrier either: the
   final ``States.ALL`` Catch records and fails it, after it counted toward the shared breaker.
 """

@@ -13,10 +13,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from lambdas.contracts.api import IDEMPOTENCY_KEY_HEADER
 from lambdas.fulfilment.environment import TaskSettings
 from lambdas.shared.caller import breaker_client
 from lambdas.shared.dependency_client import DependencyClient
-from lambdas.shared.models import IDEMPOTENCY_KEY_HEADER
 
 
 @dataclass(frozen=True)

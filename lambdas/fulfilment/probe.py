@@ -36,12 +36,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambdas.contracts import log_fields as lf
+from lambdas.contracts.api import IDEMPOTENCY_KEY_HEADER
 from lambdas.fulfilment.environment import Canary, ProbeSettings
 from lambdas.fulfilment.errors import CanaryNotDryRunError, DependencyUnhealthyError, ValidationError
-from lambdas.shared import log_fields as lf
 from lambdas.shared.api_key import API_KEY_HEADER, load_api_key
 from lambdas.shared.dependency_client import DependencyClient, DependencyResponse
-from lambdas.shared.models import IDEMPOTENCY_KEY_HEADER
 from lambdas.shared.observability import observability
 
 DRY_RUN_HEADER: Final = "Dry-Run"
@@ -129,6 +129,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         check_canary_response(canary, settings.dependency.name, response)
     except Exception as exc:
         metrics.add_metric(name="ProbesUnhealthy", unit=MetricUnit.Count, value=1)
+        client.count_failed_probe()
         if isinstance(exc, CanaryNotDryRunError):
             logger.error("probe: the canary was not a dry run", extra={lf.ERROR: str(exc)})
         logger.warning("probe: unhealthy", extra={"probe": probe.probe, lf.ERROR: type(exc).__name__})

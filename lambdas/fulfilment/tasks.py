@@ -34,9 +34,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lambdas.contracts import log_fields as lf
+from lambdas.contracts.api import CHARGES_PATH, NOTIFICATIONS_PATH, SHIPMENTS_PATH
 from lambdas.fulfilment.errors import CircuitWaitExpiredError, UnconfirmedResultError, ValidationError
 from lambdas.fulfilment.partner import Partner
-from lambdas.shared import log_fields as lf
 from lambdas.shared.dependency_client import (
     DependencyResponse,
     DependencyUnavailableError,
@@ -44,10 +45,6 @@ from lambdas.shared.dependency_client import (
 )
 from lambdas.shared.events import PaymentReceived, contract_for
 from lambdas.shared.models import (
-    CHARGES_PATH,
-    NOTIFICATIONS_PATH,
-    REPLAYED_HEADER,
-    SHIPMENTS_PATH,
     AmountCents,
     ChargeRequest,
     ChargeResponse,
@@ -58,6 +55,7 @@ from lambdas.shared.models import (
     PartnerId,
     ShipmentRequest,
     ShipmentResponse,
+    replayed_by_partner,
 )
 
 Step = Literal["Charge", "Ship", "Notify"]
@@ -94,31 +92,28 @@ class FulfilmentOrder(_Tolerant):
     customerId: Identifier | None = None
 
 
-class ChargeResult(_Tolerant):
+class _StepResult(_Tolerant):
+    """What every step reports of its partner call, beside what the partner confirmed."""
+
     orderId: Identifier
+    idempotencyKey: str
+    replayed: bool = False
+    attempts: int = 0
+
+
+class ChargeResult(_StepResult):
     chargeId: PartnerId
     amountCents: AmountCents
     currency: Currency
-    idempotencyKey: str
-    replayed: bool = False
-    attempts: int = 0
 
 
-class ShipmentResult(_Tolerant):
-    orderId: Identifier
+class ShipmentResult(_StepResult):
     shipmentId: PartnerId
     chargeId: PartnerId
-    idempotencyKey: str
-    replayed: bool = False
-    attempts: int = 0
 
 
-class NotificationResult(_Tolerant):
-    orderId: Identifier
+class NotificationResult(_StepResult):
     notificationId: PartnerId
-    idempotencyKey: str
-    replayed: bool = False
-    attempts: int = 0
 
 
 class TaskEvent(BaseModel):
@@ -184,14 +179,9 @@ def charge(partner: Partner, task: TaskEvent, *, remaining_ms: Callable[[], int]
     """Capture the order's payment: ``POST /charges``."""
     order = task.order
     request = ChargeRequest(orderId=order.orderId, amountCents=order.amountCents, currency=order.currency)
-    key = task.partner_idempotency_key
-    response = partner.client.post(
-        CHARGES_PATH,
-        json=request.model_dump(mode="json"),
-        headers=partner.headers(key),
-        remaining_ms=remaining_ms,
+    body, call = _post(
+        partner, task, CHARGES_PATH, request.model_dump(mode="json"), ChargeResponse, remaining_ms
     )
-    body = _confirmed(partner, response, ChargeResponse)
     if (body.orderId, body.amountCents, body.currency) != (order.orderId, order.amountCents, order.currency):
         raise UnconfirmedResultError(f"charge {body.chargeId} does not match order {order.orderId}")
     return ChargeResult(
@@ -199,9 +189,7 @@ def charge(partner: Partner, task: TaskEvent, *, remaining_ms: Callable[[], int]
         chargeId=body.chargeId,
         amountCents=body.amountCents,
         currency=body.currency,
-        idempotencyKey=key,
-        replayed=_replayed(response),
-        attempts=response.attempts,
+        **call,
     )
 
 
@@ -212,24 +200,11 @@ def ship(partner: Partner, task: TaskEvent, *, remaining_ms: Callable[[], int]) 
     request = ShipmentRequest(
         orderId=task.order.orderId, chargeId=task.charge.chargeId, customerId=task.order.customerId
     )
-    key = task.partner_idempotency_key
-    response = partner.client.post(
-        SHIPMENTS_PATH,
-        json=request.model_dump(mode="json", exclude_none=True),
-        headers=partner.headers(key),
-        remaining_ms=remaining_ms,
-    )
-    body = _confirmed(partner, response, ShipmentResponse)
+    payload = request.model_dump(mode="json", exclude_none=True)
+    body, call = _post(partner, task, SHIPMENTS_PATH, payload, ShipmentResponse, remaining_ms)
     if (body.orderId, body.chargeId) != (request.orderId, request.chargeId):
         raise UnconfirmedResultError(f"shipment {body.shipmentId} does not match order {request.orderId}")
-    return ShipmentResult(
-        orderId=body.orderId,
-        shipmentId=body.shipmentId,
-        chargeId=body.chargeId,
-        idempotencyKey=key,
-        replayed=_replayed(response),
-        attempts=response.attempts,
-    )
+    return ShipmentResult(orderId=body.orderId, shipmentId=body.shipmentId, chargeId=body.chargeId, **call)
 
 
 def notify(partner: Partner, task: TaskEvent, *, remaining_ms: Callable[[], int]) -> NotificationResult:
@@ -248,23 +223,31 @@ def notify(partner: Partner, task: TaskEvent, *, remaining_ms: Callable[[], int]
         shipmentId=task.shipment.shipmentId,
         customerId=task.order.customerId,
     )
-    key = task.partner_idempotency_key
-    response = partner.client.post(
-        NOTIFICATIONS_PATH,
-        json=request.model_dump(mode="json", exclude_none=True),
-        headers=partner.headers(key),
-        remaining_ms=remaining_ms,
-    )
-    body = _confirmed(partner, response, NotificationResponse)
+    payload = request.model_dump(mode="json", exclude_none=True)
+    body, call = _post(partner, task, NOTIFICATIONS_PATH, payload, NotificationResponse, remaining_ms)
     if body.orderId != request.orderId:
         raise UnconfirmedResultError(f"notification {body.notificationId} is not for order {request.orderId}")
-    return NotificationResult(
-        orderId=task.order.orderId,
-        notificationId=body.notificationId,
-        idempotencyKey=key,
-        replayed=_replayed(response),
-        attempts=response.attempts,
-    )
+    return NotificationResult(orderId=task.order.orderId, notificationId=body.notificationId, **call)
+
+
+def _post(
+    partner: Partner,
+    task: TaskEvent,
+    path: str,
+    json: dict[str, Any],
+    model: type[ModelT],
+    remaining_ms: Callable[[], int],
+) -> tuple[ModelT, dict[str, Any]]:
+    """The step's one logical call, keyed by its idempotency key: the confirmed body, and what the
+    ``_StepResult`` fields record of the call."""
+    key = task.partner_idempotency_key
+    response = partner.client.post(path, json=json, headers=partner.headers(key), remaining_ms=remaining_ms)
+    body = _confirmed(partner, response, model)
+    return body, {
+        "idempotencyKey": key,
+        "replayed": replayed_by_partner(response.headers),
+        "attempts": response.attempts,
+    }
 
 
 def _confirmed(partner: Partner, response: DependencyResponse, model: type[ModelT]) -> ModelT:
@@ -283,11 +266,6 @@ def _confirmed(partner: Partner, response: DependencyResponse, model: type[Model
         raise UnconfirmedResultError(
             f"unexpected {model.__name__} from {partner.name}: {exc.error_count()} error(s)"
         ) from None
-
-
-def _replayed(response: DependencyResponse) -> bool:
-    replayed = {name.lower(): value for name, value in response.headers.items()}.get(REPLAYED_HEADER.lower())
-    return replayed == "true"
 
 
 # ---------------------------------------------------------------------------------------------- handler

@@ -53,18 +53,20 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from lambdas.contracts.api import IDEMPOTENCY_KEY_ATTRIBUTE
+from lambdas.contracts.metrics import METRIC_NOTIFICATIONS_DEFERRED
+from lambdas.contracts.retries import attempts_on_receive
 from lambdas.notifications_consumer.environment import NotificationsSettings
 from lambdas.notifications_consumer.notifications import (
-    METRIC_DEFERRED,
     NotificationDeferredError,
-    NotificationRequest,
     PlannedNotification,
     PoisonEventError,
     plan,
     send_notification,
 )
-from lambdas.shared.attempts import attempts_on_receive, receive_count
+from lambdas.shared.attempts import receive_count
 from lambdas.shared.dependency_client import PermanentUpstreamError
+from lambdas.shared.models import NotificationRequest
 from lambdas.shared.observability import observability
 from lambdas.shared.queue_consumer import QueueConsumer
 from lambdas.shared.stores import idempotency_store_unavailable
@@ -117,7 +119,7 @@ def _event_attributes(planned: PlannedNotification) -> dict[str, str]:
     return {
         "EventId": envelope.id,
         "DetailType": envelope.detail_type,
-        "IdempotencyKey": planned.idempotency_key,
+        IDEMPOTENCY_KEY_ATTRIBUTE: planned.idempotency_key,
     }
 
 
@@ -158,7 +160,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> dict[str
                     "attempts": exc.attempts,
                 },
             )
-            metrics.add_metric(name=METRIC_DEFERRED, unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=METRIC_NOTIFICATIONS_DEFERRED, unit=MetricUnit.Count, value=1)
             return {"deferred": planned.idempotency_key}
         except IdempotencyPersistenceLayerError as exc:
             idempotency_store_unavailable(exc, logger=logger, metrics=metrics)

@@ -31,10 +31,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from lambdas.contracts.api import (
+    IDEMPOTENCY_KEY_HEADER,
+    IDEMPOTENCY_KEY_PATTERN,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    NOTIFICATIONS_PATH,
+)
+from lambdas.contracts.events import CUSTOMER_UPDATED, ORDER_CANCELLED
 from lambdas.shared.dependency_client import DependencyClient
 from lambdas.shared.events import (
     BY_DETAIL_TYPE,
@@ -45,23 +52,17 @@ from lambdas.shared.events import (
     parse_event,
 )
 from lambdas.shared.models import (
-    IDEMPOTENCY_KEY_HEADER,
-    IDEMPOTENCY_KEY_PATTERN,
-    MAX_IDEMPOTENCY_KEY_LENGTH,
-    Identifier,
+    NotificationRequest,
+    NotificationTemplate,
     PartnerId,
+    replayed_by_partner,
 )
 from lambdas.shared.poison import PoisonMessageError
 
-NOTIFICATIONS_PATH: Final = "/notifications"
-REPLAYED_HEADER: Final = "Idempotent-Replayed"
-# Counted by the handler per deferred notification (EMF, dimension ``service``); the stack alarms on
-# it, so the name lives here, importable without the handler's environment.
-METRIC_DEFERRED: Final = "NotificationsDeferred"
+# The handler counts each deferred notification as metrics.METRIC_NOTIFICATIONS_DEFERRED (EMF, dimension
+# ``service``), which the stack alarms on.
 # The detail-types of the notifications subscription; anything else on this queue is misrouted.
-HANDLED_DETAIL_TYPES: Final = ("OrderCancelled", "CustomerUpdated")
-
-Template = Literal["order_cancelled", "customer_updated"]
+HANDLED_DETAIL_TYPES: Final = (ORDER_CANCELLED, CUSTOMER_UPDATED)
 
 # Both handled contracts come from the same producer, so there is one accepted source.
 _PRODUCERS = {BY_DETAIL_TYPE[detail_type].producer for detail_type in HANDLED_DETAIL_TYPES}
@@ -75,16 +76,6 @@ def accepted_source(service_name: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- contract
-
-
-class NotificationRequest(BaseModel):
-    """Body of ``POST /notifications`` for one event (see the module docstring)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    template: Template
-    customerId: Identifier
-    orderId: Identifier | None = None
 
 
 class NotificationAccepted(BaseModel):
@@ -101,7 +92,7 @@ class SentNotification(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     notificationId: str
-    template: Template
+    template: NotificationTemplate
     idempotencyKey: str
     attempts: int
     # The partner had already accepted this key (e.g. our earlier attempt timed out after it was sent).
@@ -221,11 +212,10 @@ def send_notification(
         raise UnconfirmedNotificationError(
             f"{client.policy.name} answered {response.status} without a notificationId"
         ) from exc
-    replayed = {name.lower(): value for name, value in response.headers.items()}.get(REPLAYED_HEADER.lower())
     return SentNotification(
         notificationId=accepted.notificationId,
         template=request.template,
         idempotencyKey=idempotency_key,
         attempts=response.attempts,
-        replayedByPartner=replayed == "true",
+        replayedByPartner=replayed_by_partner(response.headers),
     )

@@ -15,8 +15,8 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from lambdas.contracts.environment import DEPENDENCY_MAX_TRIES
 from lambdas.shared.consumer_settings import QueueConsumerSettings
-from lambdas.shared.dependency_tries import DEPENDENCY_MAX_TRIES_VARIABLE
 from lambdas.shared.retry_visibility import BackoffPolicy
 
 
@@ -29,7 +29,7 @@ class OrderConsumerSettings(QueueConsumerSettings):
 
     REQUIRED: ClassVar[Mapping[str, str]] = {
         **QueueConsumerSettings.REQUIRED,
-        "dependency_max_tries": DEPENDENCY_MAX_TRIES_VARIABLE,
+        "dependency_max_tries": DEPENDENCY_MAX_TRIES,
     }
     OPTIONAL: ClassVar[Mapping[str, str]] = {
         **QueueConsumerSettings.OPTIONAL,

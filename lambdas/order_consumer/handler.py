@@ -54,6 +54,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from lambdas.contracts.api import IDEMPOTENCY_KEY_ATTRIBUTE, PRODUCER_ARN_ATTRIBUTE, REASON_RETRIES_EXHAUSTED
+from lambdas.contracts.retries import attempts_on_receive
 from lambdas.order_consumer.environment import OrderConsumerSettings
 from lambdas.order_consumer.processing import (
     InvalidOrderError,
@@ -64,7 +66,6 @@ from lambdas.order_consumer.processing import (
 )
 from lambdas.order_consumer.status_recording import StatusRecorder
 from lambdas.shared import aws
-from lambdas.shared.attempts import attempts_on_receive
 from lambdas.shared.dependency_client import (
     DependencyUnavailableError,
     PermanentUpstreamError,
@@ -72,14 +73,12 @@ from lambdas.shared.dependency_client import (
     UpstreamConfigurationError,
     made_no_call,
 )
-from lambdas.shared.dependency_tries import QUARANTINE_REASON as TRIES_EXHAUSTED_REASON
 from lambdas.shared.dependency_tries import DependencyTries, TriesExhaustedError
-from lambdas.shared.models import PRODUCER_ARN_ATTRIBUTE, Order
+from lambdas.shared.models import Order
 from lambdas.shared.observability import observability
 from lambdas.shared.queue_consumer import QueueConsumer
 from lambdas.shared.stores import TABLE_CLIENT_CONFIG, idempotency_store_unavailable
 
-IDEMPOTENCY_KEY_ATTRIBUTE: Final = "IdempotencyKey"
 # Scope of the idempotency records: the business operation, so a renamed function keeps its history.
 IDEMPOTENCY_KEY_PREFIX: Final = "order-consumer.charge"
 
@@ -207,13 +206,13 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> dict[str
                 message_id=record.message_id,
             )
     except TriesExhaustedError as exc:
-        quarantine(record, TRIES_EXHAUSTED_REASON, str(exc))
+        quarantine(record, REASON_RETRIES_EXHAUSTED, str(exc))
         if not dependency_tries.forget(key):  # a redrive gets its tries afresh
             logger.warning(
                 "tries not forgotten: a redrive of this order returns to the DLQ", extra={"key": key}
             )
-        order_status.failed(order.orderId, TRIES_EXHAUSTED_REASON, str(exc))
-        return {"quarantined": TRIES_EXHAUSTED_REASON}
+        order_status.failed(order.orderId, REASON_RETRIES_EXHAUSTED, str(exc))
+        return {"quarantined": REASON_RETRIES_EXHAUSTED}
     except IdempotencyPersistenceLayerError as exc:
         idempotency_store_unavailable(exc, logger=logger, metrics=metrics)
         raise

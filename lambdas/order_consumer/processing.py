@@ -5,22 +5,18 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from typing import Final
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from lambdas.shared.dependency_client import DependencyClient
-from lambdas.shared.models import (
+from lambdas.contracts.api import (
+    CHARGES_PATH,
     IDEMPOTENCY_KEY_HEADER,
     IDEMPOTENCY_KEY_PATTERN,
     MAX_IDEMPOTENCY_KEY_LENGTH,
-    ChargeRequest,
-    ChargeResponse,
-    Order,
 )
+from lambdas.shared.dependency_client import DependencyClient
+from lambdas.shared.models import ChargeRequest, ChargeResponse, Order
 from lambdas.shared.poison import PoisonMessageError
-
-CHARGES_PATH: Final = "/charges"
 
 
 class InvalidOrderError(PoisonMessageError):

@@ -24,6 +24,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas.contracts.environment import SERVICE_NAME
 from lambdas.order_status.budget import Budget, BudgetExhaustedError, ClientPool, timeouts_for
 from lambdas.order_status.settings import StatusReaderSettings
 from lambdas.order_status.shedding import LoadShedder
@@ -45,7 +46,7 @@ RETRYABLE_ERROR_CODES: Final = frozenset(
 
 # ------------------------------------------------------------------ execution-environment init (once)
 settings = StatusReaderSettings.from_environment(os.environ)
-SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "order-status")
+SERVICE = os.environ.get(SERVICE_NAME, "order-status")
 logger = Logger(service=SERVICE)
 clients = ClientPool()
 shedder = LoadShedder(

@@ -13,6 +13,7 @@ from typing import ClassVar, Final
 
 from pydantic import Field, model_validator
 
+from lambdas.contracts import environment as env
 from lambdas.shared.env import ConfigurationError, EnvironmentSettings
 
 # API Gateway cuts every integration off at 29 s (stacks.config.API_INTEGRATION_TIMEOUT_SECONDS); the
@@ -46,9 +47,9 @@ class StatusReaderSettings(EnvironmentSettings):
 
     REQUIRED: ClassVar[Mapping[str, str]] = {
         "order_status_table_name": "ORDER_STATUS_TABLE_NAME",
-        "circuit_breaker_table_name": "CIRCUIT_BREAKER_TABLE_NAME",
-        "dependency_name": "DEPENDENCY_NAME",
-        "breaker_recovery_seconds": "BREAKER_RECOVERY_SECONDS",
+        "circuit_breaker_table_name": env.CIRCUIT_BREAKER_TABLE_NAME,
+        "dependency_name": env.DEPENDENCY_NAME,
+        "breaker_recovery_seconds": env.BREAKER_RECOVERY_SECONDS,
         "order_queue_url": "ORDER_QUEUE_URL",
         "order_queue_backlog_threshold": "ORDER_QUEUE_BACKLOG_THRESHOLD",
     }

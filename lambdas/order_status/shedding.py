@@ -41,9 +41,9 @@ from typing import Any, Final
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas.contracts import circuit as circuit_record
 from lambdas.order_status.budget import Budget, BudgetExhaustedError, ClientPool
 
-CIRCUIT_KEY_ATTRIBUTE: Final = "id"
 REASON_CIRCUIT_OPEN: Final = "circuit_open"
 REASON_CIRCUIT_HALF_OPEN: Final = "circuit_half_open"
 REASON_QUEUE_BACKLOG: Final = "queue_backlog"
@@ -156,17 +156,17 @@ class LoadShedder:
     def _circuit(self, budget: Budget) -> Signal:
         response = self._client("dynamodb", budget).get_item(
             TableName=self.circuit_table,
-            Key={CIRCUIT_KEY_ATTRIBUTE: {"S": self.circuit_name}},
+            Key={circuit_record.RECORD_KEY: {"S": self.circuit_name}},
             # Eventually consistent, like the breaker's own reads; the cache window dwarfs the lag.
             ConsistentRead=False,
         )
         item = response.get("Item")
         if item is None:
             return HEALTHY  # the breaker writes nothing while the circuit has never opened
-        state = item.get("state", {}).get("S")
+        state = item.get(circuit_record.RECORD_STATE, {}).get("S")
         now = self.wall_clock()
-        if state == "OPEN":
-            opened_at = _number(item.get("opened_at"))
+        if state == circuit_record.OPEN:
+            opened_at = _number(item.get(circuit_record.RECORD_OPENED_AT))
             opened = opened_at if opened_at is not None else now
             # While the dependency stays down the circuit controller probes once per recovery window: the
             # answer can change at the next one, not at a probe time already past.
@@ -175,8 +175,8 @@ class LoadShedder:
             return Signal(
                 shed=True, reason=REASON_CIRCUIT_OPEN, until=probe_due, ceiling_s=self.recovery_seconds
             )
-        if state == "HALF_OPEN":
-            lease = _number(item.get("probe_lease_expiry"))
+        if state == circuit_record.HALF_OPEN:
+            lease = _number(item.get(circuit_record.RECORD_PROBE_LEASE_EXPIRY))
             until = (
                 min(lease, now + self.recovery_seconds) if lease is not None else now + self.recovery_seconds
             )

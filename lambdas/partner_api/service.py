@@ -36,14 +36,16 @@ from typing import Any, Final, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from lambdas.shared.api_key import API_KEY_HEADER
-from lambdas.shared.models import (
+from lambdas.contracts.api import (
     CHARGES_PATH,
     IDEMPOTENCY_KEY_HEADER,
     MAX_IDEMPOTENCY_KEY_LENGTH,
     NOTIFICATIONS_PATH,
     REPLAYED_HEADER,
     SHIPMENTS_PATH,
+)
+from lambdas.shared.api_key import API_KEY_HEADER
+from lambdas.shared.models import (
     ChargeRequest,
     ChargeResponse,
     ErrorResponse,
@@ -172,6 +174,12 @@ class PartnerService:
         self.notifications: IdempotentLedger[NotificationRequest, NotificationResponse] = IdempotentLedger(
             _new_notification
         )
+        # Each POST route: its request, the ledger that creates or replays its result, PartnerResult's field.
+        self._routes: dict[str, tuple[type[BaseModel], IdempotentLedger[Any, Any], str]] = {
+            CHARGES_PATH: (ChargeRequest, self.ledger, "charge"),
+            SHIPMENTS_PATH: (ShipmentRequest, self.shipments, "shipment"),
+            NOTIFICATIONS_PATH: (NotificationRequest, self.notifications, "notification"),
+        }
 
     def handle(
         self,
@@ -188,7 +196,7 @@ class PartnerService:
             if method != "GET":
                 return PartnerResult(error_response(405, "method_not_allowed"))
             return PartnerResult(HttpResponse(200, {"status": "ok"}))
-        if path in (CHARGES_PATH, SHIPMENTS_PATH, NOTIFICATIONS_PATH):
+        if path in self._routes:
             if method != "POST":
                 return PartnerResult(error_response(405, "method_not_allowed"))
             if api_key is not None and not _key_matches(lowered.get(API_KEY_HEADER), api_key):
@@ -197,21 +205,12 @@ class PartnerService:
                 )
             if lowered.get(DRY_RUN_HEADER.lower(), "").strip().lower() == "true":
                 return self._dry_run(path, lowered, body)
-            if path == CHARGES_PATH:
-                return self._charge(lowered, body)
-            if path == SHIPMENTS_PATH:
-                return self._ship(lowered, body)
-            return self._notify(lowered, body)
+            return self._post(path, lowered, body)
         return PartnerResult(error_response(404, "not_found", f"no route for {method} {path}"))
 
     def _dry_run(self, path: str, headers: Mapping[str, str], body: bytes | str | None) -> PartnerResult:
         """Everything the real POST checks, then nothing: no charge, shipment or notification, no ledger entry."""
-        models: dict[str, type[BaseModel]] = {
-            CHARGES_PATH: ChargeRequest,
-            SHIPMENTS_PATH: ShipmentRequest,
-            NOTIFICATIONS_PATH: NotificationRequest,
-        }
-        model = models[path]
+        model, _, _ = self._routes[path]
         checked = _checked_request(headers, body, model)
         if isinstance(checked, HttpResponse):
             return PartnerResult(checked)
@@ -219,26 +218,14 @@ class PartnerService:
             HttpResponse(200, {"dryRun": True, "route": path}, {**JSON_HEADERS, DRY_RUN_HEADER: "true"})
         )
 
-    def _charge(self, headers: Mapping[str, str], body: bytes | str | None) -> PartnerResult:
-        outcome = _idempotent_post(headers, body, ChargeRequest, self.ledger)
+    def _post(self, path: str, headers: Mapping[str, str], body: bytes | str | None) -> PartnerResult:
+        """Create (or replay) the charge, shipment or notification of ``path``."""
+        model, ledger, field = self._routes[path]
+        outcome = _idempotent_post(headers, body, model, ledger)
         if isinstance(outcome, HttpResponse):
             return PartnerResult(outcome)
-        charge, response, replayed = outcome
-        return PartnerResult(response, charge=charge, replayed=replayed)
-
-    def _ship(self, headers: Mapping[str, str], body: bytes | str | None) -> PartnerResult:
-        outcome = _idempotent_post(headers, body, ShipmentRequest, self.shipments)
-        if isinstance(outcome, HttpResponse):
-            return PartnerResult(outcome)
-        shipment, response, replayed = outcome
-        return PartnerResult(response, shipment=shipment, replayed=replayed)
-
-    def _notify(self, headers: Mapping[str, str], body: bytes | str | None) -> PartnerResult:
-        outcome = _idempotent_post(headers, body, NotificationRequest, self.notifications)
-        if isinstance(outcome, HttpResponse):
-            return PartnerResult(outcome)
-        notification, response, replayed = outcome
-        return PartnerResult(response, notification=notification, replayed=replayed)
+        result, response, replayed = outcome
+        return PartnerResult(response, replayed=replayed, **{field: result})
 
 
 def _idempotent_post(

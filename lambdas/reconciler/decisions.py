@@ -22,7 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from lambdas.reconciler.contract import CLOSED, EXECUTION_RUNNING, MAPPING_DISABLED, MAPPING_ENABLED
+from lambdas.contracts.circuit import CLOSED
+from lambdas.contracts.consumer_control import EXECUTION_RUNNING, MAPPING_DISABLED, MAPPING_ENABLED
 
 # An execution name per circuit and minute: overlapping runs start one controller, not two.
 RESTART_NAME_MAX = 80

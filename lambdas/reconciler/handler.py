@@ -6,7 +6,7 @@ consumer (0 when it runs; the paused alarm watches it) and a counter per kind of
 fails the invocation if any consumer or circuit could not be reconciled (its error alarm), after
 reconciling all the others.
 
-Environment: ``CONSUMER_CONTROL`` (lambdas/reconciler/contract.py), ``POWERTOOLS_SERVICE_NAME``.
+Environment: ``CONSUMER_CONTROL`` (lambdas/contracts/consumer_control.py), ``POWERTOOLS_SERVICE_NAME``.
 """
 
 from __future__ import annotations
@@ -22,15 +22,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from pydantic import Field, Json
 
-from lambdas.reconciler.contract import (
-    CONTROL_ENV,
+from lambdas.contracts.consumer_control import CONTROL_ENV
+from lambdas.contracts.environment import SERVICE_NAME
+from lambdas.contracts.metrics import (
     DIMENSION_CONSUMER,
     METRIC_CONTROLLERS_RESTARTED,
     METRIC_PAUSED_SECONDS,
     METRIC_RESUMED,
     METRIC_STALE_LOCKS_CLEARED,
-    ConsumerControl,
 )
+from lambdas.reconciler.control import ConsumerControl
 from lambdas.reconciler.decisions import Action
 from lambdas.reconciler.reconcile import Reconciler, Report
 from lambdas.shared import aws
@@ -48,7 +49,7 @@ class ReconcilerSettings(EnvironmentSettings):
     control: Json[ConsumerControl]
 
     REQUIRED: ClassVar[Mapping[str, str]] = {
-        "service_name": "POWERTOOLS_SERVICE_NAME",
+        "service_name": SERVICE_NAME,
         "control": CONTROL_ENV,
     }
 

@@ -23,16 +23,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdas.reconciler.contract import (
-    EXECUTION_RUNNING,
-    HOLD_UNTIL,
-    LOCK_OWNER,
-    RECORD_KEY,
-    RECORD_STATE,
-    ConsumerControl,
-    hold_key,
-    lock_key,
-)
+from lambdas.contracts.circuit import HOLD_UNTIL, LOCK_OWNER, RECORD_KEY, RECORD_STATE, hold_key, lock_key
+from lambdas.contracts.consumer_control import EXECUTION_RUNNING
+from lambdas.reconciler.control import ConsumerControl
 from lambdas.reconciler.decisions import (
     Action,
     Decision,

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from aws_lambda_powertools import Logger
 from pydantic import Field
 
+from lambdas.contracts import environment as env
 from lambdas.shared.api_key import api_key_provider
 from lambdas.shared.circuit_events import circuit_event_hook
 from lambdas.shared.dependency_client import DependencyClient, DependencyPolicy
@@ -31,8 +32,10 @@ class CallerSettings(EnvironmentSettings):
     dependency_api_key_secret_arn: str | None = None
     dependency: DependencyPolicy
 
-    REQUIRED: ClassVar[Mapping[str, str]] = {"service_name": "POWERTOOLS_SERVICE_NAME"}
-    OPTIONAL: ClassVar[Mapping[str, str]] = {"dependency_api_key_secret_arn": "DEPENDENCY_API_KEY_SECRET_ARN"}
+    REQUIRED: ClassVar[Mapping[str, str]] = {"service_name": env.SERVICE_NAME}
+    OPTIONAL: ClassVar[Mapping[str, str]] = {
+        "dependency_api_key_secret_arn": env.DEPENDENCY_API_KEY_SECRET_ARN
+    }
 
 
 class BreakerCallerSettings(CallerSettings):
@@ -42,11 +45,11 @@ class BreakerCallerSettings(CallerSettings):
 
     REQUIRED: ClassVar[Mapping[str, str]] = {
         **CallerSettings.REQUIRED,
-        "circuit_breaker_table_name": "CIRCUIT_BREAKER_TABLE_NAME",
+        "circuit_breaker_table_name": env.CIRCUIT_BREAKER_TABLE_NAME,
     }
     OPTIONAL: ClassVar[Mapping[str, str]] = {
         **CallerSettings.OPTIONAL,
-        "circuit_events_bus_name": "CIRCUIT_EVENTS_BUS_NAME",
+        "circuit_events_bus_name": env.CIRCUIT_EVENTS_BUS_NAME,
     }
 
 

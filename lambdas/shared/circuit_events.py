@@ -35,11 +35,10 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
+from lambdas.contracts import log_fields as lf
+from lambdas.contracts.events import CIRCUIT_OPENED, circuit_events_source
 from lambdas.shared import aws
-from lambdas.shared import log_fields as lf
 
-CIRCUITS_PRODUCER: Final = "circuits"
-CIRCUIT_OPENED: Final = "CircuitOpened"
 METRIC_PUBLISHED: Final = "CircuitEventsPublished"
 METRIC_PUBLISH_FAILURES: Final = "CircuitEventPublishFailures"
 PUBLISHED_MESSAGE: Final = "circuit_event_published"
@@ -66,11 +65,6 @@ class CircuitOpened(BaseModel):
     circuit: str = Field(min_length=1)
     dependency: str = Field(min_length=1)
     openedAt: int = Field(ge=0)
-
-
-def circuit_events_source(service_name: str) -> str:
-    """The EventBridge ``source`` of circuit events in the service ``service_name``."""
-    return f"{service_name}.{CIRCUITS_PRODUCER}"
 
 
 class CircuitEventPublisher:

@@ -55,6 +55,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, ClassVar, Final, Protocol
 
 import requests
@@ -73,11 +74,28 @@ from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from urllib3.util.retry import Retry
 
+from lambdas.contracts import environment as env
+from lambdas.contracts import log_fields as lf
+from lambdas.contracts.metrics import (
+    CALL_OUTCOME_CONFIGURATION,
+    CALL_OUTCOME_PERMANENT,
+    CALL_OUTCOME_SUCCESS,
+    CALL_OUTCOME_TRANSIENT,
+    DIMENSION_OUTCOME,
+    DIMENSION_TO_STATE,
+    METRIC_CIRCUIT_PROBES_FAILED,
+    METRIC_CIRCUIT_REJECTIONS,
+    METRIC_CIRCUIT_TRANSITION,
+    METRIC_FALLBACK_USED,
+    METRIC_LOGICAL_CALLS,
+    METRIC_UPSTREAM_CALLS,
+    METRIC_UPSTREAM_ERRORS,
+    METRIC_UPSTREAM_LATENCY,
+)
 from lambdas.shared import aws
-from lambdas.shared import log_fields as lf
 from lambdas.shared.env import ConfigurationError, EnvironmentSettings
 from lambdas.shared.fleet_circuit import FleetCircuitStore
-from lambdas.shared.request_signing import SIGNING_SERVICE_VARIABLE, signing_auth
+from lambdas.shared.request_signing import signing_auth
 from lambdas.shared.stores import TABLE_CLIENT_CONFIG
 
 __all__ = [
@@ -101,30 +119,6 @@ __all__ = [
 MIN_READ_TIMEOUT_MS: Final = 50
 # Bound on the last-known-good cache so a non-critical dependency with many paths cannot grow memory.
 LAST_GOOD_MAX_ENTRIES: Final = 256
-
-METRIC_UPSTREAM_CALLS: Final = "UpstreamCalls"
-METRIC_UPSTREAM_LATENCY: Final = "UpstreamLatency"
-METRIC_UPSTREAM_ERRORS: Final = "UpstreamErrors"
-METRIC_FALLBACK_USED: Final = "FallbackUsed"
-METRIC_CIRCUIT_REJECTIONS: Final = "CircuitOpenRejections"
-METRIC_CIRCUIT_TRANSITION: Final = "CircuitTransition"
-DIMENSION_TO_STATE: Final = "to_state"
-# One data point per logical call (all its attempts), by what it finally meant. The alarm that pauses
-# consumers reads the failure RATE of these (stacks/monitoring.py), not single attempts.
-METRIC_LOGICAL_CALLS: Final = "UpstreamLogicalCalls"
-DIMENSION_OUTCOME: Final = "outcome"
-CALL_OUTCOME_SUCCESS: Final = "success"
-CALL_OUTCOME_TRANSIENT: Final = "transient"  # still failing after the retries (incl. budget after a try)
-CALL_OUTCOME_PERMANENT: Final = "permanent"  # the request can never succeed (quarantined by callers)
-CALL_OUTCOME_CONFIGURATION: Final = "configuration"  # credentials or route wrong: ours to fix
-CALL_OUTCOMES: Final = (
-    CALL_OUTCOME_SUCCESS,
-    CALL_OUTCOME_TRANSIENT,
-    CALL_OUTCOME_PERMANENT,
-    CALL_OUTCOME_CONFIGURATION,
-)
-# Outcomes that say the dependency (or our configuration of it) is unusable: these pause consumers.
-CALL_OUTCOMES_FAILED: Final = (CALL_OUTCOME_TRANSIENT, CALL_OUTCOME_CONFIGURATION)
 
 # -- what an answer means (classify_status)
 VERDICT_SUCCESS: Final = "success"
@@ -172,21 +166,21 @@ class DependencyPolicy(EnvironmentSettings):
 
     # field -> environment variable (names are part of the contract with the CDK stacks).
     REQUIRED: ClassVar[Mapping[str, str]] = {
-        "name": "DEPENDENCY_NAME",
-        "base_url": "DEPENDENCY_BASE_URL",
-        "critical": "DEPENDENCY_CRITICAL",
-        "max_attempts": "DEPENDENCY_MAX_ATTEMPTS",
-        "base_delay_ms": "DEPENDENCY_BASE_DELAY_MS",
-        "max_delay_ms": "DEPENDENCY_MAX_DELAY_MS",
-        "attempt_timeout_ms": "DEPENDENCY_ATTEMPT_TIMEOUT_MS",
-        "safety_margin_ms": "DEPENDENCY_SAFETY_MARGIN_MS",
-        "connect_timeout_ms": "DEPENDENCY_CONNECT_TIMEOUT_MS",
-        "breaker_failure_threshold": "BREAKER_FAILURE_THRESHOLD",
-        "breaker_recovery_seconds": "BREAKER_RECOVERY_SECONDS",
-        "breaker_success_threshold": "BREAKER_SUCCESS_THRESHOLD",
-        "breaker_cache_seconds": "BREAKER_CACHE_SECONDS",
+        "name": env.DEPENDENCY_NAME,
+        "base_url": env.DEPENDENCY_BASE_URL,
+        "critical": env.DEPENDENCY_CRITICAL,
+        "max_attempts": env.DEPENDENCY_MAX_ATTEMPTS,
+        "base_delay_ms": env.DEPENDENCY_BASE_DELAY_MS,
+        "max_delay_ms": env.DEPENDENCY_MAX_DELAY_MS,
+        "attempt_timeout_ms": env.DEPENDENCY_ATTEMPT_TIMEOUT_MS,
+        "safety_margin_ms": env.DEPENDENCY_SAFETY_MARGIN_MS,
+        "connect_timeout_ms": env.DEPENDENCY_CONNECT_TIMEOUT_MS,
+        "breaker_failure_threshold": env.BREAKER_FAILURE_THRESHOLD,
+        "breaker_recovery_seconds": env.BREAKER_RECOVERY_SECONDS,
+        "breaker_success_threshold": env.BREAKER_SUCCESS_THRESHOLD,
+        "breaker_cache_seconds": env.BREAKER_CACHE_SECONDS,
     }
-    OPTIONAL: ClassVar[Mapping[str, str]] = {"signing_service": SIGNING_SERVICE_VARIABLE}
+    OPTIONAL: ClassVar[Mapping[str, str]] = {"signing_service": env.DEPENDENCY_SIGNING_SERVICE}
 
     @field_validator("base_url")
     @classmethod
@@ -578,7 +572,7 @@ class DependencyClient:
         ``route`` is the template logged instead of the concrete path (defaults to ``path``).
         ``fallback`` is the default returned for a non-critical dependency when nothing was cached yet.
         ``max_attempts`` lowers this call's attempts below ``attempts_allowed`` (a caller whose own
-        layer retries too, e.g. a queue's redelivery: ``lambdas.shared.attempts``).
+        layer retries too, e.g. a queue's redelivery: ``lambdas.contracts.retries``).
 
         Raises PermanentUpstreamError, UpstreamConfigurationError, TransientUpstreamError (incl.
         BudgetExhaustedError) and DependencyUnavailableError, except where a non-critical dependency's
@@ -728,9 +722,11 @@ class DependencyClient:
             verdict = classify_status(status, body) if status is not None else VERDICT_TRANSIENT
             succeeded = http_response is not None and verdict == VERDICT_SUCCESS
             self._emit_attempt_metrics(None if succeeded else status_class, latency_ms)
+            log = partial(self._log_attempt, call, status, status_class, latency_ms, circuit)
+            fail = partial(self._failed, log, call, status, status_class)
 
             if succeeded and http_response is not None:
-                self._log_attempt(call, status, status_class, latency_ms, circuit, lf.OUTCOME_SUCCESS)
+                log(lf.OUTCOME_SUCCESS)
                 return DependencyResponse(
                     status=status,
                     body=body,
@@ -741,104 +737,72 @@ class DependencyClient:
 
             if verdict == VERDICT_AUTH and self._refreshed_credentials(call):
                 # A rotated key: retry at once with the new one (no backoff; it is not a dependency fault).
-                self._log_attempt(call, status, status_class, latency_ms, circuit, lf.OUTCOME_RETRY)
+                log(lf.OUTCOME_RETRY)
                 continue
             if verdict == VERDICT_PERMANENT:
-                self._log_attempt(call, status, status_class, latency_ms, circuit, lf.OUTCOME_PERMANENT)
-                raise self._error(PermanentUpstreamError, call, "was rejected", status, status_class)
+                raise fail(lf.OUTCOME_PERMANENT, PermanentUpstreamError, "was rejected")
             if verdict in (VERDICT_AUTH, VERDICT_CONFIGURATION):
-                self._log_attempt(call, status, status_class, latency_ms, circuit, lf.OUTCOME_CONFIGURATION)
-                raise self._error(
-                    UpstreamConfigurationError, call, "was refused (key or route)", status, status_class
-                )
+                raise fail(lf.OUTCOME_CONFIGURATION, UpstreamConfigurationError, "was refused (key or route)")
 
             retry_after = parse_retry_after(
                 http_response.headers.get("Retry-After") if http_response is not None else None,
                 self._wall_clock(),
             )
             if call.attempts >= call.max_attempts:
-                self._log_attempt(
-                    call,
-                    status,
-                    status_class,
-                    latency_ms,
-                    circuit,
-                    lf.OUTCOME_GIVE_UP,
-                    retry_after=retry_after,
-                )
-                raise self._error(
-                    TransientUpstreamError, call, "failed on every attempt", status, status_class, retry_after
-                )
+                raise fail(lf.OUTCOME_GIVE_UP, TransientUpstreamError, "failed on every attempt", retry_after)
 
             delay_s = retry_after if retry_after is not None else self._backoff_seconds(call.attempts)
             if not self._fits_after_sleep(call, delay_s):
                 # Waiting (e.g. a Retry-After beyond the budget) would overrun: give up now, keep the hint.
-                self._log_attempt(
-                    call,
-                    status,
-                    status_class,
-                    latency_ms,
-                    circuit,
+                raise fail(
                     lf.OUTCOME_GIVE_UP,
-                    retry_after=retry_after,
-                )
-                raise self._error(
                     BudgetExhaustedError,
-                    call,
                     f"failed and waiting {delay_s:.3f}s for another attempt would exceed the time budget",
-                    status,
-                    status_class,
                     retry_after,
                 )
-            self._log_attempt(
+            log(lf.OUTCOME_RETRY, retry_after=retry_after, backoff_ms=delay_s * 1000.0)
+            self._sleep(delay_s)
+            self._recheck(call, status, status_class, circuit, retry_after)
+
+    def _recheck(
+        self, call: _Call, status: int | None, status_class: str, circuit: str, retry_after: float | None
+    ) -> None:
+        """Before a retry of a call made while the circuit was CLOSED: re-read the circuit (not the cache).
+
+        Ends the call when another environment opened it meanwhile (``_OpenedDuringCall``); otherwise
+        lowers the call's attempts to what a call now gets (``attempts_allowed``: the fleet's streak may
+        have grown) and ends it if none are left. Only a ``FleetCircuitStore`` re-reads (one read per
+        retry: on the failure path only). The ending's log line has no latency (the attempt's line had it).
+        """
+        if self._fleet is None or call.circuit != str(CircuitState.CLOSED):
+            return
+        record = self._fleet.read_fresh(self.policy.name)
+        log = partial(self._log_attempt, call, status, status_class, 0.0)
+        if record.state != CircuitState.CLOSED:
+            opened = record.to_circuit_info()
+            error = self._failed(
+                partial(log, str(opened.state)),
                 call,
                 status,
                 status_class,
-                latency_ms,
-                circuit,
-                lf.OUTCOME_RETRY,
-                retry_after=retry_after,
-                backoff_ms=delay_s * 1000.0,
+                lf.OUTCOME_GIVE_UP,
+                TransientUpstreamError,
+                "failed, and the circuit opened meanwhile",
+                self._retry_in(opened),  # the record waits for the probe, not for a retry
             )
-            self._sleep(delay_s)
-            opened = self._recheck(call)
-            if opened is not None:
-                self._log_attempt(call, status, status_class, 0.0, str(opened.state), lf.OUTCOME_GIVE_UP)
-                raise _OpenedDuringCall(
-                    self._error(
-                        TransientUpstreamError,
-                        call,
-                        "failed, and the circuit opened meanwhile",
-                        status,
-                        status_class,
-                        self._retry_in(opened),  # the record waits for the probe, not for a retry
-                    )
-                )
-            if call.attempts >= call.max_attempts:
-                self._log_attempt(call, status, status_class, 0.0, circuit, lf.OUTCOME_GIVE_UP)
-                raise self._error(
-                    TransientUpstreamError,
-                    call,
-                    "failed, and the fleet's failed calls since left it no more attempts",
-                    status,
-                    status_class,
-                    retry_after,
-                )
-
-    def _recheck(self, call: _Call) -> CircuitInfo | None:
-        """Before a retry of a call made while the circuit was CLOSED: re-read the circuit (not the cache).
-
-        Returns the circuit when another environment opened it meanwhile; otherwise lowers the call's
-        attempts to what a call now gets (``attempts_allowed``: the fleet's streak may have grown). Only a
-        ``FleetCircuitStore`` re-reads (one read per retry: on the failure path only).
-        """
-        if self._fleet is None or call.circuit != str(CircuitState.CLOSED):
-            return None
-        record = self._fleet.read_fresh(self.policy.name)
-        if record.state != CircuitState.CLOSED:
-            return record.to_circuit_info()
+            raise _OpenedDuringCall(error)
         call.max_attempts = min(call.max_attempts, self.attempts_allowed)
-        return None
+        if call.attempts >= call.max_attempts:
+            raise self._failed(
+                partial(log, circuit),
+                call,
+                status,
+                status_class,
+                lf.OUTCOME_GIVE_UP,
+                TransientUpstreamError,
+                "failed, and the fleet's failed calls since left it no more attempts",
+                retry_after,
+            )
 
     def _refreshed_credentials(self, call: _Call) -> bool:
         """Re-read the credentials once per call; True when they changed, so one more attempt is worth it."""
@@ -846,6 +810,22 @@ class DependencyClient:
             return False
         call.credentials_refreshed = True
         return self._credentials.refresh()
+
+    def _failed(
+        self,
+        log: Callable[..., None],
+        call: _Call,
+        status: int | None,
+        status_class: str,
+        outcome: str,
+        error_type: type[UpstreamError],
+        what: str,
+        retry_after: float | None = None,
+    ) -> UpstreamError:
+        """Log (``log``: the attempt's ``_log_attempt``) the attempt that ends the call, with ``outcome``,
+        and build the error the call raises."""
+        log(outcome, retry_after=retry_after)
+        return self._error(error_type, call, what, status, status_class, retry_after)
 
     def _error(
         self,
@@ -1034,6 +1014,10 @@ class DependencyClient:
             pass
         if error_class is not None:
             self._count(METRIC_UPSTREAM_ERRORS, {**dims, lf.STATUS_CLASS: error_class})
+
+    def count_failed_probe(self) -> None:
+        """The circuit controller's probe found the dependency unhealthy (the circuit stays open)."""
+        self._count(METRIC_CIRCUIT_PROBES_FAILED, {lf.DEPENDENCY: self.policy.name})
 
     def _count_logical_call(self, outcome: str) -> None:
         if self._store is None:  # not a call the breaker (nor its failure-rate alarm) judges

@@ -14,7 +14,7 @@ After ``max_tries`` the record is quarantined (``retries_exhausted``, with the l
 removed, so an operator's redrive starts afresh. The queue's ``maxReceiveCount``, larger, stays as the
 backstop for records that fail without ever trying (the idempotency table down, a crash loop).
 
-``lambdas.shared.attempts`` gives the n-th try one client attempt fewer than the one before, so the most
+``lambdas.contracts.retries`` gives the n-th try one client attempt fewer than the one before, so the most
 calls one message can cause is ``calls_over_receives(max_attempts, max_tries)`` (stacks/retry_budget.py).
 """
 
@@ -27,15 +27,12 @@ from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-# Set by stacks/load_leveling_consumer.py from the consumer's ``max_dependency_tries``.
-DEPENDENCY_MAX_TRIES_VARIABLE: Final = "DEPENDENCY_MAX_TRIES"
 # Beside the Powertools idempotency records (``<prefix>#<hash>``) in the same table: another prefix.
 TRIES_KEY_PREFIX: Final = "dependency-tries"
 TRIES_ATTRIBUTE: Final = "tries"
 LAST_FAILURE_ATTRIBUTE: Final = "last_failure"
 EXPIRATION_ATTRIBUTE: Final = "expiration"  # the idempotency table's TTL attribute
 MAX_FAILURE_TEXT: Final = 500
-QUARANTINE_REASON: Final = "retries_exhausted"
 
 
 class TriesExhaustedError(Exception):

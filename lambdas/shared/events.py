@@ -10,7 +10,7 @@ carries and the pydantic model of its ``detail``. Everything else derives from i
 - consumers parse what their queue delivers with :func:`parse_event`.
 
 This module lives in ``lambdas/`` because consumer functions import it at run time and only
-``lambdas/`` is packaged into the function asset. It depends on pydantic alone.
+``lambdas/`` is packaged into the function asset. It depends on pydantic and lambdas.contracts alone.
 
 Evolving a contract: add optional fields only. Details are strict (unknown fields are
 rejected, as ``additionalProperties: false`` does at the gateway), and the archive keeps old
@@ -27,11 +27,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from lambdas.contracts.events import (
+    CUSTOMER_UPDATED,
+    DETAIL_TYPES,
+    INGESTION,
+    ORDER_CANCELLED,
+    PAYMENT_RECEIVED,
+)
 from lambdas.shared.models import AmountCents, Currency, Email, Identifier, Text
 
-# The only producer today: API Gateway stamps ``<service_name>.ingestion`` on every event it
-# puts on the bus (ServiceConfig.event_source), so producers cannot impersonate one another.
-INGESTION = "ingestion"
+# The only producer today: API Gateway stamps ``<service_name>.ingestion`` (contracts.events.INGESTION)
+# on every event it puts on the bus (ServiceConfig.event_source), so producers cannot impersonate one another.
 
 # RFC 3339 UTC timestamp. A pattern rather than pydantic's datetime so the gateway (draft-04,
 # no enforced ``format``) and the consumers accept exactly the same strings.
@@ -130,19 +136,15 @@ class EventContract:
 
 
 CONTRACTS: tuple[EventContract, ...] = (
-    EventContract("OrderCancelled", OrderCancelled, key_fields=("orderId",)),
-    EventContract("PaymentReceived", PaymentReceived, key_fields=("paymentId",)),
+    EventContract(ORDER_CANCELLED, OrderCancelled, key_fields=("orderId",)),
+    EventContract(PAYMENT_RECEIVED, PaymentReceived, key_fields=("paymentId",)),
     # Several updates per customer are expected: the event id tells them apart.
-    EventContract("CustomerUpdated", CustomerUpdated, key_fields=()),
+    EventContract(CUSTOMER_UPDATED, CustomerUpdated, key_fields=()),
 )
 BY_DETAIL_TYPE: Mapping[str, EventContract] = {c.detail_type: c for c in CONTRACTS}
-DETAIL_TYPES: tuple[str, ...] = tuple(BY_DETAIL_TYPE)
-
-# Tag on a subscriber's rule whose processing has side effects outside the service (its value says
-# what they are): stacks/event_fanout.py sets it, and a replay to such a rule needs
-# allow_side_effects (ops/replay.py). Here because both may import this module: the stack may not
-# import ops, and ops does not load the CDK.
-SIDE_EFFECTS_TAG = "side-effects"
+# The names the stacks route on (lambdas.contracts.events): a model for each, in the same order.
+if tuple(BY_DETAIL_TYPE) != DETAIL_TYPES:
+    raise RuntimeError(f"event models {tuple(BY_DETAIL_TYPE)} are not the contracts' {DETAIL_TYPES}")
 
 
 def contract_for(detail_model: type[BaseModel]) -> EventContract:

@@ -10,7 +10,8 @@ calling a dead dependency, up to N x threshold logical calls fail before the fir
   stage configures is what an environment trusts here, to the millisecond (``cache_seconds``).
 * **A fresh read** (``read_fresh``): a logical call re-checks the circuit before each retry, bypassing the
   cache, so a call stops retrying once another environment opened the circuit.
-* **The fleet's failure streak**, an attribute of the circuit's own item (``fleet_failures``): every failed
+* **The fleet's failure streak**, an attribute of the circuit's own item (``fleet_failures``,
+  ``lambdas.contracts.circuit.RECORD_FLEET_FAILURES``): every failed
   logical call made while the circuit is CLOSED adds one atomically (``add_failure``, which answers the new
   count), a success that knows of a streak clears it (``clear_failures``), and any change of state wipes it:
   Powertools opens and elects a prober with PutItem (the whole item), and its close and reopen updates
@@ -35,10 +36,11 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence import CircuitB
 from aws_lambda_powertools.utilities.circuit_breaker.persistence.record import CircuitStateRecord
 from botocore.exceptions import BotoCoreError, ClientError
 
-__all__ = ["FLEET_FAILURES_ATTRIBUTE", "FleetCircuitStore"]
+from lambdas.contracts import log_fields as lf
+from lambdas.contracts.circuit import RECORD_FLEET_FAILURES
 
-# Beside Powertools' attributes on the circuit's item (its IAM grant is on that item's key already).
-FLEET_FAILURES_ATTRIBUTE: Final = "fleet_failures"
+__all__ = ["FleetCircuitStore"]
+
 STREAK_WRITE_FAILED_MESSAGE: Final = "circuit_fleet_streak_write_failed"
 FRESH_READ_FAILED_MESSAGE: Final = "circuit_fresh_read_failed"
 
@@ -93,7 +95,7 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
 
     def _item_to_record(self, item: dict) -> CircuitStateRecord:
         record = super()._item_to_record(item)
-        self._set_streak(record.name, int(item.get(FLEET_FAILURES_ATTRIBUTE, {}).get("N", 0)))
+        self._set_streak(record.name, int(item.get(RECORD_FLEET_FAILURES, {}).get("N", 0)))
         return record
 
     def read_fresh(self, name: str) -> CircuitStateRecord:
@@ -102,7 +104,7 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
             record = self._get_record(name)
         except Exception as exc:  # fail open like Powertools' own reads: the cached view, or CLOSED
             self._logger.warning(
-                FRESH_READ_FAILED_MESSAGE, extra={"circuit": name, "error": type(exc).__name__}
+                FRESH_READ_FAILED_MESSAGE, extra={lf.DEPENDENCY: name, lf.ERROR: type(exc).__name__}
             )
             return self.get_state(name)
         if record is None:
@@ -128,7 +130,7 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
                 # A circuit nobody has written yet gets a valid CLOSED record (Powertools needs its state).
                 UpdateExpression="SET #state = if_not_exists(#state, :closed) ADD #streak :one",
                 ConditionExpression="attribute_not_exists(#state) OR #state = :closed",
-                ExpressionAttributeNames={"#state": self.state_attr, "#streak": FLEET_FAILURES_ATTRIBUTE},
+                ExpressionAttributeNames={"#state": self.state_attr, "#streak": RECORD_FLEET_FAILURES},
                 ExpressionAttributeValues={":closed": {"S": str(CircuitState.CLOSED)}, ":one": {"N": "1"}},
                 ReturnValues="UPDATED_NEW",
             )
@@ -139,7 +141,7 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
         except BotoCoreError as exc:
             self._write_failed(name, exc)
             return None
-        count = int(response["Attributes"][FLEET_FAILURES_ATTRIBUTE]["N"])
+        count = int(response["Attributes"][RECORD_FLEET_FAILURES]["N"])
         self._set_streak(name, count)
         return count
 
@@ -154,7 +156,7 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
                 Key=self._get_key(name),
                 UpdateExpression="REMOVE #streak",
                 ConditionExpression="attribute_exists(#streak)",
-                ExpressionAttributeNames={"#streak": FLEET_FAILURES_ATTRIBUTE},
+                ExpressionAttributeNames={"#streak": RECORD_FLEET_FAILURES},
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
@@ -176,7 +178,7 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
                 "Powertools' circuit update no longer ends in REMOVE: revisit FleetCircuitStore"
             )
         query["UpdateExpression"] += ", #fleet_streak"
-        query["ExpressionAttributeNames"]["#fleet_streak"] = FLEET_FAILURES_ATTRIBUTE
+        query["ExpressionAttributeNames"]["#fleet_streak"] = RECORD_FLEET_FAILURES
         return query
 
     def _update_record(self, record: CircuitStateRecord) -> None:
@@ -189,5 +191,5 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
 
     def _write_failed(self, name: str, exc: Exception) -> None:
         self._logger.warning(
-            STREAK_WRITE_FAILED_MESSAGE, extra={"circuit": name, "error": type(exc).__name__}
+            STREAK_WRITE_FAILED_MESSAGE, extra={lf.DEPENDENCY: name, lf.ERROR: type(exc).__name__}
         )

@@ -7,9 +7,12 @@ a test keeps the two in agreement, so change both together.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from lambdas.contracts.api import REPLAYED_HEADER
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9_-]+$"
 SKU_PATTERN = r"^[A-Z0-9-]{3,32}$"
@@ -20,17 +23,7 @@ MAX_QUANTITY = 1000
 
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)]
 
-# A producer's Idempotency-Key: 1-255 visible ASCII characters. It travels to the partner as an HTTP
-# header, which cannot carry a tab or anything outside Latin-1, and a padded key would be another key.
-# The gateway checks the same class (stacks/ingestion_api.py, a Java regex), so a key the consumer would
-# refuse is a 400 at the door, never a 202 followed by poison.
-IDEMPOTENCY_KEY_HEADER: Final = "Idempotency-Key"
-MAX_IDEMPOTENCY_KEY_LENGTH: Final = 255
-IDEMPOTENCY_KEY_CHARACTERS: Final = "[!-~]"  # 0x21-0x7E
-IDEMPOTENCY_KEY_PATTERN: Final = rf"^{IDEMPOTENCY_KEY_CHARACTERS}{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}$"
-# The gateway stamps who sent an order (its caller's IAM identity, $context.identity.userArn) as this
-# message attribute; a producer's key is only unique among that producer's orders.
-PRODUCER_ARN_ATTRIBUTE: Final = "ProducerArn"
+# The producer's Idempotency-Key, the partner's routes and headers: lambdas.contracts.api.
 
 # One character of free text: anything but a control character or a lone UTF-16 surrogate ("\ud800" is
 # valid JSON that no UTF-8 encoder can write, so it would pass the gateway and fail after the 202). The
@@ -122,12 +115,12 @@ class ErrorResponse(BaseModel):
 
 # ------------------------------------------------------------------------------ partner API routes
 
-# Set on a response the partner replayed for a known Idempotency-Key.
-REPLAYED_HEADER: Final = "Idempotent-Replayed"
 
-CHARGES_PATH: Final = "/charges"
-SHIPMENTS_PATH: Final = "/shipments"
-NOTIFICATIONS_PATH: Final = "/notifications"
+def replayed_by_partner(headers: Mapping[str, str]) -> bool:
+    """The partner's response ``headers`` say it replayed the answer to an earlier request with the key."""
+    replayed = {name.lower(): value for name, value in headers.items()}.get(REPLAYED_HEADER.lower())
+    return replayed == "true"
+
 
 # Ids the partner hands out (chargeId, shipmentId): opaque to clients, bounded so they fit a header or a key.
 PartnerId = Annotated[str, Field(min_length=1, max_length=128)]

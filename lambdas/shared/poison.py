@@ -26,11 +26,11 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from lambdas.contracts.api import QUARANTINE_DETAIL_ATTRIBUTE, QUARANTINE_REASON_ATTRIBUTE
+
 QUARANTINED_MESSAGE: Final = "poison message quarantined"
 QUARANTINE_FAILED_MESSAGE: Final = "poison message not quarantined: the record is retried"
 METRIC_POISON_MESSAGES: Final = "PoisonMessages"
-REASON_ATTRIBUTE: Final = "QuarantineReason"
-DETAIL_ATTRIBUTE: Final = "QuarantineDetail"
 SOURCE_MESSAGE_ID_ATTRIBUTE: Final = "SourceMessageId"
 MAX_ATTRIBUTE_CHARS: Final = 1024
 # SQS allows 10 message attributes; three are ours.
@@ -64,8 +64,8 @@ class PoisonQueue:
         if len(extra) > MAX_EXTRA_ATTRIBUTES:
             raise ValueError(f"at most {MAX_EXTRA_ATTRIBUTES} extra attributes, got {sorted(extra)}")
         message_attributes = {
-            REASON_ATTRIBUTE: _string(reason),
-            DETAIL_ATTRIBUTE: _string(detail or reason),
+            QUARANTINE_REASON_ATTRIBUTE: _string(reason),
+            QUARANTINE_DETAIL_ATTRIBUTE: _string(detail or reason),
             SOURCE_MESSAGE_ID_ATTRIBUTE: _string(record.message_id),
             **{name: _string(value) for name, value in extra.items()},
         }

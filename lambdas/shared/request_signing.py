@@ -18,9 +18,8 @@ from requests.auth import AuthBase
 
 from lambdas.shared import aws
 
-# The caller's environment names the SigV4 service of its dependency's endpoint; a function URL's is "lambda".
-SIGNING_SERVICE_VARIABLE: Final = "DEPENDENCY_SIGNING_SERVICE"
-FUNCTION_URL_SERVICE: Final = "lambda"
+# The caller's environment names the SigV4 service of its dependency's endpoint
+# (lambdas.contracts.environment.DEPENDENCY_SIGNING_SERVICE; a function URL's is api.FUNCTION_URL_SERVICE).
 # Hop-by-hop and transport headers a connection may rewrite: signing them would break the signature.
 UNSIGNED_HEADERS: Final = frozenset({"connection", "accept-encoding", "user-agent", "content-length"})
 

@@ -5,7 +5,7 @@ The default boto3 client waits 60 s per read and retries up to 10 times ("legacy
 unreachable table would eat a record's whole time budget before the partner is even called. These
 tables are small key lookups, so a second is plenty, and two standard-mode attempts cover a throttle: the
 queue's redelivery is the next retry layer (every receive writes here, so stacks/retry_budget.py counts
-receives x attempts).
+receives x attempts; the figures live in ``lambdas.contracts.retries``).
 
 An idempotency table that cannot be read or written must never let a record through unguarded (it
 could charge twice), and must never drop it: the record fails and stays in its queue. It is logged as
@@ -20,10 +20,18 @@ from typing import Any, Final, Protocol
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 
-TABLE_CLIENT_CONFIG: Final = Config(
-    connect_timeout=1, read_timeout=1, retries={"mode": "standard", "total_max_attempts": 2}
+from lambdas.contracts.metrics import METRIC_IDEMPOTENCY_STORE_ERRORS
+from lambdas.contracts.retries import (
+    TABLE_CONNECT_TIMEOUT_SECONDS,
+    TABLE_READ_TIMEOUT_SECONDS,
+    TABLE_TOTAL_MAX_ATTEMPTS,
 )
-METRIC_IDEMPOTENCY_STORE_ERRORS: Final = "IdempotencyStoreErrors"
+
+TABLE_CLIENT_CONFIG: Final = Config(
+    connect_timeout=TABLE_CONNECT_TIMEOUT_SECONDS,
+    read_timeout=TABLE_READ_TIMEOUT_SECONDS,
+    retries={"mode": "standard", "total_max_attempts": TABLE_TOTAL_MAX_ATTEMPTS},
+)
 IDEMPOTENCY_STORE_UNAVAILABLE_MESSAGE: Final = "idempotency table unavailable: the record stays in the queue"
 
 

@@ -28,7 +28,7 @@ returned to the queue. A malformed event (not JSON, not an EventBridge envelope,
 detail, or a detail-type other than PaymentReceived) is logged with its message id and event id and
 fails its record every time, so the queue's redrive policy moves it to the subscription's DLQ.
 
-``circuitWait``: see ``lambdas/workflow_starter/contract.py``. The controller pauses this starter while the
+``circuitWait``: see ``lambdas/contracts/circuit_wait.py``. The controller pauses this starter while the
 circuit is open, so only executions already running wait.
 
 Environment (parsed at init; a bad variable fails the cold start with its name):
@@ -57,6 +57,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field, model_validator
 
+from lambdas.contracts.circuit_wait import (
+    CIRCUIT_WAIT_LIMIT_VARIABLE,
+    CIRCUIT_WAIT_MAX_LIMIT_SECONDS,
+    CIRCUIT_WAIT_MAX_SECONDS,
+    CIRCUIT_WAIT_SECONDS_VARIABLE,
+)
+from lambdas.contracts.environment import SERVICE_NAME
 from lambdas.shared import aws
 from lambdas.shared.env import ConfigurationError, EnvironmentSettings
 from lambdas.shared.events import (
@@ -68,12 +75,6 @@ from lambdas.shared.events import (
 )
 from lambdas.shared.observability import observability
 from lambdas.workflow_starter.clients import STEP_FUNCTIONS_CLIENT_CONFIG
-from lambdas.workflow_starter.contract import (
-    CIRCUIT_WAIT_LIMIT_VARIABLE,
-    CIRCUIT_WAIT_MAX_LIMIT_SECONDS,
-    CIRCUIT_WAIT_MAX_SECONDS,
-    CIRCUIT_WAIT_SECONDS_VARIABLE,
-)
 
 MAX_NAME_LENGTH: Final = 80
 DIGEST_LENGTH: Final = 24  # hex characters of SHA-256: 96 bits
@@ -97,7 +98,7 @@ class StarterSettings(EnvironmentSettings):
 
     REQUIRED: ClassVar[Mapping[str, str]] = {
         "state_machine_arn": "STATE_MACHINE_ARN",
-        "service_name": "POWERTOOLS_SERVICE_NAME",
+        "service_name": SERVICE_NAME,
         "circuit_wait_seconds": CIRCUIT_WAIT_SECONDS_VARIABLE,
         "circuit_wait_limit_seconds": CIRCUIT_WAIT_LIMIT_VARIABLE,
     }

@@ -12,19 +12,28 @@ When the session selected them, they start right after the synth in one backgrou
 session also under xdist (the first worker to claim the shared directory starts it)
 (``python -m localcloud.demo --scenario outage,throttling,slow,brownout --synthesized ...``, i.e.
 ``make demo`` on the session's template) and use the second core while the other e2e tests run here; the scenario
-tests then assert on the accounts it wrote (``--json-dir``).
+tests then assert on the accounts it wrote (``--json-dir``). The long outage (test_long_outage.py) lasts
+longer than all of them together, mostly waiting with the consumer paused: it runs in a second background
+process beside them (``long_runs``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from localcloud.deploy import DeployedStack, Synthesized, deploy
 from localcloud.emulator import Emulator
-from tests.e2e.support import Compressed, FaultRuns, shared_temp
+from tests.e2e.support import (
+    FAULT_SCENARIOS,
+    LONG_SCENARIOS,
+    Compressed,
+    FaultRuns,
+    shared_temp,
+)
 
 E2E_DIR = Path(__file__).resolve().parent
 
@@ -47,29 +56,63 @@ def deployed(synthesized: Synthesized) -> Iterator[DeployedStack]:
         yield deploy(emulator, synthesized)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def fault_scenarios_in_background(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+def _runner_in_background(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    reader: str,
+    folder: str,
+    names: tuple[str, ...],
+    **options: Any,
 ) -> Iterator[FaultRuns | None]:
-    wanted = any("fault_runs" in getattr(item, "fixturenames", ()) for item in request.session.items)
+    """Start ``names`` in the background when a selected test takes the ``reader`` fixture."""
+    wanted = any(reader in getattr(item, "fixturenames", ()) for item in request.session.items)
     if not wanted:
         yield None
         return
     # One runner for the whole session: under xdist the workers share the base temp's parent.
-    directory = shared_temp(tmp_path_factory) / "fault-scenarios"
+    directory = shared_temp(tmp_path_factory) / folder
     try:
         directory.mkdir()  # atomic: exactly one worker gets to start the runner
     except FileExistsError:
         yield FaultRuns.attach(directory)
         return
-    runs = FaultRuns.start(request.getfixturevalue("compressed"), directory)
+    runs = FaultRuns.start(request.getfixturevalue("compressed"), directory, names, **options)
     try:
         yield runs
     finally:
         runs.stop()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fault_scenarios_in_background(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FaultRuns | None]:
+    yield from _runner_in_background(
+        request, tmp_path_factory, "fault_runs", "fault-scenarios", FAULT_SCENARIOS
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def long_scenarios_in_background(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FaultRuns | None]:
+    yield from _runner_in_background(
+        request,
+        tmp_path_factory,
+        "long_runs",
+        "long-scenarios",
+        LONG_SCENARIOS,
+        tour=False,
+    )
+
+
 @pytest.fixture(scope="session")
 def fault_runs(fault_scenarios_in_background: FaultRuns | None) -> FaultRuns:
     assert fault_scenarios_in_background is not None
     return fault_scenarios_in_background
+
+
+@pytest.fixture(scope="session")
+def long_runs(long_scenarios_in_background: FaultRuns | None) -> FaultRuns:
+    assert long_scenarios_in_background is not None
+    return long_scenarios_in_background

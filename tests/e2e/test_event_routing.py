@@ -19,7 +19,8 @@ import jsonschema
 import pytest
 from moto import mock_aws
 
-from lambdas.shared.events import BY_DETAIL_TYPE, DETAIL_TYPES, parse_event
+from lambdas.contracts.events import DETAIL_TYPES
+from lambdas.shared.events import BY_DETAIL_TYPE, parse_event
 from schemas import EVENT, load_schema
 from tests.infra.conftest import Synthesized, synthesize
 

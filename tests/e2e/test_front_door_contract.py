@@ -20,6 +20,7 @@ import pytest
 import requests
 from botocore.credentials import Credentials
 
+from lambdas.contracts import api
 from lambdas.shared.request_signing import SigV4RequestAuth
 from localcloud.deploy import DeployedStack
 from localcloud.front_door import GATEWAY_DEFAULTS, FrontDoor, local_producer, producer_auth
@@ -34,7 +35,7 @@ ORDER_BODY = {
     "amountCents": 1250,
     "currency": "EUR",
 }
-KEYED = {ingestion_api.IDEMPOTENCY_KEY_HEADER: "producer-key-0"}
+KEYED = {api.IDEMPOTENCY_KEY_HEADER: "producer-key-0"}
 CANCELLED = {
     "detailType": "OrderCancelled",
     "detail": {
@@ -106,14 +107,18 @@ def json_keys(template: str) -> set[str]:
 
 
 def consumer_attribute_name() -> str:
-    """The attribute the order consumer reads, from its source (importing it needs a full environment)."""
+    """The attribute the order consumer reads, from its source (importing it needs a full environment):
+    the contract's, imported from lambdas.contracts.api."""
     tree = ast.parse((PROJECT_ROOT / "lambdas/order_consumer/handler.py").read_text())
     for node in tree.body:
-        if isinstance(node, ast.AnnAssign | ast.Assign):
-            targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets
-            if any(getattr(t, "id", None) == "IDEMPOTENCY_KEY_ATTRIBUTE" for t in targets):
-                assert isinstance(node.value, ast.Constant)
-                return str(node.value.value)
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module == api.__name__
+            and any(
+                alias.name == "IDEMPOTENCY_KEY_ATTRIBUTE" and alias.asname is None for alias in node.names
+            )
+        ):
+            return api.IDEMPOTENCY_KEY_ATTRIBUTE
     raise AssertionError("IDEMPOTENCY_KEY_ATTRIBUTE not found in the consumer")
 
 
@@ -247,7 +252,7 @@ def test_orders_reach_the_queue_with_the_consumers_attribute_names(
     with_key = producer.post(
         front_door.base_url + "orders",
         json=ORDER_BODY,
-        headers={ingestion_api.IDEMPOTENCY_KEY_HEADER: "producer-key-1"},
+        headers={api.IDEMPOTENCY_KEY_HEADER: "producer-key-1"},
         timeout=10,
     )
     messages = {m["MessageId"]: m for m in receive_all(deployed, queue_url)}
@@ -257,12 +262,12 @@ def test_orders_reach_the_queue_with_the_consumers_attribute_names(
     assert json.loads(keyed["Body"]) == ORDER_BODY
     attributes = {name: value["StringValue"] for name, value in keyed["MessageAttributes"].items()}
     assert attributes == {
-        ingestion_api.IDEMPOTENCY_KEY_ATTRIBUTE: "producer-key-1",
-        ingestion_api.REQUEST_ID_ATTRIBUTE: with_key.json()["requestId"],
+        api.IDEMPOTENCY_KEY_ATTRIBUTE: "producer-key-1",
+        api.REQUEST_ID_ATTRIBUTE: with_key.json()["requestId"],
         # Who signed the request, as API Gateway reports the caller ($context.identity.userArn).
-        ingestion_api.PRODUCER_ARN_ATTRIBUTE: local_producer(deployed.emulator.account_id).user_arn,
+        api.PRODUCER_ARN_ATTRIBUTE: local_producer(deployed.emulator.account_id).user_arn,
     }
-    assert consumer_attribute_name() == ingestion_api.IDEMPOTENCY_KEY_ATTRIBUTE
+    assert consumer_attribute_name() == api.IDEMPOTENCY_KEY_ATTRIBUTE
 
 
 def test_an_order_without_a_valid_key_header_is_refused_with_400_and_nothing_is_stored(
@@ -272,7 +277,7 @@ def test_an_order_without_a_valid_key_header_is_refused_with_400_and_nothing_is_
     queue_url = deployed.outputs["OrdersQueueUrl"]
     receive_all(deployed, queue_url)
     url = front_door.base_url + "orders"
-    header = ingestion_api.IDEMPOTENCY_KEY_HEADER
+    header = api.IDEMPOTENCY_KEY_HEADER
 
     missing = producer.post(url, json=ORDER_BODY, timeout=10)
     assert missing.status_code == 400
@@ -305,7 +310,7 @@ def test_an_order_without_a_valid_key_header_is_refused_with_400_and_nothing_is_
     accepted = producer.post(url, json=ORDER_BODY, headers={header: longest}, timeout=10)
     assert accepted.status_code == 202
     (stored,) = receive_all(deployed, queue_url)
-    assert stored["MessageAttributes"][ingestion_api.IDEMPOTENCY_KEY_ATTRIBUTE]["StringValue"] == longest
+    assert stored["MessageAttributes"][api.IDEMPOTENCY_KEY_ATTRIBUTE]["StringValue"] == longest
 
 
 def test_a_padded_order_is_stored_compact_and_an_oversized_one_refused_with_413(

@@ -147,6 +147,24 @@ def test_poison_messages_go_straight_to_the_dlq(compressed: Compressed) -> None:
             probe.bind(("127.0.0.1", parsed.port or 0))  # raises if something still listens there
 
 
+def test_a_healthy_run_fires_no_alarm(compressed: Compressed) -> None:
+    """Steady load on a healthy partner, longer than every alarm's evaluation window: the template's alarms,
+    evaluated over what the run emitted, all stay quiet (an alarm that fires here would page for nothing)."""
+    with LocalCloud(compressed.synthesized, seed=11) as cloud:
+        scenario = compressed.scenarios()["healthy"]
+        result = ScenarioRun(
+            cloud, scenario, overrides=compressed.overrides, seed=11, alarm_factor=compressed.factor
+        ).run()
+    run = result_document(result)
+    summary = assert_conservation(run)
+    assert summary["in_dlq"] == 0 and run["transitions"] == []
+    alarms = run["alarms"]
+    assert alarms["fired"] == {}, run["report"]
+    # They were judged, not skipped: the run covered the longest window (3 periods of a minute / factor).
+    assert result.ended_s >= 3 * 60 / compressed.factor
+    assert alarms["evaluated"] >= 50, run["report"]
+
+
 def test_outage(fault_runs: FaultRuns) -> None:
     run = fault_runs.result("outage")
     assert_conservation(run)

@@ -7,6 +7,7 @@ import urllib.parse
 
 import pytest
 
+from lambdas.contracts import api
 from localcloud.vtl import Input, VtlError, escape_javascript, json_path, render, url_encode
 from stacks import ingestion_api
 
@@ -25,11 +26,11 @@ def test_send_order_template_becomes_a_sendmessage_query() -> None:
     assert params["Action"] == "SendMessage"
     # The validated document, written compactly ($input.json), not the raw body.
     assert params["MessageBody"] == json.dumps(json.loads(body), separators=(",", ":"))
-    assert params["MessageAttribute.1.Name"] == ingestion_api.REQUEST_ID_ATTRIBUTE
+    assert params["MessageAttribute.1.Name"] == api.REQUEST_ID_ATTRIBUTE
     assert params["MessageAttribute.1.Value.StringValue"] == "req-1"
-    assert params["MessageAttribute.2.Name"] == ingestion_api.IDEMPOTENCY_KEY_ATTRIBUTE
+    assert params["MessageAttribute.2.Name"] == api.IDEMPOTENCY_KEY_ATTRIBUTE
     assert params["MessageAttribute.2.Value.StringValue"] == "key/1+2&3"
-    assert params["MessageAttribute.3.Name"] == ingestion_api.PRODUCER_ARN_ATTRIBUTE
+    assert params["MessageAttribute.3.Name"] == api.PRODUCER_ARN_ATTRIBUTE
     assert params["MessageAttribute.3.Value.StringValue"] == CALLER
 
 

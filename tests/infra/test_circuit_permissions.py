@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stacks.circuit_breaker import CIRCUIT_OPENED_DETAIL_TYPE, circuit_events_source
+from lambdas.contracts.events import CIRCUIT_OPENED, circuit_events_source
 from tests.infra.conftest import Synthesized
 
 # What can move a circuit or plant a lock (DeleteItem, the reconciler's, removes a stale lock only).
@@ -73,7 +73,7 @@ def test_circuit_bus_events_only_as_the_breakers_source_and_type(dev: Synthesize
         assert statement["Condition"] == {
             "StringEquals": {
                 "events:source": [circuit_events_source(dev.stack.config.service_name)],
-                "events:detail-type": [CIRCUIT_OPENED_DETAIL_TYPE],
+                "events:detail-type": [CIRCUIT_OPENED],
             }
         }
 

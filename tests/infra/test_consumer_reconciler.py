@@ -6,13 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lambdas.reconciler.contract import (
-    CONTROL_ENV,
-    CONTROL_OUTPUT,
-    DIMENSION_CONSUMER,
-    METRIC_PAUSED_SECONDS,
-    ConsumerControl,
-)
+from lambdas.contracts.consumer_control import CONTROL_ENV, CONTROL_OUTPUT
+from lambdas.contracts.metrics import DIMENSION_CONSUMER, METRIC_PAUSED_SECONDS
+from lambdas.reconciler.control import ConsumerControl
 from stacks.workflows import STARTER_NAME
 from tests.infra.conftest import Synthesized
 

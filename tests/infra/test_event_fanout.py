@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from lambdas.shared.events import DETAIL_TYPES, SIDE_EFFECTS_TAG
+from lambdas.contracts.events import DETAIL_TYPES, SIDE_EFFECTS_TAG
 from stacks.application import build_app
 from tests.conftest import cdk_context
 from tests.infra.conftest import Synthesized

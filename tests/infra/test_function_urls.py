@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lambdas.shared.request_signing import FUNCTION_URL_SERVICE, SIGNING_SERVICE_VARIABLE
+from lambdas.contracts.api import FUNCTION_URL_SERVICE
+from lambdas.contracts.environment import DEPENDENCY_SIGNING_SERVICE
 from tests.infra.conftest import Synthesized
 
 
@@ -47,7 +48,7 @@ def test_each_caller_signs_and_may_invoke_its_own_twin_through_the_url_only(dev:
             assert not any("lambda:InvokeFunctionUrl" in _actions(s) for s in invokes), properties["Handler"]
             continue
         callers += 1
-        assert variables.get(SIGNING_SERVICE_VARIABLE) == FUNCTION_URL_SERVICE, properties["Handler"]
+        assert variables.get(DEPENDENCY_SIGNING_SERVICE) == FUNCTION_URL_SERVICE, properties["Handler"]
         assert invokes, properties["Handler"]
         for statement in invokes:
             assert statement["Resource"] == {"Ref": twin_of[dependency]}, (properties["Handler"], statement)
@@ -66,6 +67,6 @@ def test_a_real_partner_is_called_unsigned(prod: Synthesized) -> None:
     """Production names its partners' URLs (no twin): nothing signs for, or is granted, a function URL."""
     assert not prod.of_type("AWS::Lambda::Url")
     for function in prod.of_type("AWS::Lambda::Function").values():
-        assert SIGNING_SERVICE_VARIABLE not in function["Properties"].get("Environment", {}).get(
+        assert DEPENDENCY_SIGNING_SERVICE not in function["Properties"].get("Environment", {}).get(
             "Variables", {}
         )

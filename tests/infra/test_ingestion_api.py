@@ -7,9 +7,9 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
+from lambdas.contracts.api import IDEMPOTENCY_KEY_ATTRIBUTE, IDEMPOTENCY_KEY_HEADER
 from schemas import EVENT, ORDER, load_schema
 from stacks.config import API_ROUTES
-from stacks.ingestion_api import IDEMPOTENCY_KEY_ATTRIBUTE, IDEMPOTENCY_KEY_HEADER
 from tests.infra.conftest import Synthesized
 
 

@@ -8,18 +8,22 @@ from typing import Any
 
 from aws_cdk import aws_logs as logs
 
-from lambdas.notifications_consumer import notifications
-from lambdas.shared import log_fields as lf
-from lambdas.shared.dependency_client import (
+from lambdas.contracts import log_fields as lf
+from lambdas.contracts.metrics import (
     CALL_OUTCOME_CONFIGURATION,
     CALL_OUTCOMES,
     CALL_OUTCOMES_FAILED,
     DIMENSION_OUTCOME,
+    METRIC_CIRCUIT_PROBES_FAILED,
+    METRIC_CIRCUIT_REJECTIONS,
+    METRIC_CIRCUIT_TRANSITION,
     METRIC_FALLBACK_USED,
+    METRIC_IDEMPOTENCY_STORE_ERRORS,
     METRIC_LOGICAL_CALLS,
+    METRIC_NOTIFICATIONS_DEFERRED,
     METRIC_UPSTREAM_ERRORS,
 )
-from lambdas.shared.stores import METRIC_IDEMPOTENCY_STORE_ERRORS
+from lambdas.notifications_consumer import notifications
 from stacks.monitoring import insights_queries
 from tests.infra.conftest import Synthesized
 
@@ -112,6 +116,27 @@ def test_api_and_dependencies_and_account_headroom_are_alarmed(dev: Synthesized)
             if d["Name"] == lf.STATUS_CLASS
         }
         assert classes == {"5xx", "429", "timeout", "connection"}
+
+
+def test_a_circuit_alarm_stays_in_alarm_while_the_controller_finds_the_dependency_down(
+    dev: Synthesized,
+) -> None:
+    """A paused consumer makes no calls, so nothing is rejected: the controller's failed probes (one per
+    recovery window) are what keep the alarm up, and it clears only after enough periods to hold one."""
+    for name, dependency in dev.stack.config.dependencies.items():
+        (alarm,) = [
+            a["Properties"]
+            for a in dev.of_type("AWS::CloudWatch::Alarm").values()
+            if any(n == METRIC_CIRCUIT_PROBES_FAILED for n, _ in _alarm_metrics(a))
+            and f'"Value": "{name}"' in json.dumps(a["Properties"]["Metrics"])
+        ]
+        read = {n for n, _ in _alarm_metrics({"Properties": alarm})}
+        assert read == {METRIC_CIRCUIT_TRANSITION, METRIC_CIRCUIT_REJECTIONS, METRIC_CIRCUIT_PROBES_FAILED}
+        assert alarm["DatapointsToAlarm"] == 1 and alarm["Threshold"] == 0
+        # Every window of EvaluationPeriods minutes holds a probe while the circuit is open, and the
+        # alarm clears within two periods of the recovery window once probes stop failing.
+        assert alarm["EvaluationPeriods"] * 60 > dependency.breaker_recovery_seconds
+        assert alarm["EvaluationPeriods"] * 60 < dependency.breaker_recovery_seconds + 120
 
 
 def test_the_api_5xx_harm_alarm_reads_only_the_routes_that_store(dev: Synthesized) -> None:
@@ -292,7 +317,7 @@ def test_deferred_alarm_watches_what_the_notifications_consumer_emits(dev: Synth
     (alarm,) = [
         a["Properties"]
         for a in dev.of_type("AWS::CloudWatch::Alarm").values()
-        if a["Properties"].get("MetricName") == notifications.METRIC_DEFERRED
+        if a["Properties"].get("MetricName") == METRIC_NOTIFICATIONS_DEFERRED
     ]
     assert alarm["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"], function_id
     # Powertools Metrics(service=...) puts exactly this dimension on the handler's metrics.

@@ -120,7 +120,7 @@ def test_more_receives_than_the_idempotency_writes_may_repeat_fail_synth() -> No
     [
         ([], 1),
         ([{"ErrorEquals": ["Lambda.TooManyRequestsException"], "MaxAttempts": 5}], 1),  # it never ran
-        ([{"ErrorEquals": ["CircuitOpen", "DependencyUnavailableError"], "MaxAttempts": 4}], 1),  # no call
+        ([{"ErrorEquals": ["DependencyUnavailableError"], "MaxAttempts": 4}], 1),  # no call
         ([{"ErrorEquals": ["TransientUpstreamError"], "MaxAttempts": 4}], 5),
         ([{"ErrorEquals": ["States.Timeout"]}], 4),  # MaxAttempts defaults to 3
         (

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from lambdas.workflow_starter.contract import (
+from lambdas.contracts.circuit_wait import (
     CIRCUIT_WAIT_LIMIT_VARIABLE,
     CIRCUIT_WAIT_MAX_LIMIT_SECONDS,
     CIRCUIT_WAIT_MAX_SECONDS,
     CIRCUIT_WAIT_SECONDS_VARIABLE,
 )
-from stacks.circuit_breaker import circuit_events_source
+from lambdas.contracts.events import circuit_events_source
 from stacks.config import (
     CONTROLLER_MAX_RECOVERY_SECONDS,
     CONTROLLER_MAX_REQUIRED_SUCCESSES,

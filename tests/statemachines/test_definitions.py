@@ -7,12 +7,22 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lambdas.workflow_starter.contract import CIRCUIT_WAIT_MAX_LIMIT_SECONDS, CIRCUIT_WAIT_MAX_SECONDS
+from lambdas.contracts import circuit, errors
+from lambdas.contracts.circuit_wait import CIRCUIT_WAIT_MAX_LIMIT_SECONDS, CIRCUIT_WAIT_MAX_SECONDS
+from lambdas.fulfilment.errors import CircuitWaitExpiredError, UnconfirmedResultError, ValidationError
+from lambdas.shared.dependency_client import (
+    BudgetExhaustedError,
+    DependencyUnavailableError,
+    PermanentUpstreamError,
+    TransientUpstreamError,
+    UpstreamConfigurationError,
+)
 from stacks.config import (
     CONTROLLER_MAX_RECOVERY_SECONDS,
     CONTROLLER_MAX_REQUIRED_SUCCESSES,
@@ -148,13 +158,87 @@ def test_retried_error_names_match_the_dependency_client_exceptions() -> None:
     charge = load(asl.ORDER_FULFILMENT)["States"]["Charge"]
     named = {e for r in charge["Retry"] for e in r["ErrorEquals"]}
     expected_from_client = {
-        "PermanentUpstreamError",
-        "TransientUpstreamError",
-        "BudgetExhaustedError",
-        "DependencyUnavailableError",
+        errors.PERMANENT_UPSTREAM_ERROR,
+        errors.TRANSIENT_UPSTREAM_ERROR,
+        errors.BUDGET_EXHAUSTED_ERROR,
+        errors.DEPENDENCY_UNAVAILABLE_ERROR,
     }
     assert expected_from_client <= named
     assert expected_from_client <= classes, sorted(expected_from_client - classes)
+
+
+def _error_names(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        yield from node.get("ErrorEquals", [])
+        for value in node.values():
+            yield from _error_names(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _error_names(value)
+
+
+# Prefixes of the error names AWS defines (Step Functions, the Lambda and SDK integrations).
+AWS_ERROR_PREFIXES = ("States.", "Sandbox.", "Lambda.", "DynamoDB.", "SQS.")
+
+
+def test_every_project_error_the_machines_match_is_a_contract_raised_under_that_name() -> None:
+    """An error name of ours in a Retry or Catch is in lambdas.contracts.errors, and each contract name is
+    the name of the exception class that raises it: a dead name (nothing raises it) cannot linger."""
+    contract_names = {
+        value for name, value in vars(errors).items() if name.isupper() and isinstance(value, str)
+    }
+    ours = {
+        name
+        for machine in asl.ALL_MACHINES
+        for name in _error_names(load(machine))
+        if not name.startswith(AWS_ERROR_PREFIXES)
+    }
+    assert ours <= contract_names, sorted(ours - contract_names)
+    raised = {
+        cls.__name__
+        for cls in (
+            TransientUpstreamError,
+            BudgetExhaustedError,
+            DependencyUnavailableError,
+            PermanentUpstreamError,
+            UpstreamConfigurationError,
+            ValidationError,
+            UnconfirmedResultError,
+            CircuitWaitExpiredError,
+        )
+    }
+    assert contract_names - {errors.LAMBDA_TOO_MANY_REQUESTS} == raised
+
+
+def _attribute_names(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        yield from node.get("ExpressionAttributeNames", {}).values()
+        for value in node.values():
+            yield from _attribute_names(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _attribute_names(value)
+
+
+def test_the_controller_reads_and_writes_the_circuit_table_by_the_contract_names() -> None:
+    """The ASL cannot import lambdas.contracts.circuit: every attribute it names must be one of it."""
+    contract_names = {
+        value for name, value in vars(circuit).items() if name.isupper() and isinstance(value, str)
+    }
+    named = set(_attribute_names(load(asl.CIRCUIT_CONTROLLER)))
+    assert named and named <= contract_names, sorted(named - contract_names)
+
+
+@pytest.mark.parametrize("state", ["EnsureCircuitOpen", "CloseCircuit"])
+def test_the_controllers_changes_of_state_end_the_fleets_failure_streak(state: str) -> None:
+    """lambdas/shared/fleet_circuit.py: every change of state wipes the fleet's streak, the controller's too."""
+    update = load(asl.CIRCUIT_CONTROLLER)["States"][state]["Parameters"]
+    alias = next(
+        key
+        for key, name in update["ExpressionAttributeNames"].items()
+        if name == circuit.RECORD_FLEET_FAILURES
+    )
+    assert alias in update["UpdateExpression"].split(" REMOVE ", 1)[1].replace(",", " ").split()
 
 
 def _successors(state: dict[str, Any]) -> set[str]:
@@ -219,11 +303,7 @@ def test_fulfilment_waits_out_an_open_circuit_only_on_charge_and_ship() -> None:
     assert sorted(waits.values()) == ["Charge", "Ship"]
     for wait, task in waits.items():
         circuit_catch, *_, last = states[task]["Catch"]
-        assert set(circuit_catch["ErrorEquals"]) == {
-            "DependencyUnavailableError",
-            "CircuitBreakerOpenError",
-            "CircuitOpen",
-        }
+        assert set(circuit_catch["ErrorEquals"]) == {errors.DEPENDENCY_UNAVAILABLE_ERROR}
         assert last["ErrorEquals"] == ["States.ALL"] and last["Next"] == f"{task}Failed"
         choice = states[circuit_catch["Next"]]
         assert choice["Type"] == "Choice" and choice["Default"] == wait

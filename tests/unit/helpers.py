@@ -8,12 +8,14 @@ import socket
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 from aws_lambda_powertools.utilities.parameters.secrets import SecretsProvider
 
+from lambdas.contracts import circuit as circuit_record
 from lambdas.shared.dependency_client import DependencyPolicy
 
 REGION = "eu-west-1"
@@ -58,16 +60,17 @@ class BreakerTable:
         item = self.item(circuit)
         return None if item is None else item["state"]["S"]
 
-    def put(self, circuit: str, state: str, **numbers: int) -> None:
-        """Write the circuit's record as another environment (or the controller) would have."""
+    def put(self, circuit: str, state: str, numbers: Mapping[str, int] | None = None) -> None:
+        """Write the circuit's record as another environment (or the controller) would have; ``numbers``
+        by their attribute names (lambdas.contracts.circuit)."""
         item: dict[str, Any] = {"id": {"S": circuit}, "state": {"S": state}}
-        item.update({name: {"N": str(value)} for name, value in numbers.items()})
+        item.update({name: {"N": str(value)} for name, value in (numbers or {}).items()})
         self.client.put_item(TableName=self.name, Item=item)
 
     def fleet_failures(self, circuit: str) -> int | None:
         """The fleet's failure streak on the record (lambdas/shared/fleet_circuit.py); None: no streak."""
-        item = self.item(circuit) or {}
-        return int(item["fleet_failures"]["N"]) if "fleet_failures" in item else None
+        streak = (self.item(circuit) or {}).get(circuit_record.RECORD_FLEET_FAILURES)
+        return None if streak is None else int(streak["N"])
 
 
 @dataclass

@@ -10,7 +10,7 @@ import requests
 from bench.peer import PeerMessage, PeerQueue, PeerRun
 from lambdas.partner_api.faults import HEALTHY, preset
 from localcloud.fault_dependency import FaultDependency, Phase
-from localcloud.scenarios import PartnerPhase, Scenario
+from localcloud.scenarios import Scenario
 
 
 def _message(n: int, sent: float = 0.0) -> PeerMessage:
@@ -60,7 +60,7 @@ def _scenario(profile_name: str, *, load_s: float = 0.5) -> Scenario:
     return Scenario(
         name=profile_name,
         description=profile_name,
-        phases=(PartnerPhase(0.0, profile, profile_name),),
+        phases=(Phase(0.0, profile, profile_name),),
         load_rate=20.0,
         load_s=load_s,
         fault_window=None,

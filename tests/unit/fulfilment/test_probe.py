@@ -16,6 +16,8 @@ from typing import Any
 import boto3
 import pytest
 
+from lambdas.contracts.log_fields import DEPENDENCY
+from lambdas.contracts.metrics import METRIC_CIRCUIT_PROBES_FAILED
 from lambdas.fulfilment.environment import Canary
 from lambdas.fulfilment.errors import CanaryNotDryRunError
 from lambdas.partner_api.faults import FaultDecision, FaultProfile, preset
@@ -23,7 +25,15 @@ from lambdas.shared.dependency_client import DependencyResponse
 from lambdas.shared.env import ConfigurationError
 from localcloud.fault_dependency import FaultDependency
 from tests.unit.fulfilment.support import API_KEY, dependency_env
-from tests.unit.helpers import REGION, FakeLambdaContext, closed_port, import_fresh, log_records, unique_name
+from tests.unit.helpers import (
+    REGION,
+    FakeLambdaContext,
+    closed_port,
+    import_fresh,
+    log_records,
+    metric_points,
+    unique_name,
+)
 
 CHARGE = {"orderId": "ord-1", "amountCents": 1250, "currency": "EUR"}
 
@@ -113,6 +123,22 @@ def test_an_unhealthy_dependency_fails_the_probe_once(
 
     assert error_name(c.probe) == expected  # the controller's ProbeFailed: backoff, streak reset
     assert c.twin.total_calls == 1
+
+
+def test_a_failed_probe_is_counted_for_its_dependency_and_a_healthy_one_is_not(
+    make_callers: CallersFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The circuit's alarm reads these (stacks/monitoring.py): while the consumer is paused, nothing else
+    says the circuit is still open."""
+    c = make_callers()
+    c.twin.enqueue(FaultDecision.error(503))
+    error_name(c.probe)
+    [failed] = metric_points(capsys.readouterr().out, METRIC_CIRCUIT_PROBES_FAILED)
+    assert failed[METRIC_CIRCUIT_PROBES_FAILED] == [1.0]
+    assert failed["_dimensions"] == {DEPENDENCY, "service"} and failed[DEPENDENCY] == c.circuit
+
+    c.probe()
+    assert metric_points(capsys.readouterr().out, METRIC_CIRCUIT_PROBES_FAILED) == []
 
 
 def test_connection_refused_and_timeouts_are_transient(make_callers: CallersFactory) -> None:

@@ -23,6 +23,7 @@ from localcloud.alarms import (
     NotEvaluableError,
     Query,
     StateChange,
+    clear_window_s,
     composite_state,
     evaluate,
     evaluate_expression,
@@ -292,6 +293,14 @@ def test_a_template_evaluated_end_to_end() -> None:
     assert "EventBridge target retries" in timeline.not_evaluable["Lost"]
     document = json.loads(json.dumps(timeline.document()))
     assert document["fired"]["Errors"] == [[12.0, 18.0]]
+
+
+def test_the_clear_window_is_the_longest_evaluation_window_of_the_alarms_on_a_metric() -> None:
+    stretched = template()
+    stretched["Resources"]["MonitoringErrorsAAAAAAAA"]["Properties"]["EvaluationPeriods"] = 3
+    assert clear_window_s(stretched, "Errors") == (3 + 1) * 60  # the window, and the evaluation after it
+    assert clear_window_s(stretched, "Calls") == (1 + 1) * 60
+    assert clear_window_s(stretched, "NeverAlarmed") == 0
 
 
 def test_an_alarm_on_a_resource_the_run_does_not_have_is_not_evaluable() -> None:

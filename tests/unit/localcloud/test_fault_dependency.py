@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from lambdas.contracts.api import IDEMPOTENCY_KEY_HEADER
 from lambdas.partner_api.faults import FaultDecision, FaultProfile, preset
 from localcloud.fault_dependency import ABANDONED_STATUS, FaultDependency, Phase, scenario
 from tests.waiting import wait_until
@@ -43,7 +44,7 @@ def charge(
     http: requests.Session, twin: FaultDependency, key: str, order_id: str = "ord-1"
 ) -> requests.Response:
     body = {**CHARGE, "orderId": order_id}
-    return http.post(f"{twin.base_url}/charges", json=body, headers={"Idempotency-Key": key}, timeout=5)
+    return http.post(f"{twin.base_url}/charges", json=body, headers={IDEMPOTENCY_KEY_HEADER: key}, timeout=5)
 
 
 def test_start_stop_releases_the_port(session: requests.Session) -> None:
@@ -70,7 +71,7 @@ def test_context_manager_and_contract(session: requests.Session) -> None:
         allowed = session.post(
             f"{twin.base_url}/charges",
             json=CHARGE,
-            headers={"Idempotency-Key": "i", "x-api-key": "k"},
+            headers={IDEMPOTENCY_KEY_HEADER: "i", "x-api-key": "k"},
             timeout=5,
         )
         assert denied.status_code == 401
@@ -155,7 +156,10 @@ def test_a_charge_counts_even_when_the_client_gave_up(session: requests.Session)
     with FaultDependency(scenario=[Phase(0, FaultProfile(latency_ms=400), "slow")]) as twin:
         with pytest.raises(requests.exceptions.ReadTimeout):
             session.post(
-                f"{twin.base_url}/charges", json=CHARGE, headers={"Idempotency-Key": "i"}, timeout=(1, 0.1)
+                f"{twin.base_url}/charges",
+                json=CHARGE,
+                headers={IDEMPOTENCY_KEY_HEADER: "i"},
+                timeout=(1, 0.1),
             )
         wait_until(lambda: twin.in_flight == 0, what="the abandoned request served")
         assert twin.charges_by_order() == {"ord-1": 1}

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from lambdas.notifications_consumer.notifications import METRIC_DEFERRED
+from lambdas.contracts.metrics import METRIC_NOTIFICATIONS_DEFERRED
 from lambdas.partner_api.faults import FaultDecision
 from lambdas.shared.env import ConfigurationError
 from localcloud.fault_dependency import FaultDependency
@@ -239,12 +239,12 @@ def test_an_outage_defers_notifications_without_holding_the_queue_or_storming(
 def test_deferred_count_has_the_name_namespace_and_dimensions_the_alarm_watches(
     make_consumer: ConsumerFactory,
 ) -> None:
-    # stacks/monitoring.py alarms on METRIC_DEFERRED in POWERTOOLS_METRICS_NAMESPACE with {"service": ...}.
+    # stacks/monitoring.py alarms on METRIC_NOTIFICATIONS_DEFERRED in POWERTOOLS_METRICS_NAMESPACE with {"service": ...}.
     consumer = make_consumer()
     consumer.twin.set_profile("outage")
     assert consumer.invoke(sqs_record(consumer.event("OrderCancelled", order_cancelled()))) == []
 
-    (point,) = metric_points(consumer.output(), METRIC_DEFERRED)
+    (point,) = metric_points(consumer.output(), METRIC_NOTIFICATIONS_DEFERRED)
     assert point["_dimensions"] == {"service"}
     assert point["service"] == os.environ["POWERTOOLS_SERVICE_NAME"]
     assert point["_aws"]["CloudWatchMetrics"][0]["Namespace"] == os.environ["POWERTOOLS_METRICS_NAMESPACE"]

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from lambdas.shared.events import SIDE_EFFECTS_TAG
+from lambdas.contracts.events import SIDE_EFFECTS_TAG
 
 SOURCE = "resilient-orders.ingestion"
 STACK = "resilient-orders-test"

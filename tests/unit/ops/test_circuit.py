@@ -17,6 +17,8 @@ from aws_lambda_powertools.utilities.circuit_breaker import (
 )
 from aws_lambda_powertools.utilities.circuit_breaker.persistence import CircuitBreakerDynamoDBPersistence
 
+from lambdas.contracts.api import IDEMPOTENCY_KEY_HEADER
+from lambdas.contracts.circuit import RECORD_FLEET_FAILURES
 from lambdas.shared.dependency_client import DependencyClient, DependencyUnavailableError, create_session
 from lambdas.shared.fleet_circuit import FleetCircuitStore
 from localcloud.fault_dependency import FaultDependency
@@ -99,12 +101,14 @@ def test_force_open_stops_the_consumers_dependency_client_from_calling(
 
     assert run("--stack", stack.name, "circuit", "open", policy.name, "--yes").code == 0
     with pytest.raises(DependencyUnavailableError) as caught:
-        client.post("/charges", json=body, headers={"Idempotency-Key": "k-1"}, remaining_ms=lambda: 5_000)
+        client.post(
+            "/charges", json=body, headers={IDEMPOTENCY_KEY_HEADER: "k-1"}, remaining_ms=lambda: 5_000
+        )
     assert twin.total_calls == 0
     assert 55 <= caught.value.retry_in_seconds <= 60  # the probe is due one recovery time after the force
 
     assert run("--stack", stack.name, "circuit", "close", policy.name, "--yes").code == 0
-    client.post("/charges", json=body, headers={"Idempotency-Key": "k-1"}, remaining_ms=lambda: 5_000)
+    client.post("/charges", json=body, headers={IDEMPOTENCY_KEY_HEADER: "k-1"}, remaining_ms=lambda: 5_000)
     assert twin.total_calls == 1
     session.close()
 
@@ -199,7 +203,7 @@ def test_a_forced_state_ends_the_fleets_failure_streak(stack: DeployedStack) -> 
 
     assert run("--stack", stack.name, "circuit", "open", name, "--yes").code == 0
     opened = item(stack.circuit_table, name)
-    assert opened is not None and opened["state"]["S"] == "OPEN" and "fleet_failures" not in opened
+    assert opened is not None and opened["state"]["S"] == "OPEN" and RECORD_FLEET_FAILURES not in opened
 
     assert run("--stack", stack.name, "circuit", "close", name, "--yes").code == 0
     assert fleet.add_failure(name) == 1  # a new streak starts from nothing

@@ -10,7 +10,8 @@ from typing import Any
 import boto3
 import pytest
 
-from lambdas.reconciler.contract import CONTROL_OUTPUT, HOLD_UNTIL, hold_key
+from lambdas.contracts.circuit import HOLD_UNTIL, hold_key
+from lambdas.contracts.consumer_control import CONTROL_OUTPUT
 from lambdas.reconciler.decisions import Observation, decide
 from tests.unit.helpers import REGION
 from tests.unit.ops.conftest import run

@@ -12,7 +12,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
-from lambdas.shared.events import SIDE_EFFECTS_TAG
+from lambdas.contracts.events import SIDE_EFFECTS_TAG
 from ops.replay import ReplayError, ReplayReport, parse_time, replay
 from scripts import replay_events
 

@@ -18,8 +18,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.circuit_breaker import CircuitState, CircuitTransition
 from botocore.exceptions import ClientError
 
+from lambdas.contracts.events import CIRCUIT_OPENED
 from lambdas.shared.circuit_events import (
-    CIRCUIT_OPENED,
     METRIC_PUBLISH_FAILURES,
     PUBLISH_FAILED_MESSAGE,
     CircuitEventPublisher,

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import requests
 
+from lambdas.contracts.api import IDEMPOTENCY_KEY_HEADER, REPLAYED_HEADER
 from lambdas.partner_api.faults import FaultDecision
 from lambdas.partner_api.service import PartnerService
-from lambdas.shared.models import REPLAYED_HEADER
 from localcloud.fault_dependency import FaultDependency
 from tests.unit.helpers import import_fresh
 from tests.unit.partner_api.test_handler import API_KEY, Partner, partner_env
@@ -24,7 +24,7 @@ ROUTES = [("/shipments", SHIPMENT, "shipmentId"), ("/notifications", NOTIFICATIO
 def headers(idempotency_key: str | None = "idem-1", api_key: str | None = KEY) -> dict[str, str]:
     result = {"Content-Type": "application/json"}
     if idempotency_key is not None:
-        result["Idempotency-Key"] = idempotency_key
+        result[IDEMPOTENCY_KEY_HEADER] = idempotency_key
     if api_key is not None:
         result["x-api-key"] = api_key
     return result

@@ -13,8 +13,8 @@ from typing import Any
 import boto3
 import pytest
 
+from lambdas.contracts.api import REPLAYED_HEADER
 from lambdas.shared.env import ConfigurationError
-from lambdas.shared.models import REPLAYED_HEADER
 from tests.unit.helpers import REGION, FakeLambdaContext, import_fresh, unique_name
 
 API_KEY = "pk_test_123"

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from lambdas.contracts.api import IDEMPOTENCY_KEY_HEADER, REPLAYED_HEADER
 from lambdas.partner_api.service import PartnerService
-from lambdas.shared.models import REPLAYED_HEADER
 
 KEY = "secret-key"
 CHARGE = json.dumps({"orderId": "ord-1", "amountCents": 1250, "currency": "EUR"})
@@ -16,7 +16,7 @@ CHARGE = json.dumps({"orderId": "ord-1", "amountCents": 1250, "currency": "EUR"}
 def headers(idempotency_key: str | None = "idem-1", api_key: str | None = KEY) -> dict[str, str]:
     result = {"Content-Type": "application/json"}
     if idempotency_key is not None:
-        result["Idempotency-Key"] = idempotency_key
+        result[IDEMPOTENCY_KEY_HEADER] = idempotency_key
     if api_key is not None:
         result["X-Api-Key"] = api_key  # header names are case-insensitive
     return result

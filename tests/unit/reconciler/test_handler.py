@@ -8,14 +8,14 @@ from types import ModuleType
 
 import pytest
 
-from lambdas.reconciler.contract import (
-    CONTROL_ENV,
+from lambdas.contracts.circuit import lock_key
+from lambdas.contracts.consumer_control import CONTROL_ENV
+from lambdas.contracts.metrics import (
     DIMENSION_CONSUMER,
     METRIC_CONTROLLERS_RESTARTED,
     METRIC_PAUSED_SECONDS,
     METRIC_RESUMED,
     METRIC_STALE_LOCKS_CLEARED,
-    lock_key,
 )
 from lambdas.shared.env import ConfigurationError
 from tests.unit.helpers import FakeLambdaContext, import_fresh, metric_points

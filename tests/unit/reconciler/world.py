@@ -12,14 +12,8 @@ from typing import Any
 
 import boto3
 
-from lambdas.reconciler.contract import (
-    HOLD_UNTIL,
-    LOCK_EXPIRY,
-    LOCK_OWNER,
-    ConsumerControl,
-    hold_key,
-    lock_key,
-)
+from lambdas.contracts.circuit import HOLD_UNTIL, LOCK_EXPIRY, LOCK_OWNER, hold_key, lock_key
+from lambdas.reconciler.control import ConsumerControl
 from tests.unit.helpers import REGION, create_key_table
 
 ACCOUNT = "123456789012"

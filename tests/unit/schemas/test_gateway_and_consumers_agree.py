@@ -137,9 +137,10 @@ KEY_CASES = [
 def test_the_gateway_and_the_consumer_accept_the_same_idempotency_keys(
     case: str, key: str, accepted: bool
 ) -> None:
+    from lambdas.contracts.api import IDEMPOTENCY_KEY_HEADER
     from lambdas.order_consumer.processing import InvalidOrderError, validate_idempotency_key
     from localcloud import vtl
-    from stacks.ingestion_api import IDEMPOTENCY_KEY_HEADER, KEY_IS_REFUSED
+    from stacks.ingestion_api import KEY_IS_REFUSED
 
     request = vtl.Input("{}", {"header": {IDEMPOTENCY_KEY_HEADER: key}, "querystring": {}, "path": {}})
     gateway = vtl.render(f"#if({KEY_IS_REFUSED})refused#{{else}}accepted#end", input=request) == "accepted"

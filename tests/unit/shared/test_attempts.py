@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lambdas.shared.attempts import attempts_on_receive, calls_over_receives, receive_count
+from lambdas.contracts.retries import attempts_on_receive, calls_over_receives
+from lambdas.shared.attempts import receive_count
 
 
 @pytest.mark.parametrize(("receive", "attempts"), [(1, 3), (2, 2), (3, 1), (4, 1), (60, 1)])

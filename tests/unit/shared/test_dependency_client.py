@@ -13,9 +13,10 @@ import pytest
 import requests
 from aws_lambda_powertools import Logger
 
-from lambdas.partner_api.faults import FaultDecision, FaultProfile
-from lambdas.shared import log_fields as lf
-from lambdas.shared.dependency_client import (
+from lambdas.contracts import log_fields as lf
+from lambdas.contracts.api import IDEMPOTENCY_KEY_HEADER
+from lambdas.contracts.circuit import RECORD_FAILURE_COUNT, RECORD_FLEET_FAILURES, RECORD_OPENED_AT
+from lambdas.contracts.metrics import (
     CALL_OUTCOME_CONFIGURATION,
     CALL_OUTCOME_PERMANENT,
     CALL_OUTCOME_SUCCESS,
@@ -23,6 +24,9 @@ from lambdas.shared.dependency_client import (
     DIMENSION_OUTCOME,
     METRIC_FALLBACK_USED,
     METRIC_LOGICAL_CALLS,
+)
+from lambdas.partner_api.faults import FaultDecision, FaultProfile
+from lambdas.shared.dependency_client import (
     BudgetExhaustedError,
     DependencyClient,
     DependencyUnavailableError,
@@ -89,7 +93,7 @@ def make_client(
 
 
 def post_charge(client: DependencyClient, ms: int = 10_000, **kwargs: Any) -> Any:
-    headers = {"Idempotency-Key": kwargs.pop("key", "key-1")}
+    headers = {IDEMPOTENCY_KEY_HEADER: kwargs.pop("key", "key-1")}
     return client.post(
         "/charges", json=kwargs.pop("json", VALID_CHARGE), headers=headers, remaining_ms=budget(ms)
     )
@@ -414,7 +418,7 @@ def test_one_structured_log_line_per_attempt_with_the_route_template(
         "/charges",
         route="/charges",
         json=VALID_CHARGE,
-        headers={"Idempotency-Key": "k"},
+        headers={IDEMPOTENCY_KEY_HEADER: "k"},
         remaining_ms=budget(5_000),
     )
     with pytest.raises(UpstreamConfigurationError):  # 404: a route of ours the partner does not know
@@ -702,7 +706,9 @@ def test_the_failure_that_brings_the_fleets_streak_to_the_threshold_opens_the_ci
 ) -> None:
     client = make_client(max_attempts=1, breaker_failure_threshold=5)
     name = client.policy.name
-    breaker_table.put(name, "CLOSED", fleet_failures=4)  # four other environments failed a call each
+    breaker_table.put(
+        name, "CLOSED", {RECORD_FLEET_FAILURES: 4}
+    )  # four other environments failed a call each
     twin.set_profile("outage")
 
     with pytest.raises(TransientUpstreamError):
@@ -711,7 +717,7 @@ def test_the_failure_that_brings_the_fleets_streak_to_the_threshold_opens_the_ci
     item = breaker_table.item(name)
     assert item is not None
     assert (item["state"]["S"], item["failure_count"]["N"]) == ("OPEN", "5")
-    assert "fleet_failures" not in item  # the opening wiped the streak
+    assert RECORD_FLEET_FAILURES not in item  # the opening wiped the streak
     with pytest.raises(DependencyUnavailableError):
         client.get("/health", remaining_ms=budget(5_000))
     assert twin.total_calls == 1
@@ -723,7 +729,7 @@ def test_a_fleet_trip_is_announced_once_like_a_powertools_one(
     transitions: list[Any] = []
     client = make_client(max_attempts=1, breaker_failure_threshold=2, on_transition=transitions.append)
     name = client.policy.name
-    breaker_table.put(name, "CLOSED", fleet_failures=1)
+    breaker_table.put(name, "CLOSED", {RECORD_FLEET_FAILURES: 1})
     twin.set_profile("outage")
 
     with pytest.raises(TransientUpstreamError):
@@ -740,7 +746,7 @@ def test_a_call_gets_fewer_attempts_while_the_fleet_has_a_streak(
     make_client: ClientFactory, twin: FaultDependency, breaker_table: BreakerTable
 ) -> None:
     client = make_client(max_attempts=3, breaker_failure_threshold=10)
-    breaker_table.put(client.policy.name, "CLOSED", fleet_failures=2)
+    breaker_table.put(client.policy.name, "CLOSED", {RECORD_FLEET_FAILURES: 2})
     twin.set_profile("outage")
 
     with pytest.raises(TransientUpstreamError) as caught:
@@ -761,7 +767,7 @@ def test_a_success_ends_the_fleets_streak_and_restores_every_attempt(
 ) -> None:
     client = make_client(max_attempts=3, breaker_failure_threshold=10)
     name = client.policy.name
-    breaker_table.put(name, "CLOSED", fleet_failures=2)
+    breaker_table.put(name, "CLOSED", {RECORD_FLEET_FAILURES: 2})
 
     assert client.get("/health", remaining_ms=budget(5_000)).status == 200
     assert breaker_table.fleet_failures(name) is None
@@ -776,7 +782,7 @@ def test_a_call_stops_retrying_once_another_environment_opened_the_circuit(
 
     def sleep_while_the_fleet_opens(seconds: float) -> None:
         vclock.sleep(seconds)
-        breaker_table.put(name, "OPEN", opened_at=int(time.time()), failure_count=5)
+        breaker_table.put(name, "OPEN", {RECORD_OPENED_AT: int(time.time()), RECORD_FAILURE_COUNT: 5})
 
     client = make_client(
         name=name,
@@ -806,7 +812,7 @@ def test_a_call_stops_retrying_when_the_fleets_streak_grew_past_its_attempts(
 
     def sleep_while_others_fail(seconds: float) -> None:
         vclock.sleep(seconds)
-        breaker_table.put(name, "CLOSED", fleet_failures=2)  # two calls elsewhere failed meanwhile
+        breaker_table.put(name, "CLOSED", {RECORD_FLEET_FAILURES: 2})  # two calls elsewhere failed meanwhile
 
     client = make_client(
         name=name,
@@ -830,7 +836,7 @@ def test_a_failed_probe_does_not_add_to_the_fleets_streak(
 ) -> None:
     client = make_client(max_attempts=1, breaker_recovery_seconds=1)
     name = client.policy.name
-    breaker_table.put(name, "OPEN", opened_at=int(time.time()) - 5, failure_count=5)
+    breaker_table.put(name, "OPEN", {RECORD_OPENED_AT: int(time.time()) - 5, RECORD_FAILURE_COUNT: 5})
     twin.set_profile("outage")
 
     with pytest.raises(TransientUpstreamError):

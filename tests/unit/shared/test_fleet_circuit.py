@@ -12,6 +12,7 @@ import pytest
 from aws_lambda_powertools.utilities.circuit_breaker import CircuitState
 from botocore.exceptions import ClientError
 
+from lambdas.contracts.circuit import RECORD_FLEET_FAILURES, RECORD_OPENED_AT
 from lambdas.shared.fleet_circuit import (
     STREAK_WRITE_FAILED_MESSAGE,
     FleetCircuitStore,
@@ -62,7 +63,7 @@ def opened_after_a_read(
     circuit = unique_name("c")
     store = make_store(table, clock, cache_seconds=cache_seconds)
     assert store.get_state(circuit).state == CircuitState.CLOSED
-    table.put(circuit, "OPEN", opened_at=1)
+    table.put(circuit, "OPEN", {RECORD_OPENED_AT: 1})
     return store, circuit
 
 
@@ -116,7 +117,7 @@ def test_no_failure_is_added_while_the_circuit_is_not_closed(
     breaker_table: BreakerTable, clock: ManualClock
 ) -> None:
     circuit = unique_name("c")
-    breaker_table.put(circuit, "OPEN", opened_at=1)
+    breaker_table.put(circuit, "OPEN", {RECORD_OPENED_AT: 1})
     store = make_store(breaker_table, clock)
 
     assert store.add_failure(circuit) is None
@@ -133,7 +134,7 @@ def test_a_success_clears_a_streak_it_knows_of_and_writes_nothing_otherwise(
     store.clear_failures(circuit)  # no streak seen: the healthy path stays write-free
     assert counting.updates == []
 
-    breaker_table.put(circuit, "CLOSED", fleet_failures=3)
+    breaker_table.put(circuit, "CLOSED", {RECORD_FLEET_FAILURES: 3})
     store.read_fresh(circuit)
     store.clear_failures(circuit)
     assert breaker_table.fleet_failures(circuit) is None
@@ -157,10 +158,10 @@ def test_opening_electing_a_prober_and_closing_end_the_streak(
 
     assert store.try_acquire_half_open(circuit, "me", opened_at=1)
     store.save_closed(circuit)
-    breaker_table.put(circuit, "CLOSED", fleet_failures=2)  # e.g. a streak left by a racing write
+    breaker_table.put(circuit, "CLOSED", {RECORD_FLEET_FAILURES: 2})  # e.g. a streak left by a racing write
     store.save_reopen(circuit, opened_at=2)  # Powertools' UpdateItem removes it too
     assert (breaker_table.state(circuit), breaker_table.fleet_failures(circuit)) == ("OPEN", None)
-    breaker_table.put(circuit, "HALF_OPEN", fleet_failures=2)
+    breaker_table.put(circuit, "HALF_OPEN", {RECORD_FLEET_FAILURES: 2})
     store.save_closed(circuit)
     assert (breaker_table.state(circuit), breaker_table.fleet_failures(circuit)) == ("CLOSED", None)
 
@@ -174,7 +175,7 @@ def test_a_failed_streak_write_is_logged_and_never_raised(
     breaker_table: BreakerTable, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     circuit = unique_name("c")
-    breaker_table.put(circuit, "CLOSED", fleet_failures=1)
+    breaker_table.put(circuit, "CLOSED", {RECORD_FLEET_FAILURES: 1})
     store = make_store(breaker_table, clock, client=FailingClient(breaker_table.client))
     store.read_fresh(circuit)
 

@@ -13,6 +13,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from lambdas.contracts.api import FUNCTION_URL_SERVICE, IDEMPOTENCY_KEY_HEADER
+from lambdas.contracts.environment import DEPENDENCY_SIGNING_SERVICE
 from lambdas.shared import aws
 from lambdas.shared.dependency_client import (
     DependencyClient,
@@ -21,7 +23,7 @@ from lambdas.shared.dependency_client import (
     UpstreamError,
     create_session,
 )
-from lambdas.shared.request_signing import FUNCTION_URL_SERVICE, SIGNING_SERVICE_VARIABLE, SigV4RequestAuth
+from lambdas.shared.request_signing import SigV4RequestAuth
 from localcloud.fault_dependency import FaultDependency
 from localcloud.sigv4 import Principal, SigV4Verifier
 from tests.unit.helpers import REGION, BreakerTable, make_policy
@@ -55,7 +57,7 @@ def client_for(twin: FaultDependency, table: BreakerTable, **policy: Any) -> Dep
 
 def charge(client: DependencyClient) -> Any:
     return client.post(
-        "/charges", json=CHARGE, headers={"Idempotency-Key": "key-1"}, remaining_ms=lambda: 10_000
+        "/charges", json=CHARGE, headers={IDEMPOTENCY_KEY_HEADER: "key-1"}, remaining_ms=lambda: 10_000
     )
 
 
@@ -79,7 +81,7 @@ def signed_request(
         method="POST",
         url="http://127.0.0.1:8080/charges",
         data=b'{"orderId": "ord-1"}',
-        headers={"Content-Type": "application/json", "Idempotency-Key": "k"},
+        headers={"Content-Type": "application/json", IDEMPOTENCY_KEY_HEADER: "k"},
     )
     SigV4Auth(Credentials("testing", secret, "testing"), service, region).add_auth(request)
     return request
@@ -102,7 +104,7 @@ def test_the_twin_checks_the_signature_over_the_whole_request() -> None:
     assert "execute-api" in (refusal(signed_request(service="execute-api")) or "")
     assert "does not match" in (refusal(signed_request(secret="guessed")) or "")
     assert "does not match" in (refusal(signed_request(), body=b'{"orderId": "ord-2"}') or "")
-    assert "does not match" in (refusal(signed_request(), headers={"Idempotency-Key": "other"}) or "")
+    assert "does not match" in (refusal(signed_request(), headers={IDEMPOTENCY_KEY_HEADER: "other"}) or "")
 
 
 def test_the_signing_service_is_optional_configuration() -> None:
@@ -112,7 +114,9 @@ def test_the_signing_service_is_optional_configuration() -> None:
         "DEPENDENCY_CRITICAL": "true",
     }
     assert DependencyPolicy.from_environment(environment).signing_service is None
-    signed = DependencyPolicy.from_environment(environment | {SIGNING_SERVICE_VARIABLE: FUNCTION_URL_SERVICE})
+    signed = DependencyPolicy.from_environment(
+        environment | {DEPENDENCY_SIGNING_SERVICE: FUNCTION_URL_SERVICE}
+    )
     assert signed.signing_service == FUNCTION_URL_SERVICE
 
 
@@ -131,7 +135,7 @@ def test_the_client_without_a_breaker_signs_too(guarded_twin: FaultDependency) -
         logger=logging.getLogger(),
     )
     response = signed.post(
-        "/charges", json=CHARGE, headers={"Idempotency-Key": "key-2"}, remaining_ms=lambda: 10_000
+        "/charges", json=CHARGE, headers={IDEMPOTENCY_KEY_HEADER: "key-2"}, remaining_ms=lambda: 10_000
     )
     assert response.status == 201
     unsigned = DependencyClient(

@@ -1,4 +1,4 @@
-"""Names the workflow starter, its construct (stacks/workflows.py) and the fulfilment workflow share.
+"""What the workflow starter, its construct (stacks/workflows.py) and the fulfilment workflow share.
 
 ``circuitWait`` in the execution input: when Charge or Ship still finds the dependency's circuit open after
 its retrier, order_fulfilment.asl.json waits ``seconds`` (the circuit's recovery window) and tries again,
