@@ -29,6 +29,7 @@ from localcloud.deploy import DeployedStack, Synthesized, deploy
 from localcloud.emulator import Emulator
 from tests.e2e.support import (
     FAULT_SCENARIOS,
+    LONG_LOAD_SHARE,
     LONG_SCENARIOS,
     Compressed,
     FaultRuns,
@@ -102,6 +103,7 @@ def long_scenarios_in_background(
         "long_runs",
         "long-scenarios",
         LONG_SCENARIOS,
+        load_share=LONG_LOAD_SHARE,
         tour=False,
     )
 

@@ -12,10 +12,12 @@ scenario is about.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import socket
 import urllib.parse
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 import requests
@@ -23,7 +25,7 @@ import requests
 from localcloud.cloud import LocalCloud
 from localcloud.front_door import producer_auth
 from localcloud.report import result_document
-from localcloud.scenarios import MIN_ORDERS_WHILE_OPEN, ScenarioRun
+from localcloud.scenarios import MIN_ORDERS_WHILE_OPEN, RunResult, ScenarioRun
 from tests.catalogue import claims
 from tests.conftest import cdk_context
 from tests.e2e.support import FAULT_SCENARIOS, Compressed, FaultRuns
@@ -92,12 +94,21 @@ def failed_call_record(call: dict[str, Any], run: dict[str, Any]) -> bool:
     return call["status"] >= 400 or call["status"] == 0 or call["latency_ms"] > run["attempt_timeout_ms"]
 
 
-def test_poison_messages_go_straight_to_the_dlq(compressed: Compressed) -> None:
+@contextlib.contextmanager
+def run_in_process(compressed: Compressed, name: str) -> Iterator[tuple[LocalCloud, RunResult]]:
+    """Scenario ``name`` on a local cloud of this process, which stays up for the test's own queries."""
     with LocalCloud(compressed.synthesized, seed=11) as cloud:
-        scenario = compressed.scenarios()["poison"]
-        result = ScenarioRun(
-            cloud, scenario, overrides=compressed.overrides, seed=11, alarm_factor=compressed.factor
-        ).run()
+        scenario = compressed.scenarios()[name]
+        yield (
+            cloud,
+            ScenarioRun(
+                cloud, scenario, overrides=compressed.overrides, seed=11, alarm_factor=compressed.factor
+            ).run(),
+        )
+
+
+def test_poison_messages_go_straight_to_the_dlq(compressed: Compressed) -> None:
+    with run_in_process(compressed, "poison") as (cloud, result):
         run = result_document(result)
         summary = assert_conservation(run)
         poison = {m["note"]: m for m in run["messages"] if m["note"]}
@@ -150,12 +161,8 @@ def test_poison_messages_go_straight_to_the_dlq(compressed: Compressed) -> None:
 def test_a_healthy_run_fires_no_alarm(compressed: Compressed) -> None:
     """Steady load on a healthy partner, longer than every alarm's evaluation window: the template's alarms,
     evaluated over what the run emitted, all stay quiet (an alarm that fires here would page for nothing)."""
-    with LocalCloud(compressed.synthesized, seed=11) as cloud:
-        scenario = compressed.scenarios()["healthy"]
-        result = ScenarioRun(
-            cloud, scenario, overrides=compressed.overrides, seed=11, alarm_factor=compressed.factor
-        ).run()
-    run = result_document(result)
+    with run_in_process(compressed, "healthy") as (_, result):
+        run = result_document(result)
     summary = assert_conservation(run)
     assert summary["in_dlq"] == 0 and run["transitions"] == []
     alarms = run["alarms"]

@@ -76,6 +76,17 @@ def test_an_outage_claims_what_its_samples_calls_and_reads_show() -> None:
     assert "1 orders failed with a 5xx" in found[evidence.BACKOFF]
 
 
+def test_a_second_delivery_of_a_resent_order_is_not_a_hurried_retry() -> None:
+    """A client's resend (same key) is its own delivery: called right after the first one's 429, it says
+    nothing about Retry-After. The order sent once still waited for it."""
+    resent = [sent(0.5, "o1"), sent(0.6, "o1", origin="api-retry"), sent(0.7, "o2")]
+    calls = [call(1.0, 429, key="k-o1"), call(1.1, 201, key="k-o1"), call(1.0, 429, key="k-o2")]
+    calls.append(call(2.1, 201, key="k-o2"))
+    assert evidence.RETRY_AFTER in evidence.scenario_patterns(run_result(calls=calls, messages=resent))
+    once = [sent(0.5, "o1"), sent(0.7, "o2")]
+    assert evidence.RETRY_AFTER not in evidence.scenario_patterns(run_result(calls=calls, messages=once))
+
+
 def test_a_429_claims_retry_after_only_when_the_next_attempt_waited_for_it() -> None:
     waited = run_result(calls=[call(1.0, 429), call(2.2, 201)])
     hurried = run_result(calls=[call(1.0, 429), call(1.3, 201)])
