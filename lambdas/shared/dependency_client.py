@@ -137,6 +137,10 @@ ERROR_CODE_FIELD: Final = "error"
 PERMANENT_ERROR_CODES: Final = frozenset({"idempotency_conflict"})
 CIRCUIT_HOOK_FAILED_MESSAGE: Final = "circuit_transition_hook_failed"
 FLEET_TRIP_FAILED_MESSAGE: Final = "circuit_fleet_trip_failed"
+FLEET_BOOKKEEPING_SKIPPED_MESSAGE: Final = "circuit_fleet_bookkeeping_skipped"
+# Requests a failed call's fleet bookkeeping may make after the call: add to the streak, open the circuit,
+# announce the opening (the transition hook). Each is allowed the circuit table's slowest recent request.
+FLEET_FAILURE_REQUESTS: Final = 3
 
 
 class DependencyPolicy(EnvironmentSettings):
@@ -381,6 +385,7 @@ class _Call:
     headers: dict[str, str]
     started: float
     budget_ms: float
+    remaining_ms: Callable[[], int]
     max_attempts: int = 1
     attempts: int = 0
     credentials_refreshed: bool = False
@@ -586,6 +591,7 @@ class DependencyClient:
             headers={**self._default_headers, **(headers or {})},
             started=self._clock(),
             budget_ms=float(remaining_ms() - self.policy.safety_margin_ms),
+            remaining_ms=remaining_ms,
             max_attempts=min(self.attempts_allowed, max_attempts or self.policy.max_attempts),
         )
         try:
@@ -603,27 +609,27 @@ class DependencyClient:
         except _OpenedDuringCall as exc:
             # Its attempts failed (no retry once the fleet opened): a failed call, the circuit's already.
             self._count_logical_call(CALL_OUTCOME_TRANSIENT)
-            self._note_outcome(failed=True)
+            self._note_outcome(call, failed=True)
             return self._fallback_or_raise(call, exc.error, fallback)
         except _NoAttemptMade as exc:
             raise exc.error from None
         except TransientUpstreamError as exc:
             if exc.attempts:  # a call that never reached the dependency is no data point about it
                 self._count_logical_call(CALL_OUTCOME_TRANSIENT)
-                self._note_outcome(failed=True)
+                self._note_outcome(call, failed=True)
                 self._fleet_failure(call)
             return self._fallback_or_raise(call, exc, fallback)
         except PermanentUpstreamError:
             self._count_logical_call(CALL_OUTCOME_PERMANENT)
-            self._note_outcome(failed=False)  # it answered: it is up
+            self._note_outcome(call, failed=False)  # it answered: it is up
             raise
         except UpstreamConfigurationError:
             self._count_logical_call(CALL_OUTCOME_CONFIGURATION)
-            self._note_outcome(failed=True)
+            self._note_outcome(call, failed=True)
             self._fleet_failure(call)
             raise
         self._count_logical_call(CALL_OUTCOME_SUCCESS)
-        self._note_outcome(failed=False)
+        self._note_outcome(call, failed=False)
         if not self.policy.critical:
             self._remember(call, response.body)
         return response
@@ -647,23 +653,47 @@ class DependencyClient:
             streak = max(streak, min(1, self._fleet.fleet_failures(self.policy.name)))
         return max(1, self.policy.max_attempts - streak)
 
-    def _note_outcome(self, *, failed: bool) -> None:
+    def _note_outcome(self, call: _Call, *, failed: bool) -> None:
         with self._streak_lock:
             self._failure_streak = self._failure_streak + 1 if failed else 0
-        if not failed and self._fleet is not None:
-            self._fleet.clear_failures(self.policy.name)  # a write only when this environment saw a streak
+        fleet = self._fleet
+        if failed or fleet is None or not fleet.fleet_failures(self.policy.name):
+            return
+        if self._bookkeeping_fits(call, fleet, requests=1):  # if not, the next success clears the streak
+            fleet.clear_failures(self.policy.name)
+
+    def _bookkeeping_fits(self, call: _Call, fleet: FleetCircuitStore, *, requests: int) -> bool:
+        """Whether ``requests`` circuit-table requests fit in what the invocation has left after the call.
+
+        The fleet's bookkeeping comes after the call's budget, inside the margin the caller keeps for its own
+        work after the call: each request is allowed the table's slowest recent one, and when they do not
+        fit they are skipped (logged). Skipping loses only the fleet's view: Powertools' own counter still
+        trips the circuit in this environment, and the next call that has the time adds to the streak.
+        """
+        needed_ms = requests * fleet.slowest_request_ms
+        left_ms = call.remaining_ms() - self.policy.safety_margin_ms
+        if left_ms >= needed_ms:
+            return True
+        self._logger.warning(
+            FLEET_BOOKKEEPING_SKIPPED_MESSAGE,
+            extra={lf.DEPENDENCY: self.policy.name, "left_ms": round(left_ms), "needed_ms": round(needed_ms)},
+        )
+        return False
 
     def _fleet_failure(self, call: _Call) -> None:
         """Add this failed logical call to the fleet's streak; the environment whose failure makes it reach
         the threshold opens the circuit for everyone (Powertools' own counter trips it per environment).
 
         Only a call made while the circuit was CLOSED counts (a failed probe reopens it in Powertools), and
-        none once this environment sees it open (its own failure tripped Powertools' counter).
+        none once this environment's cache sees it open (its own failure tripped Powertools' counter; the
+        streak's write is conditional on CLOSED anyway). Only when the invocation has the time for it.
         """
         fleet, name = self._fleet, self.policy.name
         if fleet is None or call.circuit != str(CircuitState.CLOSED):
             return
-        if fleet.get_state(name).state != CircuitState.CLOSED:
+        if fleet.cached_state(name) not in (None, CircuitState.CLOSED):
+            return
+        if not self._bookkeeping_fits(call, fleet, requests=FLEET_FAILURE_REQUESTS):
             return
         count = fleet.add_failure(name)
         if count is None or count < self.policy.breaker_failure_threshold:

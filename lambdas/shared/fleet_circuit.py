@@ -21,6 +21,10 @@ calling a dead dependency, up to N x threshold logical calls fail before the fir
 Reads of the streak piggyback on the state reads (``fleet_failures`` answers what this environment last
 read, written or was answered). Every write of the streak fails open: an error is logged and the call's
 outcome stands, and Powertools' own per-environment counter still trips the circuit.
+
+Every request to the table is timed (``slowest_request_ms``, the slowest of the last ``RECENT_REQUESTS``):
+the bookkeeping after a call happens after the call's time budget, so a caller does it only when the time
+left fits it (``DependencyClient``), and a busy table or host never pushes an invocation past its timeout.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Final
 
 from aws_lambda_powertools.utilities.circuit_breaker import CircuitState
@@ -56,6 +62,8 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
     ``CircuitBreakerDynamoDBPersistence`` (``boto3_client`` in practice); the key is the circuit name.
     """
 
+    RECENT_REQUESTS: Final = 10
+
     def __init__(
         self,
         table_name: str,
@@ -73,6 +81,30 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
         self._logger = logger or _logger
         self._streaks: dict[str, int] = {}
         self._streak_lock = threading.Lock()
+        self._recent_ms: deque[float] = deque(maxlen=self.RECENT_REQUESTS)
+
+    # -- how long a request to the table takes ---------------------------------------------------
+
+    @property
+    def slowest_request_ms(self) -> float:
+        """The slowest of this environment's last table requests (0 before the first one)."""
+        with self._streak_lock:
+            return max(self._recent_ms, default=0.0)
+
+    @contextmanager
+    def _timed(self) -> Iterator[None]:
+        started = self._clock()
+        try:
+            yield
+        finally:
+            elapsed_ms = (self._clock() - started) * 1000.0
+            with self._streak_lock:
+                self._recent_ms.append(elapsed_ms)
+
+    def cached_state(self, name: str) -> CircuitState | None:
+        """The circuit's state as this environment's cache holds it, without a read (None: not cached)."""
+        record = self._retrieve_from_cache(name)
+        return None if record is None else record.state
 
     # -- the cache, on a fractional age -----------------------------------------------------------
 
@@ -97,6 +129,10 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
         record = super()._item_to_record(item)
         self._set_streak(record.name, int(item.get(RECORD_FLEET_FAILURES, {}).get("N", 0)))
         return record
+
+    def _get_record(self, name: str) -> CircuitStateRecord | None:
+        with self._timed():
+            return super()._get_record(name)
 
     def read_fresh(self, name: str) -> CircuitStateRecord:
         """The circuit as the table holds it now (cached afterwards); the cached view if the read fails."""
@@ -124,16 +160,20 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
         """Add one failed logical call to the fleet's streak while the circuit is CLOSED: the new count, or
         None when the circuit is not CLOSED (nothing is added) or the write failed."""
         try:
-            response = self.client.update_item(
-                TableName=self.table_name,
-                Key=self._get_key(name),
-                # A circuit nobody has written yet gets a valid CLOSED record (Powertools needs its state).
-                UpdateExpression="SET #state = if_not_exists(#state, :closed) ADD #streak :one",
-                ConditionExpression="attribute_not_exists(#state) OR #state = :closed",
-                ExpressionAttributeNames={"#state": self.state_attr, "#streak": RECORD_FLEET_FAILURES},
-                ExpressionAttributeValues={":closed": {"S": str(CircuitState.CLOSED)}, ":one": {"N": "1"}},
-                ReturnValues="UPDATED_NEW",
-            )
+            with self._timed():
+                response = self.client.update_item(
+                    TableName=self.table_name,
+                    Key=self._get_key(name),
+                    # A circuit nobody has written yet gets a valid CLOSED record (Powertools needs its state).
+                    UpdateExpression="SET #state = if_not_exists(#state, :closed) ADD #streak :one",
+                    ConditionExpression="attribute_not_exists(#state) OR #state = :closed",
+                    ExpressionAttributeNames={"#state": self.state_attr, "#streak": RECORD_FLEET_FAILURES},
+                    ExpressionAttributeValues={
+                        ":closed": {"S": str(CircuitState.CLOSED)},
+                        ":one": {"N": "1"},
+                    },
+                    ReturnValues="UPDATED_NEW",
+                )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 self._write_failed(name, exc)
@@ -151,13 +191,14 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
             return
         self._set_streak(name, 0)
         try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key=self._get_key(name),
-                UpdateExpression="REMOVE #streak",
-                ConditionExpression="attribute_exists(#streak)",
-                ExpressionAttributeNames={"#streak": RECORD_FLEET_FAILURES},
-            )
+            with self._timed():
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key=self._get_key(name),
+                    UpdateExpression="REMOVE #streak",
+                    ConditionExpression="attribute_exists(#streak)",
+                    ExpressionAttributeNames={"#streak": RECORD_FLEET_FAILURES},
+                )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 self._write_failed(name, exc)
@@ -167,7 +208,8 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
     # -- Powertools' writes end the streak ---------------------------------------------------------
 
     def _put_record(self, record: CircuitStateRecord, *args: Any, **kwargs: Any) -> None:
-        super()._put_record(record, *args, **kwargs)  # the whole item: the streak is gone
+        with self._timed():
+            super()._put_record(record, *args, **kwargs)  # the whole item: the streak is gone
         self._set_streak(record.name, 0)
 
     def _build_update_query(self, record: CircuitStateRecord) -> dict:
@@ -182,7 +224,8 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
         return query
 
     def _update_record(self, record: CircuitStateRecord) -> None:
-        super()._update_record(record)
+        with self._timed():
+            super()._update_record(record)
         self._set_streak(record.name, 0)
 
     def _set_streak(self, name: str, count: int) -> None:

@@ -27,6 +27,7 @@ from lambdas.contracts.metrics import (
 )
 from lambdas.partner_api.faults import FaultDecision, FaultProfile
 from lambdas.shared.dependency_client import (
+    FLEET_BOOKKEEPING_SKIPPED_MESSAGE,
     BudgetExhaustedError,
     DependencyClient,
     DependencyUnavailableError,
@@ -721,6 +722,38 @@ def test_the_failure_that_brings_the_fleets_streak_to_the_threshold_opens_the_ci
     with pytest.raises(DependencyUnavailableError):
         client.get("/health", remaining_ms=budget(5_000))
     assert twin.total_calls == 1
+
+
+def test_a_failed_call_without_time_left_for_the_fleets_bookkeeping_skips_it(
+    make_client: ClientFactory, twin: FaultDependency, breaker_table: BreakerTable
+) -> None:
+    stream = io.StringIO()
+    client = make_client(
+        max_attempts=1,
+        breaker_failure_threshold=5,
+        logger=Logger(service=unique_name("log"), stream=stream),
+    )
+    name = client.policy.name
+    breaker_table.put(name, "CLOSED", {RECORD_FLEET_FAILURES: 4})
+    twin.set_profile("outage")
+    # The call starts with time to spare; when it ends, the invocation is inside the caller's margin.
+    times_left = iter([5_000])
+
+    def remaining_ms() -> int:
+        return next(times_left, client.policy.safety_margin_ms - 1)
+
+    with pytest.raises(TransientUpstreamError):
+        client.get("/health", remaining_ms=remaining_ms)
+
+    # No write after the budget: the streak stays where the fleet left it, the circuit CLOSED.
+    assert breaker_table.fleet_failures(name) == 4
+    assert breaker_table.item(name)["state"]["S"] == "CLOSED"  # type: ignore[index]
+    skipped = [r for r in log_records(stream.getvalue()) if r["message"] == FLEET_BOOKKEEPING_SKIPPED_MESSAGE]
+    assert len(skipped) == 1 and skipped[0]["left_ms"] == -1
+    # The next failed call that has the time adds its failure and opens the circuit for everyone.
+    with pytest.raises(TransientUpstreamError):
+        client.get("/health", remaining_ms=budget(5_000))
+    assert breaker_table.item(name)["state"]["S"] == "OPEN"  # type: ignore[index]
 
 
 def test_a_fleet_trip_is_announced_once_like_a_powertools_one(

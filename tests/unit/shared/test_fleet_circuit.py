@@ -184,3 +184,47 @@ def test_a_failed_streak_write_is_logged_and_never_raised(
         store.clear_failures(circuit)
 
     assert [r.getMessage() for r in caplog.records].count(STREAK_WRITE_FAILED_MESSAGE) == 2
+
+
+class SlowClient(CountingClient):
+    """The table's client, each request taking ``seconds`` on the store's clock."""
+
+    def __init__(self, client: Any, clock: ManualClock, seconds: float) -> None:
+        super().__init__(client)
+        self._clock, self.seconds = clock, seconds
+
+    def update_item(self, **kwargs: Any) -> Any:
+        self._clock.now += self.seconds
+        return super().update_item(**kwargs)
+
+    def get_item(self, **kwargs: Any) -> Any:
+        self._clock.now += self.seconds
+        return self._client.get_item(**kwargs)
+
+
+def test_every_table_request_is_timed_and_the_slowest_recent_one_is_known(
+    breaker_table: BreakerTable, clock: ManualClock
+) -> None:
+    circuit = unique_name("c")
+    slow = SlowClient(breaker_table.client, clock, seconds=0.25)
+    store = make_store(breaker_table, clock, cache_seconds=0, client=slow)
+    assert store.slowest_request_ms == 0  # nothing measured yet
+
+    store.read_fresh(circuit)
+    assert store.slowest_request_ms == pytest.approx(250)
+    slow.seconds = 0.4
+    store.add_failure(circuit)
+    assert store.slowest_request_ms == pytest.approx(400)
+
+    # Only the last RECENT_REQUESTS count: a table that got fast again is trusted again.
+    slow.seconds = 0.01
+    for _ in range(FleetCircuitStore.RECENT_REQUESTS):
+        store.get_state(circuit)
+    assert store.slowest_request_ms == pytest.approx(10)
+
+
+def test_the_cached_state_is_answered_without_a_read(breaker_table: BreakerTable, clock: ManualClock) -> None:
+    store, circuit = opened_after_a_read(breaker_table, clock, cache_seconds=0.5)
+    assert store.cached_state(circuit) == CircuitState.CLOSED  # what it read, although the table says OPEN
+    clock.now += 0.5
+    assert store.cached_state(circuit) is None  # expired: nothing known without a read
