@@ -30,6 +30,7 @@ from typing import Any
 import requests
 
 from lambdas.contracts import circuit as circuit_record
+from lambdas.contracts import dependency_tunables as tunables
 from lambdas.contracts import environment as env
 from lambdas.contracts.api import IDEMPOTENCY_KEY_HEADER, QUARANTINE_REASON_ATTRIBUTE
 from lambdas.contracts.metrics import METRIC_CIRCUIT_PROBES_FAILED
@@ -602,7 +603,9 @@ class ScenarioRun:
         self.circuit_table = self.consumer.environ[env.CIRCUIT_BREAKER_TABLE_NAME]
         self.circuit_name = self.consumer.environ[env.DEPENDENCY_NAME]
         self.queue_url = self.poller.source.queue_url
-        self.attempt_timeout_ms = float(self.consumer.environ.get(env.DEPENDENCY_ATTEMPT_TIMEOUT_MS, "inf"))
+        self.attempt_timeout_ms = float(
+            self.consumer.environ.get(tunables.DEPENDENCY_ATTEMPT_TIMEOUT_MS, "inf")
+        )
         self.dlq_url = self.consumer.environ["POISON_MESSAGE_QUEUE_URL"]
         visibility = self.poller.source.visibility_timeout_s
         self.drain_timeout_s = drain_timeout_s if drain_timeout_s is not None else 2 * visibility + 20
@@ -1048,7 +1051,7 @@ class ScenarioRun:
             timeline_notes=list(self.timeline_notes),
             drain_verdict=verdict,
             status_reads=list(self.status_reads),
-            breaker_recovery_s=_float_or_none(self.consumer.environ.get(env.BREAKER_RECOVERY_SECONDS)),
+            breaker_recovery_s=_float_or_none(self.consumer.environ.get(tunables.BREAKER_RECOVERY_SECONDS)),
             alarms=self._alarm_timeline(),
         )
 

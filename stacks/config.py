@@ -11,11 +11,13 @@ import copy
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+
+from lambdas.contracts.dependency_tunables import TUNABLES, DependencyTunables, check_delays
 
 # CloudWatch Logs only accepts these retention periods (days), in RetentionDays order.
 LOG_RETENTION_DAYS = (
@@ -145,8 +147,22 @@ class CanarySettings(_Model):
         )
 
 
-class DependencySettings(_Model):
-    """A downstream HTTP dependency and how to protect callers from it."""
+# The tunables a caller reads back from its environment, from their one declaration
+# (lambdas/contracts/dependency_tunables.py): built with their bounds and cdk.json defaults. mypy cannot
+# see through create_model, so it reads the contract's class instead.
+if TYPE_CHECKING:
+    _Tunables = DependencyTunables
+else:
+    _Tunables = create_model(
+        "DependencyTunables",
+        __base__=_Model,
+        **{name: (kind, Field(t.default, **t.bounds)) for name, (kind, t) in TUNABLES.items()},
+    )
+
+
+class DependencySettings(_Tunables, _Model):
+    """A downstream HTTP dependency and how to protect callers from it: the shared tunables (critical,
+    retries, timeouts, breaker), plus what only the stack uses."""
 
     # None: deploy the demo partner API with the stack and call it.
     base_url: str | None = Field(default=None, pattern=r"^https://\S+$")
@@ -158,20 +174,6 @@ class DependencySettings(_Model):
         default=None,
         pattern=r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[^:]+-[A-Za-z0-9]{6}$",
     )
-    critical: bool = True
-    max_attempts: int = Field(default=3, ge=1, le=10)
-    base_delay_ms: int = Field(default=100, ge=1)
-    max_delay_ms: int = Field(default=2_000, ge=1)
-    attempt_timeout_ms: int = Field(default=3_000, ge=50)
-    connect_timeout_ms: int = Field(default=1_000, ge=10)
-    safety_margin_ms: int = Field(default=1_000, ge=0)
-    breaker_failure_threshold: int = Field(default=5, ge=1)
-    breaker_recovery_seconds: int = Field(default=30, ge=1)
-    breaker_success_threshold: int = Field(default=2, ge=1)
-    # How long an execution environment trusts its cached circuit state: how late it learns that
-    # another environment opened (or closed) the circuit. Fractional (to the millisecond): a compressed
-    # timeline's 0.5 s is that, not a whole second (a call re-reads the state before each retry anyway).
-    breaker_cache_seconds: float = Field(default=5, ge=0, le=300, multiple_of=0.001)
     # The most calls one accepted message may cause at this dependency along any path, every retry
     # layer multiplied (stacks/retry_budget.py): synth fails above it.
     retry_budget: int = Field(default=10, ge=1, le=1_000)
@@ -182,8 +184,7 @@ class DependencySettings(_Model):
 
     @model_validator(mode="after")
     def _delays(self) -> DependencySettings:
-        if self.max_delay_ms < self.base_delay_ms:
-            raise ValueError("max_delay_ms must be >= base_delay_ms")
+        check_delays(self)
         return self
 
 

@@ -12,6 +12,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from lambdas.contracts import dependency_tunables as tunables
 from lambdas.contracts import environment as env
 from lambdas.contracts.api import FUNCTION_URL_SERVICE
 from stacks.circuit_breaker import CircuitBreakerStore
@@ -112,24 +113,13 @@ class DownstreamDependency(Construct):
 
     def environment(self) -> dict[str, str]:
         """Environment of a caller; parsed by lambdas.shared.dependency_client.DependencyPolicy."""
-        s = self.settings
         return {
             env.DEPENDENCY_NAME: self.name,
             env.DEPENDENCY_BASE_URL: self.base_url,
-            env.DEPENDENCY_CRITICAL: "true" if s.critical else "false",
-            env.DEPENDENCY_MAX_ATTEMPTS: str(s.max_attempts),
-            env.DEPENDENCY_BASE_DELAY_MS: str(s.base_delay_ms),
-            env.DEPENDENCY_MAX_DELAY_MS: str(s.max_delay_ms),
-            env.DEPENDENCY_ATTEMPT_TIMEOUT_MS: str(s.attempt_timeout_ms),
-            env.DEPENDENCY_CONNECT_TIMEOUT_MS: str(s.connect_timeout_ms),
-            env.DEPENDENCY_SAFETY_MARGIN_MS: str(s.safety_margin_ms),
+            **tunables.environment(self.settings),
             env.DEPENDENCY_API_KEY_SECRET_ARN: self.api_key.secret_arn,
             # Callers of the demo twin sign for its function URL's IAM auth.
             **({env.DEPENDENCY_SIGNING_SERVICE: FUNCTION_URL_SERVICE} if self.demo is not None else {}),
-            env.BREAKER_FAILURE_THRESHOLD: str(s.breaker_failure_threshold),
-            env.BREAKER_RECOVERY_SECONDS: str(s.breaker_recovery_seconds),
-            env.BREAKER_SUCCESS_THRESHOLD: str(s.breaker_success_threshold),
-            env.BREAKER_CACHE_SECONDS: f"{s.breaker_cache_seconds:g}",  # "5", "0.5"
             env.CIRCUIT_BREAKER_TABLE_NAME: self.circuits.table.table_name,
             env.CIRCUIT_EVENTS_BUS_NAME: self.circuits.events.event_bus_name,
         }

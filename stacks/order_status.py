@@ -8,6 +8,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
 from constructs import Construct
 
+from lambdas.contracts import dependency_tunables as tunables
 from lambdas.contracts import environment as env
 from stacks.circuit_breaker import CircuitBreakerStore
 from stacks.compliance import acknowledge
@@ -60,7 +61,7 @@ class OrderStatusReadPath(Construct):
                 "ORDER_STATUS_TABLE_NAME": self.table.table_name,
                 env.CIRCUIT_BREAKER_TABLE_NAME: circuits.table.table_name,
                 env.DEPENDENCY_NAME: dependency.name,
-                env.BREAKER_RECOVERY_SECONDS: str(dependency.settings.breaker_recovery_seconds),
+                tunables.BREAKER_RECOVERY_SECONDS: str(dependency.settings.breaker_recovery_seconds),
                 "ORDER_QUEUE_URL": orders.queue.queue_url,
                 "ORDER_QUEUE_BACKLOG_THRESHOLD": str(settings.backlog_threshold),
                 "REQUEST_BUDGET_MS": str(settings.request_budget_ms),

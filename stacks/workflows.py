@@ -24,7 +24,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from lambdas.contracts.circuit_wait import CIRCUIT_WAIT_LIMIT_VARIABLE, CIRCUIT_WAIT_SECONDS_VARIABLE
-from lambdas.contracts.environment import DEPENDENCY_MAX_ATTEMPTS
+from lambdas.contracts.dependency_tunables import DEPENDENCY_MAX_ATTEMPTS
 from lambdas.contracts.events import CIRCUIT_OPENED
 from stacks.circuit_breaker import CircuitBreakerStore
 from stacks.compliance import acknowledge

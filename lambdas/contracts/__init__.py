@@ -13,6 +13,10 @@ One module per concern:
                       operator's hold;
 ``circuit_wait``      how the fulfilment workflow waits out an open circuit (the starter's input);
 ``consumer_control``  the consumer reconciler's control document and the names it acts on;
+``dependency_tunables``
+                      how a dependency is called (retries, timeouts, breaker): each tunable's variable,
+                      type, bounds and cdk.json default, which the stage config and the functions' policy
+                      both validate with;
 ``environment``       environment variable names the stacks set and the functions read;
 ``errors``            exception names the state machines match (Step Functions matches class names);
 ``events``            event detail-types, producers and the side-effects tag;

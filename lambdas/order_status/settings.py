@@ -14,19 +14,22 @@ from typing import ClassVar, Final
 from pydantic import Field, model_validator
 
 from lambdas.contracts import environment as env
+from lambdas.contracts.dependency_tunables import BREAKER_RECOVERY_SECONDS, TUNABLES
 from lambdas.shared.env import ConfigurationError, EnvironmentSettings
 
 # API Gateway cuts every integration off at 29 s (stacks.config.API_INTEGRATION_TIMEOUT_SECONDS); the
 # budget must leave room for the gateway's own work and the response to travel back.
 API_INTEGRATION_TIMEOUT_MS: Final = 29_000
 MAX_REQUEST_BUDGET_MS: Final = API_INTEGRATION_TIMEOUT_MS - 1_000
+# The dependency's recovery window, within the bounds its callers read it with.
+_, _RECOVERY = TUNABLES["breaker_recovery_seconds"]
 
 
 class StatusReaderSettings(EnvironmentSettings):
     order_status_table_name: str = Field(min_length=3, max_length=255)
     circuit_breaker_table_name: str = Field(min_length=3, max_length=255)
     dependency_name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
-    breaker_recovery_seconds: int = Field(ge=1, le=86_400)
+    breaker_recovery_seconds: int = Field(ge=_RECOVERY.ge, le=_RECOVERY.le)
     order_queue_url: str = Field(pattern=r"^https?://\S+$")
     # Visible messages above which the pipeline is "behind": drain rate x the queue-age alarm threshold.
     order_queue_backlog_threshold: int = Field(ge=1)
@@ -49,7 +52,7 @@ class StatusReaderSettings(EnvironmentSettings):
         "order_status_table_name": "ORDER_STATUS_TABLE_NAME",
         "circuit_breaker_table_name": env.CIRCUIT_BREAKER_TABLE_NAME,
         "dependency_name": env.DEPENDENCY_NAME,
-        "breaker_recovery_seconds": env.BREAKER_RECOVERY_SECONDS,
+        "breaker_recovery_seconds": BREAKER_RECOVERY_SECONDS,
         "order_queue_url": "ORDER_QUEUE_URL",
         "order_queue_backlog_threshold": "ORDER_QUEUE_BACKLOG_THRESHOLD",
     }

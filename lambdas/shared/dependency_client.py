@@ -56,7 +56,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, ClassVar, Final, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
 
 import requests
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -69,13 +69,14 @@ from aws_lambda_powertools.utilities.circuit_breaker import (
     circuit_breaker,
 )
 from aws_lambda_powertools.utilities.circuit_breaker.persistence import CircuitBreakerPersistenceLayer
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, create_model, field_validator, model_validator
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from urllib3.util.retry import Retry
 
 from lambdas.contracts import environment as env
 from lambdas.contracts import log_fields as lf
+from lambdas.contracts.dependency_tunables import TUNABLES, DependencyTunables, check_delays
 from lambdas.contracts.metrics import (
     CALL_OUTCOME_CONFIGURATION,
     CALL_OUTCOME_PERMANENT,
@@ -143,7 +144,20 @@ FLEET_BOOKKEEPING_SKIPPED_MESSAGE: Final = "circuit_fleet_bookkeeping_skipped"
 FLEET_FAILURE_REQUESTS: Final = 3
 
 
-class DependencyPolicy(EnvironmentSettings):
+# The tunables the stack sets, from their one declaration (lambdas/contracts/dependency_tunables.py): built
+# with their bounds, every one required (cdk.json's defaults are the stack's business, not the function's).
+# mypy cannot see through create_model, so it reads the contract's class instead.
+if TYPE_CHECKING:
+    _Tunables = DependencyTunables
+else:
+    _Tunables = create_model(
+        "DependencyTunables",
+        __base__=EnvironmentSettings,
+        **{name: (kind, Field(..., **t.bounds)) for name, (kind, t) in TUNABLES.items()},
+    )
+
+
+class DependencyPolicy(_Tunables, EnvironmentSettings):
     """How one dependency is called: retry, timeout-budget and circuit-breaker tunables.
 
     ``DependencyPolicy.from_environment(env)`` reads the DEPENDENCY_* / BREAKER_* variables; ints are parsed
@@ -153,18 +167,6 @@ class DependencyPolicy(EnvironmentSettings):
     # Also the circuit name and the metric dimension, so keep it short and stable.
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     base_url: str
-    critical: bool
-    max_attempts: int = Field(ge=1, le=10)
-    base_delay_ms: int = Field(ge=1, le=60_000)
-    max_delay_ms: int = Field(ge=1, le=300_000)
-    attempt_timeout_ms: int = Field(ge=1, le=900_000)
-    safety_margin_ms: int = Field(ge=0, le=900_000)
-    connect_timeout_ms: int = Field(ge=1, le=60_000)
-    breaker_failure_threshold: int = Field(ge=1, le=1000)
-    breaker_recovery_seconds: int = Field(ge=1, le=86_400)
-    breaker_success_threshold: int = Field(ge=1, le=1000)
-    # Fractional: how long an environment trusts its cached circuit state (a compressed timeline's 0.5 s too).
-    breaker_cache_seconds: float = Field(ge=0, le=300)
     # SigV4 service name when the endpoint is IAM-authorized ("lambda" for a function URL); None: unsigned.
     signing_service: str | None = Field(default=None, pattern=r"^[a-z0-9-]+$")
 
@@ -172,17 +174,7 @@ class DependencyPolicy(EnvironmentSettings):
     REQUIRED: ClassVar[Mapping[str, str]] = {
         "name": env.DEPENDENCY_NAME,
         "base_url": env.DEPENDENCY_BASE_URL,
-        "critical": env.DEPENDENCY_CRITICAL,
-        "max_attempts": env.DEPENDENCY_MAX_ATTEMPTS,
-        "base_delay_ms": env.DEPENDENCY_BASE_DELAY_MS,
-        "max_delay_ms": env.DEPENDENCY_MAX_DELAY_MS,
-        "attempt_timeout_ms": env.DEPENDENCY_ATTEMPT_TIMEOUT_MS,
-        "safety_margin_ms": env.DEPENDENCY_SAFETY_MARGIN_MS,
-        "connect_timeout_ms": env.DEPENDENCY_CONNECT_TIMEOUT_MS,
-        "breaker_failure_threshold": env.BREAKER_FAILURE_THRESHOLD,
-        "breaker_recovery_seconds": env.BREAKER_RECOVERY_SECONDS,
-        "breaker_success_threshold": env.BREAKER_SUCCESS_THRESHOLD,
-        "breaker_cache_seconds": env.BREAKER_CACHE_SECONDS,
+        **{name: tunable.variable for name, (_, tunable) in TUNABLES.items()},
     }
     OPTIONAL: ClassVar[Mapping[str, str]] = {"signing_service": env.DEPENDENCY_SIGNING_SERVICE}
 
@@ -200,8 +192,7 @@ class DependencyPolicy(EnvironmentSettings):
 
     @model_validator(mode="after")
     def _delay_cap_covers_base(self) -> DependencyPolicy:
-        if self.max_delay_ms < self.base_delay_ms:
-            raise ValueError("max_delay_ms must be >= base_delay_ms")
+        check_delays(self)
         return self
 
 

@@ -26,7 +26,7 @@ from lambdas.shared.dependency_client import (
 from lambdas.shared.request_signing import SigV4RequestAuth
 from localcloud.fault_dependency import FaultDependency
 from localcloud.sigv4 import Principal, SigV4Verifier
-from tests.unit.helpers import REGION, BreakerTable, make_policy
+from tests.unit.helpers import POLICY_ENV, REGION, BreakerTable, make_policy
 
 CHARGE = {"orderId": "ord-1", "amountCents": 1250, "currency": "EUR"}
 AUTH = SigV4Verifier(
@@ -108,7 +108,8 @@ def test_the_twin_checks_the_signature_over_the_whole_request() -> None:
 
 
 def test_the_signing_service_is_optional_configuration() -> None:
-    environment = {name: "1" for name in DependencyPolicy.REQUIRED.values()} | {
+    # Every required variable, valid (a "1" for each no longer is: a 1 ms attempt timeout is refused).
+    environment = {name: POLICY_ENV[name] for name in DependencyPolicy.REQUIRED.values()} | {
         "DEPENDENCY_NAME": "partner",
         "DEPENDENCY_BASE_URL": "https://partner.example",
         "DEPENDENCY_CRITICAL": "true",
