@@ -184,3 +184,15 @@ def test_a_failed_streak_write_is_logged_and_never_raised(
         store.clear_failures(circuit)
 
     assert [r.getMessage() for r in caplog.records].count(STREAK_WRITE_FAILED_MESSAGE) == 2
+
+
+@pytest.mark.parametrize("renamed", [{"state_attr": "status"}, {"sort_key_attr": "circuit"}])
+def test_the_record_keeps_the_contracts_attribute_names(
+    breaker_table: BreakerTable, clock: ManualClock, renamed: dict[str, str]
+) -> None:
+    """The streak's writes, ops and the controller name lambdas.contracts.circuit's attributes: a store on
+    other names would write a record none of them reads."""
+    with pytest.raises(ValueError, match=r"lambdas\.contracts\.circuit"):
+        FleetCircuitStore(
+            breaker_table.name, cache_seconds=0, clock=clock, boto3_client=breaker_table.client, **renamed
+        )
