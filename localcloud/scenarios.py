@@ -688,9 +688,11 @@ class ScenarioRun:
         while True:
             visible, in_flight = self.cloud.queue_depth(self.queue_url)
             item = dynamodb.get_item(
-                TableName=self.circuit_table, Key={"id": {"S": self.circuit_name}}, ConsistentRead=True
+                TableName=self.circuit_table,
+                Key=circuit_record.item_key(self.circuit_name),
+                ConsistentRead=True,
             ).get("Item")
-            state = (item or {}).get(circuit_record.RECORD_STATE, {}).get("S", circuit_record.CLOSED)
+            state = circuit_record.state_of(item)
             if visible == 0 and in_flight == 0 and self.poller.enabled and state == circuit_record.CLOSED:
                 return
             if time.monotonic() > deadline:
@@ -956,7 +958,9 @@ class ScenarioRun:
                 visible, in_flight = self.cloud.queue_depth(self.queue_url)
                 dlq_visible, dlq_in_flight = self.cloud.queue_depth(self.dlq_url)
                 item = dynamodb.get_item(
-                    TableName=self.circuit_table, Key={"id": {"S": self.circuit_name}}, ConsistentRead=True
+                    TableName=self.circuit_table,
+                    Key=circuit_record.item_key(self.circuit_name),
+                    ConsistentRead=True,
                 ).get("Item")
             except Exception:
                 self._stop.wait(SAMPLE_INTERVAL_S)
@@ -969,7 +973,7 @@ class ScenarioRun:
                     in_flight=in_flight,
                     dlq=dlq_visible + dlq_in_flight,
                     busy=self.poller.stats.in_flight,
-                    circuit=(item or {}).get(circuit_record.RECORD_STATE, {}).get("S", circuit_record.CLOSED),
+                    circuit=circuit_record.state_of(item),
                     calls=len(calls),
                     errors=sum(1 for c in calls if self._failed(c)),
                     accepted=len([m for m in self.messages if m.origin != "direct"]),

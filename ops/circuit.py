@@ -1,19 +1,22 @@
 """Show and force a dependency's circuit: the Powertools circuit breaker record in the circuit table.
 
-Record (aws_lambda_powertools.utilities.circuit_breaker.persistence.CircuitBreakerDynamoDBPersistence with
-its default attribute names, as lambdas/shared/dependency_client.py uses it): partition key ``id`` = the
-circuit name (DEPENDENCY_NAME), ``state`` (CLOSED | OPEN | HALF_OPEN), ``failure_count``, ``opened_at``
-(epoch seconds), ``half_open_owner`` and ``probe_lease_expiry`` (the half-open probe's lock), and
-``expiration`` (the table's TTL attribute). No record means CLOSED: the breaker writes only on transitions.
+The record, how it reads and the writes below belong to ``lambdas.contracts.circuit`` (which this module
+only calls): partition key ``id`` = the circuit name (DEPENDENCY_NAME), ``state`` (CLOSED | OPEN |
+HALF_OPEN), ``failure_count``, ``opened_at`` (epoch seconds), ``half_open_owner`` and ``probe_lease_expiry``
+(the half-open probe's lock), ``fleet_failures`` (the fleet's failure streak) and ``expiration`` (the
+table's TTL attribute). No record means CLOSED: the breaker writes only on transitions.
 
-``open``  state OPEN, opened_at now, the probe lock removed. Every breaker that reads the record (within its
-          local cache age, 5 s by default) fails fast without calling the dependency. After
-          BREAKER_RECOVERY_SECONDS one execution environment probes the dependency; if it succeeds the
-          circuit closes by itself. To hold a circuit open longer, open it again.
-``close`` state CLOSED, failure_count 0, opened_at / half_open_owner / probe_lease_expiry removed.
+``open``  state OPEN, opened_at now, the probe lock and the fleet's streak removed (``OPEN_NOW``). Every
+          breaker that reads the record (within its local cache age, 5 s by default) fails fast without
+          calling the dependency. After BREAKER_RECOVERY_SECONDS one execution environment probes the
+          dependency; if it succeeds the circuit closes by itself. To hold a circuit open longer, open it
+          again.
+``close`` state CLOSED, failure_count 0, opened_at / half_open_owner / probe_lease_expiry / the streak
+          removed (``CLOSE``).
 
-Both writes are conditional on the record being what the operator was shown (state and opened_at), so a
-transition a breaker made in between is never overwritten blindly: the command fails and asks to look again.
+Both writes are conditional on the record being what the operator was shown (state and opened_at:
+``unchanged_since``), so a transition a breaker made in between is never overwritten blindly: the command
+fails and asks to look again.
 """
 
 from __future__ import annotations
@@ -33,16 +36,6 @@ from ops.errors import EXIT_OK, OpsError, UsageError
 FORCED_RECORD_TTL_SECONDS: Final = 24 * 3600
 
 
-def _n(item: dict[str, Any], name: str) -> int | None:
-    value = item.get(name)
-    return int(float(value["N"])) if value and "N" in value else None
-
-
-def _s(item: dict[str, Any], name: str) -> str | None:
-    value = item.get(name)
-    return value["S"] if value and "S" in value else None
-
-
 def _iso(epoch: int | None) -> str | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat()
 
@@ -50,7 +43,7 @@ def _iso(epoch: int | None) -> str | None:
 def read(aws: Aws, table: str, name: str) -> dict[str, Any] | None:
     try:
         response = aws.client("dynamodb").get_item(
-            TableName=table, Key={circuit_record.RECORD_KEY: {"S": name}}, ConsistentRead=True
+            TableName=table, Key=circuit_record.item_key(name), ConsistentRead=True
         )
     except Exception as error:
         if error_code(error) == "ResourceNotFoundException":
@@ -63,20 +56,19 @@ def read(aws: Aws, table: str, name: str) -> dict[str, Any] | None:
 def describe(name: str, item: dict[str, Any] | None, now: float) -> dict[str, Any]:
     if item is None:
         return {"name": name, "state": circuit_record.CLOSED, "record": False}
-    opened_at = _n(item, circuit_record.RECORD_OPENED_AT)
-    lease = _n(item, circuit_record.RECORD_PROBE_LEASE_EXPIRY)
+    record = circuit_record.CircuitRecord.from_item(item)
     return {
         "name": name,
-        "state": _s(item, circuit_record.RECORD_STATE) or "?",
+        "state": record.state or "?",
         "record": True,
-        "failure_count": _n(item, circuit_record.RECORD_FAILURE_COUNT),
-        "opened_at": _iso(opened_at),
-        "open_for_seconds": None if opened_at is None else int(now - opened_at),
-        "half_open_owner": _s(item, circuit_record.RECORD_HALF_OPEN_OWNER),
-        "probe_lease_expiry": _iso(lease),
-        "expiration": _iso(_n(item, circuit_record.RECORD_EXPIRATION)),
+        "failure_count": record.failure_count,
+        "opened_at": _iso(record.opened_at),
+        "open_for_seconds": None if record.opened_at is None else int(now - record.opened_at),
+        "half_open_owner": record.half_open_owner,
+        "probe_lease_expiry": _iso(record.probe_lease_expiry),
+        "expiration": _iso(record.expiration),
         # Failed calls across the fleet since the last success while CLOSED (lambdas/shared/fleet_circuit.py).
-        "fleet_failures": _n(item, circuit_record.RECORD_FLEET_FAILURES),
+        "fleet_failures": record.fleet_failures,
     }
 
 
@@ -93,21 +85,6 @@ def _print(console: Console, shown: dict[str, Any]) -> None:
             console.info(f"  {key}: {shown[key]}")
 
 
-def _unchanged_condition(item: dict[str, Any] | None) -> tuple[str, dict[str, str], dict[str, Any]]:
-    """A condition that holds only while the record is still what was read (and shown)."""
-    if item is None:
-        return "attribute_not_exists(#id)", {"#id": circuit_record.RECORD_KEY}, {}
-    names = {"#state": circuit_record.RECORD_STATE, "#opened_at": circuit_record.RECORD_OPENED_AT}
-    values: dict[str, Any] = {":seen_state": item[circuit_record.RECORD_STATE]}
-    condition = "#state = :seen_state"
-    if circuit_record.RECORD_OPENED_AT in item:
-        values[":seen_opened_at"] = item[circuit_record.RECORD_OPENED_AT]
-        condition += " AND #opened_at = :seen_opened_at"
-    else:
-        condition += " AND attribute_not_exists(#opened_at)"
-    return condition, names, values
-
-
 def list_circuits(aws: Aws, console: Console, table: str, now: Callable[[], float] = time.time) -> int:
     items: list[dict[str, Any]] = []
     for page in aws.client("dynamodb").get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
@@ -115,9 +92,11 @@ def list_circuits(aws: Aws, console: Console, table: str, now: Callable[[], floa
         items += [
             item
             for item in page.get("Items", [])
-            if is_circuit_record(_s(item, circuit_record.RECORD_KEY) or "")
+            if is_circuit_record(circuit_record.CircuitRecord.from_item(item).name)
         ]
-    shown = [describe(_s(item, circuit_record.RECORD_KEY) or "?", item, now()) for item in items]
+    shown = [
+        describe(circuit_record.CircuitRecord.from_item(item).name or "?", item, now()) for item in items
+    ]
     console.info(f"{len(shown)} circuit record(s) in {table} (a circuit without a record is CLOSED):")
     for circuit in sorted(shown, key=lambda c: c["name"]):
         _print(console, circuit)
@@ -161,39 +140,16 @@ def force(
     )
     console.confirm(action)
     at = int(now())
-    condition, names, values = _unchanged_condition(item)
-    names.update(
-        {
-            "#state": circuit_record.RECORD_STATE,
-            "#failure_count": circuit_record.RECORD_FAILURE_COUNT,
-            "#opened_at": circuit_record.RECORD_OPENED_AT,
-            "#owner": circuit_record.RECORD_HALF_OPEN_OWNER,
-            "#lease": circuit_record.RECORD_PROBE_LEASE_EXPIRY,
-            "#expiration": circuit_record.RECORD_EXPIRATION,
-            # The fleet's failure streak ends with any change of state.
-            "#streak": circuit_record.RECORD_FLEET_FAILURES,
-        }
-    )
-    values.update({":state": {"S": target}, ":expiration": {"N": str(at + FORCED_RECORD_TTL_SECONDS)}})
+    # Both writes hold only while the record is what was shown: a breaker's transition meanwhile stands.
+    condition, seen = circuit_record.unchanged_since(item)
+    values = {**seen, ":expiration": circuit_record.number(at + FORCED_RECORD_TTL_SECONDS)}
     if target == circuit_record.OPEN:
-        values[":now"] = {"N": str(at)}
-        values[":failures"] = {"N": str(before.get("failure_count") or 0)}
-        expression = (
-            "SET #state = :state, #failure_count = :failures, #opened_at = :now, #expiration = :expiration "
-            "REMOVE #owner, #lease, #streak"
-        )
+        write = circuit_record.OPEN_NOW
+        values[":now"] = circuit_record.number(at)
     else:
-        values[":zero"] = {"N": "0"}
-        expression = "SET #state = :state, #failure_count = :zero, #expiration = :expiration REMOVE #opened_at, #owner, #lease, #streak"
+        write = circuit_record.CLOSE
     try:
-        aws.client("dynamodb").update_item(
-            TableName=table,
-            Key={circuit_record.RECORD_KEY: {"S": name}},
-            UpdateExpression=expression,
-            ConditionExpression=condition,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
+        aws.client("dynamodb").update_item(**write.when(condition).request(table, name, values))
     except Exception as error:
         if error_code(error) == "ConditionalCheckFailedException":
             raise OpsError(

@@ -156,7 +156,7 @@ class LoadShedder:
     def _circuit(self, budget: Budget) -> Signal:
         response = self._client("dynamodb", budget).get_item(
             TableName=self.circuit_table,
-            Key={circuit_record.RECORD_KEY: {"S": self.circuit_name}},
+            Key=circuit_record.item_key(self.circuit_name),
             # Eventually consistent, like the breaker's own reads; the cache window dwarfs the lag.
             ConsistentRead=False,
         )

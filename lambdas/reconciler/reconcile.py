@@ -23,7 +23,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdas.contracts.circuit import HOLD_UNTIL, LOCK_OWNER, RECORD_KEY, RECORD_STATE, hold_key, lock_key
+from lambdas.contracts.circuit import HOLD_UNTIL, LOCK_OWNER, RECORD_STATE, hold_key, item_key, lock_key
 from lambdas.contracts.consumer_control import EXECUTION_RUNNING
 from lambdas.reconciler.control import ConsumerControl
 from lambdas.reconciler.decisions import (
@@ -80,7 +80,7 @@ class Reconciler:
 
     def _item(self, key: str) -> dict[str, Any] | None:
         response = self._dynamodb.get_item(
-            TableName=self.control.circuit_table, Key={RECORD_KEY: {"S": key}}, ConsistentRead=True
+            TableName=self.control.circuit_table, Key=item_key(key), ConsistentRead=True
         )
         item: dict[str, Any] | None = response.get("Item")
         return item
@@ -144,7 +144,7 @@ class Reconciler:
         try:
             self._dynamodb.delete_item(
                 TableName=self.control.circuit_table,
-                Key={RECORD_KEY: {"S": lock_key(circuit)}},
+                Key=item_key(lock_key(circuit)),
                 ConditionExpression="#owner = :owner",
                 ExpressionAttributeNames={"#owner": LOCK_OWNER},
                 ExpressionAttributeValues={":owner": {"S": owner}},

@@ -11,9 +11,10 @@ calling a dead dependency, up to N x threshold logical calls fail before the fir
 * **A fresh read** (``read_fresh``): a logical call re-checks the circuit before each retry, bypassing the
   cache, so a call stops retrying once another environment opened the circuit.
 * **The fleet's failure streak**, an attribute of the circuit's own item (``fleet_failures``,
-  ``lambdas.contracts.circuit.RECORD_FLEET_FAILURES``): every failed
-  logical call made while the circuit is CLOSED adds one atomically (``add_failure``, which answers the new
-  count), a success that knows of a streak clears it (``clear_failures``), and any change of state wipes it:
+  ``lambdas.contracts.circuit.RECORD_FLEET_FAILURES``): every failed logical call made while the circuit is
+  CLOSED adds one atomically (``add_failure``, which answers the new count), a success that knows of a streak
+  clears it (``clear_failures``), both writes ``lambdas.contracts.circuit``'s (the module that owns the
+  record and every write this project makes to it), and any change of state wipes it:
   Powertools opens and elects a prober with PutItem (the whole item), and its close and reopen updates
   remove it too (``_build_update_query``). The healthy path stays write-free: a success writes only when
   this environment last saw a streak.
@@ -42,6 +43,7 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence import CircuitB
 from aws_lambda_powertools.utilities.circuit_breaker.persistence.record import CircuitStateRecord
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas.contracts import circuit as circuit_record
 from lambdas.contracts import log_fields as lf
 from lambdas.contracts.circuit import RECORD_FLEET_FAILURES
 
@@ -51,6 +53,16 @@ STREAK_WRITE_FAILED_MESSAGE: Final = "circuit_fleet_streak_write_failed"
 FRESH_READ_FAILED_MESSAGE: Final = "circuit_fresh_read_failed"
 
 _logger = logging.getLogger(__name__)
+_RECORD_SHAPE: Final = (
+    circuit_record.RECORD_KEY,
+    None,  # no sort key: the circuit name is the partition key
+    circuit_record.RECORD_STATE,
+    circuit_record.RECORD_FAILURE_COUNT,
+    circuit_record.RECORD_OPENED_AT,
+    circuit_record.RECORD_HALF_OPEN_OWNER,
+    circuit_record.RECORD_PROBE_LEASE_EXPIRY,
+    circuit_record.RECORD_EXPIRATION,
+)
 
 
 class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
@@ -59,7 +71,9 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
     ``cache_seconds``: how long this environment trusts its cached circuit state (any fraction, 0: every
     read goes to the table). ``clock``: monotonic seconds (injected in tests). ``logger``: where a failed
     read or write of the streak is logged (a Powertools or stdlib logger). Other keywords go to
-    ``CircuitBreakerDynamoDBPersistence`` (``boto3_client`` in practice); the key is the circuit name.
+    ``CircuitBreakerDynamoDBPersistence`` (``boto3_client`` in practice); the key is the circuit name and the
+    attribute names are Powertools' defaults, which ``lambdas.contracts.circuit`` names (anything else is a
+    ValueError).
     """
 
     RECENT_REQUESTS: Final = 10
@@ -76,6 +90,20 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
         if cache_seconds < 0:
             raise ValueError(f"cache_seconds must be >= 0, got {cache_seconds!r}")
         super().__init__(table_name, **persistence)
+        shape = (
+            self.key_attr,
+            self.sort_key_attr,
+            self.state_attr,
+            self.failure_count_attr,
+            self.opened_at_attr,
+            self.half_open_owner_attr,
+            self.probe_lease_expiry_attr,
+            self.expiry_attr,
+        )
+        if shape != _RECORD_SHAPE:  # the streak's writes and every other writer name the contract's
+            raise ValueError(
+                f"the circuit record's attribute names are lambdas.contracts.circuit's, not {shape}"
+            )
         self.cache_seconds = float(cache_seconds)
         self._clock = clock
         self._logger = logger or _logger
@@ -162,16 +190,8 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
         try:
             with self._timed():
                 response = self.client.update_item(
-                    TableName=self.table_name,
-                    Key=self._get_key(name),
                     # A circuit nobody has written yet gets a valid CLOSED record (Powertools needs its state).
-                    UpdateExpression="SET #state = if_not_exists(#state, :closed) ADD #streak :one",
-                    ConditionExpression="attribute_not_exists(#state) OR #state = :closed",
-                    ExpressionAttributeNames={"#state": self.state_attr, "#streak": RECORD_FLEET_FAILURES},
-                    ExpressionAttributeValues={
-                        ":closed": {"S": str(CircuitState.CLOSED)},
-                        ":one": {"N": "1"},
-                    },
+                    **circuit_record.ADD_FAILURE.request(self.table_name, name),
                     ReturnValues="UPDATED_NEW",
                 )
         except ClientError as exc:
@@ -192,13 +212,7 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
         self._set_streak(name, 0)
         try:
             with self._timed():
-                self.client.update_item(
-                    TableName=self.table_name,
-                    Key=self._get_key(name),
-                    UpdateExpression="REMOVE #streak",
-                    ConditionExpression="attribute_exists(#streak)",
-                    ExpressionAttributeNames={"#streak": RECORD_FLEET_FAILURES},
-                )
+                self.client.update_item(**circuit_record.CLEAR_FAILURES.request(self.table_name, name))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 self._write_failed(name, exc)
@@ -219,8 +233,8 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
             raise RuntimeError(
                 "Powertools' circuit update no longer ends in REMOVE: revisit FleetCircuitStore"
             )
-        query["UpdateExpression"] += ", #fleet_streak"
-        query["ExpressionAttributeNames"]["#fleet_streak"] = RECORD_FLEET_FAILURES
+        query["UpdateExpression"] += f", {circuit_record.FLEET_FAILURES_ALIAS}"
+        query["ExpressionAttributeNames"][circuit_record.FLEET_FAILURES_ALIAS] = RECORD_FLEET_FAILURES
         return query
 
     def _update_record(self, record: CircuitStateRecord) -> None:

@@ -106,6 +106,26 @@ def tasks(definition: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: state for name, state in iter_states(definition) if state["Type"] == "Task"}
 
 
+_DYNAMODB_TASK = "arn:aws:states:::dynamodb:"
+CIRCUIT_RECORD_KEY_PATH = "$.circuit"  # the record's key; the lock's is States.Format('{}#controller', ...)
+
+
+def circuit_record_tasks(definition: Mapping[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Task name -> (DynamoDB action, Parameters) of every task that reads or writes a circuit's record
+    (its key is the input's circuit name itself, not the controller's lock item beside it)."""
+    found: dict[str, tuple[str, dict[str, Any]]] = {}
+    for name, state in tasks(definition).items():
+        resource = state.get("Resource", "")
+        if not resource.startswith(_DYNAMODB_TASK):
+            continue
+        key = state["Parameters"]["Key"]
+        if set(key) != {"id"}:
+            raise AssertionError(f"{name}: a circuit table key other than id: {key}")
+        if key["id"].get("S.$") == CIRCUIT_RECORD_KEY_PATH:
+            found[name] = (resource.removeprefix(_DYNAMODB_TASK), state["Parameters"])
+    return found
+
+
 def is_lambda_task(state: Mapping[str, Any]) -> bool:
     resource = state.get("Resource", "")
     return resource == "arn:aws:states:::lambda:invoke" or (

@@ -241,6 +241,44 @@ def test_the_controllers_changes_of_state_end_the_fleets_failure_streak(state: s
     assert alias in update["UpdateExpression"].split(" REMOVE ", 1)[1].replace(",", " ").split()
 
 
+# The controller's writes of a circuit's record, each one of lambdas.contracts.circuit's (which owns them).
+CONTROLLER_RECORD_WRITES = {
+    "EnsureCircuitOpen": circuit.OPEN_NOW,
+    "ReopenCircuit": circuit.REOPEN,
+    "CloseCircuit": circuit.CLOSE,
+}
+
+
+def test_the_controller_writes_the_circuit_record_with_the_contracts_expressions_verbatim() -> None:
+    """The ASL cannot import lambdas.contracts.circuit: each of its writes of a record must be one of the
+    contract's Writes, expression, guard, aliases and constants alike; only the writer's inputs (the
+    clock's ``:now`` and ``:expiration``) are its own, taken from the execution's state."""
+    record_tasks = asl.circuit_record_tasks(load(asl.CIRCUIT_CONTROLLER))
+    writes = {name: parameters for name, (action, parameters) in record_tasks.items() if action != "getItem"}
+    assert set(writes) == set(CONTROLLER_RECORD_WRITES)
+    for name, parameters in writes.items():
+        write = CONTROLLER_RECORD_WRITES[name]
+        assert record_tasks[name][0] == "updateItem", name
+        assert parameters["UpdateExpression"] == write.update, name
+        assert parameters["ConditionExpression"] == write.condition, name
+        assert parameters["ExpressionAttributeNames"] == write.names, name
+        values = parameters["ExpressionAttributeValues"]
+        assert {k: v for k, v in values.items() if k in write.constants} == write.constants, name
+        assert set(values) - set(write.constants) == write.inputs, name
+        assert all(set(values[k]) == {"N.$"} for k in write.inputs), name  # numbers from the state
+
+
+def test_the_controller_reads_a_records_state_by_the_contracts_alias() -> None:
+    reads = {
+        name: parameters
+        for name, (action, parameters) in asl.circuit_record_tasks(load(asl.CIRCUIT_CONTROLLER)).items()
+        if action == "getItem"
+    }
+    assert reads
+    for name, parameters in reads.items():
+        assert parameters["ExpressionAttributeNames"].items() <= circuit.ALIASES.items(), name
+
+
 def _successors(state: dict[str, Any]) -> set[str]:
     following = {state["Next"]} if "Next" in state else set()
     following |= {c["Next"] for c in state.get("Choices", [])}

@@ -228,3 +228,15 @@ def test_the_cached_state_is_answered_without_a_read(breaker_table: BreakerTable
     assert store.cached_state(circuit) == CircuitState.CLOSED  # what it read, although the table says OPEN
     clock.now += 0.5
     assert store.cached_state(circuit) is None  # expired: nothing known without a read
+
+
+@pytest.mark.parametrize("renamed", [{"state_attr": "status"}, {"sort_key_attr": "circuit"}])
+def test_the_record_keeps_the_contracts_attribute_names(
+    breaker_table: BreakerTable, clock: ManualClock, renamed: dict[str, str]
+) -> None:
+    """The streak's writes, ops and the controller name lambdas.contracts.circuit's attributes: a store on
+    other names would write a record none of them reads."""
+    with pytest.raises(ValueError, match=r"lambdas\.contracts\.circuit"):
+        FleetCircuitStore(
+            breaker_table.name, cache_seconds=0, clock=clock, boto3_client=breaker_table.client, **renamed
+        )
