@@ -12,7 +12,6 @@ Every port (emulator, front door, fault-injecting partner) is bound to 127.0.0.1
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -296,10 +295,6 @@ class LocalCloud:
             ],
             "not_emulated": sorted(set(self.deployed.not_emulated.values())),
         }
-
-
-def dump(data: Any) -> str:
-    return json.dumps(data, indent=2, default=str)
 
 
 def project_root() -> Path:

@@ -125,7 +125,6 @@ class Route:
     request_templates: Mapping[str, str]
     passthrough: str
     integration_responses: tuple[IntegrationResponse, ...]
-    method_response_codes: frozenset[int]
 
 
 @dataclass(frozen=True)
@@ -205,7 +204,6 @@ class ApiContract:
                     )
                     for r in integration.get("IntegrationResponses", [])
                 ),
-                method_response_codes=frozenset(int(r["StatusCode"]) for r in p.get("MethodResponses", [])),
             )
         gateway_responses = {}
         for response in of_type("GatewayResponse").values():

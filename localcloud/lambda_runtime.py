@@ -116,7 +116,6 @@ class ExecutionEnvironment:
         self.environ = {**function.environ, "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream}
         self._lock = threading.Lock()
         module_name, _, attribute = function.config.handler.rpartition(".")
-        started = time.monotonic()
         self.handler: Callable[[Any, Any], Any] | None = None
         self.init_error: dict[str, Any] | None = None
         with isolation.function_scope(self.environ, function.logs):
@@ -134,7 +133,6 @@ class ExecutionEnvironment:
                     kind = "Runtime.InitError"
                 self.init_error = {"errorType": kind, "errorMessage": f"{type(exc).__name__}: {exc}"}
                 print(json.dumps({"level": "ERROR", "message": "Init Error", **self.init_error}))
-        self.init_duration_s = time.monotonic() - started
 
     def context(self, request_id: str) -> FakeLambdaContext:
         config = self.function.config
@@ -391,7 +389,6 @@ class PollerStats:
     records: int = 0
     succeeded: int = 0
     failed: int = 0
-    failed_batches: int = 0
     in_flight: int = 0  # invocations running now
     peak_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -563,7 +560,6 @@ class SqsEventSourcePoller:
         with self.stats.lock:
             self.stats.succeeded += len(succeeded)
             self.stats.failed += len(failed_ids)
-            self.stats.failed_batches += bool(failed_ids)
 
     def _failed_message_ids(
         self, messages: list[dict[str, Any]], result: InvocationResult | None

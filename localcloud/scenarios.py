@@ -617,7 +617,6 @@ class ScenarioRun:
         self._phase = scenario.phases[0].label
         self._calls_offset = 0.0
         self._errors_before = (0, 0)
-        self._peak_before = 0
         # A fixed schedule (the benchmark compares designs on the same one) or one that waits for the
         # circuit to open before the dependency recovers (the demo and the tests: see _drive_partner).
         self.adaptive_timeline = adaptive_timeline
@@ -639,7 +638,6 @@ class ScenarioRun:
         self.partner.set_profile(self.scenario.phases[0].profile, self.scenario.phases[0].label)
         self.partner.reset_stats()
         self._errors_before = (self.consumer.errors, self.consumer.timeouts)
-        self._peak_before = self.poller.stats.peak_in_flight
         with self.poller.stats.lock:
             self.poller.stats.peak_in_flight = 0
         self.consumer.logs.on_record.append(self._on_log)

@@ -76,11 +76,6 @@ class InProcessFunction:
     def arn(self) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.name}"
 
-    @property
-    def invocation_count(self) -> int:
-        with self._lock:
-            return len(self.invocations)
-
     def record(self, event: Any) -> None:
         with self._lock:
             self.invocations.append(event)
