@@ -242,8 +242,6 @@ class DeployedStack:
         if resource.type == "AWS::Lambda::Url" and attribute == "FunctionUrl":
             url = self.emulator.client("lambda").get_function_url_config(FunctionName=physical)["FunctionUrl"]
             return str(url).rstrip("/") + "/"
-        if resource.type == "AWS::SQS::Queue" and attribute == "Arn":
-            return self.queue_attributes(physical)["QueueArn"]
         if resource.type == "AWS::StepFunctions::StateMachine" and attribute == "Name":
             return physical.rsplit(":", 1)[-1]
         if resource.type == "AWS::IAM::Role" and attribute == "Arn":

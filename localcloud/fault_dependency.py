@@ -380,4 +380,3 @@ def _normalise(phases: Iterable[PhaseSpec]) -> list[Phase]:
     if normalised[0].start_s > 0:
         normalised.insert(0, Phase(0.0, HEALTHY, "healthy"))
     return normalised
-
