@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from lambdas.contracts.environment import (
 from localcloud import isolation
 from localcloud.deploy import DeployedStack, Synthesized, deploy
 from localcloud.emulator import Emulator
-from localcloud.fault_dependency import FaultDependency, PhaseSpec
+from localcloud.fault_dependency import FaultDependency
 from localcloud.front_door import FrontDoor
 from localcloud.lambda_runtime import (
     Function,
@@ -48,12 +48,10 @@ class LocalCloud:
         self,
         synthesized: Synthesized,
         *,
-        dependency_scenarios: Mapping[str, Iterable[PhaseSpec]] | None = None,
         seed: int | None = None,
         log_dir: str | Path | None = None,
     ) -> None:
         self.synthesized = synthesized
-        self._scenarios = dict(dependency_scenarios or {})
         self._seed = seed
         self._log_dir = Path(log_dir) if log_dir is not None else None
         self.emulator = Emulator()
@@ -159,9 +157,7 @@ class LocalCloud:
                     account_id=self.emulator.account_id,
                 )
                 iam_auth = SigV4Verifier(FUNCTION_URL_SERVICE, self.emulator.region, [functions])
-            twin = FaultDependency(
-                self._scenarios.get(name), api_key=api_key, iam_auth=iam_auth, seed=self._seed
-            )
+            twin = FaultDependency(api_key=api_key, iam_auth=iam_auth, seed=self._seed)
             self.dependency_started_at[name] = time.monotonic()
             self.dependencies[name] = twin.start()
 
@@ -207,7 +203,7 @@ class LocalCloud:
             source = SqsEventSource.read(self.emulator, mapping["UUID"])
             function = self.functions.get(source.function_name)
             if function is not None:
-                poller = SqsEventSourcePoller(source, function, self.emulator, region=self.emulator.region)
+                poller = SqsEventSourcePoller(source, function, self.emulator)
                 self.pollers.append(poller)
         # Every cold start happens before any environment runs: an import while others run could hand
         # a running environment's lazy imports a fresh module (see isolation.import_fresh).

@@ -46,6 +46,8 @@ from localcloud.moto_patches.inprocess_lambda import FakeLambdaContext, register
 EMPTY_POLL_INTERVAL_S = 0.25
 GATHER_POLL_INTERVAL_S = 0.1
 MAPPING_REFRESH_S = 1.0
+# Slots of a mapping without ScalingConfig.MaximumConcurrency.
+DEFAULT_CONCURRENCY = 5
 
 
 class _InitFailedError(Exception):
@@ -397,20 +399,10 @@ class PollerStats:
 class SqsEventSourcePoller:
     """Delivers one queue to one function as the Lambda service's SQS pollers do (see module docstring)."""
 
-    def __init__(
-        self,
-        source: SqsEventSource,
-        function: Function,
-        emulator: Emulator,
-        *,
-        region: str,
-        default_concurrency: int = 5,
-    ) -> None:
+    def __init__(self, source: SqsEventSource, function: Function, emulator: Emulator) -> None:
         self.source = source
         self.function = function
-        self._emulator = emulator
-        self._region = region
-        self._default_concurrency = default_concurrency
+        self._region = emulator.region
         self.concurrency = self._bounded(source.max_concurrency)
         self.stats = PollerStats()
         self._stop = threading.Event()
@@ -437,7 +429,7 @@ class SqsEventSourcePoller:
         return self._bounded(self.source.max_concurrency)
 
     def _bounded(self, maximum: int | None) -> int:
-        return max(1, min(maximum or self._default_concurrency, self.function.limit))
+        return max(1, min(maximum or DEFAULT_CONCURRENCY, self.function.limit))
 
     def _scale_to(self, concurrency: int) -> None:
         """``concurrency`` slots are active from now on; threads are started as needed, never more than used."""
