@@ -413,7 +413,6 @@ class RunResult:
     fault_window: tuple[float, float] | None = None
     timeline_notes: list[str] = field(default_factory=list)
     drain_verdict: DrainVerdict | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
     status_reads: list[StatusRead] = field(default_factory=list)
     breaker_recovery_s: float | None = None  # the dependency's recovery window, as deployed
     alarms: alarms.AlarmTimeline | None = None  # the template's alarms over the run's metrics
@@ -678,14 +677,10 @@ class ScenarioRun:
 
     def wait_until_at_rest(self, timeout_s: float = 60.0) -> None:
         """A run starts from rest: order queue empty, consumer enabled, circuit closed (a cloud may be reused)."""
-        dynamodb = self.cloud.emulator.client("dynamodb")
         deadline = time.monotonic() + timeout_s
         while True:
             visible, in_flight = self.cloud.queue_depth(self.queue_url)
-            item = dynamodb.get_item(
-                TableName=self.circuit_table, Key={"id": {"S": self.circuit_name}}, ConsistentRead=True
-            ).get("Item")
-            state = (item or {}).get(circuit_record.RECORD_STATE, {}).get("S", circuit_record.CLOSED)
+            state = self._circuit_state()
             if visible == 0 and in_flight == 0 and self.poller.enabled and state == circuit_record.CLOSED:
                 return
             if time.monotonic() > deadline:
@@ -694,6 +689,15 @@ class ScenarioRun:
                     f"event source {'enabled' if self.poller.enabled else 'disabled'}"
                 )
             time.sleep(0.25)
+
+    def _circuit_state(self) -> str:
+        """The circuit record's state in the emulated table (CLOSED when there is no record)."""
+        item = (
+            self.cloud.emulator.client("dynamodb")
+            .get_item(TableName=self.circuit_table, Key={"id": {"S": self.circuit_name}}, ConsistentRead=True)
+            .get("Item")
+        )
+        return str((item or {}).get(circuit_record.RECORD_STATE, {}).get("S", circuit_record.CLOSED))
 
     def _partner_clock_offset(self) -> float:
         """The twin reports call times from its start(); LocalCloud recorded when that was."""
@@ -943,16 +947,13 @@ class ScenarioRun:
     # -- observation ------------------------------------------------------------------------------
 
     def _observe(self) -> None:
-        dynamodb = self.cloud.emulator.client("dynamodb")
         last_progress = -1.0
         while not self._stop.is_set():
             t = self.now()
             try:
                 visible, in_flight = self.cloud.queue_depth(self.queue_url)
                 dlq_visible, dlq_in_flight = self.cloud.queue_depth(self.dlq_url)
-                item = dynamodb.get_item(
-                    TableName=self.circuit_table, Key={"id": {"S": self.circuit_name}}, ConsistentRead=True
-                ).get("Item")
+                circuit = self._circuit_state()
             except Exception:
                 self._stop.wait(SAMPLE_INTERVAL_S)
                 continue
@@ -964,7 +965,7 @@ class ScenarioRun:
                     in_flight=in_flight,
                     dlq=dlq_visible + dlq_in_flight,
                     busy=self.poller.stats.in_flight,
-                    circuit=(item or {}).get(circuit_record.RECORD_STATE, {}).get("S", circuit_record.CLOSED),
+                    circuit=circuit,
                     calls=len(calls),
                     errors=sum(1 for c in calls if self._failed(c)),
                     accepted=len([m for m in self.messages if m.origin != "direct"]),
