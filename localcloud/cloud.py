@@ -12,7 +12,6 @@ Every port (emulator, front door, fault-injecting partner) is bound to 127.0.0.1
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -291,7 +290,3 @@ class LocalCloud:
             ],
             "not_emulated": sorted(set(self.deployed.not_emulated.values())),
         }
-
-
-def project_root() -> Path:
-    return Path(os.path.dirname(os.path.abspath(__file__))).parent

@@ -72,7 +72,13 @@ class Synthesized:
 
 # The context a local synth used, kept next to the assembly so a later process can reuse both.
 CONTEXT_FILE = "localcloud-context.json"
-PROJECT_NODE = Path(__file__).resolve().parent.parent / "node_modules" / ".bin"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_NODE = PROJECT_ROOT / "node_modules" / ".bin"
+
+
+def cdk_context() -> dict[str, Any]:
+    """cdk.json's context, as the CDK CLI reads it."""
+    return dict(json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"])
 
 
 def use_project_node() -> None:
@@ -96,8 +102,7 @@ def synthesize(context: Mapping[str, Any] | None = None, outdir: str | Path | No
 
     target = Path(outdir) if outdir is not None else Path(tempfile.mkdtemp(prefix="localcloud-cdk.out-"))
     if context is None:
-        project_root = Path(__file__).resolve().parent.parent
-        context = json.loads((project_root / "cdk.json").read_text())["context"]
+        context = cdk_context()
     app, stack = build_app(context, outdir=str(target))
     app.synth()
     name = stack.stack_name
