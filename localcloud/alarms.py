@@ -386,10 +386,6 @@ class AlarmTimeline:
     # Alarm name -> what it saw over the run, fired or not.
     seen: dict[str, Seen] = field(default_factory=dict)
 
-    @property
-    def evaluated(self) -> list[str]:
-        return sorted(self.changes)
-
     def fired(self) -> list[str]:
         """Alarms that went to ALARM at least once, in the order they first did."""
         first = {
