@@ -213,10 +213,8 @@ class Function:
         self._count = 0
         self._busy = 0
         self._lock = threading.Lock()
-        self.invocations = 0
         self.errors = 0
         self.timeouts = 0
-        self.throttles = 0
         # Called as the Lambda service's metrics would count (localcloud.metrics): (function name,
         # "start" | "end" | "throttle", environments busy, duration in ms, the invocation failed).
         self.observers: list[Callable[[str, str, int, float, bool], None]] = []
@@ -259,7 +257,6 @@ class Function:
                 self._busy += 1
                 return self._idle.pop()
             if self._count >= self.limit:
-                self.throttles += 1
                 raise TooManyRequestsError(f"{self.config.name}: reserved concurrency {self.limit} in use")
             self._count += 1
             self._busy += 1
@@ -290,7 +287,6 @@ class Function:
             busy = self.busy
             self.release(environment)
         with self._lock:
-            self.invocations += 1
             self.errors += result.status == "error"
             self.timeouts += result.status == "timeout"
         self._notify("end", busy, result.duration_s * 1000.0, not result.ok)
@@ -387,10 +383,6 @@ class SqsEventSource:
 
 @dataclass
 class PollerStats:
-    batches: int = 0
-    records: int = 0
-    succeeded: int = 0
-    failed: int = 0
     in_flight: int = 0  # invocations running now
     peak_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -535,8 +527,6 @@ class SqsEventSourcePoller:
     def _deliver(self, messages: list[dict[str, Any]]) -> None:
         event = {"Records": [self._record(message) for message in messages]}
         with self.stats.lock:
-            self.stats.batches += 1
-            self.stats.records += len(messages)
             self.stats.in_flight += 1
             self.stats.peak_in_flight = max(self.stats.peak_in_flight, self.stats.in_flight)
         try:
@@ -547,11 +537,7 @@ class SqsEventSourcePoller:
             with self.stats.lock:
                 self.stats.in_flight -= 1
         failed_ids = self._failed_message_ids(messages, result)
-        succeeded = [m for m in messages if m["MessageId"] not in failed_ids]
-        self._delete(succeeded)
-        with self.stats.lock:
-            self.stats.succeeded += len(succeeded)
-            self.stats.failed += len(failed_ids)
+        self._delete([m for m in messages if m["MessageId"] not in failed_ids])
 
     def _failed_message_ids(
         self, messages: list[dict[str, Any]], result: InvocationResult | None
