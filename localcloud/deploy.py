@@ -208,12 +208,8 @@ class DeployedStack:
                 return str(self.get_att(logical_id, attribute))
             return str(self._ref(token))
 
-        out, rest = [], text
-        while "${" in rest:
-            before, after = rest.split("${", 1)
-            token, rest = after.split("}", 1)
-            out.append(before + (("${" + token[1:] + "}") if token.startswith("!") else replace(token)))
-        return "".join(out) + rest
+        # ``${!Literal}`` is the escape for a literal ``${Literal}``.
+        return re.sub(r"\$\{(!?)([^}]*)\}", lambda m: f"${{{m[2]}}}" if m[1] else replace(m[2]), text)
 
     def get_att(self, logical_id: str, attribute: str) -> Any:
         """``Fn::GetAtt`` for the resource types the local cloud reads attributes of."""
