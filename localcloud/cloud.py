@@ -162,7 +162,9 @@ class LocalCloud:
 
     def _create_functions(self, configs: Mapping[str, FunctionConfig]) -> None:
         platform = self.emulator.lambda_environment()
-        twin_urls = {self._dependency_url(c) for c in configs.values()} - {None}
+        twin_urls = {
+            url.rstrip("/") for c in configs.values() if (url := c.environment.get(DEPENDENCY_BASE_URL))
+        }
         for name, config in configs.items():
             if config.environment.get(DEPENDENCY_BASE_URL) is None and self._serves_dependency(
                 config, twin_urls
@@ -181,17 +183,14 @@ class LocalCloud:
             self.functions[name] = function
             register_for_step_functions(function, self.emulator)
 
-    def _dependency_url(self, config: FunctionConfig) -> str | None:
-        return config.environment.get(DEPENDENCY_BASE_URL)
-
-    def _serves_dependency(self, config: FunctionConfig, twin_urls: set[str | None]) -> bool:
+    def _serves_dependency(self, config: FunctionConfig, twin_urls: set[str]) -> bool:
         """The demo partner function (behind the URL a consumer calls) is replaced by its local twin."""
         client = self.emulator.client("lambda")
         try:
             url = client.get_function_url_config(FunctionName=config.name)["FunctionUrl"]
         except client.exceptions.ResourceNotFoundException:
             return False
-        return url.rstrip("/") in {u.rstrip("/") for u in twin_urls if u}
+        return url.rstrip("/") in twin_urls
 
     def _start_pollers(self) -> None:
         client = self.emulator.client("lambda")

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from lambdas.contracts import circuit as circuit_record
 from lambdas.contracts.circuit import is_circuit_record
 from ops.aws import Aws, error_code
-from ops.console import Console
+from ops.console import Console, iso_time
 from ops.errors import EXIT_OK, OpsError, UsageError
 
 # How long a forced record lives before DynamoDB TTL may delete it (a deleted record reads as CLOSED).
@@ -41,10 +40,6 @@ def _n(item: dict[str, Any], name: str) -> int | None:
 def _s(item: dict[str, Any], name: str) -> str | None:
     value = item.get(name)
     return value["S"] if value and "S" in value else None
-
-
-def _iso(epoch: int | None) -> str | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
 def read(aws: Aws, table: str, name: str) -> dict[str, Any] | None:
@@ -70,11 +65,11 @@ def describe(name: str, item: dict[str, Any] | None, now: float) -> dict[str, An
         "state": _s(item, circuit_record.RECORD_STATE) or "?",
         "record": True,
         "failure_count": _n(item, circuit_record.RECORD_FAILURE_COUNT),
-        "opened_at": _iso(opened_at),
+        "opened_at": iso_time(opened_at),
         "open_for_seconds": None if opened_at is None else int(now - opened_at),
         "half_open_owner": _s(item, circuit_record.RECORD_HALF_OPEN_OWNER),
-        "probe_lease_expiry": _iso(lease),
-        "expiration": _iso(_n(item, circuit_record.RECORD_EXPIRATION)),
+        "probe_lease_expiry": iso_time(lease),
+        "expiration": iso_time(_n(item, circuit_record.RECORD_EXPIRATION)),
         # Failed calls across the fleet since the last success while CLOSED (lambdas/shared/fleet_circuit.py).
         "fleet_failures": _n(item, circuit_record.RECORD_FLEET_FAILURES),
     }
