@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench import cost, report
 from bench.results import DesignResult
@@ -19,7 +20,7 @@ from bench.runner import run_architecture, run_naive, run_peer
 from localcloud.calibration import DEFAULT_COMPRESS, calibrate, rate_scale, timeline_scale
 from localcloud.cloud import LocalCloud
 from localcloud.command import start_command
-from localcloud.deploy import Synthesized, synthesize
+from localcloud.deploy import PROJECT_ROOT, Synthesized, cdk_context, synthesize
 from localcloud.scenarios import (
     Scenario,
     breaker_bounds,
@@ -29,7 +30,6 @@ from localcloud.scenarios import (
 )
 from stacks import retry_budget
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Both designs run on time compressed by the factor calibrated for this machine (localcloud/calibration.py):
 API_LIMIT_S = 29.0  # API Gateway's integration limit, scaled like the stack's time settings
 NAIVE_FUNCTION_TIMEOUT_S = 30.0  # the naive functions' timeout, scaled (3 s at least, like the stack's)
@@ -139,7 +139,7 @@ def _remeasure_costs(path: Path, output: Path) -> int:
     """Measure the cost section again and publish it with the scenario results already in ``path``."""
     started = time.monotonic()
     data = json.loads(path.read_text())
-    context = json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
+    context = cdk_context()
     context["stage"] = "dev"
     with tempfile.TemporaryDirectory(prefix="bench-cdk.out-") as outdir:
         costs = _measure_costs(synthesize(context, outdir), started)
@@ -154,6 +154,11 @@ def _remeasure_costs(path: Path, output: Path) -> int:
         f"average {os.getloadavg()[0]:.1f}",
     )
     path.write_text(json.dumps(data, indent=2))
+    return _render(data, output)
+
+
+def _render(data: dict[str, Any], output: Path) -> int:
+    """Write the report of a run's JSON document (the scenarios as that run scaled them)."""
     print(report.write(report.from_json(data, scenarios(data["scale"], data.get("rate_scale", 1.0))), output))
     return 0
 
@@ -164,16 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.render is not None and args.remeasure_costs:
         return _remeasure_costs(args.render, args.output)
     if args.render is not None:
-        data = json.loads(args.render.read_text())
-        print(
-            report.write(
-                report.from_json(data, scenarios(data["scale"], data.get("rate_scale", 1.0))), args.output
-            )
-        )
-        return 0
+        return _render(json.loads(args.render.read_text()), args.output)
     started = time.monotonic()
     load_before = os.getloadavg()[0]
-    context = json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
+    context = cdk_context()
     context["stage"] = "dev"
     reused = Synthesized.load(args.synthesized) if args.synthesized is not None else None
     batch_size = None

@@ -19,11 +19,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from localcloud.deploy import DeployedStack, Synthesized, deploy
+from localcloud.deploy import PROJECT_ROOT, DeployedStack, Synthesized, deploy
 from localcloud.emulator import Emulator
 from localcloud.lambda_runtime import Function, FunctionConfig
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INIT_RATIO_TARGET = 1.3  # a handler's init against the import of the libraries it uses (issue #17)
 PROJECT_PACKAGES = frozenset({"lambdas"})  # the code asset: every function's own code
 # Libraries a library imports only when the handler builds the object, not when it imports the name:

@@ -55,9 +55,6 @@ def _ratio(naive: float | None, architecture: float | None) -> str:
 
 
 def _rows(naive: DesignResult, peer: DesignResult, arch: DesignResult) -> list[tuple[str, ...]]:
-    def ms(values: list[float], q: float) -> float | None:
-        return percentile(values, q)
-
     def row(name: str, get: Callable[[DesignResult], float | None], digits: int = 2, unit: str = "") -> tuple:
         a, p, b = get(naive), get(peer), get(arch)
         return (
@@ -104,10 +101,10 @@ def _rows(naive: DesignResult, peer: DesignResult, arch: DesignResult) -> list[t
             lambda r: r.peak_dependency_in_flight,
             0,
         ),
-        row("client answer p50 (ms)", lambda r: ms(r.answer_ms, 50), 0),
-        row("client answer p99 (ms)", lambda r: ms(r.answer_ms, 99), 0),
-        row("request -> charge done p50 (ms)", lambda r: ms(r.done_ms, 50), 0),
-        row("request -> charge done p99 (ms)", lambda r: ms(r.done_ms, 99), 0),
+        row("client answer p50 (ms)", lambda r: percentile(r.answer_ms, 50), 0),
+        row("client answer p99 (ms)", lambda r: percentile(r.answer_ms, 99), 0),
+        row("request -> charge done p50 (ms)", lambda r: percentile(r.done_ms, 50), 0),
+        row("request -> charge done p99 (ms)", lambda r: percentile(r.done_ms, 99), 0),
         row("backlog at recovery (messages)", lambda r: r.backlog_at_recovery, 0),
         row("healthy throughput at the cap (orders/s)", lambda r: r.throughput_at_cap, 1),
         row("drain time after recovery (s)", lambda r: r.drain_s, 1),

@@ -27,6 +27,7 @@ keeps its state (``ignore``).
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import itertools
 import math
@@ -218,98 +219,45 @@ def read_template(template: Mapping[str, Any], resolve: Resolver = symbolic) -> 
 
 # ------------------------------------------------------------------------------------------ metric math
 
-_TOKEN = re.compile(r"\s*(?:(\d+\.?\d*|\.\d+)|([A-Za-z_]\w*)|(>=|<=|==|!=|[-+*/(),<>]))")
 FUNCTIONS = ("FILL", "IF", "RATE")
-
-
-def _tokens(expression: str) -> list[str]:
-    tokens, position = [], 0
-    while position < len(expression.rstrip()):
-        match = _TOKEN.match(expression, position)
-        if match is None:
-            raise NotEvaluableError(f"cannot read metric math {expression!r} at {expression[position:]!r}")
-        tokens.append(match.group(match.lastindex or 0))
-        position = match.end()
-    return tokens
-
-
-class _Parser:
-    """Recursive descent over the metric math the template uses: numbers, query ids, + - * /,
-    comparisons, parentheses, FILL(x, value), IF(condition, a, b) and RATE(x)."""
-
-    def __init__(self, expression: str) -> None:
-        self.expression = expression
-        self.tokens = _tokens(expression)
-        self.position = 0
-
-    def parse(self) -> Any:
-        tree = self._comparison()
-        if self.position != len(self.tokens):
-            raise NotEvaluableError(f"unexpected {self.tokens[self.position]!r} in {self.expression!r}")
-        return tree
-
-    def _peek(self) -> str | None:
-        return self.tokens[self.position] if self.position < len(self.tokens) else None
-
-    def _take(self, expected: str | None = None) -> str:
-        token = self._peek()
-        if token is None or (expected is not None and token != expected):
-            raise NotEvaluableError(f"expected {expected or 'more'} in {self.expression!r}")
-        self.position += 1
-        return token
-
-    def _comparison(self) -> Any:
-        left = self._additive()
-        if self._peek() in (">", ">=", "<", "<=", "==", "!="):
-            operator = self._take()
-            return ("op", operator, left, self._additive())
-        return left
-
-    def _additive(self) -> Any:
-        tree = self._term()
-        while self._peek() in ("+", "-"):
-            operator = self._take()
-            tree = ("op", operator, tree, self._term())
-        return tree
-
-    def _term(self) -> Any:
-        tree = self._unary()
-        while self._peek() in ("*", "/"):
-            operator = self._take()
-            tree = ("op", operator, tree, self._unary())
-        return tree
-
-    def _unary(self) -> Any:
-        if self._peek() == "-":
-            self._take()
-            return ("op", "*", ("number", -1.0), self._unary())
-        return self._primary()
-
-    def _primary(self) -> Any:
-        token = self._take()
-        if token == "(":
-            tree = self._comparison()
-            self._take(")")
-            return tree
-        if re.fullmatch(r"\d+\.?\d*|\.\d+", token):
-            return ("number", float(token))
-        if self._peek() == "(":
-            if token not in FUNCTIONS:
-                raise NotEvaluableError(f"metric math function {token} is not evaluated locally")
-            self._take("(")
-            arguments = [self._comparison()]
-            while self._peek() == ",":
-                self._take()
-                arguments.append(self._comparison())
-            self._take(")")
-            return ("call", token, arguments)
-        if token[0].isalpha() or token[0] == "_":
-            return ("id", token)
-        raise NotEvaluableError(f"unexpected {token!r} in {self.expression!r}")
+_OPERATORS = {
+    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/",
+    ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<=", ast.Eq: "==", ast.NotEq: "!=",
+}  # fmt: skip
 
 
 def parse_expression(expression: str) -> Any:
-    return _Parser(expression).parse()
+    """The metric math the template uses (numbers, query ids, + - * /, one comparison, parentheses,
+    FILL(x, value), IF(condition, a, b) and RATE(x)), read with Python's parser: for these the grammar
+    and the precedence are the same."""
+    try:
+        body = ast.parse(expression.strip(), mode="eval").body
+    except SyntaxError:
+        raise NotEvaluableError(f"cannot read metric math {expression!r}") from None
+    return _math_tree(body, expression)
+
+
+def _math_tree(node: ast.expr, expression: str) -> Any:
+    match node:
+        case ast.Constant(value=int() | float() as number) if not isinstance(number, bool):
+            return ("number", float(number))
+        case ast.Name(id=name):
+            return ("id", name)
+        case ast.UnaryOp(op=ast.USub(), operand=operand):
+            return ("op", "*", ("number", -1.0), _math_tree(operand, expression))
+        case ast.BinOp(left=left, op=op, right=right) | ast.Compare(left=left, ops=[op], comparators=[right]):
+            if type(op) in _OPERATORS:
+                return (
+                    "op",
+                    _OPERATORS[type(op)],
+                    _math_tree(left, expression),
+                    _math_tree(right, expression),
+                )
+        case ast.Call(func=ast.Name(id=name), args=arguments, keywords=[]):
+            if name not in FUNCTIONS:
+                raise NotEvaluableError(f"metric math function {name} is not evaluated locally")
+            return ("call", name, [_math_tree(argument, expression) for argument in arguments])
+    raise NotEvaluableError(f"unexpected {ast.unparse(node)!r} in {expression!r}")
 
 
 def _apply(operator: str, a: float, b: float) -> float | None:
@@ -437,10 +385,6 @@ class AlarmTimeline:
     composites: list[str] = field(default_factory=list)
     # Alarm name -> what it saw over the run, fired or not.
     seen: dict[str, Seen] = field(default_factory=dict)
-
-    @property
-    def evaluated(self) -> list[str]:
-        return sorted(self.changes)
 
     def fired(self) -> list[str]:
         """Alarms that went to ALARM at least once, in the order they first did."""
@@ -575,63 +519,34 @@ class AlarmEvaluator:
         return changes
 
 
-_RULE_TOKEN = re.compile(r'\s*(ALARM|OK|INSUFFICIENT_DATA|AND|OR|NOT|TRUE|FALSE|\(|\)|"[^"]*")')
+_RULE_WORDS = {"AND": "and", "OR": "or", "NOT": "not", "TRUE": "True", "FALSE": "False"}
 
 
 def composite_state(rule: str, states: Mapping[str, str]) -> bool:
-    """Whether ``rule`` (``ALARM("alarm:X") OR (OK("alarm:Y") AND NOT ...)``) holds for ``states``."""
-    tokens = []
-    position = 0
-    while position < len(rule.rstrip()):
-        match = _RULE_TOKEN.match(rule, position)
-        if match is None:
-            raise NotEvaluableError(f"cannot read the alarm rule at {rule[position : position + 40]!r}")
-        tokens.append(match.group(1))
-        position = match.end()
-    index = 0
-
-    def take() -> str:
-        nonlocal index
-        index += 1
-        return tokens[index - 1]
-
-    def disjunction() -> bool:
-        value = conjunction()
-        while index < len(tokens) and tokens[index] == "OR":
-            take()
-            value = conjunction() or value
-        return value
-
-    def conjunction() -> bool:
-        value = negation()
-        while index < len(tokens) and tokens[index] == "AND":
-            take()
-            value = negation() and value
-        return value
-
-    def negation() -> bool:
-        if tokens[index] == "NOT":
-            take()
-            return not negation()
-        token = take()
-        if token == "(":
-            value = disjunction()
-            take()
-            return value
-        if token in ("TRUE", "FALSE"):
-            return token == "TRUE"
-        take()  # (
-        child = take().strip('"')
-        take()  # )
-        return states.get(child.removeprefix("alarm:"), OK) == token
-
+    """Whether ``rule`` (``ALARM("alarm:X") OR (OK("alarm:Y") AND NOT ...)``) holds for ``states``: the
+    rule's grammar is Python's boolean one in capitals, so it is read with Python's parser."""
+    python = re.sub(r'"[^"]*"|\b(?:AND|OR|NOT|TRUE|FALSE)\b', lambda m: _RULE_WORDS.get(m[0], m[0]), rule)
     try:
-        value = disjunction()
-    except IndexError:
-        raise NotEvaluableError(f"the alarm rule ends too early: {rule[:80]!r}") from None
-    if index != len(tokens):
-        raise NotEvaluableError(f"cannot read the alarm rule past {' '.join(tokens[:index])[-40:]!r}")
-    return value
+        body = ast.parse(python.strip(), mode="eval").body
+    except SyntaxError:
+        raise NotEvaluableError(f"cannot read the alarm rule {rule[:80]!r}") from None
+
+    def holds(node: ast.expr) -> bool:
+        match node:
+            case ast.BoolOp(op=ast.And(), values=values):
+                return all([holds(value) for value in values])
+            case ast.BoolOp(op=ast.Or(), values=values):
+                return any([holds(value) for value in values])
+            case ast.UnaryOp(op=ast.Not(), operand=operand):
+                return not holds(operand)
+            case ast.Constant(value=bool() as value):
+                return value
+            case ast.Call(func=ast.Name(id=state), args=[ast.Constant(value=str() as child)], keywords=[]):
+                if state in (ALARM, OK, INSUFFICIENT_DATA):
+                    return states.get(child.removeprefix("alarm:"), OK) == state
+        raise NotEvaluableError(f"cannot read {ast.unparse(node)!r} of the alarm rule {rule[:80]!r}")
+
+    return holds(body)
 
 
 def evaluate(

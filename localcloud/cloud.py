@@ -12,10 +12,8 @@ Every port (emulator, front door, fault-injecting partner) is bound to 127.0.0.1
 
 from __future__ import annotations
 
-import json
-import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,7 @@ from lambdas.contracts.environment import (
 from localcloud import isolation
 from localcloud.deploy import DeployedStack, Synthesized, deploy
 from localcloud.emulator import Emulator
-from localcloud.fault_dependency import FaultDependency, PhaseSpec
+from localcloud.fault_dependency import FaultDependency
 from localcloud.front_door import FrontDoor
 from localcloud.lambda_runtime import (
     Function,
@@ -49,12 +47,10 @@ class LocalCloud:
         self,
         synthesized: Synthesized,
         *,
-        dependency_scenarios: Mapping[str, Iterable[PhaseSpec]] | None = None,
         seed: int | None = None,
         log_dir: str | Path | None = None,
     ) -> None:
         self.synthesized = synthesized
-        self._scenarios = dict(dependency_scenarios or {})
         self._seed = seed
         self._log_dir = Path(log_dir) if log_dir is not None else None
         self.emulator = Emulator()
@@ -160,15 +156,15 @@ class LocalCloud:
                     account_id=self.emulator.account_id,
                 )
                 iam_auth = SigV4Verifier(FUNCTION_URL_SERVICE, self.emulator.region, [functions])
-            twin = FaultDependency(
-                self._scenarios.get(name), api_key=api_key, iam_auth=iam_auth, seed=self._seed
-            )
+            twin = FaultDependency(api_key=api_key, iam_auth=iam_auth, seed=self._seed)
             self.dependency_started_at[name] = time.monotonic()
             self.dependencies[name] = twin.start()
 
     def _create_functions(self, configs: Mapping[str, FunctionConfig]) -> None:
         platform = self.emulator.lambda_environment()
-        twin_urls = {self._dependency_url(c) for c in configs.values()} - {None}
+        twin_urls = {
+            url.rstrip("/") for c in configs.values() if (url := c.environment.get(DEPENDENCY_BASE_URL))
+        }
         for name, config in configs.items():
             if config.environment.get(DEPENDENCY_BASE_URL) is None and self._serves_dependency(
                 config, twin_urls
@@ -187,17 +183,14 @@ class LocalCloud:
             self.functions[name] = function
             register_for_step_functions(function, self.emulator)
 
-    def _dependency_url(self, config: FunctionConfig) -> str | None:
-        return config.environment.get(DEPENDENCY_BASE_URL)
-
-    def _serves_dependency(self, config: FunctionConfig, twin_urls: set[str | None]) -> bool:
+    def _serves_dependency(self, config: FunctionConfig, twin_urls: set[str]) -> bool:
         """The demo partner function (behind the URL a consumer calls) is replaced by its local twin."""
         client = self.emulator.client("lambda")
         try:
             url = client.get_function_url_config(FunctionName=config.name)["FunctionUrl"]
         except client.exceptions.ResourceNotFoundException:
             return False
-        return url.rstrip("/") in {u.rstrip("/") for u in twin_urls if u}
+        return url.rstrip("/") in twin_urls
 
     def _start_pollers(self) -> None:
         client = self.emulator.client("lambda")
@@ -208,7 +201,7 @@ class LocalCloud:
             source = SqsEventSource.read(self.emulator, mapping["UUID"])
             function = self.functions.get(source.function_name)
             if function is not None:
-                poller = SqsEventSourcePoller(source, function, self.emulator, region=self.emulator.region)
+                poller = SqsEventSourcePoller(source, function, self.emulator)
                 self.pollers.append(poller)
         # Every cold start happens before any environment runs: an import while others run could hand
         # a running environment's lazy imports a fresh module (see isolation.import_fresh).
@@ -296,11 +289,3 @@ class LocalCloud:
             ],
             "not_emulated": sorted(set(self.deployed.not_emulated.values())),
         }
-
-
-def dump(data: Any) -> str:
-    return json.dumps(data, indent=2, default=str)
-
-
-def project_root() -> Path:
-    return Path(os.path.dirname(os.path.abspath(__file__))).parent

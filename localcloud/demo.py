@@ -35,7 +35,7 @@ from localcloud import report
 from localcloud.calibration import DEFAULT_COMPRESS, calibrate, rate_scale, timeline_scale
 from localcloud.cloud import LocalCloud
 from localcloud.command import start_command
-from localcloud.deploy import Synthesized, synthesize
+from localcloud.deploy import PROJECT_ROOT, Synthesized, cdk_context, synthesize
 from localcloud.scenarios import (
     DEFAULT_SCENARIO,
     RunResult,
@@ -49,7 +49,6 @@ from localcloud.scenarios import (
 from localcloud.tour import Tour, TourResult
 from localcloud.tour import text as tour_text
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INTERRUPTED = 130
 DEFAULT_OUTPUT = PROJECT_ROOT / "demo-output"
 
@@ -149,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or not names:
         print(f"unknown scenario {unknown}; choose from {sorted(scenarios())}", file=sys.stderr)
         return 2
-    base_context = json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
+    base_context = cdk_context()
     base_context["stage"] = args.stage
     compress, load, notes = args.compress, args.load_scale, list(args.note)
     batch_size = None

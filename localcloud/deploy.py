@@ -72,7 +72,13 @@ class Synthesized:
 
 # The context a local synth used, kept next to the assembly so a later process can reuse both.
 CONTEXT_FILE = "localcloud-context.json"
-PROJECT_NODE = Path(__file__).resolve().parent.parent / "node_modules" / ".bin"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_NODE = PROJECT_ROOT / "node_modules" / ".bin"
+
+
+def cdk_context() -> dict[str, Any]:
+    """cdk.json's context, as the CDK CLI reads it."""
+    return dict(json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"])
 
 
 def use_project_node() -> None:
@@ -96,8 +102,7 @@ def synthesize(context: Mapping[str, Any] | None = None, outdir: str | Path | No
 
     target = Path(outdir) if outdir is not None else Path(tempfile.mkdtemp(prefix="localcloud-cdk.out-"))
     if context is None:
-        project_root = Path(__file__).resolve().parent.parent
-        context = json.loads((project_root / "cdk.json").read_text())["context"]
+        context = cdk_context()
     app, stack = build_app(context, outdir=str(target))
     app.synth()
     name = stack.stack_name
@@ -203,12 +208,8 @@ class DeployedStack:
                 return str(self.get_att(logical_id, attribute))
             return str(self._ref(token))
 
-        out, rest = [], text
-        while "${" in rest:
-            before, after = rest.split("${", 1)
-            token, rest = after.split("}", 1)
-            out.append(before + (("${" + token[1:] + "}") if token.startswith("!") else replace(token)))
-        return "".join(out) + rest
+        # ``${!Literal}`` is the escape for a literal ``${Literal}``.
+        return re.sub(r"\$\{(!?)([^}]*)\}", lambda m: f"${{{m[2]}}}" if m[1] else replace(m[2]), text)
 
     def get_att(self, logical_id: str, attribute: str) -> Any:
         """``Fn::GetAtt`` for the resource types the local cloud reads attributes of."""
@@ -242,8 +243,6 @@ class DeployedStack:
         if resource.type == "AWS::Lambda::Url" and attribute == "FunctionUrl":
             url = self.emulator.client("lambda").get_function_url_config(FunctionName=physical)["FunctionUrl"]
             return str(url).rstrip("/") + "/"
-        if resource.type == "AWS::SQS::Queue" and attribute == "Arn":
-            return self.queue_attributes(physical)["QueueArn"]
         if resource.type == "AWS::StepFunctions::StateMachine" and attribute == "Name":
             return physical.rsplit(":", 1)[-1]
         if resource.type == "AWS::IAM::Role" and attribute == "Arn":

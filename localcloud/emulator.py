@@ -30,10 +30,9 @@ class Emulator:
     one process: moto's backends are process-global.
     """
 
-    def __init__(self, *, region: str = DEFAULT_REGION, quiet: bool = True) -> None:
-        self.region = region
+    def __init__(self) -> None:
+        self.region = DEFAULT_REGION
         self.account_id = DEFAULT_ACCOUNT_ID
-        self._quiet = quiet
         self._server: Any = None
         self._saved_moto_port: str | None = None
         self._clients: dict[tuple[str, str, int, float], Any] = {}
@@ -45,10 +44,9 @@ class Emulator:
 
         from localcloud.moto_patches import install_local_cloud_workarounds
 
-        if self._quiet:
-            logging.getLogger("werkzeug").setLevel(logging.ERROR)
-            logging.getLogger("moto").setLevel(logging.ERROR)
-            warnings.filterwarnings("ignore", message="Tried to parse .* but it's not supported")
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        logging.getLogger("moto").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", message="Tried to parse .* but it's not supported")
         install_local_cloud_workarounds()
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()

@@ -30,13 +30,13 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from lambdas.contracts.api import IDEMPOTENCY_KEY_HEADER
-from lambdas.partner_api.faults import BASELINES, HEALTHY, PRESETS, FaultDecision, FaultProfile, preset
+from lambdas.partner_api.faults import BASELINES, HEALTHY, FaultDecision, FaultProfile, preset
 from lambdas.partner_api.service import HttpResponse, PartnerService, fault_response
 from localcloud.served import ServedOnThread, write_response
 from localcloud.sigv4 import SigV4Verifier
@@ -198,12 +198,6 @@ class FaultDependency(ServedOnThread):
         return f"http://{self._host}:{self.port}"
 
     # ------------------------------------------------------------------ behaviour
-
-    def set_scenario(self, phases: Iterable[PhaseSpec]) -> None:
-        """Replace the scenario; phase start times are measured from start()."""
-        normalised = _normalise(phases)
-        with self._lock:
-            self._phases = normalised
 
     def set_profile(self, profile: FaultProfile | str, label: str | None = None) -> None:
         """Switch to ``profile`` (or a preset name) now; earlier phases stay for the per-phase counts."""
@@ -386,6 +380,3 @@ def _normalise(phases: Iterable[PhaseSpec]) -> list[Phase]:
     if normalised[0].start_s > 0:
         normalised.insert(0, Phase(0.0, HEALTHY, "healthy"))
     return normalised
-
-
-PRESET_NAMES: Sequence[str] = tuple(PRESETS)

@@ -125,7 +125,6 @@ class Route:
     request_templates: Mapping[str, str]
     passthrough: str
     integration_responses: tuple[IntegrationResponse, ...]
-    method_response_codes: frozenset[int]
 
 
 @dataclass(frozen=True)
@@ -205,7 +204,6 @@ class ApiContract:
                     )
                     for r in integration.get("IntegrationResponses", [])
                 ),
-                method_response_codes=frozenset(int(r["StatusCode"]) for r in p.get("MethodResponses", [])),
             )
         gateway_responses = {}
         for response in of_type("GatewayResponse").values():
@@ -351,12 +349,10 @@ class FrontDoor(ServedOnThread):
             if (throttle := self.contract.throttle_for(route)) is not None
         }
         self._emulator = stack.emulator
-        self._clients: dict[str, Any] = {}
         self._queue_urls: dict[str, str] = {}
-        self._clients_lock = threading.Lock()
+        self._queue_urls_lock = threading.Lock()
         self.status_counts: Counter[int] = Counter()
         self._stats_lock = threading.Lock()
-        # Called with (status, latency in ms) after every request: API Gateway's metrics (localcloud.metrics).
         # Called after every request with (method, resource path or None when no route matched, status,
         # latency in ms): what API Gateway publishes as metrics (localcloud/metrics.py).
         self.observers: list[Callable[[str, str | None, int, float], None]] = []
@@ -637,10 +633,7 @@ class FrontDoor(ServedOnThread):
     # -- the integration: a request to the emulated service ------------------------------------
 
     def _client(self, service: str) -> Any:
-        with self._clients_lock:
-            if service not in self._clients:
-                self._clients[service] = self._emulator.client(service, retries=1, timeout_s=10)
-            return self._clients[service]
+        return self._emulator.client(service, retries=1, timeout_s=10)  # cached by the emulator
 
     def _call_service(self, route: Route, rendered: str) -> tuple[int, str]:
         match = re.fullmatch(r"arn:[^:]+:apigateway:[^:]*:([^:]+):(path|action)/(.+)", route.integration_uri)
@@ -659,11 +652,11 @@ class FrontDoor(ServedOnThread):
         raise vtl.VtlError(f"unsupported integration {service}:{kind}/{target}")
 
     def _queue_url(self, queue_name: str) -> str:
-        with self._clients_lock:
+        with self._queue_urls_lock:
             cached = self._queue_urls.get(queue_name)
         if cached is None:
             cached = self._client("sqs").get_queue_url(QueueName=queue_name)["QueueUrl"]
-            with self._clients_lock:
+            with self._queue_urls_lock:
                 self._queue_urls[queue_name] = cached
         return cached
 

@@ -260,11 +260,6 @@ class LogSink:
         for observer in list(self.on_record):
             observer(record)
 
-    def messages(self, message: str) -> list[LogRecord]:
-        """Structured records whose ``message`` field equals ``message``."""
-        with self._lock:
-            return [r for r in self.records if r.data is not None and r.data.get("message") == message]
-
     def close(self) -> None:
         with self._lock:
             if self._file is not None:

@@ -46,6 +46,8 @@ from localcloud.moto_patches.inprocess_lambda import FakeLambdaContext, register
 EMPTY_POLL_INTERVAL_S = 0.25
 GATHER_POLL_INTERVAL_S = 0.1
 MAPPING_REFRESH_S = 1.0
+# Slots of a mapping without ScalingConfig.MaximumConcurrency.
+DEFAULT_CONCURRENCY = 5
 
 
 class _InitFailedError(Exception):
@@ -116,7 +118,6 @@ class ExecutionEnvironment:
         self.environ = {**function.environ, "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream}
         self._lock = threading.Lock()
         module_name, _, attribute = function.config.handler.rpartition(".")
-        started = time.monotonic()
         self.handler: Callable[[Any, Any], Any] | None = None
         self.init_error: dict[str, Any] | None = None
         with isolation.function_scope(self.environ, function.logs):
@@ -134,7 +135,6 @@ class ExecutionEnvironment:
                     kind = "Runtime.InitError"
                 self.init_error = {"errorType": kind, "errorMessage": f"{type(exc).__name__}: {exc}"}
                 print(json.dumps({"level": "ERROR", "message": "Init Error", **self.init_error}))
-        self.init_duration_s = time.monotonic() - started
 
     def context(self, request_id: str) -> FakeLambdaContext:
         config = self.function.config
@@ -213,10 +213,8 @@ class Function:
         self._count = 0
         self._busy = 0
         self._lock = threading.Lock()
-        self.invocations = 0
         self.errors = 0
         self.timeouts = 0
-        self.throttles = 0
         # Called as the Lambda service's metrics would count (localcloud.metrics): (function name,
         # "start" | "end" | "throttle", environments busy, duration in ms, the invocation failed).
         self.observers: list[Callable[[str, str, int, float, bool], None]] = []
@@ -259,7 +257,6 @@ class Function:
                 self._busy += 1
                 return self._idle.pop()
             if self._count >= self.limit:
-                self.throttles += 1
                 raise TooManyRequestsError(f"{self.config.name}: reserved concurrency {self.limit} in use")
             self._count += 1
             self._busy += 1
@@ -290,7 +287,6 @@ class Function:
             busy = self.busy
             self.release(environment)
         with self._lock:
-            self.invocations += 1
             self.errors += result.status == "error"
             self.timeouts += result.status == "timeout"
         self._notify("end", busy, result.duration_s * 1000.0, not result.ok)
@@ -387,11 +383,6 @@ class SqsEventSource:
 
 @dataclass
 class PollerStats:
-    batches: int = 0
-    records: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    failed_batches: int = 0
     in_flight: int = 0  # invocations running now
     peak_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -400,20 +391,10 @@ class PollerStats:
 class SqsEventSourcePoller:
     """Delivers one queue to one function as the Lambda service's SQS pollers do (see module docstring)."""
 
-    def __init__(
-        self,
-        source: SqsEventSource,
-        function: Function,
-        emulator: Emulator,
-        *,
-        region: str,
-        default_concurrency: int = 5,
-    ) -> None:
+    def __init__(self, source: SqsEventSource, function: Function, emulator: Emulator) -> None:
         self.source = source
         self.function = function
-        self._emulator = emulator
-        self._region = region
-        self._default_concurrency = default_concurrency
+        self._region = emulator.region
         self.concurrency = self._bounded(source.max_concurrency)
         self.stats = PollerStats()
         self._stop = threading.Event()
@@ -440,7 +421,7 @@ class SqsEventSourcePoller:
         return self._bounded(self.source.max_concurrency)
 
     def _bounded(self, maximum: int | None) -> int:
-        return max(1, min(maximum or self._default_concurrency, self.function.limit))
+        return max(1, min(maximum or DEFAULT_CONCURRENCY, self.function.limit))
 
     def _scale_to(self, concurrency: int) -> None:
         """``concurrency`` slots are active from now on; threads are started as needed, never more than used."""
@@ -546,8 +527,6 @@ class SqsEventSourcePoller:
     def _deliver(self, messages: list[dict[str, Any]]) -> None:
         event = {"Records": [self._record(message) for message in messages]}
         with self.stats.lock:
-            self.stats.batches += 1
-            self.stats.records += len(messages)
             self.stats.in_flight += 1
             self.stats.peak_in_flight = max(self.stats.peak_in_flight, self.stats.in_flight)
         try:
@@ -558,12 +537,7 @@ class SqsEventSourcePoller:
             with self.stats.lock:
                 self.stats.in_flight -= 1
         failed_ids = self._failed_message_ids(messages, result)
-        succeeded = [m for m in messages if m["MessageId"] not in failed_ids]
-        self._delete(succeeded)
-        with self.stats.lock:
-            self.stats.succeeded += len(succeeded)
-            self.stats.failed += len(failed_ids)
-            self.stats.failed_batches += bool(failed_ids)
+        self._delete([m for m in messages if m["MessageId"] not in failed_ids])
 
     def _failed_message_ids(
         self, messages: list[dict[str, Any]], result: InvocationResult | None

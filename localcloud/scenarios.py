@@ -414,7 +414,6 @@ class RunResult:
     fault_window: tuple[float, float] | None = None
     timeline_notes: list[str] = field(default_factory=list)
     drain_verdict: DrainVerdict | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
     status_reads: list[StatusRead] = field(default_factory=list)
     breaker_recovery_s: float | None = None  # the dependency's recovery window, as deployed
     alarms: alarms.AlarmTimeline | None = None  # the template's alarms over the run's metrics
@@ -620,7 +619,6 @@ class ScenarioRun:
         self._phase = scenario.phases[0].label
         self._calls_offset = 0.0
         self._errors_before = (0, 0)
-        self._peak_before = 0
         # A fixed schedule (the benchmark compares designs on the same one) or one that waits for the
         # circuit to open before the dependency recovers (the demo and the tests: see _drive_partner).
         self.adaptive_timeline = adaptive_timeline
@@ -642,7 +640,6 @@ class ScenarioRun:
         self.partner.set_profile(self.scenario.phases[0].profile, self.scenario.phases[0].label)
         self.partner.reset_stats()
         self._errors_before = (self.consumer.errors, self.consumer.timeouts)
-        self._peak_before = self.poller.stats.peak_in_flight
         with self.poller.stats.lock:
             self.poller.stats.peak_in_flight = 0
         self.consumer.logs.on_record.append(self._on_log)
@@ -683,16 +680,10 @@ class ScenarioRun:
 
     def wait_until_at_rest(self, timeout_s: float = 60.0) -> None:
         """A run starts from rest: order queue empty, consumer enabled, circuit closed (a cloud may be reused)."""
-        dynamodb = self.cloud.emulator.client("dynamodb")
         deadline = time.monotonic() + timeout_s
         while True:
             visible, in_flight = self.cloud.queue_depth(self.queue_url)
-            item = dynamodb.get_item(
-                TableName=self.circuit_table,
-                Key=circuit_record.item_key(self.circuit_name),
-                ConsistentRead=True,
-            ).get("Item")
-            state = circuit_record.state_of(item)
+            state = self._circuit_state()
             if visible == 0 and in_flight == 0 and self.poller.enabled and state == circuit_record.CLOSED:
                 return
             if time.monotonic() > deadline:
@@ -701,6 +692,19 @@ class ScenarioRun:
                     f"event source {'enabled' if self.poller.enabled else 'disabled'}"
                 )
             time.sleep(0.25)
+
+    def _circuit_state(self) -> str:
+        """The circuit record's state in the emulated table (CLOSED when there is no record)."""
+        item = (
+            self.cloud.emulator.client("dynamodb")
+            .get_item(
+                TableName=self.circuit_table,
+                Key=circuit_record.item_key(self.circuit_name),
+                ConsistentRead=True,
+            )
+            .get("Item")
+        )
+        return circuit_record.state_of(item)
 
     def _partner_clock_offset(self) -> float:
         """The twin reports call times from its start(); LocalCloud recorded when that was."""
@@ -950,18 +954,13 @@ class ScenarioRun:
     # -- observation ------------------------------------------------------------------------------
 
     def _observe(self) -> None:
-        dynamodb = self.cloud.emulator.client("dynamodb")
         last_progress = -1.0
         while not self._stop.is_set():
             t = self.now()
             try:
                 visible, in_flight = self.cloud.queue_depth(self.queue_url)
                 dlq_visible, dlq_in_flight = self.cloud.queue_depth(self.dlq_url)
-                item = dynamodb.get_item(
-                    TableName=self.circuit_table,
-                    Key=circuit_record.item_key(self.circuit_name),
-                    ConsistentRead=True,
-                ).get("Item")
+                circuit = self._circuit_state()
             except Exception:
                 self._stop.wait(SAMPLE_INTERVAL_S)
                 continue
@@ -973,7 +972,7 @@ class ScenarioRun:
                     in_flight=in_flight,
                     dlq=dlq_visible + dlq_in_flight,
                     busy=self.poller.stats.in_flight,
-                    circuit=circuit_record.state_of(item),
+                    circuit=circuit,
                     calls=len(calls),
                     errors=sum(1 for c in calls if self._failed(c)),
                     accepted=len([m for m in self.messages if m.origin != "direct"]),

@@ -37,7 +37,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -48,6 +47,7 @@ from lambdas.contracts.consumer_control import CONTROL_OUTPUT
 from lambdas.partner_api.faults import FaultDecision
 from localcloud import evidence
 from localcloud.cloud import LocalCloud
+from localcloud.deploy import PROJECT_ROOT
 from localcloud.fault_dependency import FaultDependency
 from localcloud.front_door import producer_auth
 from localcloud.report import pattern_lines
@@ -55,7 +55,6 @@ from localcloud.report import pattern_lines
 if TYPE_CHECKING:
     from localcloud.scenarios import RunResult, StatusRead
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STARTER_HANDLER = "lambdas.workflow_starter."
 NOTIFICATIONS_HANDLER = "lambdas.notifications_consumer."
 # The progress lines the tour prints (one per step), numbered out of this many.

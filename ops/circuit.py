@@ -23,21 +23,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from lambdas.contracts import circuit as circuit_record
 from lambdas.contracts.circuit import is_circuit_record
 from ops.aws import Aws, error_code
-from ops.console import Console
+from ops.console import Console, iso_time
 from ops.errors import EXIT_OK, OpsError, UsageError
 
 # How long a forced record lives before DynamoDB TTL may delete it (a deleted record reads as CLOSED).
 FORCED_RECORD_TTL_SECONDS: Final = 24 * 3600
-
-
-def _iso(epoch: int | None) -> str | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
 def read(aws: Aws, table: str, name: str) -> dict[str, Any] | None:
@@ -62,11 +57,11 @@ def describe(name: str, item: dict[str, Any] | None, now: float) -> dict[str, An
         "state": record.state or "?",
         "record": True,
         "failure_count": record.failure_count,
-        "opened_at": _iso(record.opened_at),
+        "opened_at": iso_time(record.opened_at),
         "open_for_seconds": None if record.opened_at is None else int(now - record.opened_at),
         "half_open_owner": record.half_open_owner,
-        "probe_lease_expiry": _iso(record.probe_lease_expiry),
-        "expiration": _iso(record.expiration),
+        "probe_lease_expiry": iso_time(record.probe_lease_expiry),
+        "expiration": iso_time(record.expiration),
         # Failed calls across the fleet since the last success while CLOSED (lambdas/shared/fleet_circuit.py).
         "fleet_failures": record.fleet_failures,
     }

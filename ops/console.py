@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from ops.errors import Aborted
@@ -46,6 +47,11 @@ class Console:
         answer = self.stdin.readline().strip().lower()
         if answer != CONFIRM_WORD:
             raise Aborted("not confirmed; nothing was changed")
+
+
+def iso_time(epoch: float | None) -> str | None:
+    """Unix seconds as ISO 8601 in UTC, to the second (None stays None)."""
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
 
 
 def _is_tty(stream: TextIO) -> bool:

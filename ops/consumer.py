@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -29,7 +28,7 @@ from lambdas.reconciler.control import ConsumerControl
 from lambdas.reconciler.decisions import Observation, decide
 from lambdas.reconciler.reconcile import Reconciler
 from ops.aws import Aws
-from ops.console import Console
+from ops.console import Console, iso_time
 from ops.errors import EXIT_OK, Aborted, UsageError
 from ops.inventory import Inventory
 
@@ -55,10 +54,6 @@ def _reconciler(aws: Aws, control: ConsumerControl, now: Callable[[], float]) ->
     )
 
 
-def _iso(epoch: float | None) -> str | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
-
-
 def _require(control: ConsumerControl, name: str) -> None:
     if name not in control.consumers:
         raise UsageError(f"no consumer {name!r}; the stack has {sorted(control.consumers)}")
@@ -70,13 +65,13 @@ def describe(observation: Observation, running: list[str], now: float) -> dict[s
     return {
         "name": observation.consumer,
         "mapping_state": observation.mapping_state,
-        "paused_since": _iso(observation.mapping_modified_at) if paused else None,
+        "paused_since": iso_time(observation.mapping_modified_at) if paused else None,
         "paused_seconds": decision.paused_seconds,
         "circuit": observation.circuit,
         "circuit_state": observation.circuit_state or f"{CLOSED} (no record)",
         "paused_by_controller": observation.paused_by_controller,
         "running_controllers": running,
-        "hold_until": _iso(observation.hold_until),
+        "hold_until": iso_time(observation.hold_until),
         "reconciler_next": str(decision.action),
         "reason": decision.reason,
     }
@@ -136,8 +131,8 @@ def pause(
         },
     )
     after = aws.client("lambda").update_event_source_mapping(UUID=consumer.mapping, Enabled=False)["State"]
-    console.info(f"consumer {name}: {after}; held until {_iso(until)} (`consumer resume {name}` ends it)")
-    console.result({"name": name, "before": state, "after": after, "hold_until": _iso(until)})
+    console.info(f"consumer {name}: {after}; held until {iso_time(until)} (`consumer resume {name}` ends it)")
+    console.result({"name": name, "before": state, "after": after, "hold_until": iso_time(until)})
     return EXIT_OK
 
 

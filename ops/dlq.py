@@ -33,14 +33,6 @@ from ops.console import Console
 from ops.errors import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, OpsError, UsageError
 from ops.inventory import Inventory
 
-EVENTBRIDGE_ATTRIBUTES: Final = (
-    "ERROR_CODE",
-    "ERROR_MESSAGE",
-    "RULE_ARN",
-    "TARGET_ARN",
-    "RETRY_ATTEMPTS",
-    "EXHAUSTED_RETRY_CONDITION",
-)
 MAX_BATCH: Final = 10
 # PutEvents takes at most 10 entries and 256 KiB per request.
 MAX_PUT_EVENTS_BYTES: Final = 256 * 1024

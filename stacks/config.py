@@ -534,10 +534,6 @@ class ServiceConfig(_Model):
         """For stateful resources: kept in production, destroyed with throwaway stages."""
         return RemovalPolicy.RETAIN if self.retain_data else RemovalPolicy.DESTROY
 
-    @property
-    def deploys_demo_dependency(self) -> bool:
-        return any(d.base_url is None for d in self.dependencies.values())
-
     @classmethod
     def from_context(cls, service: Mapping[str, Any], stages: Mapping[str, Any], stage: str) -> ServiceConfig:
         """Deep-merge ``stages[stage]`` over ``service`` and validate."""

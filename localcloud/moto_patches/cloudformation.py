@@ -85,8 +85,6 @@ def install_cloudformation_resource_support() -> None:
                 "state_machine_create": StateMachine.__dict__["create_from_cloudformation_json"],
                 "key_create": Key.__dict__["create_from_cloudformation_json"],
                 "generate_resource_name": parsing.generate_resource_name,
-                "version_getatt": LambdaVersion.__dict__.get("get_cfn_attribute"),
-                "bus_physical_id": EventBus.__dict__.get("physical_resource_id"),
             }
         )
         originals = _ORIGINALS

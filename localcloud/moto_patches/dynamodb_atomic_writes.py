@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["install_dynamodb_atomic_writes", "uninstall_dynamodb_atomic_writes"]
+__all__ = ["install_dynamodb_atomic_writes"]
 
 _DYNAMODB_ITEM_LOCK = threading.RLock()
 _DYNAMODB_ITEM_OPERATIONS = (
@@ -37,7 +37,7 @@ def install_dynamodb_atomic_writes() -> None:
     tiny thread switch interval, threads racing one conditional write produce exactly one winner per
     item (without the patch, almost every round had several).
 
-    Idempotent; ``uninstall_dynamodb_atomic_writes`` restores the originals.
+    Idempotent.
     """
     from moto.dynamodb.models import DynamoDBBackend
 
@@ -57,12 +57,3 @@ def _serialised(operation: Callable[..., Any]) -> Callable[..., Any]:
             return operation(*args, **kwargs)
 
     return _locked
-
-
-def uninstall_dynamodb_atomic_writes() -> None:
-    from moto.dynamodb.models import DynamoDBBackend
-
-    with _DYNAMODB_ITEM_LOCK:
-        for name, original in _ORIGINAL_DYNAMODB_OPERATIONS.items():
-            setattr(DynamoDBBackend, name, original)
-        _ORIGINAL_DYNAMODB_OPERATIONS.clear()

@@ -16,8 +16,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,11 +27,9 @@ __all__ = [
     "clear_inprocess_functions",
     "function_name_from_identifier",
     "get_inprocess_function",
-    "inprocess_functions",
     "install_inprocess_lambda",
     "invoke_inprocess",
     "register_inprocess_function",
-    "uninstall_inprocess_lambda",
     "unregister_inprocess_function",
 ]
 
@@ -75,11 +72,6 @@ class InProcessFunction:
     @property
     def arn(self) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.name}"
-
-    @property
-    def invocation_count(self) -> int:
-        with self._lock:
-            return len(self.invocations)
 
     def record(self, event: Any) -> None:
         with self._lock:
@@ -186,19 +178,6 @@ def clear_inprocess_functions() -> None:
         _REGISTRY.clear()
 
 
-@contextmanager
-def inprocess_functions(
-    handlers: dict[str, Handler], **options: Any
-) -> Iterator[dict[str, InProcessFunction]]:
-    """Register several handlers for the duration of a ``with`` block."""
-    registered = {name: register_inprocess_function(name, fn, **options) for name, fn in handlers.items()}
-    try:
-        yield registered
-    finally:
-        for name in registered:
-            unregister_inprocess_function(name)
-
-
 def _error_payload(exc: BaseException, request_id: str) -> dict[str, Any]:
     """The body the Python Lambda runtime returns for an unhandled exception."""
     return {
@@ -284,7 +263,7 @@ def install_inprocess_lambda() -> None:
     still goes to moto (and fails without Docker); the same state machine runs under a
     ``ThreadedMotoServer``.
 
-    Idempotent; ``uninstall_inprocess_lambda`` restores the original.
+    Idempotent.
     """
     global _ORIGINAL_INVOKE
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
@@ -303,15 +282,3 @@ def install_inprocess_lambda() -> None:
         return invoke_inprocess(function, parameters)
 
     lambda_eval_utils._invoke_lambda_function = _invoke_lambda_function
-
-
-def uninstall_inprocess_lambda() -> None:
-    """Restore moto's original Lambda invocation path (registrations are kept)."""
-    global _ORIGINAL_INVOKE
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
-
-    with _REGISTRY_LOCK:
-        if _ORIGINAL_INVOKE is None:
-            return
-        lambda_eval_utils._invoke_lambda_function = _ORIGINAL_INVOKE
-        _ORIGINAL_INVOKE = None

@@ -102,7 +102,7 @@ def make_poller(
         visibility_timeout_s=1,
         max_receive_count=2,
     )
-    return SqsEventSourcePoller(source, function, emulator, region=emulator.region)
+    return SqsEventSourcePoller(source, function, emulator)
 
 
 def send(emulator: Emulator, queue_url: str, *bodies: str) -> list[str]:
