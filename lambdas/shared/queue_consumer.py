@@ -130,6 +130,8 @@ class QueueConsumer:
         self.idempotency_config.register_lambda_context(context)
         if tries is not None:
             tries.clear()
+        # Another invocation charging the same order ends within the function timeout: about this much.
+        in_progress_wait_seconds = context.get_remaining_time_in_millis() / 1000.0
         self.batch_budget.start(context.get_remaining_time_in_millis)
 
         def claimed(record: SQSRecord, lambda_context: LambdaContext) -> Any:
@@ -147,7 +149,10 @@ class QueueConsumer:
         attempted_failures = failed - len(self.batch_budget.unclaimed)
         self.batch_budget.release_unclaimed(attempted_failures=attempted_failures)
         self.retry_visibility.apply(
-            failures_of(self.processor), not_attempted_too=attempted_failures > 0, tries=tries
+            failures_of(self.processor),
+            not_attempted_too=attempted_failures > 0,
+            tries=tries,
+            in_progress_wait_seconds=in_progress_wait_seconds,
         )
         if failed:
             self._metrics.add_metric(name=METRIC_RECORDS_RETRIED, unit=MetricUnit.Count, value=failed)

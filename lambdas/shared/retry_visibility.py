@@ -9,6 +9,11 @@ re-send: Lambda's recursive-loop detection stops SQS -> Lambda -> SQS chains):
   jitter, so the records return when a call can be made and not all at once;
 * a transient failure with the circuit closed (5xx, 429, timeout, the call's budget ran out): exponential
   backoff with full jitter on the record's receive count, at least the dependency's ``Retry-After``;
+* the same order is being charged by another invocation (a producer's resend, processed at the same
+  time: ``IdempotencyAlreadyInProgressError``): when that invocation must have ended, i.e. one function
+  timeout from now (``in_progress_wait_seconds``: this invocation's time at its start), after which the
+  duplicate replays the stored result. Waiting out the visibility timeout (6 x the function timeout)
+  was the tail of every drain after an outage;
 * the record has used all but ``RESERVED_RECEIVES`` of its tries (``lambdas/shared/dependency_tries.py``;
   its receives, for a consumer that lets SQS count) or of its receives (``maxReceiveCount``): the whole
   visibility timeout, as before. A dependency failure then still needs at least ``RESERVED_RECEIVES`` x
@@ -17,8 +22,8 @@ re-send: Lambda's recursive-loop detection stops SQS -> Lambda -> SQS chains):
   retries spend tries, so they are only the first ones.
 
 Never above the queue's visibility timeout. Every other failure (our key or route refused, the
-idempotency store down, the same record in progress elsewhere) keeps the visibility timeout: coming back
-sooner would not help it, and every receive counts toward maxReceiveCount.
+idempotency store down) keeps the visibility timeout: coming back sooner would not help it, and every
+receive counts toward maxReceiveCount. Those are logged with their error (``KEPT_MESSAGE``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from typing import Any, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
 from lambdas.shared.attempts import receive_count
 from lambdas.shared.batch_budget import NotAttemptedError, SupportsLog, SupportsMetrics
@@ -46,6 +52,7 @@ METRIC_RECORDS_BACKED_OFF: Final = "RecordsBackedOff"
 RESERVED_RECEIVES: Final = 3
 BACKOFF_MESSAGE: Final = "failed records come back after their backoff"
 BACKOFF_FAILED_MESSAGE: Final = "backoff not applied; the records come back after the visibility timeout"
+KEPT_MESSAGE: Final = "failed records come back after the visibility timeout"
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,7 @@ class BackoffPolicy:
         *,
         not_attempted_too: bool = False,
         tries: int | None = None,
+        in_progress_wait_seconds: float | None = None,
     ) -> int | None:
         """The visibility to give a record that failed with ``error``; ``None``: leave it as it is.
 
@@ -76,7 +84,16 @@ class BackoffPolicy:
         like a transient failure; the consumer asks for that when attempted records failed, i.e. the
         dependency is struggling (otherwise ``BatchBudget`` releases them at once).
         ``tries``: the record's tries so far, when the consumer counts them (else its receives).
+        ``in_progress_wait_seconds``: how long another invocation may still hold the same order (the
+        function timeout); without it, a record in progress elsewhere keeps the visibility timeout.
         """
+        if isinstance(error, IdempotencyAlreadyInProgressError):
+            if (
+                in_progress_wait_seconds is None
+                or receive_count >= self.max_receive_count - RESERVED_RECEIVES
+            ):
+                return None
+            return min(self.visibility_timeout_seconds, math.ceil(in_progress_wait_seconds))
         if isinstance(error, NotAttemptedError):
             if not not_attempted_too:
                 return None
@@ -127,6 +144,7 @@ class RetryVisibility:
         *,
         not_attempted_too: bool = False,
         tries: Mapping[str, int] | None = None,
+        in_progress_wait_seconds: float | None = None,
     ) -> dict[str, int]:
         """Set each backed-off record's visibility; returns messageId -> seconds for those set.
 
@@ -135,6 +153,7 @@ class RetryVisibility:
         must still reach Lambda.
         """
         planned: list[tuple[SQSRecord, int]] = []
+        kept: dict[str, str] = {}
         for record, error in failures:
             delay = (
                 None
@@ -145,10 +164,15 @@ class RetryVisibility:
                     self._rand,
                     not_attempted_too=not_attempted_too,
                     tries=(tries or {}).get(record.message_id),
+                    in_progress_wait_seconds=in_progress_wait_seconds,
                 )
             )
             if delay is not None:
                 planned.append((record, delay))
+            elif error is not None and not isinstance(error, NotAttemptedError):
+                kept[record.message_id] = type(error).__name__
+        if kept:  # why a record waits out the whole visibility timeout
+            self._logger.info(KEPT_MESSAGE, extra={"errors": kept})
         if not planned:
             return {}
         applied, problems = self._visibility.change(planned)

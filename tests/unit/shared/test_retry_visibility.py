@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
 from lambdas.shared.batch_budget import NotAttemptedError
 from lambdas.shared.dependency_client import (
@@ -17,7 +18,7 @@ from lambdas.shared.dependency_client import (
     TransientUpstreamError,
     UpstreamConfigurationError,
 )
-from lambdas.shared.retry_visibility import RESERVED_RECEIVES, BackoffPolicy, RetryVisibility
+from lambdas.shared.retry_visibility import KEPT_MESSAGE, RESERVED_RECEIVES, BackoffPolicy, RetryVisibility
 from tests.unit.helpers import REGION
 
 LOGGER = logging.getLogger("test")
@@ -92,6 +93,17 @@ def test_failures_the_dependency_did_not_cause_keep_the_visibility_timeout(error
     assert delay(error) is None
 
 
+def test_an_order_charged_elsewhere_comes_back_once_that_invocation_must_have_ended() -> None:
+    in_progress = IdempotencyAlreadyInProgressError("Execution already in progress")
+    # The other invocation ends within the function timeout (this invocation's time at its start).
+    assert POLICY.delay_for(in_progress, 1, lambda: 1.0, in_progress_wait_seconds=29.6) == 30
+    short_visibility = BackoffPolicy(visibility_timeout_seconds=20, max_receive_count=8, recovery_seconds=30)
+    assert short_visibility.delay_for(in_progress, 1, lambda: 1.0, in_progress_wait_seconds=29.6) == 20
+    # Its last receives before the DLQ, or without the wait known: the visibility timeout, as before.
+    assert POLICY.delay_for(in_progress, 5, lambda: 1.0, in_progress_wait_seconds=29.6) is None
+    assert POLICY.delay_for(in_progress, 1, lambda: 1.0) is None
+
+
 def test_records_not_attempted_back_off_like_a_transient_failure_when_asked() -> None:
     not_attempted = NotAttemptedError("no time")
     assert POLICY.delay_for(not_attempted, 3, lambda: 1.0, not_attempted_too=True) == 4
@@ -149,6 +161,26 @@ def test_apply_changes_the_visibility_of_dependency_failures_only(
     assert applied == {records[0].message_id: 0, records[1].message_id: 45}
     # m0 is back now; m1 waits for the circuit; m2 keeps the 180 s visibility timeout it was received with.
     assert visible_bodies(sqs, url) == ["m0"]
+
+
+def test_a_duplicate_in_progress_elsewhere_comes_back_after_the_function_timeout_and_kept_ones_are_logged(
+    in_flight: tuple[Any, str, list[SQSRecord]], caplog: pytest.LogCaptureFixture
+) -> None:
+    sqs, _url, records = in_flight
+    retry = RetryVisibility(sqs, POLICY, logger=LOGGER, rand=lambda: 0.0)
+
+    with caplog.at_level(logging.INFO):
+        applied = retry.apply(
+            [
+                (records[0], IdempotencyAlreadyInProgressError("in progress")),
+                (records[1], RuntimeError("store down")),
+            ],
+            in_progress_wait_seconds=0.2,
+        )
+
+    assert applied == {records[0].message_id: 1}  # whole seconds: not before the holder's timeout
+    kept = [r for r in caplog.records if r.getMessage() == KEPT_MESSAGE]
+    assert [r.__dict__["errors"] for r in kept] == [{records[1].message_id: "RuntimeError"}]
 
 
 def test_a_failed_change_is_logged_not_raised(
