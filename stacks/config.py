@@ -309,8 +309,10 @@ class WorkflowSettings(_Model):
     controller_max_pause_seconds: int = Field(default=14_400, ge=60, le=14_400)
     # Resume gently: MaximumConcurrency starts here (2 is the API minimum) and doubles every
     # controller_ramp_step_seconds, while the circuit stays closed, up to the consumer's max_concurrency.
+    # 10 s: longer than a breaker's cache age (5 s), so a step that fails real calls reopens the circuit
+    # before the next; at 30 s a consumer of 5 drained its backlog at part concurrency for a whole minute.
     controller_resume_concurrency: int = Field(default=2, ge=2, le=1_000)
-    controller_ramp_step_seconds: int = Field(default=30, ge=1, le=300)
+    controller_ramp_step_seconds: int = Field(default=10, ge=1, le=300)
 
     def resume_levels(self, max_concurrency: int) -> list[int]:
         """The MaximumConcurrency levels of a resumed consumer: the resume level doubling up to its maximum."""
