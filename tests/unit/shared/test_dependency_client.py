@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import random
 import time
+import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import requests
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.circuit_breaker import base as powertools_breaker
+from aws_lambda_powertools.utilities.circuit_breaker.persistence import base as powertools_persistence
+from aws_lambda_powertools.utilities.circuit_breaker.persistence import dynamodb as powertools_dynamodb
 
 from lambdas.contracts import log_fields as lf
 from lambdas.contracts.api import IDEMPOTENCY_KEY_HEADER
@@ -70,6 +75,7 @@ def make_client(
         sleep: Callable[[float], None] | None = None,
         on_transition: Callable[[Any], None] | None = None,
         cache_seconds: float = 0,  # read the shared state every call, like a fleet of fresh environments
+        wall_clock: Callable[[], float] = time.time,
         **overrides: Any,
     ) -> DependencyClient:
         session = create_session()
@@ -84,6 +90,7 @@ def make_client(
             logger=logger,
             sleep=sleep or vclock.sleep,
             clock=vclock.monotonic,
+            wall_clock=wall_clock,
             rng=rng or random.Random(3),
             on_transition=on_transition,
         )
@@ -241,14 +248,41 @@ def test_the_adapter_never_retries_on_its_own() -> None:
 # ---------------------------------------------------------------------------------------- circuit breaker
 
 
+class WallClock:
+    """Epoch seconds the test moves, for the breaker (Powertools reads ``datetime.now()``) and the client."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def wall(monkeypatch: pytest.MonkeyPatch) -> WallClock:
+    """Powertools' circuit clocks (whole seconds of ``datetime.now()``) on a clock the test moves."""
+    clock = WallClock(float(int(time.time())) + 0.25)
+
+    class _Now(dt.datetime):
+        @classmethod
+        def now(cls, tz: dt.tzinfo | None = None) -> dt.datetime:  # type: ignore[override]
+            return dt.datetime.fromtimestamp(clock.now, tz)
+
+    shim = types.SimpleNamespace(datetime=_Now)
+    for module in (powertools_breaker, powertools_persistence, powertools_dynamodb):
+        monkeypatch.setattr(module, "dt", shim)
+    return clock
+
+
 def test_breaker_opens_after_threshold_then_half_opens_and_closes(
-    make_client: ClientFactory, twin: FaultDependency, breaker_table: BreakerTable
+    make_client: ClientFactory, twin: FaultDependency, breaker_table: BreakerTable, wall: WallClock
 ) -> None:
     client = make_client(
         max_attempts=2,
         breaker_failure_threshold=2,
         breaker_recovery_seconds=1,
         breaker_success_threshold=2,
+        wall_clock=wall,
     )
     name = client.policy.name
     twin.set_profile("outage")
@@ -259,13 +293,15 @@ def test_breaker_opens_after_threshold_then_half_opens_and_closes(
     assert twin.total_calls == 3  # 2 attempts, then 1: one fewer after a failed call
     assert breaker_table.state(name) == "OPEN"
 
+    wall.now += 0.5
     with pytest.raises(DependencyUnavailableError) as caught:
         client.get("/health", remaining_ms=budget(5_000))
     assert twin.total_calls == 3  # rejected without calling the dependency
-    assert 0 < caught.value.retry_in_seconds <= 1
+    # Opened at the whole second before (Powertools' resolution): 1 s recovery, 0.75 s of it gone.
+    assert caught.value.retry_in_seconds == pytest.approx(0.25)
 
     twin.set_profile("healthy")
-    time.sleep(1.1)  # the breaker's recovery clock is wall time with 1 s resolution
+    wall.now += 0.5  # past the recovery window
 
     assert client.get("/health", remaining_ms=budget(5_000)).status == 200  # the half-open probe
     assert breaker_table.state(name) == "HALF_OPEN"
