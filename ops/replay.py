@@ -2,8 +2,8 @@
 
 What replays are for, and their caveats, are in docs/events.md. ``replay`` holds the checks (a rule
 is named, rules tagged ``side-effects`` only with ``allow_side_effects``, the archive's bus), the
-``StartReplay`` and the polling; ``run_replay`` fills in the stack's names and asks for confirmation
-first. scripts/replay_events.py is the same replay as a standalone command (no stack, no confirmation).
+``StartReplay`` and the polling; ``run_replay`` fills in the stack's names (with ``--stack``), asks for
+confirmation first (``--yes`` skips it) and answers with ops.errors' exit statuses.
 """
 
 from __future__ import annotations
@@ -23,9 +23,6 @@ from ops.console import Console
 from ops.errors import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, UsageError
 from ops.inventory import Inventory
 
-# The exit statuses of scripts/replay_events.py, which ReplayReport.exit_code gives; ``ops replay``
-# answers with ops.errors' statuses instead (its "still running" is 4, not 3).
-REPLAY_EXIT_COMPLETED, REPLAY_EXIT_FAILED, REPLAY_EXIT_USAGE, REPLAY_EXIT_TIMEOUT = 0, 1, 2, 3
 TERMINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED"}
 # EventBridge may take a few minutes to archive an event; AWS advises leaving 10 minutes.
 ARCHIVE_DELAY = timedelta(minutes=10)
@@ -33,7 +30,7 @@ _NAME_LIMIT = 64
 
 
 class ReplayError(Exception):
-    """The replay cannot be started as asked (``ops replay``: a usage error; the script: exit status 2)."""
+    """The replay cannot be started as asked (``ops replay``: a usage error, exit status 2)."""
 
 
 @dataclass
@@ -50,13 +47,6 @@ class ReplayReport:
     replay_start_time: str | None = None
     replay_end_time: str | None = None
     warnings: list[str] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> int:
-        """scripts/replay_events.py's exit status for this report (``ops replay`` maps it to its own)."""
-        if self.state == "COMPLETED":
-            return REPLAY_EXIT_COMPLETED
-        return REPLAY_EXIT_FAILED if self.state in TERMINAL_STATES else REPLAY_EXIT_TIMEOUT
 
 
 def parse_time(value: str) -> datetime:
@@ -164,7 +154,7 @@ def replay(
     log(f"starting replay {replay_name}: {start.isoformat()} .. {end.isoformat()} -> {', '.join(rule_arns)}")
     client.start_replay(
         ReplayName=replay_name,
-        Description=f"scripts/replay_events.py: {len(rule_arns)} rule(s)"[:512],
+        Description=f"ops replay: {len(rule_arns)} rule(s)"[:512],
         EventSourceArn=archive_arn,
         EventStartTime=start,
         EventEndTime=end,
@@ -267,4 +257,4 @@ def run_replay(
     console.result(document)
     if report.state == "COMPLETED":
         return EXIT_OK
-    return EXIT_FAILED if report.exit_code == REPLAY_EXIT_FAILED else EXIT_TIMEOUT
+    return EXIT_FAILED if report.state in TERMINAL_STATES else EXIT_TIMEOUT

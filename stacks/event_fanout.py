@@ -144,9 +144,7 @@ class EventFanout(Construct):
             for detail_type in DETAIL_TYPES
         }
 
-        CfnOutput(
-            self, "ArchiveName", value=self.archive.archive_name, description="For scripts/replay_events.py"
-        )
+        CfnOutput(self, "ArchiveName", value=self.archive.archive_name, description="For ops replay")
         for name, subscription in self.subscriptions.items():
             prefix = _construct_id(name)
             CfnOutput(

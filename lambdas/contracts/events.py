@@ -29,5 +29,5 @@ def circuit_events_source(service_name: str) -> str:
 
 # Tag on a subscriber's rule whose processing has side effects outside the service (its value says
 # what they are): stacks/event_fanout.py sets it, and a replay to such a rule needs
-# allow_side_effects (ops/replay.py, scripts/replay_events.py).
+# allow_side_effects (ops replay, ops/replay.py).
 SIDE_EFFECTS_TAG: Final = "side-effects"

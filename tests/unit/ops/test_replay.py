@@ -1,8 +1,9 @@
-"""ops/replay.py's replay: the StartReplay it sends, how it waits, what it exits with; and
-scripts/replay_events.py, its standalone command line."""
+"""ops/replay.py's replay: the StartReplay it sends, how it waits, what it reports; and ``ops replay``
+without --stack (archive, rules and bus given), what it prints and exits with for each outcome."""
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,8 +14,11 @@ from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from lambdas.contracts.events import SIDE_EFFECTS_TAG
+from ops.aws import Aws
+from ops.cli import main
+from ops.errors import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE
 from ops.replay import ReplayError, ReplayReport, parse_time, replay
-from scripts import replay_events
+from tests.unit.ops.conftest import Result
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -64,6 +68,24 @@ def _run(client: Any, clock: FakeClock | None = None, **kwargs: Any) -> ReplayRe
     return replay(client, **options)
 
 
+def _ops(client: Any, *argv: str) -> Result:
+    """``python -m ops --json replay ...`` in process, its EventBridge calls going to ``client``."""
+    aws = Aws(session=boto3.session.Session(region_name=REGION), _clients={"events": client})
+    out, err = io.StringIO(), io.StringIO()
+    code = main(
+        ["--region", REGION, "--json", "replay", *argv],
+        stdin=io.StringIO(""),
+        stdout=out,
+        stderr=err,
+        connect=lambda **_: aws,
+    )
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+OPS_ARGV = ["--archive", ARCHIVE, "--start", "2026-11-25T09:00:00Z", "--end", "2026-11-25T10:30:00Z"]
+OPS_ARGV += ["--name", "fix-ledger", "--poll-seconds", "0", "--yes", "--rule", RULE]
+
+
 def _expect_archive(stubber: Stubber) -> None:
     stubber.add_response(
         "describe_archive",
@@ -103,7 +125,7 @@ def test_replays_the_window_to_the_named_rule_only_and_waits_for_completion(clie
         )
         report = _run(client, clock, rules=[RULE, RULE], bus=BUS)
         stubber.assert_no_pending_responses()
-    assert report.state == "COMPLETED" and report.exit_code == 0
+    assert report.state == "COMPLETED"
     assert report.rule_arns == [RULE_ARN]
     assert report.event_last_replayed_time == END.isoformat()
     assert clock.sleeps == [5, 5]
@@ -132,31 +154,49 @@ def test_a_rule_with_side_effects_is_refused_unless_allowed(client: Any) -> None
         stubber.add_response("start_replay", {"State": "STARTING"})
         stubber.add_response("describe_replay", {"State": "COMPLETED"})
         report = _run(client, rules=[RULE], allow_side_effects=True)
-    assert report.exit_code == 0
+    assert report.state == "COMPLETED"
     assert report.warnings == ["replaying to a rule with side effects: order fulfilment charges and ships"]
 
 
-@pytest.mark.parametrize(("state", "code"), [("FAILED", 1), ("CANCELLED", 1)])
-def test_a_failed_or_cancelled_replay_exits_non_zero_with_the_reason(
-    client: Any, state: str, code: int
-) -> None:
+@pytest.mark.parametrize("state", ["FAILED", "CANCELLED"])
+def test_a_failed_or_cancelled_replay_exits_non_zero_with_the_reason(client: Any, state: str) -> None:
     with Stubber(client) as stubber:
         _expect_archive_and_rule(stubber)
         stubber.add_response("start_replay", {"State": "STARTING"})
         stubber.add_response("describe_replay", {"State": state, "StateReason": "boom"})
         report = _run(client, rules=[RULE])
-    assert (report.state, report.exit_code, report.state_reason) == (state, code, "boom")
+    assert (report.state, report.state_reason) == (state, "boom")
+
+    with Stubber(client) as stubber:
+        _expect_archive_and_rule(stubber)
+        stubber.add_response("start_replay", {"State": "STARTING"})
+        stubber.add_response("describe_replay", {"State": state, "StateReason": "boom"})
+        result = _ops(client, *OPS_ARGV)
+        stubber.assert_no_pending_responses()
+    assert result.code == EXIT_FAILED
+    assert (json.loads(result.out)["state"], json.loads(result.out)["state_reason"]) == (state, "boom")
+    assert f"replay fix-ledger: {state} (boom)" in result.err
 
 
-def test_a_replay_still_running_at_the_timeout_exits_3_and_says_how_to_follow_it(client: Any) -> None:
+def test_a_replay_still_running_at_the_timeout_exits_4_and_says_how_to_follow_it(client: Any) -> None:
     with Stubber(client) as stubber:
         _expect_archive_and_rule(stubber)
         stubber.add_response("start_replay", {"State": "STARTING"})
         for _ in range(3):
             stubber.add_response("describe_replay", {"State": "RUNNING"})
         report = _run(client, rules=[RULE], timeout_seconds=10)
-    assert report.exit_code == 3
+    assert report.state == "RUNNING"
     assert "describe-replay --replay-name fix-ledger" in report.warnings[-1]
+
+    with Stubber(client) as stubber:
+        _expect_archive_and_rule(stubber)
+        stubber.add_response("start_replay", {"State": "STARTING"})
+        stubber.add_response("describe_replay", {"State": "RUNNING"})
+        result = _ops(client, *OPS_ARGV, "--timeout-seconds", "0")
+        stubber.assert_no_pending_responses()
+    assert result.code == EXIT_TIMEOUT
+    assert json.loads(result.out)["state"] == "RUNNING"
+    assert "describe-replay --replay-name fix-ledger" in result.err
 
 
 def test_a_window_too_recent_for_the_archive_is_warned_about(client: Any) -> None:
@@ -197,26 +237,35 @@ def test_times_need_an_offset() -> None:
         parse_time("2026-11-25T09:00:00")
 
 
-def test_main_prints_a_json_report_and_maps_states_to_exit_codes(
-    client: Any, capsys: pytest.CaptureFixture[str]
-) -> None:
-    argv = ["--archive", ARCHIVE, "--start", "2026-11-25T09:00:00Z", "--end", "2026-11-25T10:30:00Z"]
-    argv += ["--rule", RULE]
+def test_ops_replay_without_a_stack_prints_a_json_report_and_maps_states_to_exit_codes(client: Any) -> None:
     with Stubber(client) as stubber:
         _expect_archive_and_rule(stubber)
         stubber.add_response("start_replay", {"State": "STARTING"})
         stubber.add_response("describe_replay", {"State": "FAILED", "StateReason": "no permission"})
-        assert replay_events.main([*argv, "--poll-seconds", "0"], client=client) == 1
-    report = json.loads(capsys.readouterr().out)
+        failed = _ops(client, *OPS_ARGV)
+    report = json.loads(failed.out)
+    assert failed.code == EXIT_FAILED
     assert report["state"] == "FAILED" and report["state_reason"] == "no permission"
+
+    with Stubber(client) as stubber:
+        _expect_archive_and_rule(stubber)
+        stubber.add_response("start_replay", {"State": "STARTING"})
+        stubber.add_response("describe_replay", {"State": "COMPLETED"})
+        completed = _ops(client, *OPS_ARGV)
+    assert completed.code == EXIT_OK
+    assert json.loads(completed.out)["rule_arns"] == [RULE_ARN]
+
     with Stubber(client) as stubber:
         stubber.add_client_error("describe_archive", service_error_code="ResourceNotFoundException")
-        assert replay_events.main(argv, client=client) == 2
-    with pytest.raises(SystemExit) as usage:
-        replay_events.main(["--archive", ARCHIVE])
-    assert usage.value.code == 2
-    assert replay_events.main(argv[:-2], client=client) == 2  # no --rule: refused before any call
-    assert "name the rule" in capsys.readouterr().err
+        missing = _ops(client, *OPS_ARGV)
+    assert missing.code == EXIT_USAGE and "no archive" in missing.err
+
+    assert _ops(client, "--archive", ARCHIVE).code == EXIT_USAGE  # no --start/--end: argparse refuses
+    with Stubber(client) as stubber:  # no response queued: any AWS call would fail the test
+        unnamed = _ops(client, *OPS_ARGV[:-2])  # no --rule: refused before any call
+        stubber.assert_no_pending_responses()
+    assert unnamed.code == EXIT_USAGE
+    assert "name what to replay to with --subscriber or --rule" in unnamed.err
 
 
 @mock_aws
@@ -226,7 +275,7 @@ def test_against_an_emulated_bus_the_replay_completes() -> None:
     events.create_archive(ArchiveName=ARCHIVE, EventSourceArn=bus_arn)
     rule_arn = events.put_rule(Name=RULE, EventBusName=BUS, EventPattern='{"source": ["x"]}')["RuleArn"]
     report = _run(events, rules=[RULE], name=None)
-    assert report.exit_code == 0
+    assert report.state == "COMPLETED"
     assert report.rule_arns == [rule_arn]
     assert report.replay_name.startswith(f"{ARCHIVE}-20261125T0900-")
     described = events.describe_replay(ReplayName=report.replay_name)
@@ -249,4 +298,4 @@ def test_against_an_emulated_bus_a_tagged_rule_is_refused_and_an_untagged_one_re
     with pytest.raises(ReplayError, match="fulfilment: order fulfilment charges and ships"):
         _run(events, rules=[RULE, "fulfilment"])
     assert events.list_replays()["Replays"] == []
-    assert _run(events, rules=[RULE]).exit_code == 0
+    assert _run(events, rules=[RULE]).state == "COMPLETED"

@@ -129,7 +129,7 @@ def test_replay_to_a_subscriber_with_side_effects_needs_the_explicit_flag(
     assert drain(sqs, stack.fulfilment_queue) == []
 
 
-def test_replay_errors_from_the_script_are_usage_errors(stack: DeployedStack) -> None:
+def test_replay_errors_from_the_replay_checks_are_usage_errors(stack: DeployedStack) -> None:
     result = run(
         "replay",
         "--archive",
