@@ -860,25 +860,33 @@ class ScenarioRun:
 
     def _read_status(self) -> None:
         """A client polling GET /orders/{id} for the latest accepted order; on a 503 it waits the
-        Retry-After it was given before asking again (what the advice is for)."""
+        Retry-After it was given before asking again (what the advice is for). Once more when the run
+        ends (the queue drained): the order's status then, whatever the polling cadence left unread."""
         if self.cloud.front_door is None:
             return
         session = requests.Session()
         session.auth = producer_auth(self.cloud.emulator.region)  # every method is AWS_IAM
         base = self.cloud.front_door.base_url + "orders/"
         while not self._stop.wait(STATUS_READ_INTERVAL_S):
-            with self._lock:
-                latest = next((m.order_id for m in reversed(self.messages) if m.origin == "api"), None)
-            if latest is None:
-                continue
-            t = self.now()
-            try:
-                response = session.get(base + latest, timeout=10)
-                latency_ms = (self.now() - t) * 1000.0
-            except requests.RequestException:
-                with self._lock:
-                    self.status_reads.append(StatusRead(t, 0))
-                continue
+            read = self._read_latest_status(session, base)
+            if read is not None and read.retry_after_s is not None:
+                self._stop.wait(max(0.0, read.retry_after_s - STATUS_READ_INTERVAL_S))
+        self._read_latest_status(session, base, timeout_s=4.0)  # within run()'s join
+
+    def _read_latest_status(
+        self, session: requests.Session, base: str, timeout_s: float = 10.0
+    ) -> StatusRead | None:
+        with self._lock:
+            latest = next((m.order_id for m in reversed(self.messages) if m.origin == "api"), None)
+        if latest is None:
+            return None
+        t = self.now()
+        try:
+            response = session.get(base + latest, timeout=timeout_s)
+            latency_ms = (self.now() - t) * 1000.0
+        except requests.RequestException:
+            read = StatusRead(t, 0)
+        else:
             retry_after = response.headers.get("Retry-After")
             reason = None
             if response.status_code == 503:
@@ -889,10 +897,9 @@ class ScenarioRun:
             read = StatusRead(
                 t, response.status_code, float(retry_after) if retry_after else None, reason, latency_ms
             )
-            with self._lock:
-                self.status_reads.append(read)
-            if read.retry_after_s is not None:
-                self._stop.wait(max(0.0, read.retry_after_s - STATUS_READ_INTERVAL_S))
+        with self._lock:
+            self.status_reads.append(read)
+        return read
 
     def _partner_rejects_one(self, session: requests.Session, url: str) -> None:
         """One order the partner answers with 422: wait until the consumer is idle, then script it."""
