@@ -29,8 +29,9 @@ each are in ``notifications.py``). Per record:
                    our shortfall, never a fallback, so never deleted unsent), the partner refusing our key or
                    route (401/403 after one re-read of the secret, another unexpected 4xx: counted toward the
                    breaker, never quarantined), the idempotency table unavailable (``IdempotencyStoreErrors``,
-                   alarmed), the same event in progress elsewhere, a 2xx without a notificationId, or
-                   transient errors when the dependency is configured critical.
+                   alarmed), a 2xx without a notificationId, or transient errors when the dependency is
+                   configured critical. The same event in progress elsewhere comes back after one function
+                   timeout, when that invocation must have ended.
 
 Module import = execution-environment init: environment parsed (fails fast naming the variables), API key
 provider (cached with a max age), breaker/idempotency persistence (short SDK timeouts) and the SQS client

@@ -9,8 +9,9 @@ Per record:
                             elsewhere) reported in ``batchItemFailures``: the message stays in the queue. An
                             open circuit fails in milliseconds. Dependency failures come back when a call can
                             succeed (open circuit: when it lets a probe through; otherwise a jittered backoff
-                            on the receive count; ``lambdas/shared/retry_visibility.py``), the others after
-                            the visibility timeout.
+                            on the receive count; ``lambdas/shared/retry_visibility.py``), a charge in
+                            progress elsewhere once that invocation must have ended (one function timeout),
+                            the others after the visibility timeout.
   * no time left         -> once the invocation's remaining time cannot fit a full attempt, the remaining
                             records are not touched: reported in ``batchItemFailures`` and made visible
                             again at once (``lambdas/shared/batch_budget.py``), or backed off like the
