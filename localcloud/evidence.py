@@ -163,10 +163,19 @@ def _retries(result: RunResult, found: dict[str, str]) -> None:
         )
     if result.attempt_timeout_ms != float("inf"):
         slow = [c for c in result.calls if c.latency_ms > result.attempt_timeout_ms]
-        if slow and result.consumer_timeouts == 0:
+        # A timeout the host's stall explains (it would have fit without the stalled time) is the local
+        # cloud's, not the consumer's time accounting: named, not counted.
+        own = result.consumer_timeouts - result.consumer_timeouts_from_stalls
+        if slow and own == 0:
+            stalled = (
+                f" (except {result.consumer_timeouts_from_stalls} that would have fit but for a stall of "
+                f"this process, up to {result.longest_host_stall_s:.1f}s)"
+                if result.consumer_timeouts_from_stalls
+                else ""
+            )
             found[TIMEOUT_BUDGET] = (
                 f"{len(slow)} partner calls took longer than the {result.attempt_timeout_ms:.0f} ms attempt "
-                "timeout; no consumer invocation timed out"
+                f"timeout; no consumer invocation timed out{stalled}"
             )
 
 

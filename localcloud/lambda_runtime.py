@@ -102,6 +102,7 @@ class InvocationResult:
     payload: Any
     duration_s: float
     request_id: str
+    started: float = 0.0  # time.monotonic() when the handler was called
 
     @property
     def ok(self) -> bool:
@@ -185,7 +186,7 @@ class ExecutionEnvironment:
                             }
                         )
                     )
-            return InvocationResult(status, payload, duration, request_id)
+            return InvocationResult(status, payload, duration, request_id, started)
         finally:
             self._lock.release()
 
@@ -215,6 +216,8 @@ class Function:
         self._lock = threading.Lock()
         self.errors = 0
         self.timeouts = 0
+        # (started, duration in s) of each invocation that ran past the timeout (localcloud.host_stalls).
+        self.timed_out: list[tuple[float, float]] = []
         # Called as the Lambda service's metrics would count (localcloud.metrics): (function name,
         # "start" | "end" | "throttle", environments busy, duration in ms, the invocation failed).
         self.observers: list[Callable[[str, str, int, float, bool], None]] = []
@@ -289,6 +292,8 @@ class Function:
         with self._lock:
             self.errors += result.status == "error"
             self.timeouts += result.status == "timeout"
+            if result.status == "timeout":
+                self.timed_out.append((result.started, result.duration_s))
         self._notify("end", busy, result.duration_s * 1000.0, not result.ok)
         return result
 

@@ -170,8 +170,15 @@ def text(result: RunResult, png: Path | None = None) -> str:
         "circuit record (sampled 4/s)    " + (_transitions(result.record_transitions) or "CLOSED throughout")
     )
     if result.consumer_timeouts or result.consumer_errors:
+        stalled = (
+            f" ({result.consumer_timeouts_from_stalls} only because this process went unscheduled, up to "
+            f"{result.longest_host_stall_s:.1f}s at once: localcloud/host_stalls.py)"
+            if result.consumer_timeouts_from_stalls
+            else ""
+        )
         lines.append(
             f"consumer invocations            {result.consumer_errors} errors, {result.consumer_timeouts} timeouts"
+            + stalled
         )
     if result.alarms is not None:
         lines += ["", *alarm_lines(result.alarms)]
@@ -269,6 +276,8 @@ def result_document(result: RunResult) -> dict[str, Any]:
         "max_receive_count": result.max_receive_count,
         "consumer_errors": result.consumer_errors,
         "consumer_timeouts": result.consumer_timeouts,
+        "consumer_timeouts_from_stalls": result.consumer_timeouts_from_stalls,
+        "longest_host_stall_s": result.longest_host_stall_s,
         "peak_consumer_in_flight": result.peak_consumer_in_flight,
         "peak_dependency_in_flight": result.peak_dependency_in_flight,
         "attempt_timeout_ms": result.attempt_timeout_ms,

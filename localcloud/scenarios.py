@@ -40,6 +40,7 @@ from localcloud import alarms
 from localcloud.cloud import LocalCloud
 from localcloud.fault_dependency import CallRecord, FaultDependency, Phase
 from localcloud.front_door import local_producer, producer_auth
+from localcloud.host_stalls import HostStalls
 from localcloud.isolation import LogRecord
 from localcloud.metrics import MetricRecorder, MetricStore
 
@@ -410,6 +411,9 @@ class RunResult:
     attempt_timeout_ms: float
     consumer_errors: int
     consumer_timeouts: int
+    # Of those, the ones the host's stalls explain (localcloud/host_stalls.py), and the longest stall.
+    consumer_timeouts_from_stalls: int = 0
+    longest_host_stall_s: float = 0.0
     # The fault as it happened: (started, dependency recovered), later than nominal on a slow machine.
     fault_window: tuple[float, float] | None = None
     timeline_notes: list[str] = field(default_factory=list)
@@ -619,6 +623,8 @@ class ScenarioRun:
         self._phase = scenario.phases[0].label
         self._calls_offset = 0.0
         self._errors_before = (0, 0)
+        self._stalls = HostStalls()
+        self._timed_out_before = 0
         # A fixed schedule (the benchmark compares designs on the same one) or one that waits for the
         # circuit to open before the dependency recovers (the demo and the tests: see _drive_partner).
         self.adaptive_timeline = adaptive_timeline
@@ -640,6 +646,8 @@ class ScenarioRun:
         self.partner.set_profile(self.scenario.phases[0].profile, self.scenario.phases[0].label)
         self.partner.reset_stats()
         self._errors_before = (self.consumer.errors, self.consumer.timeouts)
+        self._timed_out_before = len(self.consumer.timed_out)
+        self._stalls.start()
         with self.poller.stats.lock:
             self.poller.stats.peak_in_flight = 0
         self.consumer.logs.on_record.append(self._on_log)
@@ -660,6 +668,7 @@ class ScenarioRun:
             self._let_the_circuit_alarm_clear()
         finally:
             self._stop.set()
+            self._stalls.stop()
             for thread in threads:
                 thread.join(timeout=5)
             self.consumer.logs.on_record.remove(self._on_log)
@@ -1057,6 +1066,11 @@ class ScenarioRun:
             peak_consumer_in_flight=self.poller.stats.peak_in_flight,
             consumer_errors=self.consumer.errors - self._errors_before[0],
             consumer_timeouts=self.consumer.timeouts - self._errors_before[1],
+            consumer_timeouts_from_stalls=sum(
+                self._stalls.explains(started, duration, self.consumer.config.timeout_s)
+                for started, duration in self.consumer.timed_out[self._timed_out_before :]
+            ),
+            longest_host_stall_s=max((b - a for a, b in self._stalls.stalls), default=0.0),
             fault_window=self._actual_fault_window(),
             timeline_notes=list(self.timeline_notes),
             drain_verdict=verdict,

@@ -124,3 +124,17 @@ def test_the_status_part_counts_reads_until_the_circuit_closed_and_the_answers_a
     assert "2 read(s) from the fault until the circuit closed" in text
     assert re.search(r"2 shed: 503 \+ Retry-After \(median \d+s\), answered within 8 ms", text)
     assert "1 read(s) after it (200: 1)" in text
+
+
+def test_the_timeout_budget_is_claimed_only_without_a_timeout_of_the_consumers_own() -> None:
+    slow = [call(1.0, 504, latency_ms=1500.0)]  # past the 1000 ms attempt timeout
+
+    def claimed(**fields: int | float) -> str | None:
+        return evidence.scenario_patterns(run_result(calls=slow, **fields)).get(evidence.TIMEOUT_BUDGET)
+
+    assert claimed() is not None
+    assert claimed(consumer_timeouts=1) is None
+    # One the host's stall explains (localcloud/host_stalls.py) is named, not counted; one more is not.
+    excused = claimed(consumer_timeouts=1, consumer_timeouts_from_stalls=1, longest_host_stall_s=3.0)
+    assert excused is not None and "but for a stall of this process, up to 3.0s" in excused
+    assert claimed(consumer_timeouts=2, consumer_timeouts_from_stalls=1, longest_host_stall_s=3.0) is None
