@@ -215,7 +215,6 @@ class Function:
         self._busy = 0
         self._lock = threading.Lock()
         self.errors = 0
-        self.timeouts = 0
         # (started, duration in s) of each invocation that ran past the timeout (localcloud.host_stalls).
         self.timed_out: list[tuple[float, float]] = []
         # Called as the Lambda service's metrics would count (localcloud.metrics): (function name,
@@ -228,6 +227,10 @@ class Function:
         with self._lock:
             environments = list(self._idle)
         return next((e.init_error for e in environments if e.init_error), None)
+
+    @property
+    def timeouts(self) -> int:
+        return len(self.timed_out)
 
     @property
     def limit(self) -> int:
@@ -291,7 +294,6 @@ class Function:
             self.release(environment)
         with self._lock:
             self.errors += result.status == "error"
-            self.timeouts += result.status == "timeout"
             if result.status == "timeout":
                 self.timed_out.append((result.started, result.duration_s))
         self._notify("end", busy, result.duration_s * 1000.0, not result.ok)

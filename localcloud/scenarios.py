@@ -622,7 +622,7 @@ class ScenarioRun:
         self._t0 = 0.0
         self._phase = scenario.phases[0].label
         self._calls_offset = 0.0
-        self._errors_before = (0, 0)
+        self._errors_before = 0
         self._stalls = HostStalls()
         self._timed_out_before = 0
         # A fixed schedule (the benchmark compares designs on the same one) or one that waits for the
@@ -645,7 +645,7 @@ class ScenarioRun:
         self.wait_until_at_rest()
         self.partner.set_profile(self.scenario.phases[0].profile, self.scenario.phases[0].label)
         self.partner.reset_stats()
-        self._errors_before = (self.consumer.errors, self.consumer.timeouts)
+        self._errors_before = self.consumer.errors
         self._timed_out_before = len(self.consumer.timed_out)
         self._stalls.start()
         with self.poller.stats.lock:
@@ -1024,6 +1024,7 @@ class ScenarioRun:
 
     def _result(self, load_ended: float, verdict: DrainVerdict) -> RunResult:
         dlq_messages = self.cloud.drain_queue(self.dlq_url)
+        timed_out = self.consumer.timed_out[self._timed_out_before :]
         # The partner sees each key scoped by its producer (the consumer's scoped_idempotency_key): read
         # its calls back under the keys the producer sent.
         producer = local_producer(self.cloud.emulator.account_id).user_arn
@@ -1064,11 +1065,11 @@ class ScenarioRun:
             peak_dependency_in_flight=self.partner.peak_in_flight,
             attempt_timeout_ms=self.attempt_timeout_ms,
             peak_consumer_in_flight=self.poller.stats.peak_in_flight,
-            consumer_errors=self.consumer.errors - self._errors_before[0],
-            consumer_timeouts=self.consumer.timeouts - self._errors_before[1],
+            consumer_errors=self.consumer.errors - self._errors_before,
+            consumer_timeouts=len(timed_out),
             consumer_timeouts_from_stalls=sum(
                 self._stalls.explains(started, duration, self.consumer.config.timeout_s)
-                for started, duration in self.consumer.timed_out[self._timed_out_before :]
+                for started, duration in timed_out
             ),
             longest_host_stall_s=max((b - a for a, b in self._stalls.stalls), default=0.0),
             fault_window=self._actual_fault_window(),

@@ -74,6 +74,16 @@ class BreakerTable:
 
 
 @dataclass
+class ManualClock:
+    """Seconds only the test moves (``clock.now += 0.5``); call it to read them."""
+
+    now: float = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
 class VirtualClock:
     """Real monotonic time plus virtual sleeps: HTTP latency is real, backoff sleeps cost no wall time."""
 

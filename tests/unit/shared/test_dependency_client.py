@@ -45,6 +45,7 @@ from lambdas.shared.dependency_client import (
 from localcloud.fault_dependency import FaultDependency
 from tests.unit.helpers import (
     BreakerTable,
+    ManualClock,
     VirtualClock,
     closed_port,
     log_records,
@@ -248,20 +249,11 @@ def test_the_adapter_never_retries_on_its_own() -> None:
 # ---------------------------------------------------------------------------------------- circuit breaker
 
 
-class WallClock:
-    """Epoch seconds the test moves, for the breaker (Powertools reads ``datetime.now()``) and the client."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def wall(monkeypatch: pytest.MonkeyPatch) -> WallClock:
-    """Powertools' circuit clocks (whole seconds of ``datetime.now()``) on a clock the test moves."""
-    clock = WallClock(float(int(time.time())) + 0.25)
+def wall(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+    """Epoch seconds the test moves, for the breaker (Powertools reads ``datetime.now()`` in whole seconds,
+    patched in its three modules) and the client."""
+    clock = ManualClock(float(int(time.time())) + 0.25)
 
     class _Now(dt.datetime):
         @classmethod
@@ -275,7 +267,7 @@ def wall(monkeypatch: pytest.MonkeyPatch) -> WallClock:
 
 
 def test_breaker_opens_after_threshold_then_half_opens_and_closes(
-    make_client: ClientFactory, twin: FaultDependency, breaker_table: BreakerTable, wall: WallClock
+    make_client: ClientFactory, twin: FaultDependency, breaker_table: BreakerTable, wall: ManualClock
 ) -> None:
     client = make_client(
         max_attempts=2,

@@ -17,15 +17,7 @@ from lambdas.shared.fleet_circuit import (
     STREAK_WRITE_FAILED_MESSAGE,
     FleetCircuitStore,
 )
-from tests.unit.helpers import BreakerTable, unique_name
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.helpers import BreakerTable, ManualClock, unique_name
 
 
 class CountingClient:
