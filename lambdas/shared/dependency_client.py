@@ -382,6 +382,8 @@ class _Call:
     credentials_refreshed: bool = False
     # The circuit as the call started: CLOSED, HALF_OPEN (this call is the probe) or the external owner's.
     circuit: str = ""
+    # Whether the fleet already counts the last attempt's failure (the re-check before a retry added it).
+    fleet_counts_last_attempt: bool = False
 
 
 class _OpenedDuringCall(Exception):  # internal signal: never leaves the client
@@ -647,11 +649,11 @@ class DependencyClient:
     def _note_outcome(self, call: _Call, *, failed: bool) -> None:
         with self._streak_lock:
             self._failure_streak = self._failure_streak + 1 if failed else 0
-        fleet = self._fleet
-        if failed or fleet is None or not fleet.fleet_failures(self.policy.name):
+        fleet, name = self._fleet, self.policy.name
+        if failed or fleet is None or not (fleet.fleet_failures(name) or fleet.fleet_failed_attempts(name)):
             return
         if self._bookkeeping_fits(call, fleet, requests=1):  # if not, the next success clears the streak
-            fleet.clear_failures(self.policy.name)
+            fleet.clear_failures(name)
 
     def _bookkeeping_fits(self, call: _Call, fleet: FleetCircuitStore, *, requests: int) -> bool:
         """Whether ``requests`` circuit-table requests fit in what the invocation has left after the call.
@@ -686,7 +688,7 @@ class DependencyClient:
             return
         if not self._bookkeeping_fits(call, fleet, requests=FLEET_FAILURE_REQUESTS):
             return
-        count = fleet.add_failure(name)
+        count = fleet.add_failure(name, failed_attempt=not call.fleet_counts_last_attempt)
         if count is None or count < self.policy.breaker_failure_threshold:
             return
         opened_at = int(self._wall_clock())
@@ -715,6 +717,7 @@ class DependencyClient:
                     raise _NoAttemptMade(error)  # type: ignore[arg-type]
                 raise error
             call.attempts += 1
+            call.fleet_counts_last_attempt = False
             headers = call.headers
             if self._credentials is not None:
                 headers = {**headers, **self._credentials.headers()}
@@ -785,19 +788,36 @@ class DependencyClient:
             self._sleep(delay_s)
             self._recheck(call, status, status_class, circuit, retry_after)
 
+    @property
+    def fleet_retry_limit(self) -> int:
+        """The fleet's failed attempts since its last success after which no call retries: twice the breaker's
+        failure threshold.
+
+        That many failures everywhere is a dependency failing for everyone, not a blip a retry rides out.
+        Past it, the logical calls the breaker still needs to see fail cost one attempt each, so about
+        3 x threshold calls fail before the fleet stops; retrying in full, every busy environment's first
+        call alone could make max_attempts (5 x 3 = 15 at once, before any logical call had failed). A
+        brown-out keeps its retries: any success ends the count, and twice the threshold in a row is rare.
+        """
+        return 2 * self.policy.breaker_failure_threshold
+
     def _recheck(
         self, call: _Call, status: int | None, status_class: str, circuit: str, retry_after: float | None
     ) -> None:
-        """Before a retry of a call made while the circuit was CLOSED: re-read the circuit (not the cache).
+        """Before a retry of a call made while the circuit was CLOSED: tell the fleet of the failed attempt
+        and re-read the circuit (not the cache) in one write (``FleetCircuitStore.add_failed_attempt``).
 
-        Ends the call when another environment opened it meanwhile (``_OpenedDuringCall``); otherwise
-        lowers the call's attempts to what a call now gets (``attempts_allowed``: the fleet's streak may
-        have grown) and ends it if none are left. Only a ``FleetCircuitStore`` re-reads (one read per
-        retry: on the failure path only). The ending's log line has no latency (the attempt's line had it).
+        Ends the call when another environment opened it meanwhile (``_OpenedDuringCall``) or the fleet's
+        failed attempts reached ``fleet_retry_limit``; otherwise lowers the call's attempts to what a call
+        now gets (``attempts_allowed``: the fleet's streak may have grown) and ends it if none are left.
+        Only a ``FleetCircuitStore`` does this (one request per retry: on the failure path only). The
+        ending's log line has no latency (the attempt's line had it).
         """
-        if self._fleet is None or call.circuit != str(CircuitState.CLOSED):
+        fleet = self._fleet
+        if fleet is None or call.circuit != str(CircuitState.CLOSED):
             return
-        record = self._fleet.read_fresh(self.policy.name)
+        record = fleet.add_failed_attempt(self.policy.name)
+        call.fleet_counts_last_attempt = record.state == CircuitState.CLOSED
         log = partial(self._log_attempt, call, status, status_class, 0.0)
         if record.state != CircuitState.CLOSED:
             opened = record.to_circuit_info()
@@ -812,6 +832,17 @@ class DependencyClient:
                 self._retry_in(opened),  # the record waits for the probe, not for a retry
             )
             raise _OpenedDuringCall(error)
+        if fleet.fleet_failed_attempts(self.policy.name) >= self.fleet_retry_limit:
+            raise self._failed(
+                partial(log, circuit),
+                call,
+                status,
+                status_class,
+                lf.OUTCOME_GIVE_UP,
+                TransientUpstreamError,
+                "failed, and so did the fleet's last attempts: no retry",
+                retry_after,
+            )
         call.max_attempts = min(call.max_attempts, self.attempts_allowed)
         if call.attempts >= call.max_attempts:
             raise self._failed(
