@@ -784,6 +784,9 @@ class DependencyClient:
                     f"failed and waiting {delay_s:.3f}s for another attempt would exceed the time budget",
                     retry_after,
                 )
+            # The fleet hears of the failure before the backoff and is asked after it: by then the other
+            # environments' failures of the same moment are counted too.
+            self._recheck(call, status, status_class, circuit, retry_after, tell_fleet=True)
             log(lf.OUTCOME_RETRY, retry_after=retry_after, backoff_ms=delay_s * 1000.0)
             self._sleep(delay_s)
             self._recheck(call, status, status_class, circuit, retry_after)
@@ -802,22 +805,33 @@ class DependencyClient:
         return 2 * self.policy.breaker_failure_threshold
 
     def _recheck(
-        self, call: _Call, status: int | None, status_class: str, circuit: str, retry_after: float | None
+        self,
+        call: _Call,
+        status: int | None,
+        status_class: str,
+        circuit: str,
+        retry_after: float | None,
+        *,
+        tell_fleet: bool = False,
     ) -> None:
-        """Before a retry of a call made while the circuit was CLOSED: tell the fleet of the failed attempt
-        and re-read the circuit (not the cache) in one write (``FleetCircuitStore.add_failed_attempt``).
+        """Around the backoff before a retry of a call made while the circuit was CLOSED: re-read the circuit
+        (not the cache); before the backoff (``tell_fleet``) the read is the write that adds the failed attempt
+        to the fleet's count (``FleetCircuitStore.add_failed_attempt``), after it a plain read.
 
         Ends the call when another environment opened it meanwhile (``_OpenedDuringCall``) or the fleet's
         failed attempts reached ``fleet_retry_limit``; otherwise lowers the call's attempts to what a call
         now gets (``attempts_allowed``: the fleet's streak may have grown) and ends it if none are left.
-        Only a ``FleetCircuitStore`` does this (one request per retry: on the failure path only). The
+        Only a ``FleetCircuitStore`` does this (two requests per retry: on the failure path only). The
         ending's log line has no latency (the attempt's line had it).
         """
         fleet = self._fleet
         if fleet is None or call.circuit != str(CircuitState.CLOSED):
             return
-        record = fleet.add_failed_attempt(self.policy.name)
-        call.fleet_counts_last_attempt = record.state == CircuitState.CLOSED
+        if tell_fleet:
+            record = fleet.add_failed_attempt(self.policy.name)
+            call.fleet_counts_last_attempt = record.state == CircuitState.CLOSED
+        else:
+            record = fleet.read_fresh(self.policy.name)
         log = partial(self._log_attempt, call, status, status_class, 0.0)
         if record.state != CircuitState.CLOSED:
             opened = record.to_circuit_info()

@@ -930,6 +930,32 @@ def test_a_call_stops_retrying_once_the_fleets_failed_attempts_reach_twice_the_t
     assert breaker_table.fleet_failures(name) == 1
 
 
+def test_the_fleet_hears_of_a_failed_attempt_before_the_backoff_and_is_asked_after_it(
+    make_client: ClientFactory, twin: FaultDependency, breaker_table: BreakerTable, vclock: VirtualClock
+) -> None:
+    name = unique_name("partner")
+    told_before_sleeping: list[int | None] = []
+
+    def sleep_while_another_environment_fails(seconds: float) -> None:
+        told_before_sleeping.append(breaker_table.fleet_failed_attempts(name))
+        vclock.sleep(seconds)
+        breaker_table.put(name, "CLOSED", {RECORD_FLEET_FAILED_ATTEMPTS: 10})  # 8 + this one + another's
+
+    client = make_client(
+        name=name, max_attempts=3, breaker_failure_threshold=5, sleep=sleep_while_another_environment_fails
+    )
+    breaker_table.put(name, "CLOSED", {RECORD_FLEET_FAILED_ATTEMPTS: 8})
+    twin.set_profile("outage")
+
+    with pytest.raises(TransientUpstreamError) as caught:
+        client.get("/health", remaining_ms=budget(ROOMY_MS))
+
+    # Its failure was counted before it slept (9: below the limit, so it waited to retry); the failure
+    # another environment reported meanwhile made 10, so it did not retry.
+    assert told_before_sleeping == [9]
+    assert twin.total_calls == caught.value.attempts == 1
+
+
 def test_a_success_ends_the_fleets_failed_attempts_and_calls_retry_again(
     make_client: ClientFactory, twin: FaultDependency, breaker_table: BreakerTable
 ) -> None:
