@@ -25,6 +25,7 @@ from lambdas.contracts.api import (
     MAX_IDEMPOTENCY_KEY_LENGTH,
     PRODUCER_ARN_ATTRIBUTE,
     REQUEST_ID_ATTRIBUTE,
+    RETRY_AFTER_HEADER,
 )
 from schemas import EVENT, ORDER, load_schema
 from stacks.compliance import acknowledge
@@ -356,7 +357,7 @@ class IngestionApi(Construct):
     def _storage_responses(
         accepted_template: str, refused_template: str = STORAGE_ERROR_TEMPLATE
     ) -> list[apigw.IntegrationResponse]:
-        retry = {"method.response.header.Retry-After": "'1'"}
+        retry = {f"method.response.header.{RETRY_AFTER_HEADER}": "'1'"}
         return [
             apigw.IntegrationResponse(status_code="202", response_templates={JSON: accepted_template}),
             # A 4xx from SQS/EventBridge is our misconfiguration, not the client's (unless the template
@@ -384,7 +385,7 @@ class IngestionApi(Construct):
             apigw.MethodResponse(
                 status_code="503",
                 response_models=error,
-                response_parameters={"method.response.header.Retry-After": True},
+                response_parameters={f"method.response.header.{RETRY_AFTER_HEADER}": True},
             ),
         ]
 
@@ -419,7 +420,7 @@ class IngestionApi(Construct):
             "Throttled",
             type=apigw.ResponseType.THROTTLED,
             status_code="429",
-            response_headers={"Retry-After": f"'{retry_after_seconds}'"},
+            response_headers={RETRY_AFTER_HEADER: f"'{retry_after_seconds}'"},
             templates=json_body,
         )
         self.api.add_gateway_response("Default4xx", type=apigw.ResponseType.DEFAULT_4_XX, templates=json_body)
