@@ -14,7 +14,8 @@ this server does what API Gateway would, driven by the synthesized template rath
 * the integration: the method's request mapping template (VTL: airspeed-ext, ``localcloud.vtl``) becomes
   the service request (SQS query-protocol ``SendMessage``, or a JSON-protocol call such as
   ``AWSEvents.PutEvents``) sent to the emulator; the service's answer picks the integration response by
-  its ``SelectionPattern`` and is rendered with that response's template and headers;
+  its ``SelectionPattern`` and is rendered with that response's template and headers, then with what the
+  template overrode (``$context.responseOverride.status`` and ``.header.<name>``);
 * every error API Gateway itself produces (400 / 403 / 415 / 429 / 5xx) uses the template's
   ``AWS::ApiGateway::GatewayResponse`` for that type (or the DEFAULT_4XX / DEFAULT_5XX one).
 
@@ -585,7 +586,7 @@ class FrontDoor(ServedOnThread):
         if chosen is None:
             return self._gateway_error("API_CONFIGURATION_ERROR", context)
         template = chosen.templates.get(JSON)
-        context["responseOverride"] = {}
+        context["responseOverride"] = {"header": {}}
         try:
             body = (
                 vtl.render(
@@ -598,8 +599,10 @@ class FrontDoor(ServedOnThread):
             )
         except vtl.VtlError:
             return self._gateway_error("API_CONFIGURATION_ERROR", context)
-        final_status = int(context["responseOverride"].get("status") or chosen.status)
-        return Response(final_status, body.strip(), dict(chosen.headers))
+        override = context["responseOverride"]
+        final_status = int(override.get("status") or chosen.status)
+        headers = {**chosen.headers, **{str(k): vtl.to_text(v) for k, v in override["header"].items()}}
+        return Response(final_status, body.strip(), headers)
 
     def _gateway_error(
         self,

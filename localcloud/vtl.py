@@ -10,7 +10,9 @@ emulators use; this module adds only what API Gateway puts around it:
     case-insensitively; ``""`` when absent);
   * ``$util``: ``escapeJavaScript``, ``urlEncode``, ``urlDecode``, ``base64Encode``, ``base64Decode``,
     ``parseJson``;
-  * ``$context`` is the caller's dict: ``#set($context.responseOverride.status = 502)`` writes into it;
+  * ``$context`` is the caller's dict: ``#set($context.responseOverride.status = 502)`` and
+    ``#set($context.responseOverride.header.Retry-After = "1")`` write into it (the caller gives
+    ``responseOverride`` a ``header`` map, as API Gateway does);
   * the Java methods airspeed-ext lacks: String ``isEmpty``, ``trim``, ``toString``, ``replaceAll`` with
     Java's replacement syntax (``$1``, ``\\$``); Map ``containsKey``, ``isEmpty``.
 

@@ -83,7 +83,8 @@ class ApiSettings(_Model):
     api_key_required: bool = False
     api_key_quota_per_day: int = Field(default=100_000, gt=0)
     access_log_retention_days: int = 30
-    # Seconds a throttled client is told to wait (Retry-After on the 429 response).
+    # Seconds a throttled client is told to wait: Retry-After on the 429 response, and on the 503 for an
+    # event the bus throttled (stacks/ingestion_api.py, event_accepted_template).
     throttled_retry_after_seconds: int = Field(default=1, ge=1, le=60)
     # Who may call each route (API_ROUTES -> IAM principal ARNs): the API's resource policy refuses every
     # other caller, whatever its identity policy says. A route left out admits any principal of the

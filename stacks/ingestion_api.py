@@ -25,6 +25,7 @@ from lambdas.contracts.api import (
     MAX_IDEMPOTENCY_KEY_LENGTH,
     PRODUCER_ARN_ATTRIBUTE,
     REQUEST_ID_ATTRIBUTE,
+    RETRY_AFTER_HEADER,
 )
 from schemas import EVENT, ORDER, load_schema
 from stacks.compliance import acknowledge
@@ -74,15 +75,14 @@ ORDER_ACCEPTED_TEMPLATE = (
     '{"messageId": "$input.path(\'$.SendMessageResponse.SendMessageResult.MessageId\')", '
     '"status": "accepted", "requestId": "$context.requestId"}'
 )
-# PutEvents answers 200 even when it stored nothing; FailedEntryCount says so. Such a response
-# becomes a 502 here, never a 202 for an event that was not stored.
-EVENT_ACCEPTED_TEMPLATE = """#set($failed = $input.path('$.FailedEntryCount'))
-#if($failed > 0)
-#set($context.responseOverride.status = 502)
-{"message": "the event was not stored", "errorCode": "$util.escapeJavaScript($input.path('$.Entries[0].ErrorCode'))", "requestId": "$context.requestId"}
-#else
-{"eventId": "$input.path('$.Entries[0].EventId')", "status": "accepted", "requestId": "$context.requestId"}
-#end"""
+# PutEvents answers 200 even when it stored nothing; FailedEntryCount says so, and the entry's ErrorCode
+# says why. Never a 202 for an event that was not stored. The codes EventBridge documents as retryable
+# (PutEventsResultEntry) say "not now": a 503 with Retry-After, like a throttled request's 429, and the
+# producer sends the same event again. Any other code (a malformed detail, access denied, a key the bus
+# may not use) is our misconfiguration, which a retry cannot fix: 502. See event_accepted_template.
+PUT_EVENTS_RETRYABLE_ERRORS = ("ThrottlingException", "InternalFailure")
+EVENT_NOT_STORED_MESSAGE = "the event was not stored"
+EVENT_RETRY_LATER_MESSAGE = f"the event was not stored; retry the same event in {RETRY_AFTER_HEADER} seconds"
 STORAGE_ERROR_TEMPLATE = (
     '{"message": "the request could not be stored; retry with the same Idempotency-Key", '
     '"requestId": "$context.requestId"}'
@@ -108,6 +108,26 @@ def put_event_template(bus_name: str, source: str) -> str:
         '"Resources": ["$util.escapeJavaScript($context.identity.userArn)"]'
         "}]}"
     )
+
+
+def event_accepted_template(retry_after_seconds: int) -> str:
+    """The events route's answer to PutEvents: 202, or a 503 (retry after ``retry_after_seconds``) / 502."""
+    retryable = " || ".join(f"$errorCode == '{code}'" for code in PUT_EVENTS_RETRYABLE_ERRORS)
+    not_stored = '"errorCode": "$util.escapeJavaScript($errorCode)", "requestId": "$context.requestId"}'
+    return f"""#set($failed = $input.path('$.FailedEntryCount'))
+#if($failed > 0)
+#set($errorCode = $input.path('$.Entries[0].ErrorCode'))
+#if({retryable})
+#set($context.responseOverride.status = 503)
+#set($context.responseOverride.header.{RETRY_AFTER_HEADER} = "{retry_after_seconds}")
+{{"message": "{EVENT_RETRY_LATER_MESSAGE}", {not_stored}
+#else
+#set($context.responseOverride.status = 502)
+{{"message": "{EVENT_NOT_STORED_MESSAGE}", {not_stored}
+#end
+#else
+{{"eventId": "$input.path('$.Entries[0].EventId')", "status": "accepted", "requestId": "$context.requestId"}}
+#end"""
 
 
 ACCESS_LOG_FIELDS = {
@@ -225,7 +245,7 @@ class IngestionApi(Construct):
             "managed centrally (README, 'Fork it')",
         )
         self._add_orders_route(order_queue)
-        self._add_events_route(event_bus, event_source)
+        self._add_events_route(event_bus, event_source, settings.throttled_retry_after_seconds)
         if settings.api_key_required:
             self._add_usage_plan(config)
         monitoring.watch_api("ingestion-api", self.api, STORAGE_ROUTES)
@@ -275,14 +295,14 @@ class IngestionApi(Construct):
             request_parameters={f"method.request.header.{IDEMPOTENCY_KEY_HEADER}": True},
         )
 
-    def _add_events_route(self, bus: events.IEventBus, source: str) -> None:
+    def _add_events_route(self, bus: events.IEventBus, source: str, retry_after_seconds: int) -> None:
         self.put_events_role = role = self._integration_role("PutEventsRole", "put events on the service bus")
         bus.grant_put_events_to(role)
         integration = self._storage_integration(
             role,
             {"X-Amz-Target": "AWSEvents.PutEvents", "Content-Type": "application/x-amz-json-1.1"},
             put_event_template(bus.event_bus_name, source),
-            self._storage_responses(EVENT_ACCEPTED_TEMPLATE),
+            self._storage_responses(event_accepted_template(retry_after_seconds)),
             service="events",
             action="PutEvents",
         )
@@ -356,7 +376,7 @@ class IngestionApi(Construct):
     def _storage_responses(
         accepted_template: str, refused_template: str = STORAGE_ERROR_TEMPLATE
     ) -> list[apigw.IntegrationResponse]:
-        retry = {"method.response.header.Retry-After": "'1'"}
+        retry = {f"method.response.header.{RETRY_AFTER_HEADER}": "'1'"}
         return [
             apigw.IntegrationResponse(status_code="202", response_templates={JSON: accepted_template}),
             # A 4xx from SQS/EventBridge is our misconfiguration, not the client's (unless the template
@@ -384,7 +404,7 @@ class IngestionApi(Construct):
             apigw.MethodResponse(
                 status_code="503",
                 response_models=error,
-                response_parameters={"method.response.header.Retry-After": True},
+                response_parameters={f"method.response.header.{RETRY_AFTER_HEADER}": True},
             ),
         ]
 
@@ -419,7 +439,7 @@ class IngestionApi(Construct):
             "Throttled",
             type=apigw.ResponseType.THROTTLED,
             status_code="429",
-            response_headers={"Retry-After": f"'{retry_after_seconds}'"},
+            response_headers={RETRY_AFTER_HEADER: f"'{retry_after_seconds}'"},
             templates=json_body,
         )
         self.api.add_gateway_response("Default4xx", type=apigw.ResponseType.DEFAULT_4_XX, templates=json_body)

@@ -19,6 +19,7 @@ import jsonschema
 import pytest
 import requests
 from botocore.credentials import Credentials
+from moto.events.models import EventsBackend
 
 from lambdas.contracts import api
 from lambdas.shared.request_signing import SigV4RequestAuth
@@ -361,6 +362,44 @@ def test_events_reach_the_subscribers_through_the_bus(
             "OrderCancelled",
             CANCELLED["detail"],
         )
+
+
+@pytest.mark.parametrize(
+    ("error_code", "status"),
+    [
+        # EventBridge's retryable per-entry codes: not stored for now, send the same event again later.
+        ("ThrottlingException", 503),
+        ("InternalFailure", 503),
+        # Anything else is our misconfiguration, which a retry cannot fix.
+        ("MalformedDetail", 502),
+        ("AccessDeniedException", 502),
+    ],
+)
+def test_an_event_the_bus_did_not_store_is_a_503_with_retry_after_only_when_it_may_be_retried(
+    deployed: DeployedStack,
+    front_door: FrontDoor,
+    producer: requests.Session,
+    monkeypatch: pytest.MonkeyPatch,
+    error_code: str,
+    status: int,
+) -> None:
+    """PutEvents answers 200 with FailedEntryCount 1: the front door renders the template's answer to that."""
+
+    def refusing(backend: EventsBackend, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{"ErrorCode": error_code, "ErrorMessage": "refused by the test"} for _ in entries]
+
+    monkeypatch.setattr(EventsBackend, "put_events", refusing)
+    response = producer.post(front_door.base_url + "events", json=CANCELLED, timeout=10)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert (body["errorCode"], body["requestId"]) == (error_code, response.headers["x-amzn-RequestId"])
+    if status == 503:
+        seconds = deployed.synthesized.context["service"]["api"]["throttled_retry_after_seconds"]
+        assert response.headers[api.RETRY_AFTER_HEADER] == str(seconds)
+        assert body["message"] == ingestion_api.EVENT_RETRY_LATER_MESSAGE
+    else:
+        assert api.RETRY_AFTER_HEADER not in response.headers
+        assert body["message"] == ingestion_api.EVENT_NOT_STORED_MESSAGE
 
 
 def test_every_method_takes_signed_calls_only(deployed: DeployedStack, front_door: FrontDoor) -> None:

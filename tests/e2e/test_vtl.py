@@ -15,7 +15,13 @@ CALLER = "arn:aws:sts::123456789012:assumed-role/order-producer/session-1"
 
 
 def context(**extra: object) -> dict[str, object]:
-    return {"requestId": "req-1", "responseOverride": {}, "identity": {"userArn": CALLER}, **extra}
+    # API Gateway's $context.responseOverride has a header map a response template can write into.
+    return {
+        "requestId": "req-1",
+        "responseOverride": {"header": {}},
+        "identity": {"userArn": CALLER},
+        **extra,
+    }
 
 
 def test_send_order_template_becomes_a_sendmessage_query() -> None:
@@ -49,7 +55,7 @@ def test_a_refused_key_renders_a_send_sqs_rejects(params: dict[str, dict[str, st
     gateway = context()
     refused = render(ingestion_api.ORDER_REFUSED_TEMPLATE, input=Input("{}", params), context=gateway)
     assert json.loads(refused)["type"] == "INVALID_IDEMPOTENCY_KEY"
-    assert gateway["responseOverride"] == {"status": 400}
+    assert gateway["responseOverride"] == {"status": 400, "header": {}}
 
 
 def test_put_event_template_escapes_detail_into_a_json_string() -> None:
@@ -64,24 +70,54 @@ def test_put_event_template_escapes_detail_into_a_json_string() -> None:
     assert json.loads(entry["Detail"]) == detail
 
 
-@pytest.mark.parametrize(
-    ("response", "status", "keys"),
-    [
-        ({"FailedEntryCount": 0, "Entries": [{"EventId": "e-1"}]}, None, {"eventId", "status", "requestId"}),
-        (
-            {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure"}]},
-            502,
-            {"message", "errorCode", "requestId"},
-        ),
-    ],
-)
-def test_event_accepted_template_turns_a_failed_entry_into_502(
-    response: dict[str, object], status: int | None, keys: set[str]
-) -> None:
+RETRY_AFTER_SECONDS = 7  # not the default (1): the header must say what the API was configured with
+
+
+def render_put_events_answer(response: dict[str, object]) -> tuple[dict[str, object], dict[str, object]]:
+    """The events route's answer to a PutEvents response: (body, $context.responseOverride)."""
     ctx = context()
-    rendered = render(ingestion_api.EVENT_ACCEPTED_TEMPLATE, input=Input(json.dumps(response)), context=ctx)
-    assert set(json.loads(rendered)) == keys
-    assert ctx["responseOverride"] == ({"status": status} if status else {})
+    template = ingestion_api.event_accepted_template(RETRY_AFTER_SECONDS)
+    rendered = render(template, input=Input(json.dumps(response)), context=ctx)
+    return json.loads(rendered), ctx["responseOverride"]  # type: ignore[return-value]
+
+
+def refused(error_code: str) -> dict[str, object]:
+    """PutEvents' HTTP 200 for an entry it did not store."""
+    return {"FailedEntryCount": 1, "Entries": [{"ErrorCode": error_code, "ErrorMessage": "refused"}]}
+
+
+def test_a_stored_event_is_accepted() -> None:
+    body, override = render_put_events_answer({"FailedEntryCount": 0, "Entries": [{"EventId": "e-1"}]})
+    assert body == {"eventId": "e-1", "status": "accepted", "requestId": "req-1"}
+    assert override == {"header": {}}  # the integration response's own status: 202
+
+
+# EventBridge's retryable per-entry codes (PutEventsResultEntry.ErrorCode).
+@pytest.mark.parametrize("error_code", ["ThrottlingException", "InternalFailure"])
+def test_an_entry_the_bus_could_not_take_now_is_a_503_with_retry_after(error_code: str) -> None:
+    body, override = render_put_events_answer(refused(error_code))
+    assert override == {"status": 503, "header": {api.RETRY_AFTER_HEADER: str(RETRY_AFTER_SECONDS)}}
+    assert body == {
+        "message": ingestion_api.EVENT_RETRY_LATER_MESSAGE,
+        "errorCode": error_code,
+        "requestId": "req-1",
+    }
+    assert "retry the same event" in str(body["message"])
+
+
+# The non-retryable ones: our template, permissions or keys are wrong, and a retry cannot fix that.
+@pytest.mark.parametrize(
+    "error_code",
+    ["MalformedDetail", "InvalidArgument", "AccessDeniedException", "NotAuthorizedForSourceException"],
+)
+def test_an_entry_refused_for_any_other_reason_is_a_502_without_retry_after(error_code: str) -> None:
+    body, override = render_put_events_answer(refused(error_code))
+    assert override == {"status": 502, "header": {}}
+    assert body == {
+        "message": ingestion_api.EVENT_NOT_STORED_MESSAGE,
+        "errorCode": error_code,
+        "requestId": "req-1",
+    }
 
 
 def test_order_accepted_template_reads_the_sqs_json_response() -> None:
