@@ -1,7 +1,8 @@
 """GET /orders/{id}: an order's status (API Gateway REST API, Lambda proxy integration).
 
     400  the id does not match the order schema's orderId (schemas/order.schema.json)
-    404  no status for that id (the consumer has not seen the order, or it was never placed)
+    404  no status for that id (the consumer has not received the order yet, or it was never placed; the
+         message says both)
     200  {"orderId", "status", "updatedAt", "acceptedAt", "reason"?, "detail"?, "chargeId"?, "attempts"}
     503  + Retry-After: shedding load (the dependency's circuit is open / half-open, or the order queue's
          backlog is over its threshold), or the status could not be read within the budget
@@ -32,6 +33,10 @@ from lambdas.shared.models import IDENTIFIER_PATTERN
 from lambdas.shared.order_status import OrderStatusRepository
 
 MAX_ID_LENGTH: Final = 64  # Identifier in lambdas/shared/models.py (orderId in schemas/order.schema.json)
+NO_STATUS_YET_MESSAGE: Final = (
+    "no status for order {order_id}: an accepted order has one once its consumer has received it "
+    "(a backlog or a paused consumer delays that; its 202 means it is stored), an order never placed has none"
+)
 _ID = re.compile(IDENTIFIER_PATTERN)
 # Errors that say "try again shortly" rather than "this function is misconfigured".
 RETRYABLE_ERROR_CODES: Final = frozenset(
@@ -145,5 +150,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.exception("status read failed")
         return respond(500, {"message": "internal error"})
     if status is None:
-        return respond(404, {"message": f"no order {order_id}"})
+        # Storage-first: the front door's 202 wrote only to the queue; the status appears when a consumer
+        # receives the order, which a backlog or a paused consumer can delay by minutes. Say so.
+        return respond(404, {"message": NO_STATUS_YET_MESSAGE.format(order_id=order_id)})
     return respond(200, status.model_dump(mode="json", exclude_none=True))

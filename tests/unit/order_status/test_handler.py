@@ -124,6 +124,9 @@ def test_unknown_orders_are_404(make_api: ApiFactory) -> None:
 
     assert response["statusCode"] == 404
     assert response["headers"]["Content-Type"] == "application/json"
+    # Not "no such order": the queue may still hold an accepted one (storage-first), and the caller is told.
+    message = body(response)["message"]
+    assert "x" * 64 in message and "once its consumer has received it" in message
 
 
 def test_a_known_order_is_200_with_its_status(make_api: ApiFactory) -> None:
