@@ -124,6 +124,9 @@ def _rows(naive: DesignResult, peer: DesignResult, arch: DesignResult) -> list[t
 # dependency sees barely more calls than orders.
 NO_DLQ_SCENARIOS = frozenset({"outage", "brownout", "long-outage"})
 WHOLE_OUTAGE_SCENARIOS = frozenset({"outage", "long-outage"})
+# Open fast bounds what a dependency that fails every call gets. A brown-out answers half its calls: a
+# breaker that opens on it at all does so late by design (its row is still published).
+EVERY_CALL_FAILS_SCENARIOS = frozenset({"outage", "slow", "throttling", "noisy-neighbour", "long-outage"})
 
 
 def targets(
@@ -164,7 +167,7 @@ def targets(
         if arch.failed_calls_before_stop is not None
         else arch.failed_calls_before_open
     )
-    if before_stop is not None and threshold is not None:
+    if before_stop is not None and threshold is not None and label in EVERY_CALL_FAILS_SCENARIOS:
         out.append(
             Target(
                 f"<= 3 x failure threshold ({3 * threshold}) failed calls before the fleet stopped",

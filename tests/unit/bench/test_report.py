@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from bench.report import targets
 from bench.results import DesignResult
 
@@ -95,3 +97,12 @@ def test_the_fleet_target_is_judged_until_the_whole_fleet_stopped_when_that_was_
     assert verdicts("outage", architecture(failed_calls_before_open=12))[
         name
     ]  # a result from before the measure
+
+
+def test_open_fast_is_judged_where_every_call_fails_not_in_a_brown_out() -> None:
+    name = "<= 3 x failure threshold (15) failed calls before the fleet stopped"
+    opened_late = architecture(failed_calls_before_open=23, failed_calls_before_stop=25)
+    for label in ("outage", "slow", "throttling", "noisy-neighbour", "long-outage"):
+        assert not verdicts(label, dataclasses.replace(opened_late, scenario=label))[name]
+    # Half its calls still succeed: a breaker that opens on it at all opens late by design.
+    assert name not in verdicts("brownout", dataclasses.replace(opened_late, scenario="brownout"))
