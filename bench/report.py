@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cost import INIT_RATIO_TARGET, ImportCost, PackageSize, SynthCost
-from bench.results import DesignResult, percentile
+from bench.results import CAPACITY_ORDERS, DesignResult, percentile
 from localcloud.scenarios import Scenario
 
 CHART_NAME = "resilience.png"
@@ -109,7 +109,7 @@ def _rows(naive: DesignResult, peer: DesignResult, arch: DesignResult) -> list[t
         row("healthy throughput at the cap (orders/s)", lambda r: r.throughput_at_cap, 1),
         row("drain time after recovery (s)", lambda r: r.drain_s, 1),
         row("drain lower bound (s)", lambda r: r.drain_lower_bound_s, 2),
-        row("drain time / lower bound", lambda r: r.drain_ratio, 1),
+        row("drain time / lower bound", lambda r: r.drain_ratio, 2),
     ]
     if naive.healthy_rate_before is not None:
         rows += [
@@ -185,7 +185,7 @@ def targets(
         )
     ratio = arch.drain_ratio
     if ratio is not None:
-        out.append(Target("drain <= 1.5 x lower bound", f"{ratio:.1f}x", ratio <= 1.5))
+        out.append(Target("drain <= 1.5 x lower bound", f"{ratio:.2f}x", ratio <= 1.5))
     elif arch.drain_s is None:
         out.append(Target("drain <= 1.5 x lower bound", "did not drain / not measurable", False))
     if arch.healthy_ratio is not None:
@@ -327,9 +327,10 @@ def _method(document: Document) -> list[str]:
         "  request (429/5xx) with the same key. The client's answer is the front door's 202.",
         "- calls per request during the fault: dependency calls made while the fault was on / requests sent",
         "  while it was on.",
-        "- healthy throughput at the cap: before each scenario, 2 x cap x batch size orders go through the",
-        "  front door at once with the dependency healthy (the scenario's first profile); orders/s from the",
-        "  first 202 until the queue is empty. The most a drain through the bulkhead can do on this machine.",
+        f"- healthy throughput at the cap: before each scenario, {CAPACITY_ORDERS} orders (about a backlog at",
+        "  recovery; at least 2 x cap x batch size) go through the front door at once with the dependency",
+        "  healthy (the scenario's first profile); orders/s from the first 202 until the queue is empty. The",
+        "  most a drain through the bulkhead can do on this machine.",
         "- drain lower bound: the queue cannot be empty before the load ends, nor before one controller",
         "  probe interval (the circuit closes at the next probe) plus (backlog at recovery + orders arriving",
         "  after it) / healthy throughput at the cap.",
