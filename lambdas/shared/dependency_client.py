@@ -650,7 +650,7 @@ class DependencyClient:
         with self._streak_lock:
             self._failure_streak = self._failure_streak + 1 if failed else 0
         fleet, name = self._fleet, self.policy.name
-        if failed or fleet is None or not (fleet.fleet_failures(name) or fleet.fleet_failed_attempts(name)):
+        if failed or fleet is None or not fleet.failures_recent(name):
             return
         if self._bookkeeping_fits(call, fleet, requests=1):  # if not, the next success clears the streak
             fleet.clear_failures(name)

@@ -23,7 +23,8 @@ calling a dead dependency, up to N x threshold logical calls fail before the fir
   this environment last saw a streak.
 
 Reads of the streak piggyback on the state reads (``fleet_failures`` answers what this environment last
-read, written or was answered). Every write of the streak fails open: an error is logged and the call's
+read, written or was answered); a success clears the counts while this environment saw some within its cache
+age (``failures_recent``), since other environments may have added to them after its last read. Every write of the streak fails open: an error is logged and the call's
 outcome stands, and Powertools' own per-environment counter still trips the circuit.
 
 Every request to the table is timed (``slowest_request_ms``, the slowest of the last ``RECENT_REQUESTS``):
@@ -112,6 +113,7 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
         self._logger = logger or _logger
         self._streaks: dict[str, int] = {}
         self._failed_attempts: dict[str, int] = {}
+        self._failures_seen_at: dict[str, float] = {}
         self._streak_lock = threading.Lock()
         self._recent_ms: deque[float] = deque(maxlen=self.RECENT_REQUESTS)
 
@@ -243,10 +245,20 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
         self._save_to_cache(record)
         return record
 
+    def failures_recent(self, name: str) -> bool:
+        """Whether a success here should end the fleet's counts: this environment's view has some, or had
+        some within the cache age. A view can be that old while other environments keep failing (a
+        brown-out): a success that left their counts standing would let them add up across successes."""
+        with self._streak_lock:
+            if self._streaks.get(name, 0) or self._failed_attempts.get(name, 0):
+                return True
+            seen = self._failures_seen_at.get(name)
+        return seen is not None and self._clock() - seen <= self.cache_seconds
+
     def clear_failures(self, name: str) -> None:
-        """End the fleet's streak and failed attempts (a logical call succeeded); a write only when this
-        environment saw either."""
-        if self.fleet_failures(name) == 0 and self.fleet_failed_attempts(name) == 0:
+        """End the fleet's streak and failed attempts (a logical call succeeded); a write only while
+        ``failures_recent``: the healthy path stays write-free."""
+        if not self.failures_recent(name):
             return
         self._set_streak(name, 0, 0)
         try:
@@ -286,6 +298,8 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
         with self._streak_lock:
             self._streaks[name] = count
             self._failed_attempts[name] = failed_attempts
+            if count or failed_attempts:
+                self._failures_seen_at[name] = self._clock()
 
     def _write_failed(self, name: str, exc: Exception) -> None:
         self._logger.warning(

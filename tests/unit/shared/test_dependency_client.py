@@ -844,14 +844,19 @@ def test_a_success_ends_the_fleets_streak_and_restores_every_attempt(
 
 
 def test_a_call_stops_retrying_once_another_environment_opened_the_circuit(
-    make_client: ClientFactory, twin: FaultDependency, breaker_table: BreakerTable, vclock: VirtualClock
+    make_client: ClientFactory,
+    twin: FaultDependency,
+    breaker_table: BreakerTable,
+    vclock: VirtualClock,
+    wall: ManualClock,
 ) -> None:
     transitions: list[Any] = []
     name = unique_name("partner")
 
     def sleep_while_the_fleet_opens(seconds: float) -> None:
         vclock.sleep(seconds)
-        breaker_table.put(name, "OPEN", {RECORD_OPENED_AT: int(time.time()), RECORD_FAILURE_COUNT: 5})
+        # On the clients' wall clock: time.time() could be in the next second (retry_after 30.75).
+        breaker_table.put(name, "OPEN", {RECORD_OPENED_AT: int(wall.now), RECORD_FAILURE_COUNT: 5})
 
     client = make_client(
         name=name,

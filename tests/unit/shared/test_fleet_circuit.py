@@ -155,15 +155,21 @@ def test_a_success_clears_a_streak_it_knows_of_and_writes_nothing_otherwise(
     assert breaker_table.fleet_failures(circuit) is None
     assert store.fleet_failures(circuit) == 0
     assert len(counting.updates) == 1
-    store.clear_failures(circuit)  # cleared: nothing more to write
-    assert len(counting.updates) == 1
+    # Within the cache age of the streak it saw, a success clears again: other environments may have failed
+    # since this one's last read (a brown-out), and their counts must not add up across its successes.
+    clock.now += store.cache_seconds
+    store.clear_failures(circuit)
+    assert len(counting.updates) == 2
+    clock.now += 0.01  # past it: the healthy path is write-free again
+    store.clear_failures(circuit)
+    assert len(counting.updates) == 2
 
     # Failed attempts without a failed logical call (every environment still retrying) end the same way.
     breaker_table.put(circuit, "CLOSED", {RECORD_FLEET_FAILED_ATTEMPTS: 4})
     store.read_fresh(circuit)
     store.clear_failures(circuit)
     assert breaker_table.fleet_failed_attempts(circuit) is None and store.fleet_failed_attempts(circuit) == 0
-    assert len(counting.updates) == 2
+    assert len(counting.updates) == 3
 
 
 def test_opening_electing_a_prober_and_closing_end_the_streak(
@@ -268,3 +274,19 @@ def test_the_record_keeps_the_contracts_attribute_names(
         FleetCircuitStore(
             breaker_table.name, cache_seconds=0, clock=clock, boto3_client=breaker_table.client, **renamed
         )
+
+
+def test_a_success_ends_counts_another_environment_added_after_this_ones_last_view(
+    breaker_table: BreakerTable, clock: ManualClock
+) -> None:
+    """A brown-out: environments fail and succeed in turn, each with a view up to the cache age old."""
+    circuit = unique_name("c")
+    first, second = make_store(breaker_table, clock), make_store(breaker_table, clock)
+    assert first.add_failure(circuit) == 1
+    first.clear_failures(circuit)  # its call succeeded: its view is 0 now
+    assert second.add_failure(circuit) == 1  # another environment fails meanwhile
+
+    clock.now += first.cache_seconds / 2
+    first.clear_failures(circuit)  # its next success ends the count it cannot see yet
+    assert breaker_table.fleet_failures(circuit) is None
+    assert breaker_table.fleet_failed_attempts(circuit) is None
