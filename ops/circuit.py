@@ -3,8 +3,8 @@
 The record, how it reads and the writes below belong to ``lambdas.contracts.circuit`` (which this module
 only calls): partition key ``id`` = the circuit name (DEPENDENCY_NAME), ``state`` (CLOSED | OPEN |
 HALF_OPEN), ``failure_count``, ``opened_at`` (epoch seconds), ``half_open_owner`` and ``probe_lease_expiry``
-(the half-open probe's lock), ``fleet_failures`` (the fleet's failure streak), ``fleet_failed_attempts``
-(the fleet's failed attempts since its last success) and ``expiration`` (the table's TTL attribute). No record means CLOSED: the breaker writes only on transitions.
+(the half-open probe's lock), ``fleet_failures`` (the fleet's failure streak) and ``expiration`` (the
+table's TTL attribute). No record means CLOSED: the breaker writes only on transitions.
 
 ``open``  state OPEN, opened_at now, the probe lock and the fleet's streak removed (``OPEN_NOW``). Every
           breaker that reads the record (within its local cache age, 5 s by default) fails fast without
@@ -64,8 +64,6 @@ def describe(name: str, item: dict[str, Any] | None, now: float) -> dict[str, An
         "expiration": iso_time(record.expiration),
         # Failed calls across the fleet since the last success while CLOSED (lambdas/shared/fleet_circuit.py).
         "fleet_failures": record.fleet_failures,
-        # Failed attempts, retries included, since then: at 2 x the threshold no call retries.
-        "fleet_failed_attempts": record.fleet_failed_attempts,
     }
 
 
@@ -77,14 +75,7 @@ def _print(console: Console, shown: dict[str, Any]) -> None:
     if shown["opened_at"]:
         line += f" since {shown['opened_at']} ({shown['open_for_seconds']} s)"
     console.info(line)
-    for key in (
-        "failure_count",
-        "fleet_failures",
-        "fleet_failed_attempts",
-        "half_open_owner",
-        "probe_lease_expiry",
-        "expiration",
-    ):
+    for key in ("failure_count", "fleet_failures", "half_open_owner", "probe_lease_expiry", "expiration"):
         if shown.get(key) is not None:
             console.info(f"  {key}: {shown[key]}")
 

@@ -12,11 +12,10 @@ it against a racing writer):
 * ``REOPEN``: the controller's ReopenCircuit (a still-failing canary restarts the recovery window);
 * ``CLOSE``: the controller's CloseCircuit (only an OPEN or HALF_OPEN record) and ``ops circuit close``
   (``unchanged_since``);
-* ``ADD_FAILURE`` / ``ADD_FAILED_ATTEMPT`` / ``CLEAR_FAILURES``: the fleet's failure streak and its count of
-  failed attempts (lambdas/shared/fleet_circuit.py).
+* ``ADD_FAILURE`` / ``CLEAR_FAILURES``: the fleet's failure streak (lambdas/shared/fleet_circuit.py).
 
 Who writes: the Powertools breaker (its own PutItem / UpdateItem; ``FleetCircuitStore`` adds the streak
-writes above and makes Powertools' updates end the streak, by ``FLEET_ALIASES``), ``ops circuit``
+writes above and makes Powertools' updates end the streak, by ``FLEET_FAILURES_ALIAS``), ``ops circuit``
 (through ``Write.request``), and the circuit controller (statemachines/circuit_controller.asl.json), which
 cannot run Python: its three record writes hold ``OPEN_NOW``, ``REOPEN`` and ``CLOSE`` verbatim, with these
 aliases and constants (tests/statemachines/test_definitions.py compares them, and
@@ -45,9 +44,6 @@ RECORD_EXPIRATION: Final = "expiration"  # the table's TTL attribute
 # Powertools' attributes (the callers' IAM grant on the item's key covers it); every change of state (a
 # breaker's, the controller's, an operator's) removes it.
 RECORD_FLEET_FAILURES: Final = "fleet_failures"
-# The fleet's failed attempts (retries included) since its last success while CLOSED: a call stops retrying
-# once the fleet has failed this often (lambdas/shared/dependency_client.py). Removed with the streak.
-RECORD_FLEET_FAILED_ATTEMPTS: Final = "fleet_failed_attempts"
 
 # Values of RECORD_STATE.
 CLOSED: Final = "CLOSED"
@@ -110,7 +106,6 @@ class CircuitRecord:
     probe_lease_expiry: int | None = None
     expiration: int | None = None
     fleet_failures: int | None = None
-    fleet_failed_attempts: int | None = None
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> CircuitRecord:
@@ -124,7 +119,6 @@ class CircuitRecord:
             probe_lease_expiry=_number(item, RECORD_PROBE_LEASE_EXPIRY),
             expiration=_number(item, RECORD_EXPIRATION),
             fleet_failures=_number(item, RECORD_FLEET_FAILURES),
-            fleet_failed_attempts=_number(item, RECORD_FLEET_FAILED_ATTEMPTS),
         )
 
 
@@ -149,12 +143,9 @@ ALIASES: Final[Mapping[str, str]] = MappingProxyType(
         "#lease": RECORD_PROBE_LEASE_EXPIRY,
         "#expiration": RECORD_EXPIRATION,
         "#fleet_failures": RECORD_FLEET_FAILURES,
-        "#fleet_failed_attempts": RECORD_FLEET_FAILED_ATTEMPTS,
     }
 )
-# What every change of state removes beside Powertools' own attributes (FleetCircuitStore appends them to
-# Powertools' close / reopen update).
-FLEET_ALIASES: Final = ("#fleet_failures", "#fleet_failed_attempts")
+FLEET_FAILURES_ALIAS: Final = "#fleet_failures"
 # The values an expression fixes; any other ``:name`` in it is the writer's to give (``:now``, ...).
 CONSTANTS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
     {
@@ -237,11 +228,11 @@ def number(value: float) -> dict[str, str]:
 # fail fast until one of them probes after the recovery time. ``:now`` and ``:expiration`` (TTL).
 OPEN_NOW: Final = Write(
     "SET #state = :open, #opened_at = :now, #failure_count = if_not_exists(#failure_count, :zero), "
-    "#expiration = :expiration REMOVE #owner, #lease, #fleet_failures, #fleet_failed_attempts",
+    "#expiration = :expiration REMOVE #owner, #lease, #fleet_failures",
     IF_CLOSED,
 )
 # Still unhealthy: the recovery window starts again from now (the controller's ReopenCircuit). A circuit
-# already open or half-open has no fleet streak nor failed attempts (they grow only while CLOSED).
+# already open or half-open has no fleet streak (one grows only while CLOSED).
 REOPEN: Final = Write(
     "SET #state = :open, #opened_at = :now, #expiration = :expiration REMOVE #owner, #lease",
     IF_OPEN,
@@ -249,25 +240,16 @@ REOPEN: Final = Write(
 # Healthy again (the controller's CloseCircuit, ``ops circuit close``). ``:expiration``.
 CLOSE: Final = Write(
     "SET #state = :closed, #failure_count = :zero, #expiration = :expiration "
-    "REMOVE #opened_at, #owner, #lease, #fleet_failures, #fleet_failed_attempts",
+    "REMOVE #opened_at, #owner, #lease, #fleet_failures",
     IF_OPEN,
 )
 # The fleet's failure streak (lambdas/shared/fleet_circuit.py): one more failed logical call while CLOSED
-# and ``:attempt`` (0 or 1) more failed attempts, its last one unless already counted (a circuit nobody has
-# written yet gets a valid CLOSED record: Powertools needs its state); one more failed attempt that a retry
-# may follow; and the end of both (a success).
+# (a circuit nobody has written yet gets a valid CLOSED record: Powertools needs its state), and its end.
 ADD_FAILURE: Final = Write(
-    "SET #state = if_not_exists(#state, :closed) ADD #fleet_failures :one, #fleet_failed_attempts :attempt",
+    "SET #state = if_not_exists(#state, :closed) ADD #fleet_failures :one",
     IF_CLOSED,
 )
-ADD_FAILED_ATTEMPT: Final = Write(
-    "SET #state = if_not_exists(#state, :closed) ADD #fleet_failed_attempts :one",
-    IF_CLOSED,
-)
-CLEAR_FAILURES: Final = Write(
-    "REMOVE #fleet_failures, #fleet_failed_attempts",
-    "attribute_exists(#fleet_failures) OR attribute_exists(#fleet_failed_attempts)",
-)
+CLEAR_FAILURES: Final = Write("REMOVE #fleet_failures", "attribute_exists(#fleet_failures)")
 
 
 def unchanged_since(item: Mapping[str, Any] | None) -> tuple[str, dict[str, dict[str, str]]]:

@@ -382,8 +382,6 @@ class _Call:
     credentials_refreshed: bool = False
     # The circuit as the call started: CLOSED, HALF_OPEN (this call is the probe) or the external owner's.
     circuit: str = ""
-    # Whether the fleet already counts the last attempt's failure (the re-check before a retry added it).
-    fleet_counts_last_attempt: bool = False
 
 
 class _OpenedDuringCall(Exception):  # internal signal: never leaves the client
@@ -649,11 +647,11 @@ class DependencyClient:
     def _note_outcome(self, call: _Call, *, failed: bool) -> None:
         with self._streak_lock:
             self._failure_streak = self._failure_streak + 1 if failed else 0
-        fleet, name = self._fleet, self.policy.name
-        if failed or fleet is None or not fleet.failures_recent(name):
+        fleet = self._fleet
+        if failed or fleet is None or not fleet.streak_recent(self.policy.name):
             return
         if self._bookkeeping_fits(call, fleet, requests=1):  # if not, the next success clears the streak
-            fleet.clear_failures(name)
+            fleet.clear_failures(self.policy.name)
 
     def _bookkeeping_fits(self, call: _Call, fleet: FleetCircuitStore, *, requests: int) -> bool:
         """Whether ``requests`` circuit-table requests fit in what the invocation has left after the call.
@@ -688,7 +686,7 @@ class DependencyClient:
             return
         if not self._bookkeeping_fits(call, fleet, requests=FLEET_FAILURE_REQUESTS):
             return
-        count = fleet.add_failure(name, failed_attempt=not call.fleet_counts_last_attempt)
+        count = fleet.add_failure(name)
         if count is None or count < self.policy.breaker_failure_threshold:
             return
         opened_at = int(self._wall_clock())
@@ -717,7 +715,6 @@ class DependencyClient:
                     raise _NoAttemptMade(error)  # type: ignore[arg-type]
                 raise error
             call.attempts += 1
-            call.fleet_counts_last_attempt = False
             headers = call.headers
             if self._credentials is not None:
                 headers = {**headers, **self._credentials.headers()}
@@ -784,54 +781,23 @@ class DependencyClient:
                     f"failed and waiting {delay_s:.3f}s for another attempt would exceed the time budget",
                     retry_after,
                 )
-            # The fleet hears of the failure before the backoff and is asked after it: by then the other
-            # environments' failures of the same moment are counted too.
-            self._recheck(call, status, status_class, circuit, retry_after, tell_fleet=True)
             log(lf.OUTCOME_RETRY, retry_after=retry_after, backoff_ms=delay_s * 1000.0)
             self._sleep(delay_s)
             self._recheck(call, status, status_class, circuit, retry_after)
 
-    @property
-    def fleet_retry_limit(self) -> int:
-        """The fleet's failed attempts since its last success after which no call retries: twice the breaker's
-        failure threshold.
-
-        That many failures everywhere is a dependency failing for everyone, not a blip a retry rides out.
-        Past it, the logical calls the breaker still needs to see fail cost one attempt each, so about
-        3 x threshold calls fail before the fleet stops; retrying in full, every busy environment's first
-        call alone could make max_attempts (5 x 3 = 15 at once, before any logical call had failed). A
-        brown-out keeps its retries: any success ends the count, and twice the threshold in a row is rare.
-        """
-        return 2 * self.policy.breaker_failure_threshold
-
     def _recheck(
-        self,
-        call: _Call,
-        status: int | None,
-        status_class: str,
-        circuit: str,
-        retry_after: float | None,
-        *,
-        tell_fleet: bool = False,
+        self, call: _Call, status: int | None, status_class: str, circuit: str, retry_after: float | None
     ) -> None:
-        """Around the backoff before a retry of a call made while the circuit was CLOSED: re-read the circuit
-        (not the cache); before the backoff (``tell_fleet``) the read is the write that adds the failed attempt
-        to the fleet's count (``FleetCircuitStore.add_failed_attempt``), after it a plain read.
+        """Before a retry of a call made while the circuit was CLOSED: re-read the circuit (not the cache).
 
-        Ends the call when another environment opened it meanwhile (``_OpenedDuringCall``) or the fleet's
-        failed attempts reached ``fleet_retry_limit``; otherwise lowers the call's attempts to what a call
-        now gets (``attempts_allowed``: the fleet's streak may have grown) and ends it if none are left.
-        Only a ``FleetCircuitStore`` does this (two requests per retry: on the failure path only). The
-        ending's log line has no latency (the attempt's line had it).
+        Ends the call when another environment opened it meanwhile (``_OpenedDuringCall``); otherwise
+        lowers the call's attempts to what a call now gets (``attempts_allowed``: the fleet's streak may
+        have grown) and ends it if none are left. Only a ``FleetCircuitStore`` re-reads (one read per
+        retry: on the failure path only). The ending's log line has no latency (the attempt's line had it).
         """
-        fleet = self._fleet
-        if fleet is None or call.circuit != str(CircuitState.CLOSED):
+        if self._fleet is None or call.circuit != str(CircuitState.CLOSED):
             return
-        if tell_fleet:
-            record = fleet.add_failed_attempt(self.policy.name)
-            call.fleet_counts_last_attempt = record.state == CircuitState.CLOSED
-        else:
-            record = fleet.read_fresh(self.policy.name)
+        record = self._fleet.read_fresh(self.policy.name)
         log = partial(self._log_attempt, call, status, status_class, 0.0)
         if record.state != CircuitState.CLOSED:
             opened = record.to_circuit_info()
@@ -846,17 +812,6 @@ class DependencyClient:
                 self._retry_in(opened),  # the record waits for the probe, not for a retry
             )
             raise _OpenedDuringCall(error)
-        if fleet.fleet_failed_attempts(self.policy.name) >= self.fleet_retry_limit:
-            raise self._failed(
-                partial(log, circuit),
-                call,
-                status,
-                status_class,
-                lf.OUTCOME_GIVE_UP,
-                TransientUpstreamError,
-                "failed, and so did the fleet's last attempts: no retry",
-                retry_after,
-            )
         call.max_attempts = min(call.max_attempts, self.attempts_allowed)
         if call.attempts >= call.max_attempts:
             raise self._failed(

@@ -3,28 +3,25 @@
 Powertools (``aws_lambda_powertools.utilities.circuit_breaker``) keeps a circuit's state in one DynamoDB item,
 caches it in each execution environment and counts failures in memory, per environment: with N environments
 calling a dead dependency, up to N x threshold logical calls fail before the first one trips the circuit.
-``FleetCircuitStore`` is that persistence layer with four additions, nothing else changed:
+``FleetCircuitStore`` is that persistence layer with three additions, nothing else changed:
 
 * **A fractional cache age on an injected clock.** Powertools caches until ``int(time.time()) + age`` (whole
   seconds: a "1 s" cache lasts anywhere from 0 to 1 s, and no age can be shorter than 1 s), so the age the
   stage configures is what an environment trusts here, to the millisecond (``cache_seconds``).
-* **A fresh read** (``read_fresh``), bypassing the cache.
-* **The fleet's failed attempts** (``fleet_failed_attempts``, ``RECORD_FLEET_FAILED_ATTEMPTS``): before each
-  retry a logical call adds its failed attempt and is answered with the record as it is now
-  (``add_failed_attempt``: the re-check as one write), so it stops retrying once another environment opened
-  the circuit or the fleet's attempts have failed often enough since its last success.
+* **A fresh read** (``read_fresh``): a logical call re-checks the circuit before each retry, bypassing the
+  cache, so a call stops retrying once another environment opened the circuit.
 * **The fleet's failure streak**, an attribute of the circuit's own item (``fleet_failures``,
   ``lambdas.contracts.circuit.RECORD_FLEET_FAILURES``): every failed logical call made while the circuit is
   CLOSED adds one atomically (``add_failure``, which answers the new count), a success that knows of a streak
-  clears it and the failed attempts (``clear_failures``), these writes ``lambdas.contracts.circuit``'s (the module that owns the
+  clears it (``clear_failures``), both writes ``lambdas.contracts.circuit``'s (the module that owns the
   record and every write this project makes to it), and any change of state wipes it:
   Powertools opens and elects a prober with PutItem (the whole item), and its close and reopen updates
   remove it too (``_build_update_query``). The healthy path stays write-free: a success writes only when
   this environment last saw a streak.
 
 Reads of the streak piggyback on the state reads (``fleet_failures`` answers what this environment last
-read, written or was answered); a success clears the counts while this environment saw some within its cache
-age (``failures_recent``), since other environments may have added to them after its last read. Every write of the streak fails open: an error is logged and the call's
+read, written or was answered); a success clears the streak while this environment saw one within its cache
+age (``streak_recent``), since other environments may have added to it after its last read. Every write of the streak fails open: an error is logged and the call's
 outcome stands, and Powertools' own per-environment counter still trips the circuit.
 
 Every request to the table is timed (``slowest_request_ms``, the slowest of the last ``RECENT_REQUESTS``):
@@ -49,7 +46,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.contracts import circuit as circuit_record
 from lambdas.contracts import log_fields as lf
-from lambdas.contracts.circuit import RECORD_FLEET_FAILED_ATTEMPTS, RECORD_FLEET_FAILURES
+from lambdas.contracts.circuit import RECORD_FLEET_FAILURES
 
 __all__ = ["FleetCircuitStore"]
 
@@ -112,8 +109,7 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
         self._clock = clock
         self._logger = logger or _logger
         self._streaks: dict[str, int] = {}
-        self._failed_attempts: dict[str, int] = {}
-        self._failures_seen_at: dict[str, float] = {}
+        self._streak_seen_at: dict[str, float] = {}
         self._streak_lock = threading.Lock()
         self._recent_ms: deque[float] = deque(maxlen=self.RECENT_REQUESTS)
 
@@ -161,9 +157,7 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
 
     def _item_to_record(self, item: dict) -> CircuitStateRecord:
         record = super()._item_to_record(item)
-        self._set_streak(
-            record.name, _count(item, RECORD_FLEET_FAILURES), _count(item, RECORD_FLEET_FAILED_ATTEMPTS)
-        )
+        self._set_streak(record.name, int(item.get(RECORD_FLEET_FAILURES, {}).get("N", 0)))
         return record
 
     def _get_record(self, name: str) -> CircuitStateRecord | None:
@@ -181,7 +175,7 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
             return self.get_state(name)
         if record is None:
             record = CircuitStateRecord(name=name, state=CircuitState.CLOSED)
-            self._set_streak(name, 0, 0)
+            self._set_streak(name, 0)
         self._save_to_cache(record)
         return record
 
@@ -190,25 +184,16 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
         with self._streak_lock:
             return self._streaks.get(name, 0)
 
-    def fleet_failed_attempts(self, name: str) -> int:
-        """The fleet's failed attempts since its last success, as this environment last read, wrote or was
-        answered."""
-        with self._streak_lock:
-            return self._failed_attempts.get(name, 0)
-
     # -- the streak ------------------------------------------------------------------------------
 
-    def add_failure(self, name: str, *, failed_attempt: bool = True) -> int | None:
-        """Add one failed logical call to the fleet's streak while the circuit is CLOSED, and its last attempt
-        to the failed attempts unless ``add_failed_attempt`` did: the new streak, or None when the circuit
-        is not CLOSED (nothing is added) or the write failed."""
+    def add_failure(self, name: str) -> int | None:
+        """Add one failed logical call to the fleet's streak while the circuit is CLOSED: the new count, or
+        None when the circuit is not CLOSED (nothing is added) or the write failed."""
         try:
             with self._timed():
                 response = self.client.update_item(
                     # A circuit nobody has written yet gets a valid CLOSED record (Powertools needs its state).
-                    **circuit_record.ADD_FAILURE.request(
-                        self.table_name, name, {":attempt": circuit_record.number(int(failed_attempt))}
-                    ),
+                    **circuit_record.ADD_FAILURE.request(self.table_name, name),
                     ReturnValues="UPDATED_NEW",
                 )
         except ClientError as exc:
@@ -218,49 +203,26 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
         except BotoCoreError as exc:
             self._write_failed(name, exc)
             return None
-        attributes = response["Attributes"]
-        count = _count(attributes, RECORD_FLEET_FAILURES)
-        self._set_streak(name, count, _count(attributes, RECORD_FLEET_FAILED_ATTEMPTS))
+        count = int(response["Attributes"][RECORD_FLEET_FAILURES]["N"])
+        self._set_streak(name, count)
         return count
 
-    def add_failed_attempt(self, name: str) -> CircuitStateRecord:
-        """Add one failed attempt to the fleet's count while the circuit is CLOSED and answer the record as
-        the table holds it now (cached, its counts too): a re-read before a retry that also tells the fleet.
-
-        Not CLOSED (the condition fails) or a failed write: nothing is added and the answer is ``read_fresh``'s.
-        """
-        try:
-            with self._timed():
-                response = self.client.update_item(
-                    **circuit_record.ADD_FAILED_ATTEMPT.request(self.table_name, name), ReturnValues="ALL_NEW"
-                )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                self._write_failed(name, exc)
-            return self.read_fresh(name)
-        except BotoCoreError as exc:
-            self._write_failed(name, exc)
-            return self.read_fresh(name)
-        record = self._item_to_record(response["Attributes"])
-        self._save_to_cache(record)
-        return record
-
-    def failures_recent(self, name: str) -> bool:
-        """Whether a success here should end the fleet's counts: this environment's view has some, or had
-        some within the cache age. A view can be that old while other environments keep failing (a
-        brown-out): a success that left their counts standing would let them add up across successes."""
+    def streak_recent(self, name: str) -> bool:
+        """Whether a success here should end the fleet's streak: this environment's view has one, or had one
+        within the cache age. A view can be that old while other environments keep failing (a brown-out):
+        a success that left their streak standing would let failures add up across successes."""
         with self._streak_lock:
-            if self._streaks.get(name, 0) or self._failed_attempts.get(name, 0):
+            if self._streaks.get(name, 0):
                 return True
-            seen = self._failures_seen_at.get(name)
+            seen = self._streak_seen_at.get(name)
         return seen is not None and self._clock() - seen <= self.cache_seconds
 
     def clear_failures(self, name: str) -> None:
-        """End the fleet's streak and failed attempts (a logical call succeeded); a write only while
-        ``failures_recent``: the healthy path stays write-free."""
-        if not self.failures_recent(name):
+        """End the fleet's streak (a logical call succeeded); a write only while ``streak_recent``: the
+        healthy path stays write-free."""
+        if not self.streak_recent(name):
             return
-        self._set_streak(name, 0, 0)
+        self._set_streak(name, 0)
         try:
             with self._timed():
                 self.client.update_item(**circuit_record.CLEAR_FAILURES.request(self.table_name, name))
@@ -275,7 +237,7 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
     def _put_record(self, record: CircuitStateRecord, *args: Any, **kwargs: Any) -> None:
         with self._timed():
             super()._put_record(record, *args, **kwargs)  # the whole item: the streak is gone
-        self._set_streak(record.name, 0, 0)
+        self._set_streak(record.name, 0)
 
     def _build_update_query(self, record: CircuitStateRecord) -> dict:
         """Powertools' close / reopen update, removing the streak too (its expression ends in REMOVE)."""
@@ -284,28 +246,22 @@ class FleetCircuitStore(CircuitBreakerDynamoDBPersistence):
             raise RuntimeError(
                 "Powertools' circuit update no longer ends in REMOVE: revisit FleetCircuitStore"
             )
-        for alias in circuit_record.FLEET_ALIASES:
-            query["UpdateExpression"] += f", {alias}"
-            query["ExpressionAttributeNames"][alias] = circuit_record.ALIASES[alias]
+        query["UpdateExpression"] += f", {circuit_record.FLEET_FAILURES_ALIAS}"
+        query["ExpressionAttributeNames"][circuit_record.FLEET_FAILURES_ALIAS] = RECORD_FLEET_FAILURES
         return query
 
     def _update_record(self, record: CircuitStateRecord) -> None:
         with self._timed():
             super()._update_record(record)
-        self._set_streak(record.name, 0, 0)
+        self._set_streak(record.name, 0)
 
-    def _set_streak(self, name: str, count: int, failed_attempts: int) -> None:
+    def _set_streak(self, name: str, count: int) -> None:
         with self._streak_lock:
             self._streaks[name] = count
-            self._failed_attempts[name] = failed_attempts
-            if count or failed_attempts:
-                self._failures_seen_at[name] = self._clock()
+            if count:
+                self._streak_seen_at[name] = self._clock()
 
     def _write_failed(self, name: str, exc: Exception) -> None:
         self._logger.warning(
             STREAK_WRITE_FAILED_MESSAGE, extra={lf.DEPENDENCY: name, lf.ERROR: type(exc).__name__}
         )
-
-
-def _count(item: dict, attribute: str) -> int:
-    return int(item.get(attribute, {}).get("N", 0))

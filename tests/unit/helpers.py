@@ -72,11 +72,6 @@ class BreakerTable:
         streak = (self.item(circuit) or {}).get(circuit_record.RECORD_FLEET_FAILURES)
         return None if streak is None else int(streak["N"])
 
-    def fleet_failed_attempts(self, circuit: str) -> int | None:
-        """The fleet's failed attempts since its last success on the record; None: none counted."""
-        count = (self.item(circuit) or {}).get(circuit_record.RECORD_FLEET_FAILED_ATTEMPTS)
-        return None if count is None else int(count["N"])
-
 
 @dataclass
 class ManualClock:

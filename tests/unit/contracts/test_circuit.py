@@ -21,7 +21,6 @@ def test_a_write_names_exactly_the_aliases_and_constants_its_expressions_use() -
         "ExpressionAttributeNames": {
             "#expiration": "expiration",
             "#failure_count": "failure_count",
-            "#fleet_failed_attempts": "fleet_failed_attempts",
             "#fleet_failures": "fleet_failures",
             "#lease": "probe_lease_expiry",
             "#opened_at": "opened_at",
@@ -42,8 +41,7 @@ def test_the_writer_gives_exactly_the_values_the_constants_lack() -> None:
     assert circuit.OPEN_NOW.inputs == {":now", ":expiration"}
     assert circuit.REOPEN.inputs == {":now", ":expiration"}
     assert circuit.CLOSE.inputs == {":expiration"}
-    assert circuit.ADD_FAILURE.inputs == {":attempt"}  # 0 when the re-check before a retry counted it
-    assert circuit.ADD_FAILED_ATTEMPT.inputs == circuit.CLEAR_FAILURES.inputs == frozenset()
+    assert circuit.ADD_FAILURE.inputs == circuit.CLEAR_FAILURES.inputs == frozenset()
     with pytest.raises(ValueError, match="needs"):
         circuit.CLOSE.request("circuits", "partner")
     with pytest.raises(ValueError, match="needs"):
@@ -58,13 +56,9 @@ def test_a_write_names_nothing_but_the_records_attributes() -> None:
 def test_every_change_of_state_ends_the_fleets_streak_and_releases_the_probe_lease() -> None:
     for write in (circuit.OPEN_NOW, circuit.CLOSE):
         removed = write.update.split(" REMOVE ", 1)[1].replace(",", " ").split()
-        assert {*circuit.FLEET_ALIASES, "#owner", "#lease"} <= set(removed)
-    # A reopen starts from OPEN or HALF_OPEN, where no streak grows (both counts grow only while CLOSED).
-    assert circuit.REOPEN.condition == circuit.IF_OPEN
-    assert circuit.ADD_FAILURE.condition == circuit.ADD_FAILED_ATTEMPT.condition == circuit.IF_CLOSED
-    # A success ends both counts: the one it saw and the other.
-    cleared = circuit.CLEAR_FAILURES.update.removeprefix("REMOVE ").replace(",", " ").split()
-    assert set(cleared) == set(circuit.FLEET_ALIASES)
+        assert {circuit.FLEET_FAILURES_ALIAS, "#owner", "#lease"} <= set(removed)
+    # A reopen starts from OPEN or HALF_OPEN, where no streak grows (ADD_FAILURE only while CLOSED).
+    assert circuit.REOPEN.condition == circuit.IF_OPEN and circuit.ADD_FAILURE.condition == circuit.IF_CLOSED
 
 
 def test_unchanged_since_pins_the_state_and_opened_at_that_were_read() -> None:

@@ -20,12 +20,7 @@ from aws_lambda_powertools.utilities.circuit_breaker.persistence import dynamodb
 
 from lambdas.contracts import log_fields as lf
 from lambdas.contracts.api import IDEMPOTENCY_KEY_HEADER
-from lambdas.contracts.circuit import (
-    RECORD_FAILURE_COUNT,
-    RECORD_FLEET_FAILED_ATTEMPTS,
-    RECORD_FLEET_FAILURES,
-    RECORD_OPENED_AT,
-)
+from lambdas.contracts.circuit import RECORD_FAILURE_COUNT, RECORD_FLEET_FAILURES, RECORD_OPENED_AT
 from lambdas.contracts.metrics import (
     CALL_OUTCOME_CONFIGURATION,
     CALL_OUTCOME_PERMANENT,
@@ -903,79 +898,6 @@ def test_a_call_stops_retrying_when_the_fleets_streak_grew_past_its_attempts(
     # Two calls failed elsewhere while it waited: a call now gets one attempt fewer, so it stops at 2 of 3.
     assert twin.total_calls == caught.value.attempts == 2
     assert breaker_table.fleet_failures(name) == 3
-
-
-@pytest.mark.parametrize(
-    ("failed_elsewhere", "attempts"),
-    [
-        (8, 2),  # the first failure makes 9 of 10: one retry, whose failure makes 10
-        (9, 1),  # the first failure makes 10: no retry
-    ],
-)
-def test_a_call_stops_retrying_once_the_fleets_failed_attempts_reach_twice_the_threshold(
-    make_client: ClientFactory,
-    twin: FaultDependency,
-    breaker_table: BreakerTable,
-    failed_elsewhere: int,
-    attempts: int,
-) -> None:
-    client = make_client(max_attempts=3, breaker_failure_threshold=5)
-    name = client.policy.name
-    assert client.fleet_retry_limit == 10
-    # Other environments' attempts failed, none of their calls has given up yet (every one still retrying).
-    breaker_table.put(name, "CLOSED", {RECORD_FLEET_FAILED_ATTEMPTS: failed_elsewhere})
-    twin.set_profile("outage")
-
-    with pytest.raises(TransientUpstreamError) as caught:
-        client.get("/health", remaining_ms=budget(ROOMY_MS))
-
-    assert twin.total_calls == caught.value.attempts == attempts
-    # Each failed attempt counted once (the giving up did not add the last one again); one failed call.
-    assert breaker_table.fleet_failed_attempts(name) == failed_elsewhere + attempts == 10
-    assert breaker_table.fleet_failures(name) == 1
-
-
-def test_the_fleet_hears_of_a_failed_attempt_before_the_backoff_and_is_asked_after_it(
-    make_client: ClientFactory, twin: FaultDependency, breaker_table: BreakerTable, vclock: VirtualClock
-) -> None:
-    name = unique_name("partner")
-    told_before_sleeping: list[int | None] = []
-
-    def sleep_while_another_environment_fails(seconds: float) -> None:
-        told_before_sleeping.append(breaker_table.fleet_failed_attempts(name))
-        vclock.sleep(seconds)
-        breaker_table.put(name, "CLOSED", {RECORD_FLEET_FAILED_ATTEMPTS: 10})  # 8 + this one + another's
-
-    client = make_client(
-        name=name, max_attempts=3, breaker_failure_threshold=5, sleep=sleep_while_another_environment_fails
-    )
-    breaker_table.put(name, "CLOSED", {RECORD_FLEET_FAILED_ATTEMPTS: 8})
-    twin.set_profile("outage")
-
-    with pytest.raises(TransientUpstreamError) as caught:
-        client.get("/health", remaining_ms=budget(ROOMY_MS))
-
-    # Its failure was counted before it slept (9: below the limit, so it waited to retry); the failure
-    # another environment reported meanwhile made 10, so it did not retry.
-    assert told_before_sleeping == [9]
-    assert twin.total_calls == caught.value.attempts == 1
-
-
-def test_a_success_ends_the_fleets_failed_attempts_and_calls_retry_again(
-    make_client: ClientFactory, twin: FaultDependency, breaker_table: BreakerTable
-) -> None:
-    client = make_client(max_attempts=3, breaker_failure_threshold=5)
-    name = client.policy.name
-    breaker_table.put(name, "CLOSED", {RECORD_FLEET_FAILED_ATTEMPTS: 12})
-
-    assert client.get("/health", remaining_ms=budget(ROOMY_MS)).status == 200
-    assert breaker_table.fleet_failed_attempts(name) is None
-
-    twin.set_profile("outage")
-    with pytest.raises(TransientUpstreamError) as caught:
-        client.get("/health", remaining_ms=budget(ROOMY_MS))
-    assert caught.value.attempts == 3  # every attempt again: 1 + 2 failed attempts counted, below 10
-    assert breaker_table.fleet_failed_attempts(name) == 3
 
 
 def test_a_failed_probe_does_not_add_to_the_fleets_streak(

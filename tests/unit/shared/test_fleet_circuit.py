@@ -12,7 +12,7 @@ import pytest
 from aws_lambda_powertools.utilities.circuit_breaker import CircuitState
 from botocore.exceptions import ClientError
 
-from lambdas.contracts.circuit import RECORD_FLEET_FAILED_ATTEMPTS, RECORD_FLEET_FAILURES, RECORD_OPENED_AT
+from lambdas.contracts.circuit import RECORD_FLEET_FAILURES, RECORD_OPENED_AT
 from lambdas.shared.fleet_circuit import (
     STREAK_WRITE_FAILED_MESSAGE,
     FleetCircuitStore,
@@ -105,29 +105,6 @@ def test_failures_add_up_across_environments_and_each_learns_the_count(
     assert breaker_table.fleet_failures(circuit) == 2
 
 
-def test_a_failed_attempt_is_counted_fleet_wide_and_answered_with_the_record_as_it_is_now(
-    breaker_table: BreakerTable, clock: ManualClock
-) -> None:
-    circuit = unique_name("c")
-    first, second = make_store(breaker_table, clock, cache_seconds=60), make_store(breaker_table, clock)
-    assert first.get_state(circuit).state == CircuitState.CLOSED  # cached for a minute
-
-    assert second.add_failed_attempt(circuit).state == CircuitState.CLOSED
-    record = first.add_failed_attempt(circuit)
-    assert record.state == CircuitState.CLOSED and first.fleet_failed_attempts(circuit) == 2
-    # A failed logical call adds its last attempt too, unless the re-check before a retry already did.
-    assert second.add_failure(circuit) == 1 and second.fleet_failed_attempts(circuit) == 3
-    assert first.add_failure(circuit, failed_attempt=False) == 2
-    assert (breaker_table.fleet_failures(circuit), breaker_table.fleet_failed_attempts(circuit)) == (2, 3)
-
-    # Opened elsewhere: nothing is added, and the answer is the open record, not the cached CLOSED.
-    breaker_table.put(circuit, "OPEN", {RECORD_OPENED_AT: 7})
-    opened = first.add_failed_attempt(circuit)
-    assert (opened.state, opened.opened_at) == (CircuitState.OPEN, 7)
-    assert breaker_table.fleet_failed_attempts(circuit) is None
-    assert first.get_state(circuit).state == CircuitState.OPEN  # and it is what the cache holds now
-
-
 def test_no_failure_is_added_while_the_circuit_is_not_closed(
     breaker_table: BreakerTable, clock: ManualClock
 ) -> None:
@@ -156,20 +133,13 @@ def test_a_success_clears_a_streak_it_knows_of_and_writes_nothing_otherwise(
     assert store.fleet_failures(circuit) == 0
     assert len(counting.updates) == 1
     # Within the cache age of the streak it saw, a success clears again: other environments may have failed
-    # since this one's last read (a brown-out), and their counts must not add up across its successes.
+    # since this one's last read (a brown-out), and their streak must not add up across its successes.
     clock.now += store.cache_seconds
     store.clear_failures(circuit)
     assert len(counting.updates) == 2
     clock.now += 0.01  # past it: the healthy path is write-free again
     store.clear_failures(circuit)
     assert len(counting.updates) == 2
-
-    # Failed attempts without a failed logical call (every environment still retrying) end the same way.
-    breaker_table.put(circuit, "CLOSED", {RECORD_FLEET_FAILED_ATTEMPTS: 4})
-    store.read_fresh(circuit)
-    store.clear_failures(circuit)
-    assert breaker_table.fleet_failed_attempts(circuit) is None and store.fleet_failed_attempts(circuit) == 0
-    assert len(counting.updates) == 3
 
 
 def test_opening_electing_a_prober_and_closing_end_the_streak(
@@ -182,20 +152,16 @@ def test_opening_electing_a_prober_and_closing_end_the_streak(
 
     store.save_open(circuit, failure_count=3, opened_at=1)  # Powertools' PutItem: the whole item
     assert (breaker_table.state(circuit), breaker_table.fleet_failures(circuit)) == ("OPEN", None)
-    assert breaker_table.fleet_failed_attempts(circuit) is None
-    assert store.fleet_failures(circuit) == store.fleet_failed_attempts(circuit) == 0
+    assert store.fleet_failures(circuit) == 0
 
     assert store.try_acquire_half_open(circuit, "me", opened_at=1)
     store.save_closed(circuit)
-    # e.g. counts left by a racing write
-    breaker_table.put(circuit, "CLOSED", {RECORD_FLEET_FAILURES: 2, RECORD_FLEET_FAILED_ATTEMPTS: 5})
-    store.save_reopen(circuit, opened_at=2)  # Powertools' UpdateItem removes them too
+    breaker_table.put(circuit, "CLOSED", {RECORD_FLEET_FAILURES: 2})  # e.g. a streak left by a racing write
+    store.save_reopen(circuit, opened_at=2)  # Powertools' UpdateItem removes it too
     assert (breaker_table.state(circuit), breaker_table.fleet_failures(circuit)) == ("OPEN", None)
-    assert breaker_table.fleet_failed_attempts(circuit) is None
-    breaker_table.put(circuit, "HALF_OPEN", {RECORD_FLEET_FAILURES: 2, RECORD_FLEET_FAILED_ATTEMPTS: 6})
+    breaker_table.put(circuit, "HALF_OPEN", {RECORD_FLEET_FAILURES: 2})
     store.save_closed(circuit)
     assert (breaker_table.state(circuit), breaker_table.fleet_failures(circuit)) == ("CLOSED", None)
-    assert breaker_table.fleet_failed_attempts(circuit) is None
 
 
 class FailingClient(CountingClient):
@@ -213,11 +179,9 @@ def test_a_failed_streak_write_is_logged_and_never_raised(
 
     with caplog.at_level(logging.WARNING):
         assert store.add_failure(circuit) is None
-        # The re-check before a retry still answers: the record as a plain read finds it.
-        assert store.add_failed_attempt(circuit).state == CircuitState.CLOSED
         store.clear_failures(circuit)
 
-    assert [r.getMessage() for r in caplog.records].count(STREAK_WRITE_FAILED_MESSAGE) == 3
+    assert [r.getMessage() for r in caplog.records].count(STREAK_WRITE_FAILED_MESSAGE) == 2
 
 
 class SlowClient(CountingClient):
@@ -276,7 +240,7 @@ def test_the_record_keeps_the_contracts_attribute_names(
         )
 
 
-def test_a_success_ends_counts_another_environment_added_after_this_ones_last_view(
+def test_a_success_ends_a_streak_another_environment_started_after_this_ones_last_view(
     breaker_table: BreakerTable, clock: ManualClock
 ) -> None:
     """A brown-out: environments fail and succeed in turn, each with a view up to the cache age old."""
@@ -287,6 +251,5 @@ def test_a_success_ends_counts_another_environment_added_after_this_ones_last_vi
     assert second.add_failure(circuit) == 1  # another environment fails meanwhile
 
     clock.now += first.cache_seconds / 2
-    first.clear_failures(circuit)  # its next success ends the count it cannot see yet
+    first.clear_failures(circuit)  # its next success ends the streak it cannot see yet
     assert breaker_table.fleet_failures(circuit) is None
-    assert breaker_table.fleet_failed_attempts(circuit) is None
