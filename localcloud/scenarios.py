@@ -32,7 +32,7 @@ import requests
 from lambdas.contracts import circuit as circuit_record
 from lambdas.contracts import dependency_tunables as tunables
 from lambdas.contracts import environment as env
-from lambdas.contracts.api import IDEMPOTENCY_KEY_HEADER, QUARANTINE_REASON_ATTRIBUTE
+from lambdas.contracts.api import IDEMPOTENCY_KEY_HEADER, QUARANTINE_REASON_ATTRIBUTE, RETRY_AFTER_HEADER
 from lambdas.contracts.metrics import METRIC_CIRCUIT_PROBES_FAILED
 from lambdas.order_consumer.processing import scoped_idempotency_key
 from lambdas.partner_api.faults import BASELINES, HEALTHY, FaultDecision, FaultProfile, preset
@@ -839,7 +839,7 @@ class ScenarioRun:
                 self.rejected[response.status_code] = self.rejected.get(response.status_code, 0) + 1
             if response.status_code not in (429, 500, 502, 503, 504):
                 return
-            time.sleep(float(response.headers.get("Retry-After") or 1))
+            time.sleep(float(response.headers.get(RETRY_AFTER_HEADER) or 1))
 
     def _inject_poison(self, session: requests.Session, url: str, kind: str, key: str) -> None:
         if kind == "reused_key":
@@ -896,7 +896,7 @@ class ScenarioRun:
         except requests.RequestException:
             read = StatusRead(t, 0)
         else:
-            retry_after = response.headers.get("Retry-After")
+            retry_after = response.headers.get(RETRY_AFTER_HEADER)
             reason = None
             if response.status_code == 503:
                 try:

@@ -16,7 +16,8 @@ IDEMPOTENCY_KEY_CHARACTERS: Final = "[!-~]"  # 0x21-0x7E
 IDEMPOTENCY_KEY_PATTERN: Final = rf"^{IDEMPOTENCY_KEY_CHARACTERS}{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}$"
 
 # The seconds a caller told "not now" should wait before it retries: the front door sets it on its 429
-# (throttled) and its 503s (the order queue or the event bus could not store the request for now).
+# (throttled) and its 503s (the order queue or the event bus could not store the request for now), the
+# status reader on its 503s (shedding load).
 RETRY_AFTER_HEADER: Final = "Retry-After"
 
 # Message attributes of an order on the queue: the producer's key, the gateway's request id, and who sent

@@ -25,6 +25,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas.contracts.api import RETRY_AFTER_HEADER
 from lambdas.contracts.environment import SERVICE_NAME
 from lambdas.order_status.budget import Budget, BudgetExhaustedError, ClientPool, timeouts_for
 from lambdas.order_status.settings import StatusReaderSettings
@@ -86,7 +87,7 @@ def valid_order_id(value: Any) -> str | None:
 def respond(status: int, body: dict[str, Any], *, retry_after: int | None = None) -> dict[str, Any]:
     headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
     if retry_after is not None:
-        headers["Retry-After"] = str(retry_after)
+        headers[RETRY_AFTER_HEADER] = str(retry_after)
     return {"statusCode": status, "headers": headers, "body": json.dumps(body)}
 
 

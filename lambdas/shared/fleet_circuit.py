@@ -21,8 +21,9 @@ calling a dead dependency, up to N x threshold logical calls fail before the fir
 
 Reads of the streak piggyback on the state reads (``fleet_failures`` answers what this environment last
 read, written or was answered); a success clears the streak while this environment saw one within its cache
-age (``streak_recent``), since other environments may have added to it after its last read. Every write of the streak fails open: an error is logged and the call's
-outcome stands, and Powertools' own per-environment counter still trips the circuit.
+age (``streak_recent``), since other environments may have added to it after its last read. Every write of
+the streak fails open: an error is logged and the call's outcome stands, and Powertools' own
+per-environment counter still trips the circuit.
 
 Every request to the table is timed (``slowest_request_ms``, the slowest of the last ``RECENT_REQUESTS``):
 the bookkeeping after a call happens after the call's time budget, so a caller does it only when the time
